@@ -1,0 +1,152 @@
+package abi
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Manifest is what the host needs to know to run one plugin: its limits, its
+// sandbox and its instance pool. It is plain data, read from a plugin's
+// sidecar file or from flags; the zero value of each field means its default.
+type Manifest struct {
+	// Memory caps the linear memory of one instance (default 64 MiB).
+	Memory Size `json:"memory,omitempty" yaml:"memory,omitempty"`
+	// MaxInput, MaxOutput and MaxLogLine cap the bytes of a call's input,
+	// its output and one log line.
+	MaxInput   Size `json:"max_input,omitempty" yaml:"max_input,omitempty"`
+	MaxOutput  Size `json:"max_output,omitempty" yaml:"max_output,omitempty"`
+	MaxLogLine Size `json:"max_log_line,omitempty" yaml:"max_log_line,omitempty"`
+	// Timeout bounds one call (one attempt) when the caller sets no shorter
+	// deadline. Zero means the host's default (30 s).
+	Timeout Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
+	// CPUBudget bounds the fuel one call may burn, in units of about one Wasm
+	// instruction. Zero means no budget beyond the timeout.
+	CPUBudget int64 `json:"cpu_budget,omitempty" yaml:"cpu_budget,omitempty"`
+	// Pool sizes the instance pool.
+	Pool Pool `json:"pool,omitempty" yaml:"pool,omitempty"`
+	// AllowedHosts are host name globs the guest may reach with http_request.
+	AllowedHosts []string `json:"allowed_hosts,omitempty" yaml:"allowed_hosts,omitempty"`
+	// AllowedPaths maps a host directory to the guest path it is mounted
+	// at. A host directory prefixed with "ro:" is mounted read-only.
+	AllowedPaths map[string]string `json:"allowed_paths,omitempty" yaml:"allowed_paths,omitempty"`
+	// Config is what the guest reads with config_get.
+	Config map[string]string `json:"config,omitempty" yaml:"config,omitempty"`
+}
+
+// Pool sizes the instance pool of one plugin version.
+type Pool struct {
+	// Min instances are kept warm (default 0).
+	Min int `json:"min,omitempty" yaml:"min,omitempty"`
+	// Max instances exist at once; callers beyond it wait (default 2 × GOMAXPROCS).
+	Max int `json:"max,omitempty" yaml:"max,omitempty"`
+	// IdleTimeout closes instances above Min unused that long (default 1 min).
+	IdleTimeout Duration `json:"idle_timeout,omitempty" yaml:"idle_timeout,omitempty"`
+}
+
+// Validate reports every problem of m at once.
+func (m Manifest) Validate() error {
+	var errs []error
+	if m.Memory != 0 && m.Memory < 2<<20 {
+		errs = append(errs, fmt.Errorf("memory %s is below the 2 MiB minimum", m.Memory))
+	}
+	for name, s := range map[string]Size{"max_input": m.MaxInput, "max_output": m.MaxOutput, "max_log_line": m.MaxLogLine} {
+		if s < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative", name))
+		}
+	}
+	if m.Timeout < 0 {
+		errs = append(errs, errors.New("timeout must not be negative"))
+	}
+	if m.CPUBudget < 0 {
+		errs = append(errs, errors.New("cpu_budget must not be negative"))
+	}
+	if m.Pool.Min < 0 || m.Pool.Max < 0 {
+		errs = append(errs, errors.New("pool sizes must not be negative"))
+	}
+	if m.Pool.Max > 0 && m.Pool.Min > m.Pool.Max {
+		errs = append(errs, fmt.Errorf("pool min %d exceeds max %d", m.Pool.Min, m.Pool.Max))
+	}
+	for hostDir, guestDir := range m.AllowedPaths {
+		if strings.TrimPrefix(hostDir, "ro:") == "" || guestDir == "" {
+			errs = append(errs, fmt.Errorf("allowed path %q:%q needs both a host and a guest directory", hostDir, guestDir))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Size is a number of bytes. As text it reads "64MiB", "512KiB", "1MB",
+// "4096" and prints in the largest binary unit that divides it.
+type Size int64
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10},
+	{"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"kB", 1e3},
+	{"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10},
+	{"B", 1},
+}
+
+// ParseSize parses a size such as "64MiB".
+func ParseSize(s string) (Size, error) {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || (mult > 1 && n > (1<<62)/mult) {
+		return 0, fmt.Errorf("abi: invalid size %q (want e.g. 64MiB, 512KiB or 4096)", s)
+	}
+	return Size(n * mult), nil
+}
+
+func (s Size) String() string {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if s != 0 && int64(s)%u.mult == 0 {
+			return strconv.FormatInt(int64(s)/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(int64(s), 10) + "B"
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s Size) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *Size) UnmarshalText(b []byte) error {
+	v, err := ParseSize(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
+
+// Duration is a time.Duration that reads and prints as "250ms", "30s".
+type Duration time.Duration
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("abi: invalid duration %q (want e.g. 250ms or 30s)", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) String() string { return time.Duration(d).String() }
