@@ -1,0 +1,512 @@
+package memstore
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/bulkhead-run/bulkhead/statestore"
+	"github.com/bulkhead-run/bulkhead/statestore/internal/rules"
+)
+
+// Option configures a Store.
+type Option interface{ apply(*options) }
+
+type options struct {
+	maxCheckpoints int
+	now            func() time.Time
+}
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+// WithMaxCheckpoints sets how many checkpoints are kept per run and node
+// (statestore.DefaultMaxCheckpoints when n < 1).
+func WithMaxCheckpoints(n int) Option {
+	return optionFunc(func(o *options) { o.maxCheckpoints = n })
+}
+
+// WithClock replaces time.Now.
+func WithClock(now func() time.Time) Option {
+	return optionFunc(func(o *options) { o.now = now })
+}
+
+type nodeKey struct{ run, node string }
+
+type memRun struct {
+	run statestore.Run
+	rev uint64
+}
+
+// Store is an in-memory statestore.Store. The zero value is not usable; call New.
+type Store struct {
+	opts options
+
+	mu          sync.Mutex
+	closed      bool
+	rev         uint64
+	runs        map[string]*memRun
+	results     map[nodeKey]statestore.NodeResult
+	attempts    map[nodeKey]int
+	checkpoints map[nodeKey][]statestore.Checkpoint
+	nextSeq     map[nodeKey]uint64
+	state       map[[2]string][]byte
+	dead        map[string]statestore.DeadLetter
+}
+
+var _ statestore.Store = (*Store)(nil)
+
+// New returns an empty store.
+func New(opts ...Option) *Store {
+	o := options{maxCheckpoints: statestore.DefaultMaxCheckpoints, now: time.Now}
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	if o.maxCheckpoints < 1 {
+		o.maxCheckpoints = statestore.DefaultMaxCheckpoints
+	}
+	return &Store{
+		opts:        o,
+		runs:        map[string]*memRun{},
+		results:     map[nodeKey]statestore.NodeResult{},
+		attempts:    map[nodeKey]int{},
+		checkpoints: map[nodeKey][]statestore.Checkpoint{},
+		nextSeq:     map[nodeKey]uint64{},
+		state:       map[[2]string][]byte{},
+		dead:        map[string]statestore.DeadLetter{},
+	}
+}
+
+func (s *Store) lock(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return statestore.ErrClosed
+	}
+	return nil
+}
+
+// Close implements statestore.Store.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+// CreateRun implements statestore.Runs.
+func (s *Store) CreateRun(ctx context.Context, r statestore.Run) (statestore.Run, bool, error) {
+	r, err := rules.PrepareCreate(r, s.opts.now())
+	if err != nil {
+		return statestore.Run{}, false, err
+	}
+	if err := s.lock(ctx); err != nil {
+		return statestore.Run{}, false, err
+	}
+	defer s.mu.Unlock()
+	if old, ok := s.runs[r.ID]; ok {
+		if !rules.SameRun(old.run, r) {
+			return old.run.Clone(), false, rules.ConflictError(old.run, r)
+		}
+		return old.run.Clone(), false, nil
+	}
+	s.rev++
+	s.runs[r.ID] = &memRun{run: r, rev: s.rev}
+	return r.Clone(), true, nil
+}
+
+// GetRun implements statestore.Runs.
+func (s *Store) GetRun(ctx context.Context, id string) (statestore.Run, error) {
+	if err := statestore.CheckID("run ID", id); err != nil {
+		return statestore.Run{}, err
+	}
+	if err := s.lock(ctx); err != nil {
+		return statestore.Run{}, err
+	}
+	defer s.mu.Unlock()
+	m, ok := s.runs[id]
+	if !ok {
+		return statestore.Run{}, rules.RunNotFound(id)
+	}
+	return m.run.Clone(), nil
+}
+
+// UpdateRun implements statestore.Runs.
+func (s *Store) UpdateRun(ctx context.Context, id string, fn func(*statestore.Run) error) (statestore.Run, error) {
+	if err := statestore.CheckID("run ID", id); err != nil {
+		return statestore.Run{}, err
+	}
+	for {
+		if err := s.lock(ctx); err != nil {
+			return statestore.Run{}, err
+		}
+		m, ok := s.runs[id]
+		if !ok {
+			s.mu.Unlock()
+			return statestore.Run{}, rules.RunNotFound(id)
+		}
+		old, rev := m.run.Clone(), m.rev
+		s.mu.Unlock()
+
+		r, err := rules.ApplyUpdate(old, fn, s.opts.now())
+		if err != nil {
+			return statestore.Run{}, err
+		}
+
+		if err := s.lock(ctx); err != nil {
+			return statestore.Run{}, err
+		}
+		m, ok = s.runs[id]
+		if !ok {
+			s.mu.Unlock()
+			return statestore.Run{}, rules.RunNotFound(id)
+		}
+		if m.rev != rev {
+			s.mu.Unlock()
+			continue
+		}
+		s.rev++
+		m.run, m.rev = r, s.rev
+		s.mu.Unlock()
+		return r.Clone(), nil
+	}
+}
+
+func runLess(a, b statestore.Run) int {
+	return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+}
+
+// ListRuns implements statestore.Runs.
+func (s *Store) ListRuns(ctx context.Context, f statestore.RunFilter) ([]statestore.Run, string, error) {
+	limit, err := rules.Limit(f.Limit)
+	if err != nil {
+		return nil, "", err
+	}
+	var afterNS int64
+	var afterID string
+	if f.After != "" {
+		if afterNS, afterID, err = rules.ParseRunCursor(f.After); err != nil {
+			return nil, "", err
+		}
+	}
+	if err := s.lock(ctx); err != nil {
+		return nil, "", err
+	}
+	all := make([]statestore.Run, 0, len(s.runs))
+	for _, m := range s.runs {
+		if f.Status == "" || m.run.Status == f.Status {
+			all = append(all, m.run)
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(all, runLess)
+	if f.Newest {
+		slices.Reverse(all)
+	}
+	var out []statestore.Run
+	for _, r := range all {
+		if f.After != "" {
+			c := cmp.Or(cmp.Compare(r.CreatedAt.UnixNano(), afterNS), cmp.Compare(r.ID, afterID))
+			if (!f.Newest && c <= 0) || (f.Newest && c >= 0) {
+				continue
+			}
+		}
+		if len(out) == limit {
+			last := out[len(out)-1]
+			return out, rules.RunCursor(last.CreatedAt, last.ID), nil
+		}
+		out = append(out, r.Clone())
+	}
+	return out, "", nil
+}
+
+// UnfinishedRuns implements statestore.Runs.
+func (s *Store) UnfinishedRuns(ctx context.Context) ([]statestore.Run, error) {
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	var out []statestore.Run
+	for _, m := range s.runs {
+		if !m.run.Status.Finished() {
+			out = append(out, m.run.Clone())
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, runLess)
+	return out, nil
+}
+
+// CompleteNode implements statestore.Journal.
+func (s *Store) CompleteNode(ctx context.Context, res statestore.NodeResult) error {
+	res, err := rules.PrepareResult(res, s.opts.now())
+	if err != nil {
+		return err
+	}
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if _, ok := s.runs[res.RunID]; !ok {
+		return rules.RunNotFound(res.RunID)
+	}
+	k := nodeKey{res.RunID, res.Node}
+	if _, ok := s.results[k]; ok {
+		return rules.CompletedConflict(res.RunID, res.Node)
+	}
+	s.results[k] = res
+	return nil
+}
+
+// StartAttempt implements statestore.Journal.
+func (s *Store) StartAttempt(ctx context.Context, a statestore.NodeAttempt) error {
+	a, err := rules.PrepareAttempt(a, s.opts.now())
+	if err != nil {
+		return err
+	}
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if _, ok := s.runs[a.RunID]; !ok {
+		return rules.RunNotFound(a.RunID)
+	}
+	k := nodeKey{a.RunID, a.Node}
+	if last := s.attempts[k]; a.Attempt <= last {
+		return rules.AttemptConflict(a, last)
+	}
+	s.attempts[k] = a.Attempt
+	return nil
+}
+
+// NodeResults implements statestore.Journal.
+func (s *Store) NodeResults(ctx context.Context, runID string) (map[string]statestore.NodeResult, error) {
+	if err := statestore.CheckID("run ID", runID); err != nil {
+		return nil, err
+	}
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	out := map[string]statestore.NodeResult{}
+	for k, r := range s.results {
+		if k.run == runID {
+			r.Output = append([]byte(nil), r.Output...)
+			out[k.node] = r
+		}
+	}
+	return out, nil
+}
+
+// LastAttempt implements statestore.Journal.
+func (s *Store) LastAttempt(ctx context.Context, runID, node string) (int, error) {
+	if err := rules.CheckNode(runID, node); err != nil {
+		return 0, err
+	}
+	if err := s.lock(ctx); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	return s.attempts[nodeKey{runID, node}], nil
+}
+
+// SaveCheckpoint implements statestore.Checkpoints.
+func (s *Store) SaveCheckpoint(ctx context.Context, runID, node string, data []byte) (uint64, error) {
+	if err := rules.CheckNode(runID, node); err != nil {
+		return 0, err
+	}
+	now := s.opts.now()
+	if err := s.lock(ctx); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	if _, ok := s.runs[runID]; !ok {
+		return 0, rules.RunNotFound(runID)
+	}
+	k := nodeKey{runID, node}
+	s.nextSeq[k]++
+	seq := s.nextSeq[k]
+	cps := append(s.checkpoints[k], statestore.Checkpoint{
+		RunID: runID, Node: node, Seq: seq, Data: append([]byte{}, data...), CreatedAt: now,
+	})
+	if n := len(cps) - s.opts.maxCheckpoints; n > 0 {
+		cps = slices.Delete(cps, 0, n)
+	}
+	s.checkpoints[k] = cps
+	return seq, nil
+}
+
+func cloneCheckpoint(c statestore.Checkpoint) statestore.Checkpoint {
+	c.Data = append([]byte{}, c.Data...)
+	return c
+}
+
+// LatestCheckpoint implements statestore.Checkpoints.
+func (s *Store) LatestCheckpoint(ctx context.Context, runID, node string) (statestore.Checkpoint, error) {
+	if err := rules.CheckNode(runID, node); err != nil {
+		return statestore.Checkpoint{}, err
+	}
+	if err := s.lock(ctx); err != nil {
+		return statestore.Checkpoint{}, err
+	}
+	defer s.mu.Unlock()
+	cps := s.checkpoints[nodeKey{runID, node}]
+	if len(cps) == 0 {
+		return statestore.Checkpoint{}, fmt.Errorf("%w: no checkpoint for %s/%s", statestore.ErrNotFound, runID, node)
+	}
+	return cloneCheckpoint(cps[len(cps)-1]), nil
+}
+
+// ListCheckpoints implements statestore.Checkpoints.
+func (s *Store) ListCheckpoints(ctx context.Context, runID, node string) ([]statestore.Checkpoint, error) {
+	if err := statestore.CheckID("run ID", runID); err != nil {
+		return nil, err
+	}
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	var out []statestore.Checkpoint
+	for _, k := range slices.SortedFunc(maps.Keys(s.checkpoints), func(a, b nodeKey) int {
+		return cmp.Or(cmp.Compare(a.run, b.run), cmp.Compare(a.node, b.node))
+	}) {
+		if k.run != runID || (node != "" && k.node != node) {
+			continue
+		}
+		for _, c := range s.checkpoints[k] {
+			out = append(out, cloneCheckpoint(c))
+		}
+	}
+	return out, nil
+}
+
+// StateGet implements statestore.PluginState.
+func (s *Store) StateGet(ctx context.Context, plugin, key string) ([]byte, error) {
+	if err := rules.CheckKey(plugin, key); err != nil {
+		return nil, err
+	}
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	v, ok := s.state[[2]string{plugin, key}]
+	if !ok {
+		return nil, fmt.Errorf("%w: state %s/%s", statestore.ErrNotFound, plugin, key)
+	}
+	return append([]byte{}, v...), nil
+}
+
+// StateSet implements statestore.PluginState.
+func (s *Store) StateSet(ctx context.Context, plugin, key string, value []byte) error {
+	if err := rules.CheckKey(plugin, key); err != nil {
+		return err
+	}
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	s.state[[2]string{plugin, key}] = append([]byte{}, value...)
+	return nil
+}
+
+// StateDelete implements statestore.PluginState.
+func (s *Store) StateDelete(ctx context.Context, plugin, key string) error {
+	if err := rules.CheckKey(plugin, key); err != nil {
+		return err
+	}
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	delete(s.state, [2]string{plugin, key})
+	return nil
+}
+
+// PutDeadLetter implements statestore.DeadLetters.
+func (s *Store) PutDeadLetter(ctx context.Context, d statestore.DeadLetter) (statestore.DeadLetter, error) {
+	d, err := rules.PrepareDeadLetter(d, s.opts.now())
+	if err != nil {
+		return statestore.DeadLetter{}, err
+	}
+	if err := s.lock(ctx); err != nil {
+		return statestore.DeadLetter{}, err
+	}
+	defer s.mu.Unlock()
+	if _, ok := s.dead[d.ID]; ok {
+		return statestore.DeadLetter{}, fmt.Errorf("%w: dead letter %q exists", statestore.ErrConflict, d.ID)
+	}
+	s.dead[d.ID] = d
+	return d.Clone(), nil
+}
+
+// GetDeadLetter implements statestore.DeadLetters.
+func (s *Store) GetDeadLetter(ctx context.Context, id string) (statestore.DeadLetter, error) {
+	if err := statestore.CheckID("dead-letter ID", id); err != nil {
+		return statestore.DeadLetter{}, err
+	}
+	if err := s.lock(ctx); err != nil {
+		return statestore.DeadLetter{}, err
+	}
+	defer s.mu.Unlock()
+	d, ok := s.dead[id]
+	if !ok {
+		return statestore.DeadLetter{}, fmt.Errorf("%w: dead letter %q", statestore.ErrNotFound, id)
+	}
+	return d.Clone(), nil
+}
+
+// ListDeadLetters implements statestore.DeadLetters.
+func (s *Store) ListDeadLetters(ctx context.Context, f statestore.DeadLetterFilter) ([]statestore.DeadLetter, string, error) {
+	limit, err := rules.Limit(f.Limit)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := s.lock(ctx); err != nil {
+		return nil, "", err
+	}
+	defer s.mu.Unlock()
+	var out []statestore.DeadLetter
+	for _, id := range slices.Sorted(maps.Keys(s.dead)) {
+		d := s.dead[id]
+		if id <= f.After || (f.RunID != "" && d.RunID != f.RunID) {
+			continue
+		}
+		if len(out) == limit {
+			return out, out[len(out)-1].ID, nil
+		}
+		out = append(out, d.Clone())
+	}
+	return out, "", nil
+}
+
+// DeleteDeadLetter implements statestore.DeadLetters.
+func (s *Store) DeleteDeadLetter(ctx context.Context, id string) error {
+	if err := statestore.CheckID("dead-letter ID", id); err != nil {
+		return err
+	}
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if _, ok := s.dead[id]; !ok {
+		return fmt.Errorf("%w: dead letter %q", statestore.ErrNotFound, id)
+	}
+	delete(s.dead, id)
+	return nil
+}
+
+// CountDeadLetters implements statestore.DeadLetters.
+func (s *Store) CountDeadLetters(ctx context.Context) (int, error) {
+	if err := s.lock(ctx); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	return len(s.dead), nil
+}
