@@ -1,0 +1,3 @@
+package badgerstore_test
+
+func crashChild() bool { return false }

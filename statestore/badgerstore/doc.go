@@ -1,0 +1,2 @@
+// Package badgerstore is the embedded statestore.Store of bulkhead, on Badger.
+package badgerstore

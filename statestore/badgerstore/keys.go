@@ -1,0 +1,83 @@
+package badgerstore
+
+import (
+	"encoding/binary"
+	"time"
+)
+
+// Key layout. Strings are checked to hold no NUL byte, so NUL separates them.
+//
+//	r<run>                      run (JSON)
+//	t<created ns><run>          every run, in creation order
+//	u<created ns><run>          unfinished runs
+//	f<finished ns><run>         finished runs, for retention
+//	n<run>\0<node>              node result (JSON)
+//	a<run>\0<node>              last attempt started (JSON)
+//	c<run>\0<node>\0<seq>       checkpoint: created ns (8 bytes) + data
+//	k<plugin>\0<key>            plugin state value
+//	d<id>                       dead letter (JSON)
+//	D<run>\0<id>                dead letters of a run
+//	mformat                     layout version
+const (
+	pRun        = 'r'
+	pCreated    = 't'
+	pUnfinished = 'u'
+	pFinished   = 'f'
+	pResult     = 'n'
+	pAttempt    = 'a'
+	pCheckpoint = 'c'
+	pState      = 'k'
+	pDead       = 'd'
+	pDeadByRun  = 'D'
+)
+
+var keyFormat = []byte("mformat")
+
+const formatVersion = "1"
+
+func key(prefix byte, parts ...string) []byte {
+	n := 1
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	k := make([]byte, 0, n)
+	k = append(k, prefix)
+	for i, p := range parts {
+		if i > 0 {
+			k = append(k, 0)
+		}
+		k = append(k, p...)
+	}
+	return k
+}
+
+// runPrefix is the prefix of every per-node key of a run under prefix.
+func runPrefix(prefix byte, run string) []byte {
+	return append(key(prefix, run), 0)
+}
+
+func timeKey(prefix byte, t time.Time, run string) []byte {
+	k := make([]byte, 9, 9+len(run))
+	k[0] = prefix
+	binary.BigEndian.PutUint64(k[1:], uint64(t.UnixNano()))
+	return append(k, run...)
+}
+
+func timeKeyNS(prefix byte, ns int64, run string) []byte {
+	return timeKey(prefix, time.Unix(0, ns), run)
+}
+
+// splitTimeKey returns the nanoseconds and run ID of a timeKey.
+func splitTimeKey(k []byte) (int64, string) {
+	return int64(binary.BigEndian.Uint64(k[1:9])), string(k[9:])
+}
+
+func checkpointKey(run, node string, seq uint64) []byte {
+	k := append(checkpointPrefix(run, node), make([]byte, 8)...)
+	binary.BigEndian.PutUint64(k[len(k)-8:], seq)
+	return k
+}
+
+func checkpointPrefix(run, node string) []byte {
+	return append(key(pCheckpoint, run, node), 0)
+}
