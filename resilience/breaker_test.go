@@ -133,15 +133,27 @@ func TestBreaker_HalfOpenProbes(t *testing.T) {
 	if err := e.Do(context.Background(), ok); !errors.Is(err, resilience.ErrCircuitOpen) {
 		t.Fatalf("third caller: %v, want ErrCircuitOpen", err)
 	}
-	g.release <- nil
-	if err := recv(t, a); err != nil {
-		t.Fatal(err)
+	g.release <- nil // one of the two probes succeeds
+	var rest <-chan error
+	select {
+	case err := <-a:
+		rest = b
+		if err != nil {
+			t.Fatal(err)
+		}
+	case err := <-b:
+		rest = a
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("probe did not return")
 	}
 	if st := e.State(); st != resilience.HalfOpen {
 		t.Fatalf("after one success: %v, want half-open", st)
 	}
 	g.release <- nil
-	if err := recv(t, b); err != nil {
+	if err := recv(t, rest); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
