@@ -1,4 +1,195 @@
 package badgerstore
 
-// checkFiles looks for damage Badger would silently repair by dropping data.
-func checkFiles(dir string) error { return nil }
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	badgeropts "github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/badger/v4/table"
+	"github.com/dgraph-io/ristretto/v2/z"
+)
+
+// checkFiles looks, before Badger opens dir, for damage Badger would not
+// report: it reads a table whose blocks fail their checksums as empty (or
+// panics on it in a goroutine of its own), and it truncates a log (memtable
+// write-ahead log or value log) at the first entry whose checksum fails,
+// dropping every entry after it. A crash can only tear the last write, so
+// checkFiles accepts a bad entry at the end of a log and reports one that is
+// followed by more data.
+func checkFiles(dir string) error {
+	tables, err := filepath.Glob(filepath.Join(dir, "*.sst"))
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrCorrupt, dir, err)
+	}
+	sort.Strings(tables)
+	for _, p := range tables {
+		if err := verifyTable(p); err != nil {
+			return fmt.Errorf("%w: %s: table %s fails its checksum check: %v", ErrCorrupt, dir, filepath.Base(p), err)
+		}
+	}
+	var logs []string
+	for _, pat := range []string{"*.mem", "*.vlog"} {
+		m, err := filepath.Glob(filepath.Join(dir, pat))
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrCorrupt, dir, err)
+		}
+		logs = append(logs, m...)
+	}
+	sort.Strings(logs)
+	for _, p := range logs {
+		if err := verifyLog(p); err != nil {
+			return fmt.Errorf("%w: %s: log %s: %v", ErrCorrupt, dir, filepath.Base(p), err)
+		}
+	}
+	return nil
+}
+
+// verifyTable checks every block checksum of one table file.
+func verifyTable(path string) (err error) {
+	var mf *z.MmapFile
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("unreadable (%v)", r)
+		}
+	}()
+	mf, err = z.OpenMmapFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return err
+	}
+	t, err := table.OpenTable(mf, table.Options{
+		ReadOnly:    true,
+		BlockSize:   4 << 10,
+		ChkMode:     badgeropts.OnTableRead,
+		Compression: badgeropts.Snappy,
+	})
+	if err != nil {
+		return err
+	}
+	return t.MmapFile.Close(-1)
+}
+
+// Log entry layout shared by Badger's memtable WAL and value log: a 20-byte
+// file header, then entries of meta, user meta, uvarint key length, uvarint
+// value length, uvarint expiry, key, value and a big-endian CRC-32C of all
+// that.
+const (
+	logHeaderSize   = 20
+	maxEntryHeader  = 22
+	maxKeyLen       = 1 << 16
+	zeroCheckBuffer = 1 << 20
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// verifyLog finds the first entry of a log that does not check out and
+// reports damage when non-zero bytes follow that entry.
+func verifyLog(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := fi.Size()
+	if size <= logHeaderSize {
+		return nil
+	}
+	r := bufio.NewReaderSize(io.NewSectionReader(f, logHeaderSize, size-logHeaderSize), 1<<20)
+	off := int64(logHeaderSize)
+	var buf []byte
+	for {
+		end, ok := readEntry(r, &buf, size-off)
+		if !ok {
+			// The damaged or final entry spans [off, off+end).
+			return zeroFrom(f, off, off+end, size)
+		}
+		off += end
+	}
+}
+
+// readEntry reads one entry. It returns its length and whether it is
+// valid; for an invalid entry it returns how far the entry claims to reach
+// (or the longest possible header when even that cannot be read).
+func readEntry(r *bufio.Reader, buf *[]byte, left int64) (int64, bool) {
+	hdr, _ := r.Peek(maxEntryHeader)
+	if len(hdr) < 5 {
+		return int64(len(hdr)), false
+	}
+	n := 2
+	klen, c1 := binary.Uvarint(hdr[n:])
+	n += max(c1, 0)
+	vlen, c2 := binary.Uvarint(hdr[n:])
+	n += max(c2, 0)
+	_, c3 := binary.Uvarint(hdr[n:])
+	n += max(c3, 0)
+	if c1 <= 0 || c2 <= 0 || c3 <= 0 || klen > maxKeyLen {
+		return maxEntryHeader, false
+	}
+	total := int64(n) + int64(klen) + int64(vlen) + 4
+	if total > left {
+		return maxEntryHeader, false
+	}
+	if int64(cap(*buf)) < total {
+		*buf = make([]byte, total)
+	}
+	b := (*buf)[:total]
+	if _, err := io.ReadFull(r, b); err != nil {
+		return maxEntryHeader, false
+	}
+	body := b[:total-4]
+	if klen == 0 || crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(b[total-4:]) {
+		return total, false
+	}
+	return total, true
+}
+
+// zeroFrom returns an error when f holds a non-zero byte in [from, size).
+// Holes of a sparse file are skipped without reading them.
+func zeroFrom(f *os.File, bad, from, size int64) error {
+	buf := make([]byte, zeroCheckBuffer)
+	for off := from; off < size; {
+		data, err := seekData(f, off)
+		if err != nil || data >= size {
+			return nil //nolint:nilerr // no data after off: only holes remain
+		}
+		off = data
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		if i := firstNonZero(buf[:n]); i >= 0 {
+			return fmt.Errorf("invalid entry at offset %d is followed by data at offset %d (Badger would drop everything after it)", bad, off+int64(i))
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		off += int64(n)
+	}
+	return nil
+}
+
+func firstNonZero(b []byte) int {
+	var zero [4096]byte
+	for i := 0; i < len(b); i += len(zero) {
+		chunk := b[i:min(i+len(zero), len(b))]
+		if !bytes.Equal(chunk, zero[:len(chunk)]) {
+			for j, c := range chunk {
+				if c != 0 {
+					return i + j
+				}
+			}
+		}
+	}
+	return -1
+}

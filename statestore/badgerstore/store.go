@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
+	badgeropts "github.com/dgraph-io/badger/v4/options"
 
 	"github.com/bulkhead-run/bulkhead/statestore"
 )
@@ -92,7 +93,8 @@ func Open(dir string, opts ...Option) (s *Store, err error) {
 		WithSyncWrites(o.syncWrites).
 		WithDetectConflicts(false). // the committer is the only writer
 		WithNumVersionsToKeep(1).
-		WithMetricsEnabled(false)
+		WithMetricsEnabled(false).
+		WithChecksumVerificationMode(badgeropts.OnTableRead)
 	db, err := openBadger(bo)
 	if err != nil {
 		return nil, classifyOpenError(dir, err)
