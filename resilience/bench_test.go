@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eapache/go-resiliency/breaker"
+	"github.com/eapache/go-resiliency/semaphore"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/bulkhead-run/bulkhead/resilience"
@@ -139,5 +140,18 @@ func BenchmarkFailFast(b *testing.B) {
 		if err := e.Do(ctx, noop); !errors.Is(err, resilience.ErrCircuitOpen) {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkGoResiliencySemaphore: go-resiliency's semaphore with a free
+// ticket, for comparison with the limiter inside BenchmarkPipeline.
+func BenchmarkGoResiliencySemaphore(b *testing.B) {
+	s := semaphore.New(64, time.Second)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Acquire(); err != nil {
+			b.Fatal(err)
+		}
+		s.Release()
 	}
 }

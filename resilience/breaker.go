@@ -73,18 +73,18 @@ type breaker struct {
 	hook   func(name string, from, to State)
 	logger *slog.Logger
 
-	packed atomic.Uint64 // generation<<2 | state
-	consec atomic.Int64  // consecutive counted failures while closed
-	rateOn atomic.Bool
-	opens  atomic.Uint64
+	packed    atomic.Uint64 // generation<<2 | state
+	openUntil atomic.Int64  // UnixNano when an open breaker half-opens
+	consec    atomic.Int64  // consecutive counted failures while closed
+	rateOn    atomic.Bool
+	opens     atomic.Uint64
 
-	mu        sync.Mutex
-	cfg       breakerConfig
-	openUntil time.Time
-	probes    int // half-open calls in flight
-	halfOK    int // successful probes in this half-open period
-	win       rateWindow
-	pending   []transition
+	mu      sync.Mutex
+	cfg     breakerConfig
+	probes  int // half-open calls in flight
+	halfOK  int // successful probes in this half-open period
+	win     rateWindow
+	pending []transition
 
 	hookMu sync.Mutex
 }
@@ -111,8 +111,13 @@ func (b *breaker) state() State { return State(b.packed.Load() & 3) }
 // half-open with every probe slot taken).
 func (b *breaker) allow() (gen uint64, ok bool, wait time.Duration) {
 	s := b.packed.Load()
-	if State(s&3) == Closed {
+	switch State(s & 3) {
+	case Closed:
 		return s >> 2, true, 0
+	case Open: // fail fast without the lock while the timeout runs
+		if wait := b.openUntil.Load() - b.clock.Now().UnixNano(); wait > 0 {
+			return 0, false, time.Duration(wait)
+		}
 	}
 	b.mu.Lock()
 	s = b.packed.Load()
@@ -122,10 +127,9 @@ func (b *breaker) allow() (gen uint64, ok bool, wait time.Duration) {
 		return s >> 2, true, 0
 	case Open:
 		now := b.clock.Now()
-		if now.Before(b.openUntil) {
-			wait = b.openUntil.Sub(now)
+		if wait := b.openUntil.Load() - now.UnixNano(); wait > 0 {
 			b.mu.Unlock()
-			return 0, false, wait
+			return 0, false, time.Duration(wait)
 		}
 		b.setState(HalfOpen, now)
 	}
@@ -220,7 +224,7 @@ func (b *breaker) current() State {
 		return st
 	}
 	b.mu.Lock()
-	if b.state() == Open && !b.clock.Now().Before(b.openUntil) {
+	if b.state() == Open && b.clock.Now().UnixNano() >= b.openUntil.Load() {
 		b.setState(HalfOpen, time.Time{})
 	}
 	st = b.state()
@@ -254,7 +258,7 @@ func (b *breaker) setState(to State, now time.Time) {
 	b.probes, b.halfOK = 0, 0
 	b.win.reset(b.cfg.window)
 	if to == Open {
-		b.openUntil = now.Add(b.cfg.openTimeout)
+		b.openUntil.Store(now.Add(b.cfg.openTimeout).UnixNano())
 		b.opens.Add(1)
 	}
 	b.pending = append(b.pending, transition{from, to})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/eapache/go-resiliency/breaker"
+	"github.com/eapache/go-resiliency/retrier"
 
 	"github.com/bulkhead-run/bulkhead/resilience"
 )
@@ -38,9 +39,6 @@ func TestGoResiliencyBreaker_NeverDecaysErrors(t *testing.T) {
 }
 
 func TestGoResiliencyBreaker_HalfOpenAdmitsEveryone(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits on go-resiliency's real-time open timeout")
-	}
 	// go-resiliency sleeps on the wall clock: a short real timeout.
 	theirs := breaker.New(1, 1, 20*time.Millisecond)
 	_ = theirs.Run(func() error { return errBoom })
@@ -97,5 +95,35 @@ func TestBreaker_HalfOpenAdmitsOnlyProbes(t *testing.T) {
 	wg.Wait()
 	if entered.Load() != 1 || rejected.Load() != callers-1 {
 		t.Fatalf("entered %d rejected %d, want 1 and %d", entered.Load(), rejected.Load(), callers-1)
+	}
+}
+
+func TestGoResiliencyBackoff_Overflows(t *testing.T) {
+	// go-resiliency doubles without a cap or overflow check.
+	delays := retrier.ExponentialBackoff(40, 100*time.Millisecond)
+	negative := -1
+	for i, d := range delays {
+		if d < 0 {
+			negative = i
+			break
+		}
+	}
+	if negative < 0 {
+		t.Fatal("expected go-resiliency's exponential backoff to overflow")
+	}
+	t.Logf("go-resiliency ExponentialBackoff(40, 100ms) is negative from retry %d", negative+1)
+}
+
+func TestFromRetrierClassifier(t *testing.T) {
+	errRate := errors.New("429")
+	e, clk := newExec(t, retryPolicy(3), resilience.WithClassifier(
+		resilience.FromRetrierClassifier(retrier.WhitelistClassifier{errRate})))
+	fn, calls := failN(10, errRate)
+	if err, _ := drive(t, clk, func() error { return e.Do(context.Background(), fn) }); !errors.Is(err, errRate) || *calls != 3 {
+		t.Fatalf("whitelisted: %v after %d calls", err, *calls)
+	}
+	fn, calls = failN(10, errBoom)
+	if err, _ := drive(t, clk, func() error { return e.Do(context.Background(), fn) }); !errors.Is(err, errBoom) || *calls != 1 {
+		t.Fatalf("not whitelisted: %v after %d calls", err, *calls)
 	}
 }
