@@ -1,0 +1,107 @@
+package fuel
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+)
+
+// DefaultSlice is the fuel handed to a guest per refill when a Meter is
+// created with slice <= 0, and by Refill for a context without a Meter. It
+// bounds the time a guest runs between two host checks (deadline, cancel,
+// budget, and a point where the Go scheduler and garbage collector can stop
+// the goroutine). See doc.go for the measurement behind the value.
+const DefaultSlice int64 = 1 << 20
+
+// Meter accounts the fuel of one guest call. Create one per call with
+// NewMeter, attach it to the call's context with WithMeter, and read Used
+// when the call returns. Its methods are safe for concurrent use; Refill is
+// called on the goroutine running the guest.
+type Meter struct {
+	budget int64
+	slice  int64
+	// granted is the fuel handed to the guest so far; used = granted minus
+	// the guest's counter, which the guest reports on every refill.
+	granted atomic.Int64
+	used    atomic.Int64
+}
+
+// NewMeter returns a Meter for one call. budget is the most fuel the call
+// may use (about one Wasm instruction per unit); budget <= 0 means no limit,
+// so only the context stops the guest. slice is the fuel handed out per
+// refill; slice <= 0 means DefaultSlice.
+func NewMeter(budget, slice int64) *Meter {
+	if slice <= 0 {
+		slice = DefaultSlice
+	}
+	return &Meter{budget: budget, slice: slice}
+}
+
+// Used returns the fuel the call has used so far: exact once the call has
+// returned normally or stopped in a refill (budget, deadline, cancel). After
+// any other trap it is the amount at the last refill, short by at most one
+// slice.
+func (m *Meter) Used() int64 { return m.used.Load() }
+
+// Budget returns the budget the Meter was created with (<= 0: none).
+func (m *Meter) Budget() int64 { return m.budget }
+
+type meterKey struct{}
+
+// WithMeter returns a context carrying m, for the call that m meters.
+func WithMeter(ctx context.Context, m *Meter) context.Context {
+	return context.WithValue(ctx, meterKey{}, m)
+}
+
+// MeterFrom returns the Meter carried by ctx, or nil.
+func MeterFrom(ctx context.Context) *Meter {
+	m, _ := ctx.Value(meterKey{}).(*Meter)
+	return m
+}
+
+// Refill implements the host side of the refill import for the call running
+// under ctx; counter is the guest's fuel counter.
+//
+// A negative counter means the guest is out of fuel: Refill returns the
+// context's error (wrapped; errors.Is matches context.DeadlineExceeded or
+// context.Canceled) if ctx is done, ErrBudgetExhausted (wrapped) if the
+// call's budget is used up, and otherwise the counter's new value: the next
+// slice, less the debt, capped by the remaining budget. The host must turn
+// an error into a trap (panic with it from the host function).
+//
+// A non-negative counter is the report an exported function makes when it
+// returns: Refill settles the Meter and returns counter unchanged, without
+// checking ctx.
+//
+// Without a Meter in ctx, Refill only checks ctx and hands out
+// DefaultSlice.
+func Refill(ctx context.Context, counter int64) (int64, error) {
+	m := MeterFrom(ctx)
+	if counter >= 0 {
+		if m != nil {
+			m.used.Store(m.granted.Load() - counter)
+		}
+		return counter, nil
+	}
+	if m == nil {
+		if err := ctx.Err(); err != nil {
+			return counter, fmt.Errorf("fuel: guest stopped: %w", err)
+		}
+		return DefaultSlice, nil
+	}
+	granted := m.granted.Load()
+	used := granted - counter
+	m.used.Store(used)
+	if err := ctx.Err(); err != nil {
+		return counter, fmt.Errorf("fuel: guest stopped after %d units: %w", used, err)
+	}
+	next := m.slice
+	if m.budget > 0 {
+		if used > m.budget {
+			return counter, fmt.Errorf("%w: used %d of %d", ErrBudgetExhausted, used, m.budget)
+		}
+		next = min(next, m.budget-used)
+	}
+	m.granted.Store(used + next)
+	return next, nil
+}

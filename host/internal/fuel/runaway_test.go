@@ -1,0 +1,185 @@
+package fuel
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"runtime/metrics"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// runaways are guests that never finish on their own: a loop-free
+// recursion (fib(40) takes seconds), an infinite loop and an infinite loop
+// at the bottom of a deep recursion.
+var runaways = []struct {
+	name, fixture, export string
+	args                  []uint64
+}{
+	{"fib40", "fib", "fib", []uint64{40}},
+	{"spin", "spin", "spin", nil},
+	{"deep", "deep", "deep", []uint64{5000}},
+}
+
+func TestRunaway_StopsAtDeadline(t *testing.T) {
+	const deadline = 100 * time.Millisecond
+	for _, tt := range runaways {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRuntime(t, false) // no close-on-context-done
+			mod := instantiate(t, r, instrument(t, fixture(t, tt.fixture)))
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			defer cancel()
+			m := NewMeter(0, 0)
+			start := time.Now()
+			_, err := mod.ExportedFunction(tt.export).Call(WithMeter(ctx, m), tt.args...)
+			late := time.Since(start) - deadline
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("got %v, want context.DeadlineExceeded", err)
+			}
+			if late > 50*time.Millisecond {
+				t.Errorf("stopped %v after the deadline, want <= 50ms", late)
+			}
+			if m.Used() <= 0 {
+				t.Errorf("Used() = %d after running", m.Used())
+			}
+		})
+	}
+}
+
+func TestRunaway_StopsAtBudget(t *testing.T) {
+	const budget = 50_000_000
+	for _, tt := range runaways {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRuntime(t, false)
+			mod := instantiate(t, r, instrument(t, fixture(t, tt.fixture)))
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			m := NewMeter(budget, 0)
+			start := time.Now()
+			_, err := mod.ExportedFunction(tt.export).Call(WithMeter(ctx, m), tt.args...)
+			took := time.Since(start)
+			if !errors.Is(err, ErrBudgetExhausted) {
+				t.Fatalf("got %v, want ErrBudgetExhausted", err)
+			}
+			// Used counts the refused region too, which is a few
+			// instructions in these guests.
+			if used := m.Used(); used <= budget || used > budget+100 {
+				t.Errorf("Used() = %d, want just over %d", used, budget)
+			}
+			// 50 M units are well under a second on any machine that runs
+			// the deadline test; this catches a meter that is not applied.
+			if took > 5*time.Second {
+				t.Errorf("took %v to use %d units", took, budget)
+			}
+			t.Logf("%d units in %v", m.Used(), took)
+		})
+	}
+}
+
+func TestRunaway_GCWhileFourSpin(t *testing.T) {
+	// runtime.GC() sweeps with a runtime.Gosched() between spans; with
+	// fewer Ps than spinning goroutines each yield waits out a 10 ms
+	// scheduler slice. One P per guest, plus one, measures the guests.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(6))
+	r := newRuntime(t, false)
+	wasm := instrument(t, fixture(t, "spin"))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	meters := make([]*Meter, 4)
+	errs := make([]error, 4)
+	for i := range meters {
+		mod := instantiate(t, r, wasm)
+		meters[i] = NewMeter(0, 0)
+		wg.Add(1)
+		go func(i int, fn api.Function) {
+			defer wg.Done()
+			_, errs[i] = fn.Call(WithMeter(ctx, meters[i]))
+		}(i, mod.ExportedFunction("spin"))
+	}
+	for _, m := range meters { // every guest has started spinning
+		for m.Used() == 0 {
+			runtime.Gosched()
+		}
+	}
+	var worst time.Duration
+	before := pauses()
+	for range 3 {
+		start := time.Now()
+		runtime.GC()
+		worst = max(worst, time.Since(start))
+	}
+	after := pauses()
+	stopping := maxNew(before[stoppingMetric], after[stoppingMetric])
+	cancel()
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("guest %d: got %v, want context.Canceled", i, err)
+		}
+	}
+	// Without metering runtime.GC() never returns here. With it, the
+	// world stops as soon as each guest reaches its next refill (a slice
+	// is well under a millisecond). On a loaded 2-core machine the OS
+	// scheduler adds tens of milliseconds, and runtime.GC() yields between
+	// sweeps to the spinning goroutines (pure Go spinners take ~100 ms
+	// too), so the bounds here are generous; the figures are logged.
+	t.Logf("slowest runtime.GC(): %v; slowest stop-the-world: <= %v", worst, stopping)
+	if worst > 10*time.Second {
+		t.Errorf("runtime.GC() took %v with four guests spinning", worst)
+	}
+	if stopping > 200*time.Millisecond {
+		t.Errorf("stopping the world took up to %v with four guests spinning", stopping)
+	}
+}
+
+func TestInstrument_NamesFollowShift(t *testing.T) {
+	for _, drop := range []bool{false, true} {
+		out, err := Instrument(fixture(t, "deep"), Options{DropNames: drop})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := newRuntime(t, false)
+		mod := instantiate(t, r, out)
+		_, err = mod.ExportedFunction("deep").Call(WithMeter(context.Background(), NewMeter(1000, 0)), 3)
+		if !errors.Is(err, ErrBudgetExhausted) {
+			t.Fatalf("got %v", err)
+		}
+		// The stack trace names the recursive function $deep only if the
+		// name section was kept and shifted with the new import.
+		if got := strings.Contains(err.Error(), ".deep(i32) i32"); got == drop {
+			t.Errorf("DropNames=%v: stack trace %q", drop, err)
+		}
+	}
+}
+
+const stoppingMetric = "/sched/pauses/stopping/gc:seconds"
+
+// pauses reads the histogram of the time the GC took to stop the world.
+func pauses() map[string]*metrics.Float64Histogram {
+	samples := []metrics.Sample{{Name: stoppingMetric}}
+	metrics.Read(samples)
+	out := map[string]*metrics.Float64Histogram{}
+	for _, s := range samples {
+		out[s.Name] = s.Value.Float64Histogram()
+	}
+	return out
+}
+
+// maxNew returns the upper bound of the highest bucket that gained samples
+// between a and b.
+func maxNew(a, b *metrics.Float64Histogram) time.Duration {
+	var m float64
+	for i := range b.Counts {
+		if b.Counts[i] > a.Counts[i] {
+			m = b.Buckets[i+1]
+		}
+	}
+	return time.Duration(m * float64(time.Second))
+}
