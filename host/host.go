@@ -1,0 +1,638 @@
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	extism "github.com/extism/go-sdk"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/bulkhead-run/bulkhead/abi"
+	"github.com/bulkhead-run/bulkhead/host/internal/engine"
+	"github.com/bulkhead-run/bulkhead/host/internal/pool"
+)
+
+// DefaultTimeout bounds a call when neither the caller nor the manifest sets
+// a shorter deadline.
+const DefaultTimeout = 30 * time.Second
+
+// Option configures a Host.
+type Option interface{ apply(*options) }
+
+type options struct {
+	logger         *slog.Logger
+	cacheDir       string
+	defaultTimeout time.Duration
+	janitorEvery   time.Duration
+}
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+// WithLogger sets the logger for the host and for guest log lines. Nil
+// discards.
+func WithLogger(l *slog.Logger) Option { return optionFunc(func(o *options) { o.logger = l }) }
+
+// WithCacheDir keeps compiled code in dir, so a restart does not recompile.
+// Without it the cache lives in memory and is shared by every plugin.
+func WithCacheDir(dir string) Option { return optionFunc(func(o *options) { o.cacheDir = dir }) }
+
+// WithDefaultTimeout changes DefaultTimeout.
+func WithDefaultTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.defaultTimeout = d })
+}
+
+// Host loads plugins and calls them. Its methods are safe for concurrent use.
+type Host struct {
+	opts  options
+	log   *slog.Logger
+	cache wazero.CompilationCache
+
+	mu      sync.RWMutex
+	plugins map[string]*plugin
+
+	closed   atomic.Bool
+	stopOnce sync.Once
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // background drains and the janitor
+}
+
+type plugin struct {
+	name string
+	gen  atomic.Pointer[generation]
+}
+
+// generation is one loaded version of a plugin: its compiled module and
+// the pool of its instances.
+type generation struct {
+	plugin   string
+	version  string
+	manifest abi.Manifest
+	loadedAt time.Time
+	module   *engine.Module
+	pool     *pool.Pool[*instance]
+	timeout  time.Duration
+	maxIn    int64
+	maxOut   int64
+	maxLog   int
+	memCap   uint64
+
+	calls, failures atomic.Uint64
+}
+
+type instance struct {
+	e *engine.Instance
+	// state of the call running on this instance; touched only by the
+	// goroutine that holds the instance.
+	state *callState
+}
+
+// New returns a Host. It does no I/O and starts no goroutine.
+func New(opts ...Option) (*Host, error) {
+	o := options{defaultTimeout: DefaultTimeout, janitorEvery: 10 * time.Second}
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	if o.defaultTimeout <= 0 {
+		return nil, fmt.Errorf("host: default timeout must be positive, got %s", o.defaultTimeout)
+	}
+	log := o.logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Host{opts: o, log: log, plugins: make(map[string]*plugin)}, nil
+}
+
+// Start opens the compilation cache and starts the janitor that closes idle
+// instances. Calls and loads also work without Start, with an in-memory cache.
+func (h *Host) Start(ctx context.Context) error {
+	if err := h.ensureCache(); err != nil {
+		return err
+	}
+	jctx, cancel := context.WithCancel(context.Background())
+	h.mu.Lock()
+	h.cancel = cancel
+	h.mu.Unlock()
+	h.wg.Add(1)
+	go h.janitor(jctx)
+	return nil
+}
+
+func (h *Host) ensureCache() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cache != nil {
+		return nil
+	}
+	if h.opts.cacheDir == "" {
+		h.cache = wazero.NewCompilationCache()
+		return nil
+	}
+	c, err := wazero.NewCompilationCacheWithDir(h.opts.cacheDir)
+	if err != nil {
+		return fmt.Errorf("host: compilation cache in %s: %w", h.opts.cacheDir, err)
+	}
+	h.cache = c
+	return nil
+}
+
+func (h *Host) janitor(ctx context.Context) {
+	defer h.wg.Done()
+	t := time.NewTicker(h.opts.janitorEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for _, g := range h.generations() {
+				g.pool.EvictIdle()
+			}
+		}
+	}
+}
+
+func (h *Host) generations() []*generation {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]*generation, 0, len(h.plugins))
+	for _, p := range h.plugins {
+		if g := p.gen.Load(); g != nil {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// Stop refuses new calls, lets calls in flight finish within ctx, closes
+// every instance and module, and waits for the host's goroutines. It is
+// idempotent.
+func (h *Host) Stop(ctx context.Context) error {
+	var err error
+	h.stopOnce.Do(func() {
+		h.closed.Store(true)
+		h.mu.Lock()
+		if h.cancel != nil {
+			h.cancel()
+		}
+		plugins := h.plugins
+		h.plugins = map[string]*plugin{}
+		h.mu.Unlock()
+		var errs []error
+		for _, p := range plugins {
+			if g := p.gen.Swap(nil); g != nil {
+				errs = append(errs, h.retire(ctx, g))
+			}
+		}
+		h.wg.Wait()
+		h.mu.Lock()
+		if h.cache != nil {
+			errs = append(errs, h.cache.Close(context.Background()))
+		}
+		h.mu.Unlock()
+		err = errors.Join(errs...)
+	})
+	return err
+}
+
+// retire drains g's pool within ctx and frees its compiled module.
+func (h *Host) retire(ctx context.Context, g *generation) error {
+	err := g.pool.Close(ctx)
+	if err != nil {
+		return fmt.Errorf("drain %s@%s: %w", g.plugin, short(g.version), err)
+	}
+	return g.module.Close(context.Background())
+}
+
+// Version returns the content hash that names a module's version.
+func Version(wasm []byte) string {
+	sum := sha256.Sum256(wasm)
+	return hex.EncodeToString(sum[:])
+}
+
+// Load compiles wasm as plugin name and makes it the version new calls use.
+// A plugin already loaded keeps serving until the new version is compiled
+// and its first instances are ready; then the swap is atomic, calls in flight
+// finish on the old version and its instances are closed once they return.
+// If wasm does not compile or instantiate, the old version keeps serving and
+// the error (a *LoadError, matching ErrInvalidModule) says why.
+func (h *Host) Load(ctx context.Context, name string, wasm []byte, m abi.Manifest) (string, error) {
+	if h.closed.Load() {
+		return "", ErrClosed
+	}
+	if err := m.Validate(); err != nil {
+		return "", &LoadError{Plugin: name, Err: fmt.Errorf("manifest: %w", err)}
+	}
+	if err := h.ensureCache(); err != nil {
+		return "", err
+	}
+	g, err := h.compile(ctx, name, wasm, m)
+	if err != nil {
+		return "", &LoadError{Plugin: name, Err: err}
+	}
+	h.mu.Lock()
+	if h.closed.Load() {
+		h.mu.Unlock()
+		_ = h.retire(ctx, g)
+		return "", ErrClosed
+	}
+	p := h.plugins[name]
+	if p == nil {
+		p = &plugin{name: name}
+		h.plugins[name] = p
+	}
+	old := p.gen.Swap(g)
+	h.wg.Add(1)
+	h.mu.Unlock()
+	go func() {
+		defer h.wg.Done()
+		if old != nil {
+			if err := h.retire(context.Background(), old); err != nil {
+				h.log.Warn("retire old version", "plugin", name, "err", err)
+			}
+		}
+	}()
+	h.log.Info("plugin loaded", "plugin", name, "version", short(g.version))
+	return g.version, nil
+}
+
+func (h *Host) compile(ctx context.Context, name string, wasm []byte, m abi.Manifest) (*generation, error) {
+	g := &generation{
+		plugin:   name,
+		version:  Version(wasm),
+		manifest: m,
+		loadedAt: time.Now(),
+		timeout:  h.opts.defaultTimeout,
+		maxIn:    int64(orDefault(m.MaxInput, abi.DefaultMaxInputBytes)),
+		maxOut:   int64(orDefault(m.MaxOutput, abi.DefaultMaxOutputBytes)),
+		maxLog:   int(orDefault(m.MaxLogLine, abi.DefaultMaxLogLineBytes)),
+		memCap:   uint64(orDefault(m.Memory, abi.DefaultMemoryBytes)),
+	}
+	if m.Timeout > 0 {
+		g.timeout = time.Duration(m.Timeout)
+	}
+	mod, err := engine.Compile(ctx, engine.Config{
+		Wasm:         wasm,
+		MemoryPages:  uint32((g.memCap + engine.PageSize - 1) / engine.PageSize),
+		AllowedHosts: m.AllowedHosts,
+		AllowedPaths: m.AllowedPaths,
+		Config:       m.Config,
+		HostFuncs:    hostFuncs(),
+		Cache:        h.cache,
+		Log:          h.guestLog,
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.module = mod
+	max := m.Pool.Max
+	if max <= 0 {
+		max = 2 * runtime.GOMAXPROCS(0)
+	}
+	idle := time.Duration(m.Pool.IdleTimeout)
+	if idle <= 0 {
+		idle = time.Minute
+	}
+	g.pool = pool.New(pool.Config[*instance]{
+		Min: m.Pool.Min, Max: max, IdleTimeout: idle,
+		New: func(ctx context.Context) (*instance, error) {
+			e, err := mod.Instantiate(ctx)
+			if err != nil {
+				return nil, err
+			}
+			inst := &instance{e: e}
+			e.Tag = inst
+			return inst, nil
+		},
+		Close: func(i *instance) { _ = i.e.Close(context.Background()) },
+	})
+	// One instance proves the module links (its imports resolve) before it
+	// may replace a working version.
+	if err := g.pool.Warm(ctx); err != nil {
+		mod.Close(ctx)
+		return nil, err
+	}
+	if m.Pool.Min == 0 {
+		inst, err := g.pool.Acquire(ctx)
+		if err != nil {
+			_ = g.pool.Close(ctx)
+			mod.Close(ctx)
+			return nil, err
+		}
+		g.pool.Release(inst, true)
+	}
+	return g, nil
+}
+
+func orDefault(v abi.Size, d int64) abi.Size {
+	if v > 0 {
+		return v
+	}
+	return abi.Size(d)
+}
+
+// Unload removes a plugin. New calls fail with ErrNoPlugin at once; calls in
+// flight finish within ctx, then the version's instances are closed.
+func (h *Host) Unload(ctx context.Context, name string) error {
+	h.mu.Lock()
+	p := h.plugins[name]
+	delete(h.plugins, name)
+	h.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("%w: %s", ErrNoPlugin, name)
+	}
+	if g := p.gen.Swap(nil); g != nil {
+		return h.retire(ctx, g)
+	}
+	return nil
+}
+
+// PluginInfo describes a loaded plugin.
+type PluginInfo struct {
+	Name      string
+	Version   string
+	LoadedAt  time.Time
+	Manifest  abi.Manifest
+	Exports   []string
+	Calls     uint64
+	Failures  uint64
+	PoolIdle  int
+	PoolInUse int
+	PoolMax   int
+}
+
+// Plugins lists the loaded plugins by name.
+func (h *Host) Plugins() []PluginInfo {
+	var out []PluginInfo
+	for _, g := range h.generations() {
+		s := g.pool.Stats()
+		out = append(out, PluginInfo{
+			Name: g.plugin, Version: g.version, LoadedAt: g.loadedAt, Manifest: g.manifest,
+			Exports: g.module.Exports(),
+			Calls:   g.calls.Load(), Failures: g.failures.Load(),
+			PoolIdle: s.Idle, PoolInUse: s.InUse, PoolMax: s.Max,
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Plugin returns one loaded plugin.
+func (h *Host) Plugin(name string) (PluginInfo, bool) {
+	for _, p := range h.Plugins() {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return PluginInfo{}, false
+}
+
+func (h *Host) current(name string) (*generation, error) {
+	h.mu.RLock()
+	p := h.plugins[name]
+	h.mu.RUnlock()
+	if p != nil {
+		if g := p.gen.Load(); g != nil {
+			return g, nil
+		}
+	}
+	if h.closed.Load() {
+		return nil, ErrClosed
+	}
+	return nil, fmt.Errorf("%w: %s", ErrNoPlugin, name)
+}
+
+// Call runs export fn (abi.ExportRun when empty) of plugin with input and
+// returns its output. The call ends at the earliest of ctx's deadline and the
+// plugin's timeout; a guest still running then is stopped. Failures are
+// *GuestError or *LimitError values, matchable with the package's sentinels.
+func (h *Host) Call(ctx context.Context, plugin, fn string, input []byte, opts ...CallOption) ([]byte, error) {
+	if fn == "" {
+		fn = abi.ExportRun
+	}
+	if h.closed.Load() {
+		return nil, ErrClosed
+	}
+	var co callOptions
+	for _, o := range opts {
+		o(&co)
+	}
+	for {
+		g, err := h.current(plugin)
+		if err != nil {
+			return nil, err
+		}
+		if co.version != "" && !strings.HasPrefix(g.version, co.version) {
+			return nil, fmt.Errorf("%w: %s@%s is not loaded (loaded: %s)", ErrNoPlugin, plugin, co.version, short(g.version))
+		}
+		out, err := h.callGen(ctx, g, fn, input, &co)
+		if errors.Is(err, pool.ErrClosed) {
+			continue // swapped out between lookup and acquire: use the new version
+		}
+		return out, err
+	}
+}
+
+func (h *Host) callGen(ctx context.Context, g *generation, fn string, input []byte, co *callOptions) ([]byte, error) {
+	if !g.module.HasExport(fn) {
+		return nil, &GuestError{Plugin: g.plugin, Version: g.version, Export: fn, Kind: KindPermanent,
+			Msg: "the module has no export of that name", Err: ErrNoExport}
+	}
+	if int64(len(input)) > g.maxIn {
+		return nil, &LimitError{Plugin: g.plugin, Limit: "max_input", Size: int64(len(input)), Max: g.maxIn}
+	}
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > g.timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, g.timeout)
+		defer cancel()
+	}
+	inst, err := g.pool.Acquire(ctx)
+	if err != nil {
+		if errors.Is(err, pool.ErrClosed) {
+			return nil, err
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, h.ctxError(g, fn, ctx, ctxErr)
+		}
+		return nil, &GuestError{Plugin: g.plugin, Version: g.version, Export: fn, Kind: KindTrap,
+			Msg: "instantiate: " + err.Error(), Err: err}
+	}
+	st := &callState{gen: g, inv: co.inv, durable: co.durable, logger: co.logger}
+	st.inv.Plugin, st.inv.PluginVersion = g.plugin, g.version
+	if st.inv.Attempt == 0 {
+		st.inv.Attempt = 1
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		st.inv.DeadlineUnixMS = dl.UnixMilli()
+	}
+	inst.state = st
+	g.calls.Add(1)
+	res := inst.e.Call(context.WithValue(ctx, callKey{}, st), fn, input)
+	inst.state = nil
+	out, gerr := h.classify(ctx, g, fn, inst, res, st)
+	healthy := res.Exit == nil && res.Trap == nil && (gerr == nil || gerr.Kind == KindFailed || gerr.Kind == KindPermanent)
+	g.pool.Release(inst, healthy)
+	if gerr != nil {
+		g.failures.Add(1)
+		return nil, gerr
+	}
+	if int64(len(out)) > g.maxOut {
+		g.failures.Add(1)
+		return nil, &GuestError{Plugin: g.plugin, Version: g.version, Export: fn, Kind: KindLimit,
+			Msg: (&LimitError{Plugin: g.plugin, Limit: "max_output", Size: int64(len(out)), Max: g.maxOut}).Error()}
+	}
+	return out, nil
+}
+
+func (h *Host) ctxError(g *generation, fn string, ctx context.Context, err error) *GuestError {
+	ge := &GuestError{Plugin: g.plugin, Version: g.version, Export: fn, Err: err}
+	if errors.Is(err, context.DeadlineExceeded) {
+		ge.Kind, ge.Msg = KindTimeout, "deadline reached"
+		if dl, ok := ctx.Deadline(); ok {
+			ge.Msg = fmt.Sprintf("deadline reached (%s)", dl.Format(time.RFC3339Nano))
+		}
+	} else {
+		ge.Kind, ge.Msg = KindCanceled, "call cancelled"
+	}
+	return ge
+}
+
+// classify turns an engine result into output or a *GuestError.
+func (h *Host) classify(ctx context.Context, g *generation, fn string, inst *instance, res engine.Result, st *callState) ([]byte, *GuestError) {
+	ge := &GuestError{Plugin: g.plugin, Version: g.version, Export: fn, Code: abi.Code(res.Code), Hint: st.hint}
+	switch {
+	case res.Exit != nil:
+		switch res.Exit.ExitCode() {
+		case sys.ExitCodeDeadlineExceeded, sys.ExitCodeContextCanceled:
+			cerr := ctx.Err()
+			if cerr == nil {
+				cerr = context.DeadlineExceeded
+			}
+			return nil, h.ctxError(g, fn, ctx, cerr)
+		}
+		if h.memoryExhausted(g, inst) {
+			ge.Kind, ge.Msg, ge.Err = KindMemory, fmt.Sprintf("memory limit %s reached", abi.Size(g.memCap)), ErrMemoryLimit
+			return nil, ge
+		}
+		if res.Exit.ExitCode() == 0 {
+			// The guest exited cleanly mid-call: its output stands, the
+			// instance does not.
+			return res.Output, nil
+		}
+		ge.Kind, ge.Code, ge.Err = KindTrap, abi.Code(res.Exit.ExitCode()), res.Exit
+		ge.Msg = fmt.Sprintf("exited with code %d", res.Exit.ExitCode())
+		if s := firstLine(inst.e.Stderr()); s != "" {
+			ge.Msg += ": " + s
+		}
+		return nil, ge
+	case res.Trap != nil:
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, h.ctxError(g, fn, ctx, cerr)
+		}
+		if h.memoryExhausted(g, inst) {
+			ge.Kind, ge.Msg, ge.Err = KindMemory, fmt.Sprintf("memory limit %s reached", abi.Size(g.memCap)), ErrMemoryLimit
+			return nil, ge
+		}
+		ge.Kind, ge.Err = KindTrap, res.Trap
+		ge.Msg = firstLine(res.Trap.Error())
+		if s := firstLine(inst.e.Stderr()); s != "" {
+			ge.Msg = s + " (" + ge.Msg + ")"
+		}
+		return nil, ge
+	case res.Code == uint32(abi.CodeOK):
+		return res.Output, nil
+	}
+	ge.Msg = res.Err
+	if ge.Msg == "" {
+		ge.Msg = fmt.Sprintf("returned code %d without an error message", res.Code)
+	}
+	if ge.Code == abi.CodePermanent {
+		ge.Kind = KindPermanent
+	} else {
+		ge.Kind = KindFailed
+	}
+	return nil, ge
+}
+
+// memoryExhausted reports whether a failed instance is at its memory cap.
+// wazero fails a memory.grow past the cap without a distinct error, so the
+// host looks at what the guest left behind: a runtime out-of-memory message,
+// or a linear memory within one allocation step (4 MiB) of the cap.
+func (h *Host) memoryExhausted(g *generation, inst *instance) bool {
+	if strings.Contains(inst.e.Stderr(), "out of memory") {
+		return true
+	}
+	return inst.e.MemoryBytes()+4<<20 >= g.memCap
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSpace(s)
+}
+
+func short(v string) string {
+	if len(v) > 12 {
+		return v[:12]
+	}
+	return v
+}
+
+// guestLog sends a guest log line to the call's logger.
+func (h *Host) guestLog(e *engine.Instance, level extism.LogLevel, msg string) {
+	inst, _ := e.Tag.(*instance)
+	var st *callState
+	if inst != nil {
+		st = inst.state
+	}
+	log := h.log
+	var g *generation
+	if st != nil {
+		g = st.gen
+		if st.logger != nil {
+			log = st.logger
+		}
+	}
+	var lvl slog.Level
+	switch level {
+	case extism.LogLevelTrace:
+		lvl = slog.LevelDebug - 4
+	case extism.LogLevelDebug:
+		lvl = slog.LevelDebug
+	case extism.LogLevelWarn:
+		lvl = slog.LevelWarn
+	case extism.LogLevelError:
+		lvl = slog.LevelError
+	default:
+		lvl = slog.LevelInfo
+	}
+	ctx := context.Background()
+	if !log.Enabled(ctx, lvl) {
+		return
+	}
+	attrs := []slog.Attr{}
+	if g != nil {
+		if len(msg) > g.maxLog {
+			msg = msg[:g.maxLog] + fmt.Sprintf("… [truncated at max_log_line %s]", abi.Size(g.maxLog))
+		}
+		attrs = append(attrs, slog.String("plugin", g.plugin), slog.String("version", short(g.version)))
+		if st.inv.RunID != "" {
+			attrs = append(attrs, slog.String("run_id", st.inv.RunID), slog.String("node", st.inv.Node))
+		}
+	}
+	log.LogAttrs(ctx, lvl, msg, attrs...)
+}

@@ -1,0 +1,232 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/bulkhead-run/bulkhead/abi"
+	"github.com/bulkhead-run/bulkhead/host/internal/engine"
+)
+
+// Durable is what a call's durable host functions (checkpoints, plugin
+// state, progress) reach. The workflow engine supplies one per node attempt;
+// a call without one sees checkpoint_save and state_set fail with a non-zero
+// code and checkpoint_load and state_get return nothing.
+type Durable interface {
+	// SaveCheckpoint stores data as the node's newest checkpoint; it returns
+	// once data is durable.
+	SaveCheckpoint(ctx context.Context, data []byte) error
+	// LoadCheckpoint returns the newest checkpoint, or nil when none.
+	LoadCheckpoint(ctx context.Context) ([]byte, error)
+	// StateGet returns the value of key in the plugin's state, or nil.
+	StateGet(ctx context.Context, key string) ([]byte, error)
+	StateSet(ctx context.Context, key string, value []byte) error
+	StateDelete(ctx context.Context, key string) error
+	// Progress records the node's progress.
+	Progress(ctx context.Context, p abi.Progress)
+}
+
+// CallOption configures one Call.
+type CallOption func(*callOptions)
+
+type callOptions struct {
+	inv     abi.Invocation
+	durable Durable
+	logger  *slog.Logger
+	version string
+}
+
+// WithInvocation sets what the guest learns from invocation(). The host
+// fills in the plugin, its version and the deadline.
+func WithInvocation(inv abi.Invocation) CallOption {
+	return func(o *callOptions) { o.inv = inv }
+}
+
+// WithDurable connects the call's durable host functions to d.
+func WithDurable(d Durable) CallOption { return func(o *callOptions) { o.durable = d } }
+
+// WithCallLogger sends the call's guest log lines to l.
+func WithCallLogger(l *slog.Logger) CallOption { return func(o *callOptions) { o.logger = l } }
+
+// WithVersion requires the loaded version's hash to start with prefix.
+func WithVersion(prefix string) CallOption { return func(o *callOptions) { o.version = prefix } }
+
+// callState is the per-call state host functions see through the context.
+type callState struct {
+	gen     *generation
+	inv     abi.Invocation
+	durable Durable
+	logger  *slog.Logger
+	hint    time.Duration
+}
+
+type callKey struct{}
+
+func stateFrom(ctx context.Context) *callState {
+	st, _ := ctx.Value(callKey{}).(*callState)
+	if st == nil {
+		// Host functions only run inside Call; anything else is a bug the
+		// guest must not be able to turn into a host crash.
+		panic(fmt.Errorf("bulkhead host function called outside a call"))
+	}
+	return st
+}
+
+// Limits of durable host function payloads.
+const (
+	maxCheckpoint = abi.DefaultMaxCheckpoint
+	maxStateKey   = abi.DefaultMaxStateKey
+	maxStateValue = abi.DefaultMaxStateValue
+	maxProgress   = abi.DefaultMaxProgress
+)
+
+// read resolves a guest handle or traps the call. A handle that names no
+// block is a guest bug, never a host panic: the panic is recovered by the
+// runtime and surfaces as a trap of this call only.
+func read(m engine.Memory, h uint64, what string, max int) []byte {
+	b, err := m.Read(h)
+	if err != nil {
+		panic(fmt.Errorf("%s: bad handle: %w", what, err))
+	}
+	if len(b) > max {
+		panic(fmt.Errorf("%s: %s is over the %s limit", what, abi.Size(len(b)), abi.Size(max)))
+	}
+	return b
+}
+
+func write(m engine.Memory, b []byte, what string) uint64 {
+	h, err := m.Write(b)
+	if err != nil {
+		panic(fmt.Errorf("%s: %w", what, err))
+	}
+	return h
+}
+
+const (
+	rcOK          = 0
+	rcFailed      = 1
+	rcUnavailable = 3
+)
+
+func hostFuncs() []engine.HostFunc {
+	i32, i64 := api.ValueTypeI32, api.ValueTypeI64
+	mod := abi.HostModule
+	return []engine.HostFunc{
+		{Module: mod, Name: abi.FuncInvocation, Results: []api.ValueType{i64},
+			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
+				st := stateFrom(ctx)
+				b, _ := json.Marshal(st.inv)
+				stack[0] = write(m, b, abi.FuncInvocation)
+			}},
+		{Module: mod, Name: abi.FuncRetryAfter, Params: []api.ValueType{i64},
+			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
+				ms := int64(stack[0])
+				if ms < 0 {
+					ms = 0
+				}
+				if ms > int64(24*time.Hour/time.Millisecond) {
+					ms = int64(24 * time.Hour / time.Millisecond)
+				}
+				stateFrom(ctx).hint = time.Duration(ms) * time.Millisecond
+			}},
+		{Module: mod, Name: abi.FuncCheckpointSave, Params: []api.ValueType{i64}, Results: []api.ValueType{i32},
+			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
+				st := stateFrom(ctx)
+				data := read(m, stack[0], abi.FuncCheckpointSave, maxCheckpoint)
+				stack[0] = rcUnavailable
+				if st.durable == nil {
+					return
+				}
+				if err := st.durable.SaveCheckpoint(ctx, data); err != nil {
+					st.warn(ctx, "checkpoint not saved", err)
+					stack[0] = rcFailed
+					return
+				}
+				stack[0] = rcOK
+			}},
+		{Module: mod, Name: abi.FuncCheckpointLoad, Results: []api.ValueType{i64},
+			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
+				st := stateFrom(ctx)
+				stack[0] = 0
+				if st.durable == nil {
+					return
+				}
+				b, err := st.durable.LoadCheckpoint(ctx)
+				if err != nil {
+					panic(fmt.Errorf("checkpoint_load: %w", err))
+				}
+				if b != nil {
+					stack[0] = write(m, b, abi.FuncCheckpointLoad)
+				}
+			}},
+		{Module: mod, Name: abi.FuncStateGet, Params: []api.ValueType{i64}, Results: []api.ValueType{i64},
+			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
+				st := stateFrom(ctx)
+				key := read(m, stack[0], abi.FuncStateGet, maxStateKey)
+				stack[0] = 0
+				if st.durable == nil {
+					return
+				}
+				b, err := st.durable.StateGet(ctx, string(key))
+				if err != nil {
+					panic(fmt.Errorf("state_get: %w", err))
+				}
+				if b != nil {
+					stack[0] = write(m, b, abi.FuncStateGet)
+				}
+			}},
+		{Module: mod, Name: abi.FuncStateSet, Params: []api.ValueType{i64, i64}, Results: []api.ValueType{i32},
+			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
+				st := stateFrom(ctx)
+				key := read(m, stack[0], abi.FuncStateSet, maxStateKey)
+				val := read(m, stack[1], abi.FuncStateSet, maxStateValue)
+				stack[0] = rcUnavailable
+				if st.durable == nil {
+					return
+				}
+				if err := st.durable.StateSet(ctx, string(key), val); err != nil {
+					st.warn(ctx, "state not set", err)
+					stack[0] = rcFailed
+					return
+				}
+				stack[0] = rcOK
+			}},
+		{Module: mod, Name: abi.FuncStateDelete, Params: []api.ValueType{i64}, Results: []api.ValueType{i32},
+			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
+				st := stateFrom(ctx)
+				key := read(m, stack[0], abi.FuncStateDelete, maxStateKey)
+				stack[0] = rcUnavailable
+				if st.durable == nil {
+					return
+				}
+				if err := st.durable.StateDelete(ctx, string(key)); err != nil {
+					st.warn(ctx, "state not deleted", err)
+					stack[0] = rcFailed
+					return
+				}
+				stack[0] = rcOK
+			}},
+		{Module: mod, Name: abi.FuncProgress, Params: []api.ValueType{i64},
+			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
+				st := stateFrom(ctx)
+				p, err := abi.DecodeProgress(read(m, stack[0], abi.FuncProgress, maxProgress))
+				if err != nil {
+					panic(err)
+				}
+				if st.durable != nil {
+					st.durable.Progress(ctx, p)
+				}
+			}},
+	}
+}
+
+func (st *callState) warn(ctx context.Context, msg string, err error) {
+	if st.logger != nil {
+		st.logger.WarnContext(ctx, msg, "plugin", st.gen.plugin, "run_id", st.inv.RunID, "node", st.inv.Node, "err", err)
+	}
+}

@@ -1,0 +1,320 @@
+// Package engine is the seam between bulkhead's host and the Wasm runtime
+// that runs a call. Everything above it sees Module and Instance only; the
+// implementation here uses Extism's go-sdk on wazero. A faster engine can live
+// beside this one without the host changing.
+//
+// Every runtime this package creates closes a running guest when the call's
+// context ends (wazero's close-on-context-done), whether or not the plugin
+// sets a timeout: that is the one place the choice is made.
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+
+	extism "github.com/extism/go-sdk"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// PageSize is the size of one Wasm memory page.
+const PageSize = 65536
+
+// HostFunc is a function of a host import module. Call runs on the guest's
+// goroutine; ctx carries what the caller put in the Call context. A panic in
+// Call traps the guest.
+type HostFunc struct {
+	Module  string
+	Name    string
+	Params  []api.ValueType
+	Results []api.ValueType
+	Call    func(ctx context.Context, m Memory, stack []uint64)
+}
+
+// Memory is the view a host function has of the Extism kernel memory.
+type Memory interface {
+	// Read returns a copy of the block at handle h. It fails for a handle
+	// that names no block.
+	Read(h uint64) ([]byte, error)
+	// Write allocates a block holding b and returns its handle.
+	Write(b []byte) (uint64, error)
+	// Free frees a block.
+	Free(h uint64)
+}
+
+// Config is what Compile needs.
+type Config struct {
+	Wasm         []byte
+	MemoryPages  uint32 // 0 = wazero's default (4 GiB)
+	AllowedHosts []string
+	AllowedPaths map[string]string
+	Config       map[string]string
+	HostFuncs    []HostFunc
+	Cache        wazero.CompilationCache // may be nil
+	// Log receives guest log lines of the instance that logged them.
+	Log func(inst *Instance, level extism.LogLevel, msg string)
+}
+
+// Module is a compiled plugin version. It is safe for concurrent use;
+// instances are not.
+type Module struct {
+	cp      *extism.CompiledPlugin
+	cfg     Config
+	exports map[string]bool
+}
+
+var setLogLevel sync.Once
+
+// Compile validates and compiles wasm.
+func Compile(ctx context.Context, cfg Config) (*Module, error) {
+	if err := checkMagic(cfg.Wasm); err != nil {
+		return nil, err
+	}
+	// Extism filters guest logs by a process-wide level, and sends the
+	// trace lines it writes while instantiating to the standard logger
+	// before an instance's own logger can be set. Debug lets every guest
+	// line but trace through; the host's logger filters the rest.
+	setLogLevel.Do(func() { extism.SetLogLevel(extism.LogLevelDebug) })
+
+	// Validate and compile first, with the plugin runtime's configuration:
+	// go-sdk's own compilation below then comes from the cache.
+	exports, err := listExports(ctx, cfg.Wasm, cfg.Cache)
+	if err != nil {
+		return nil, err
+	}
+	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(true)
+	if cfg.Cache != nil {
+		rc = rc.WithCompilationCache(cfg.Cache)
+	}
+	funcs := make([]extism.HostFunction, 0, len(cfg.HostFuncs))
+	for _, hf := range cfg.HostFuncs {
+		call := hf.Call
+		f := extism.NewHostFunctionWithStack(hf.Name, func(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
+			call(ctx, kernelMemory{p}, stack)
+		}, hf.Params, hf.Results)
+		f.SetNamespace(hf.Module)
+		funcs = append(funcs, f)
+	}
+	mem := &extism.ManifestMemory{MaxPages: cfg.MemoryPages, MaxHttpResponseBytes: -1, MaxVarBytes: -1}
+	m := extism.Manifest{
+		Wasm:         []extism.Wasm{extism.WasmData{Data: cfg.Wasm, Name: "main"}},
+		Memory:       mem,
+		Config:       cfg.Config,
+		AllowedHosts: cfg.AllowedHosts,
+		AllowedPaths: cfg.AllowedPaths,
+	}
+	cp, err := extism.NewCompiledPlugin(ctx, m, extism.PluginConfig{RuntimeConfig: rc, EnableWasi: true}, funcs)
+	if err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	cfg.Wasm = nil
+	return &Module{cp: cp, cfg: cfg, exports: exports}, nil
+}
+
+// checkMagic gives a plain answer for files that are not Wasm at all.
+func checkMagic(b []byte) error {
+	if len(b) < 8 {
+		return fmt.Errorf("not a WebAssembly module: %d bytes is too short", len(b))
+	}
+	if !bytes.Equal(b[:4], []byte("\x00asm")) {
+		return errors.New("not a WebAssembly module: bad magic number")
+	}
+	return nil
+}
+
+// listExports reads the exported function names without instantiating.
+func listExports(ctx context.Context, wasm []byte, cache wazero.CompilationCache) (map[string]bool, error) {
+	// The same configuration as the plugin's runtime, so the compiled code
+	// comes from the cache instead of a second compilation.
+	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(true)
+	if cache != nil {
+		rc = rc.WithCompilationCache(cache)
+	}
+	r := wazero.NewRuntimeWithConfig(ctx, rc)
+	defer r.Close(ctx)
+	cm, err := r.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	out := make(map[string]bool)
+	for name := range cm.ExportedFunctions() {
+		out[name] = true
+	}
+	return out, nil
+}
+
+// HasExport reports whether the module exports a function called name.
+func (m *Module) HasExport(name string) bool { return m.exports[name] }
+
+// Close frees the compiled code. Instances must be closed first.
+func (m *Module) Close(ctx context.Context) error { return m.cp.Close(ctx) }
+
+// Instance is one instantiation of a Module. It serves one call at a time.
+type Instance struct {
+	p      *extism.Plugin
+	stderr *tail
+	// Tag is free for the owner of the instance (the host keeps the
+	// current call's state there for log lines).
+	Tag any
+}
+
+// Instantiate creates an instance with real clocks, real randomness, no
+// environment and no arguments; its stdout is dropped and the tail of its
+// stderr kept for error messages.
+func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
+	stderr := &tail{max: 4096}
+	mc := wazero.NewModuleConfig().
+		WithSysWalltime().WithSysNanotime().WithSysNanosleep().
+		WithRandSource(rand.Reader).
+		WithStdout(io.Discard).WithStderr(stderr)
+	p, err := m.cp.Instance(ctx, extism.PluginInstanceConfig{ModuleConfig: mc})
+	if err != nil {
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
+	inst := &Instance{p: p, stderr: stderr}
+	if m.cfg.Log != nil {
+		logf := m.cfg.Log
+		p.SetLogger(func(level extism.LogLevel, msg string) {
+			if level == extism.LogLevelDebug && isSDKMessage(msg) {
+				return
+			}
+			logf(inst, level, msg)
+		})
+	} else {
+		p.SetLogger(func(extism.LogLevel, string) {})
+	}
+	return inst, nil
+}
+
+// Result is what a call returned.
+type Result struct {
+	Code   uint32
+	Output []byte
+	// Err is the message the guest set with error_set, or "".
+	Err string
+	// Exit is set when the guest exited (proc_exit) or was closed.
+	Exit *sys.ExitError
+	// Trap is set when the guest trapped or a host function failed.
+	Trap error
+}
+
+// Call runs export fn with input. The instance must be discarded after a
+// Result with Exit or Trap set.
+func (i *Instance) Call(ctx context.Context, fn string, input []byte) Result {
+	i.stderr.Reset()
+	rc, out, err := i.p.CallWithContext(ctx, fn, input)
+	res := Result{Code: rc, Output: out}
+	if err == nil {
+		return res
+	}
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		res.Exit = exit
+		return res
+	}
+	if rc != 0 && len(out) == 0 && isGuestMessage(i, err) {
+		res.Err = err.Error()
+		return res
+	}
+	res.Trap = err
+	return res
+}
+
+// isGuestMessage reports whether err is the message the guest set with
+// error_set (go-sdk returns it as a plain error) rather than a trap.
+func isGuestMessage(i *Instance, err error) bool {
+	if i.p.Module() == nil {
+		return false
+	}
+	msg := i.p.GetError()
+	return msg != "" && msg == err.Error()
+}
+
+// Stderr returns the tail of what the guest wrote to stderr in the last call.
+func (i *Instance) Stderr() string { return i.stderr.String() }
+
+// MemoryBytes returns the size of the guest's linear memory.
+func (i *Instance) MemoryBytes() uint64 {
+	if mem := i.p.Memory(); mem != nil {
+		return uint64(mem.Size())
+	}
+	return 0
+}
+
+// Close frees the instance.
+func (i *Instance) Close(ctx context.Context) error { return i.p.Close(ctx) }
+
+// kernelMemory adapts go-sdk's CurrentPlugin to Memory.
+type kernelMemory struct{ p *extism.CurrentPlugin }
+
+func (k kernelMemory) Read(h uint64) ([]byte, error) {
+	if h == 0 {
+		return nil, errors.New("null handle")
+	}
+	n, err := k.p.Length(h)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("handle %#x names no memory block", h)
+	}
+	return k.p.ReadBytes(h)
+}
+
+func (k kernelMemory) Write(b []byte) (uint64, error) { return k.p.WriteBytes(b) }
+
+func (k kernelMemory) Free(h uint64) { _ = k.p.Free(h) }
+
+// tail keeps the last max bytes written to it.
+type tail struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) Reset() {
+	t.mu.Lock()
+	t.buf = t.buf[:0]
+	t.mu.Unlock()
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}
+
+// Exports lists the module's exported functions, sorted.
+func (m *Module) Exports() []string {
+	out := make([]string, 0, len(m.exports))
+	for name := range m.exports {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// isSDKMessage reports whether a debug line comes from go-sdk itself rather
+// than from the guest.
+func isSDKMessage(msg string) bool {
+	return strings.HasPrefix(msg, "Calling function : ") || strings.HasPrefix(msg, "Initializing runtime for ") ||
+		strings.HasPrefix(msg, "Calling _initialize") || strings.HasPrefix(msg, "Calling hs_init")
+}
