@@ -66,8 +66,9 @@ type ExhaustedError struct {
 	Errors []error
 	// Cause says why retrying stopped before the attempts ran out:
 	// ErrRetryBudget, ErrTotalDeadline, ErrCircuitOpen (the breaker stayed
-	// open past the deadline) or the caller's context error. It is nil when
-	// the attempts ran out or the last error was not retryable.
+	// open past the deadline) or the caller's context error (the caller
+	// cancelled or its deadline passed). It is nil when the attempts ran
+	// out or the last error was not retryable.
 	Cause error
 }
 
@@ -123,7 +124,7 @@ func (e *ChaosError) Error() string {
 	return fmt.Sprintf("resilience: chaos: injected %s (attempt %d)", e.Kind, e.Attempt)
 }
 
-// RetryAfterError wraps Err with a retry-after hint; see RetryAfter.
+// retryAfterError carries a retry-after hint; see RetryAfter.
 type retryAfterError struct {
 	err   error
 	after time.Duration

@@ -201,10 +201,10 @@ func Execute[T any](ctx context.Context, e *Executor, fn func(ctx context.Contex
 	return out, err
 }
 
-// Do runs fn through the pipeline. It returns nil on success; the
-// caller's context error, ErrCircuitOpen or ErrLimited... when no attempt
-// ran (only ErrCircuitOpen and the context error are possible there); and
-// otherwise an *ExhaustedError holding every attempt's error.
+// Do runs fn through the pipeline and returns nil on success. When no
+// attempt ran it returns ErrCircuitOpen (the breaker rejected the first
+// attempt) or the caller's context error. Otherwise it returns an
+// *ExhaustedError holding every attempt's error.
 //
 // Retries: an attempt whose error classifies as Retryable is retried after
 // the backoff delay (or the error's RetryAfter hint, capped by MaxDelay),
@@ -239,8 +239,8 @@ func (e *Executor) Do(ctx context.Context, fn func(ctx context.Context) error) e
 				e.st.failures.Add(1)
 				return ErrCircuitOpen
 			}
-			if wait <= 0 { // half-open, probe slots taken
-				wait = c.backoff.delay(attempt-1, prev, e.opts.rand())
+			if wait <= 0 { // half-open, probe slots taken: back off, at least 1ms
+				wait = max(c.backoff.delay(attempt-1, prev, e.opts.rand()), time.Millisecond)
 			}
 			if !e.fits(ctx, deadline, wait) {
 				return e.fail(errs, ErrCircuitOpen)
@@ -251,12 +251,15 @@ func (e *Executor) Do(ctx context.Context, fn func(ctx context.Context) error) e
 			}
 			continue
 		}
-		err, cls := e.attempt(ctx, c, gen, attempt, nested || attempt > 1, fn)
+		cls, err := e.attempt(ctx, c, gen, attempt, nested || attempt > 1, fn)
 		if err == nil {
 			e.st.successes.Add(1)
 			return nil
 		}
 		errs = append(errs, err)
+		if cls == Ignored && ctx.Err() != nil {
+			return e.fail(errs, ctx.Err())
+		}
 		if !cls.retried() || attempt >= c.maxAttempts {
 			return e.fail(errs, nil)
 		}
@@ -306,16 +309,16 @@ func (e *Executor) fail(errs []error, cause error) error {
 
 // attempt runs one attempt inside the breaker admission gen: limiter,
 // attempt timeout, chaos, fn. It records the outcome with the breaker.
-func (e *Executor) attempt(ctx context.Context, c *compiled, gen uint64, n int, mark bool, fn func(context.Context) error) (err error, cls Class) {
+func (e *Executor) attempt(ctx context.Context, c *compiled, gen uint64, n int, mark bool, fn func(context.Context) error) (cls Class, err error) {
 	e.st.attempts.Add(1)
 	if c.lim != nil {
 		if err := c.lim.acquire(ctx, e.opts.clock, c.queueWait); err != nil {
 			e.br.record(gen, outcomeNeutral)
 			if err == ErrLimited {
 				e.st.limited.Add(1)
-				return err, Retryable
+				return Retryable, err
 			}
-			return err, Ignored
+			return Ignored, err
 		}
 		defer c.lim.release()
 	}
@@ -343,7 +346,7 @@ func (e *Executor) attempt(ctx context.Context, c *compiled, gen uint64, n int, 
 	done = true
 	if err == nil {
 		e.br.record(gen, outcomeSuccess)
-		return nil, Retryable
+		return Retryable, nil
 	}
 	switch {
 	case ctx.Err() != nil:
@@ -360,7 +363,7 @@ func (e *Executor) attempt(ctx context.Context, c *compiled, gen uint64, n int, 
 	} else {
 		e.br.record(gen, outcomeNeutral)
 	}
-	return err, cls
+	return cls, err
 }
 
 // withTimeout is context.WithTimeout on the real clock; on another clock

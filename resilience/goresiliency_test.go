@@ -119,11 +119,11 @@ func TestFromRetrierClassifier(t *testing.T) {
 	e, clk := newExec(t, retryPolicy(3), resilience.WithClassifier(
 		resilience.FromRetrierClassifier(retrier.WhitelistClassifier{errRate})))
 	fn, calls := failN(10, errRate)
-	if err, _ := drive(t, clk, func() error { return e.Do(context.Background(), fn) }); !errors.Is(err, errRate) || *calls != 3 {
+	if _, err := drive(t, clk, func() error { return e.Do(context.Background(), fn) }); !errors.Is(err, errRate) || *calls != 3 {
 		t.Fatalf("whitelisted: %v after %d calls", err, *calls)
 	}
 	fn, calls = failN(10, errBoom)
-	if err, _ := drive(t, clk, func() error { return e.Do(context.Background(), fn) }); !errors.Is(err, errBoom) || *calls != 1 {
+	if _, err := drive(t, clk, func() error { return e.Do(context.Background(), fn) }); !errors.Is(err, errBoom) || *calls != 1 {
 		t.Fatalf("not whitelisted: %v after %d calls", err, *calls)
 	}
 }

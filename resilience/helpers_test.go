@@ -44,8 +44,8 @@ func fail(context.Context) error { return errBoom }
 func ok(context.Context) error   { return nil }
 
 // drive runs do in a goroutine and advances clk to each timer it waits
-// on until do returns; it returns do's error and the steps taken.
-func drive(t *testing.T, clk *resiliencetest.Clock, do func() error) (error, []time.Duration) {
+// on until do returns; it returns the steps taken and do's error.
+func drive(t *testing.T, clk *resiliencetest.Clock, do func() error) ([]time.Duration, error) {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- do() }()
@@ -53,7 +53,7 @@ func drive(t *testing.T, clk *resiliencetest.Clock, do func() error) (error, []t
 	for {
 		select {
 		case err := <-done:
-			return err, steps
+			return steps, err
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)

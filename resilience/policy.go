@@ -26,7 +26,8 @@ type Policy struct {
 // BreakerPolicy configures the circuit breaker.
 type BreakerPolicy struct {
 	// FailureThreshold opens the breaker after this many consecutive
-	// counted failures; a success resets the count. 0: 5. Negative: rule off.
+	// counted failures; a success resets the count. 0: 5. Negative: rule
+	// off (with FailureRate 0 as well, the breaker never opens).
 	FailureThreshold int `yaml:"failure_threshold" json:"failure_threshold"`
 	// FailureRate opens the breaker when failures/calls over Window exceeds
 	// it, once at least MinimumCalls were counted in Window. In (0,1].

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/bulkhead-run/bulkhead/resilience"
+	"github.com/bulkhead-run/bulkhead/resilience/resiliencetest"
 )
 
 // failN returns a function failing n times with errs, then succeeding.
@@ -33,7 +35,7 @@ func retryPolicy(attempts int) resilience.Policy {
 func TestRetry_SucceedsAfterFailures(t *testing.T) {
 	e, clk := newExec(t, retryPolicy(3))
 	fn, calls := failN(2, errBoom)
-	err, steps := drive(t, clk, func() error { return e.Do(context.Background(), fn) })
+	steps, err := drive(t, clk, func() error { return e.Do(context.Background(), fn) })
 	if err != nil || *calls != 3 {
 		t.Fatalf("err %v after %d calls", err, *calls)
 	}
@@ -48,7 +50,7 @@ func TestRetry_SucceedsAfterFailures(t *testing.T) {
 func TestRetry_Exhausted(t *testing.T) {
 	e, clk := newExec(t, retryPolicy(3))
 	fn, calls := failN(10, errBoom)
-	err, _ := drive(t, clk, func() error { return e.Do(context.Background(), fn) })
+	_, err := drive(t, clk, func() error { return e.Do(context.Background(), fn) })
 	var ex *resilience.ExhaustedError
 	if !errors.As(err, &ex) {
 		t.Fatalf("err %T %v, want *ExhaustedError", err, err)
@@ -86,7 +88,7 @@ func TestRetry_Classifier(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e, clk := newExec(t, retryPolicy(3), resilience.WithClassifier(classify))
 			fn, calls := failN(10, tt.give)
-			err, _ := drive(t, clk, func() error { return e.Do(context.Background(), fn) })
+			_, err := drive(t, clk, func() error { return e.Do(context.Background(), fn) })
 			if !errors.Is(err, tt.give) || *calls != tt.wantCalls {
 				t.Fatalf("err %v calls %d, want %d", err, *calls, tt.wantCalls)
 			}
@@ -110,7 +112,7 @@ func TestRetry_RetryAfterHint(t *testing.T) {
 			e, clk := newExec(t, p)
 			fn, _ := failN(1, errBoom)
 			hinted := func(ctx context.Context) error { return resilience.RetryAfter(fn(ctx), tt.hint) }
-			err, steps := drive(t, clk, func() error { return e.Do(context.Background(), hinted) })
+			steps, err := drive(t, clk, func() error { return e.Do(context.Background(), hinted) })
 			if err != nil || len(steps) != 1 || steps[0] != tt.want {
 				t.Fatalf("err %v steps %v, want [%v]", err, steps, tt.want)
 			}
@@ -165,7 +167,7 @@ func TestRetry_WaitsForBreakerInsteadOfBurningAttempts(t *testing.T) {
 	t.Run("within the deadline", func(t *testing.T) {
 		e, clk := newExec(t, p)
 		fn, calls := failN(1, errBoom)
-		err, steps := drive(t, clk, func() error { return e.Do(context.Background(), fn) })
+		steps, err := drive(t, clk, func() error { return e.Do(context.Background(), fn) })
 		if err != nil || *calls != 2 {
 			t.Fatalf("err %v calls %d", err, *calls)
 		}
@@ -182,7 +184,7 @@ func TestRetry_WaitsForBreakerInsteadOfBurningAttempts(t *testing.T) {
 		p.Retry.TotalDeadline = resilience.Duration(500 * time.Millisecond)
 		e, clk := newExec(t, p)
 		fn, calls := failN(1, errBoom)
-		err, _ := drive(t, clk, func() error { return e.Do(context.Background(), fn) })
+		_, err := drive(t, clk, func() error { return e.Do(context.Background(), fn) })
 		var ex *resilience.ExhaustedError
 		if !errors.As(err, &ex) || ex.Cause != resilience.ErrCircuitOpen || *calls != 1 || !errors.Is(err, errBoom) {
 			t.Fatalf("err %v calls %d", err, *calls)
@@ -195,7 +197,7 @@ func TestRetry_TotalDeadline(t *testing.T) {
 	p.Retry.TotalDeadline = resilience.Duration(time.Second) // 100+200+400 fit, +800 does not
 	e, clk := newExec(t, p)
 	fn, calls := failN(100, errBoom)
-	err, steps := drive(t, clk, func() error { return e.Do(context.Background(), fn) })
+	steps, err := drive(t, clk, func() error { return e.Do(context.Background(), fn) })
 	if !errors.Is(err, resilience.ErrTotalDeadline) || *calls != 4 {
 		t.Fatalf("err %v calls %d steps %v", err, *calls, steps)
 	}
@@ -207,7 +209,7 @@ func TestRetry_AttemptTimeout(t *testing.T) {
 	p.Breaker = resilience.BreakerPolicy{FailureThreshold: 2}
 	e, clk := newExec(t, p)
 	spin := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
-	err, steps := drive(t, clk, func() error { return e.Do(context.Background(), spin) })
+	steps, err := drive(t, clk, func() error { return e.Do(context.Background(), spin) })
 	if !errors.Is(err, resilience.ErrAttemptTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err %v", err)
 	}
@@ -263,7 +265,7 @@ func TestAttemptFromContext(t *testing.T) {
 		}
 		return nil
 	}
-	err, _ := drive(t, clk, func() error { return e.Do(context.Background(), fn) })
+	_, err := drive(t, clk, func() error { return e.Do(context.Background(), fn) })
 	if err != nil || fmt.Sprint(seen) != "[1 2 3]" || fmt.Sprint(innerSeen) != "[1 1 1]" {
 		t.Fatalf("err %v seen %v inner %v", err, seen, innerSeen)
 	}
@@ -276,7 +278,7 @@ func TestExecute_ReturnsValue(t *testing.T) {
 	e, clk := newExec(t, retryPolicy(3))
 	n := 0
 	var got string
-	err, _ := drive(t, clk, func() error {
+	_, err := drive(t, clk, func() error {
 		var err error
 		got, err = resilience.Execute(context.Background(), e, func(context.Context) (string, error) {
 			n++
@@ -389,7 +391,7 @@ func TestChaos(t *testing.T) {
 		p := noRetry(resilience.BreakerPolicy{})
 		p.Chaos = resilience.Chaos{LatencyRate: 1, Latency: resilience.Duration(3 * time.Second)}
 		e, clk := newExec(t, p)
-		err, steps := drive(t, clk, func() error { return e.Do(context.Background(), ok) })
+		steps, err := drive(t, clk, func() error { return e.Do(context.Background(), ok) })
 		if err != nil || fmt.Sprint(steps) != "[3s]" || e.Stats().ChaosLatency != 1 {
 			t.Fatalf("err %v steps %v", err, steps)
 		}
@@ -414,4 +416,59 @@ func TestChaos(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestRetry_FactorJitterDelaysWithinBounds(t *testing.T) {
+	p := retryPolicy(5)
+	p.Retry.Jitter = resilience.JitterFactor
+	p.Retry.JitterFactor = 0.2
+	for seed := range uint64(20) {
+		clk := resiliencetest.NewClock(time.Time{})
+		e, err := resilience.New("jitter", p, resilience.WithClock(clk), resilience.WithRand(rand.New(rand.NewPCG(seed, 7))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fn, _ := failN(4, errBoom)
+		steps, err := drive(t, clk, func() error { return e.Do(context.Background(), fn) })
+		if err != nil || len(steps) != 4 {
+			t.Fatalf("err %v steps %v", err, steps)
+		}
+		for i, d := range steps {
+			base := 100 * time.Millisecond << i
+			if lo, hi := base*8/10, base*12/10; d < lo || d > hi {
+				t.Fatalf("seed %d delay %d: %v outside [%v, %v]", seed, i+1, d, lo, hi)
+			}
+		}
+	}
+}
+
+func TestExecutor_PanicReleasesSlots(t *testing.T) {
+	p := resilience.Policy{
+		Retry:   resilience.RetryPolicy{MaxAttempts: 1},
+		Breaker: resilience.BreakerPolicy{FailureThreshold: 1, OpenTimeout: resilience.Duration(time.Second), SuccessThreshold: 1},
+		Limiter: resilience.LimiterPolicy{MaxConcurrent: 1},
+	}
+	e, clk := newExec(t, p)
+	boom := func() (r any) {
+		defer func() { r = recover() }()
+		_ = e.Do(context.Background(), func(context.Context) error { panic("guest bug") })
+		return nil
+	}
+	if r := boom(); r != "guest bug" {
+		t.Fatalf("panic not propagated: %v", r)
+	}
+	if s := e.Stats(); s.State != resilience.Open || s.InFlight != 0 {
+		t.Fatalf("after a panic: %+v (want open, no slot held)", s)
+	}
+	clk.Advance(time.Second)
+	if r := boom(); r != "guest bug" { // the probe panics: reopen, probe slot freed
+		t.Fatal(r)
+	}
+	clk.Advance(time.Second)
+	if err := e.Do(context.Background(), ok); err != nil {
+		t.Fatalf("probe after panics: %v", err)
+	}
+	if st := e.State(); st != resilience.Closed {
+		t.Fatalf("state %v", st)
+	}
 }
