@@ -74,7 +74,8 @@
 //     events but never loses them and never blocks the watcher. Changes
 //     that happen within one debounce are observed as one.
 //   - Stop returns after the handler has returned from every event queued
-//     before Stop, unless Stop's context ends first.
+//     before Stop, unless Stop's context ends first. The handler must not
+//     call Stop (it would wait for itself).
 //
 // List and Get reflect a change as soon as it is observed, possibly before
 // the handler receives its event.
@@ -99,7 +100,9 @@
 // catalogue lock before it queues an event, so the two are never held
 // together. Two goroutines run between Start and Stop: the
 // watcher (fsnotify events, debounce timers, rescans, file reads, manifest
-// parsing and the policy validator) and the event delivery.
+// parsing and the policy validator) and the event delivery. The policy
+// validator also runs on the goroutine that calls Read, so it must be safe
+// for concurrent use.
 //
 // # Errors
 //

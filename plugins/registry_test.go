@@ -543,3 +543,135 @@ func TestRegistry_StopTimeout(t *testing.T) {
 		t.Errorf("second Stop: %v", err)
 	}
 }
+
+// Replacing a module many times, by rename and in place, at random gaps
+// around the debounce: every event carries one complete version, versions
+// never repeat back to back, and the last event is the last version.
+func TestRegistry_ReplaceHammer(t *testing.T) {
+	const debounce = 20 * time.Millisecond
+	dir := t.TempDir()
+	wasm := filepath.Join(dir, "p.wasm")
+	versions := [][]byte{module(t, 64<<10), module(t, 96<<10), module(t, 32<<10)}
+	valid := map[string]bool{}
+	for _, v := range versions {
+		valid[versionOf(v)] = true
+	}
+	write(t, wasm, versions[0])
+	_, rec := start(t, dir, WithDebounce(debounce))
+	rec.waitN(t, 1)
+
+	rounds := 30
+	if testing.Short() {
+		rounds = 15
+	}
+	last := versions[0]
+	for i := range rounds {
+		v := versions[(i+1)%len(versions)]
+		if i%3 == 2 {
+			// In place, in two halves.
+			f, err := os.OpenFile(wasm, os.O_WRONLY|os.O_TRUNC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Write(v[:len(v)/2]); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(debounce / 4)
+			if _, err := f.Write(v[len(v)/2:]); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			writeRename(t, wasm, v)
+		}
+		last = v
+		time.Sleep(time.Duration(i%4) * debounce / 2)
+	}
+	want := versionOf(last)
+	waitFor(t, "the last version", func() bool {
+		evs := rec.events()
+		return evs[len(evs)-1].Version == want
+	})
+	evs := rec.events()
+	for i, ev := range evs {
+		if !valid[ev.Version] || versionOf(ev.Bytes) != ev.Version {
+			t.Fatalf("event %d carries bytes of no version written (%d bytes)", i, len(ev.Bytes))
+		}
+		if i > 0 && ev.Version == evs[i-1].Version {
+			t.Errorf("event %d repeats version %s", i, short(ev.Version))
+		}
+	}
+	t.Logf("%d replacements, %d events", rounds, len(evs)-1)
+}
+
+// BenchmarkRegistry_Start measures Start on a directory of 50 plugins of
+// 2 MiB each (the size of a Go guest), half with a sidecar.
+func BenchmarkRegistry_Start(b *testing.B) {
+	dir := b.TempDir()
+	mod := make([]byte, 2<<20)
+	for i := range 50 {
+		mod[0] = byte(i)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("p%02d.wasm", i)), mod, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		if i%2 == 0 {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("p%02d.yaml", i)), []byte("memory: 64MiB\npool: {max: 4}\npreset: api\n"), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		r, err := New(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := r.Start(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		if len(r.List()) != 50 {
+			b.Fatal("not 50 plugins")
+		}
+		b.StopTimer()
+		if err := r.Stop(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
+
+// BenchmarkRegistry_ReplaceLatency measures the time from a
+// write-then-rename to its Changed event, with the default debounce.
+func BenchmarkRegistry_ReplaceLatency(b *testing.B) {
+	dir := b.TempDir()
+	wasm := filepath.Join(dir, "p.wasm")
+	got := make(chan struct{}, 1)
+	r, err := New(dir, WithHandler(func(ev Event) {
+		if ev.Kind == Changed {
+			got <- struct{}{}
+		}
+	}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(wasm, []byte("v0"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer r.Stop(context.Background())
+	b.ResetTimer()
+	for i := range b.N {
+		tmp := filepath.Join(dir, ".p.wasm.tmp")
+		if err := os.WriteFile(tmp, fmt.Appendf(nil, "v%d", i+1), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.Rename(tmp, wasm); err != nil {
+			b.Fatal(err)
+		}
+		<-got
+	}
+}
