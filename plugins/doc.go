@@ -8,7 +8,7 @@
 //
 // A plugin is NAME.wasm with an optional sidecar NAME.yaml (see Manifest).
 // NAME is the file's base name and must match [a-zA-Z0-9_.-]+ without a
-// leading dot. Everything else in the directory is ignored: hidden files
+// leading dot or dash. Everything else in the directory is ignored: hidden files
 // (names starting with "."), editor and temp files ("x.wasm.tmp",
 // "x.wasm~", ".x.wasm.swp"), other suffixes (".yml", ".txt"),
 // subdirectories and names that are not plugin names. Symbolic links are

@@ -152,8 +152,9 @@ func WithRescanInterval(d time.Duration) Option {
 // off, only the periodic rescan sees changes.
 func WithFSNotify(enabled bool) Option { return optionFunc(func(o *options) { o.fsnotify = enabled }) }
 
-// WithPolicyValidator sets a check of each sidecar's preset and policy
-// section (raw YAML, nil when absent), run whenever a sidecar is read. A
+// WithPolicyValidator sets a check of each sidecar's preset ("" when
+// absent) and policy section (raw YAML, nil when absent), run whenever a
+// sidecar that parses is read, by the watcher and by Read. A
 // sidecar it rejects is a broken sidecar: its error, wrapped in a
 // *ManifestError at the policy (or preset) line, shows in events and Info.
 func WithPolicyValidator(v func(preset string, raw []byte) error) Option {
@@ -163,7 +164,8 @@ func WithPolicyValidator(v func(preset string, raw []byte) error) Option {
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$`)
 
 // ValidName reports whether name is a plugin name: [a-zA-Z0-9_.-]+ with no
-// leading dot.
+// leading dot (a hidden file) and no leading dash (it would read as a flag
+// in "bulkhead plugins reload NAME").
 func ValidName(name string) bool { return nameRE.MatchString(name) }
 
 // Registry is the catalogue of one plugin directory. Its methods are safe

@@ -675,3 +675,19 @@ func BenchmarkRegistry_ReplaceLatency(b *testing.B) {
 		<-got
 	}
 }
+
+func TestValidName(t *testing.T) {
+	tests := []struct {
+		give string
+		want bool
+	}{
+		{"hello", true}, {"hello-world_2", true}, {"a.b.c", true}, {"_x", true}, {"9", true},
+		{"", false}, {".hidden", false}, {"-flag", false}, {"a b", false}, {"a/b", false},
+		{"..", false}, {"héllo", false}, {"a\n", false},
+	}
+	for _, tt := range tests {
+		if got := ValidName(tt.give); got != tt.want {
+			t.Errorf("ValidName(%q) = %v, want %v", tt.give, got, tt.want)
+		}
+	}
+}
