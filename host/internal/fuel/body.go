@@ -77,8 +77,8 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 		}
 		nLocals += uint64(n)
 	}
-	if nLocals >= 1<<32-1 {
-		return nil, rw.wrapErr(errors.New("too many locals"), r.pos)
+	if nLocals > maxLocals {
+		return nil, &UnsupportedError{Func: rw.funcIndex, Offset: rw.base, What: fmt.Sprintf("%d locals (limit %d)", nLocals, maxLocals)}
 	}
 	fuelLocal := uint32(nLocals)
 	localsEnd := r.pos

@@ -121,7 +121,35 @@ func (m *module) find(id byte) *section {
 	return nil
 }
 
+// maxLocals bounds the locals of one function (V8 has the same limit):
+// wazero allocates per declared local, so a few bytes of input could ask it
+// for gigabytes.
+const maxLocals = 50000
+
+// checkCounts rejects a copied section whose vector count exceeds its size
+// (every entry takes at least one byte), so that no count in the output
+// asks wazero to allocate more than the input's size.
+func (m *module) checkCounts() error {
+	for _, s := range m.sections {
+		switch s.id {
+		case secTable, secMemory, secData:
+			r := reader{b: s.body}
+			n, err := r.u32()
+			if err != nil {
+				return malformed(fmt.Sprintf("section %d", s.id), err)
+			}
+			if uint64(n) > uint64(len(s.body)) {
+				return fmt.Errorf("%w: section %d: count %d exceeds its size", ErrMalformed, s.id, n)
+			}
+		}
+	}
+	return nil
+}
+
 func (m *module) rewrite(opts Options) ([]byte, error) {
+	if err := m.checkCounts(); err != nil {
+		return nil, err
+	}
 	if err := m.readTypes(); err != nil {
 		return nil, err
 	}
