@@ -126,6 +126,7 @@ func deleteRun(w *writer, id string, cutoff time.Time) (bool, error) {
 	collect(runPrefix(pResult, id))
 	collect(runPrefix(pAttempt, id))
 	collect(runPrefix(pCheckpoint, id))
+	collect(runPrefix(pCPHead, id))
 	keys = append(keys, key(pRun, id), timeKey(pCreated, r.CreatedAt, id), timeKey(pFinished, r.FinishedAt, id))
 	for _, k := range keys {
 		if err := w.del(k); err != nil {

@@ -130,7 +130,9 @@ func (s *Store) LastAttempt(ctx context.Context, runID, node string) (int, error
 	return n, err
 }
 
-// SaveCheckpoint implements statestore.Checkpoints.
+// SaveCheckpoint implements statestore.Checkpoints. The newest seq of each
+// node is kept under its own key, so a save reads one key and trims the one
+// checkpoint that falls out of the window, whatever the node's history.
 func (s *Store) SaveCheckpoint(ctx context.Context, runID, node string, data []byte) (uint64, error) {
 	if err := rules.CheckNode(runID, node); err != nil {
 		return 0, err
@@ -138,31 +140,28 @@ func (s *Store) SaveCheckpoint(ctx context.Context, runID, node string, data []b
 	v := make([]byte, 8+len(data))
 	binary.BigEndian.PutUint64(v, uint64(s.opts.now().UnixNano()))
 	copy(v[8:], data)
-	prefix := checkpointPrefix(runID, node)
+	head := key(pCPHead, runID, node)
+	max := uint64(s.opts.maxCheckpoints)
 	var seq uint64
 	err := s.write(ctx, func(w *writer) error {
 		if err := requireRun(w, runID); err != nil {
 			return err
 		}
-		var keys [][]byte
-		it := w.txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-		for it.Rewind(); it.Valid(); it.Next() {
-			keys = append(keys, it.Item().KeyCopy(nil))
+		last, err := headSeq(w.txn, head)
+		if err != nil {
+			return err
 		}
-		it.Close()
-		seq = 1
-		if len(keys) > 0 {
-			last := keys[len(keys)-1]
-			seq = binary.BigEndian.Uint64(last[len(last)-8:]) + 1
-		}
+		seq = last + 1
+		var seqb [8]byte
+		binary.BigEndian.PutUint64(seqb[:], seq)
 		if err := w.set(checkpointKey(runID, node, seq), v); err != nil {
 			return err
 		}
-		for len(keys)+1 > s.opts.maxCheckpoints {
-			if err := w.del(keys[0]); err != nil {
-				return err
-			}
-			keys = keys[1:]
+		if err := w.set(head, seqb[:]); err != nil {
+			return err
+		}
+		if seq > max {
+			return w.del(checkpointKey(runID, node, seq-max))
 		}
 		return nil
 	})
@@ -172,26 +171,59 @@ func (s *Store) SaveCheckpoint(ctx context.Context, runID, node string, data []b
 	return seq, nil
 }
 
-func decodeCheckpoint(k, v []byte) (statestore.Checkpoint, error) {
-	// k = c<run>\0<node>\0<seq>
-	body := k[1 : len(k)-9]
-	var run, node string
-	for i, b := range body {
-		if b == 0 {
-			run, node = string(body[:i]), string(body[i+1:])
-			break
-		}
+// headSeq returns the newest checkpoint seq of a node, 0 when none.
+func headSeq(txn *badger.Txn, head []byte) (uint64, error) {
+	v, err := getValue(txn, head)
+	if errors.Is(err, statestore.ErrNotFound) {
+		return 0, nil
 	}
-	if len(v) < 8 || node == "" {
-		return statestore.Checkpoint{}, fmt.Errorf("decode checkpoint %q: malformed", k)
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("checkpoint head %q: malformed", head)
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+func getCheckpoint(txn *badger.Txn, run, node string, seq uint64) (statestore.Checkpoint, error) {
+	v, err := getValue(txn, checkpointKey(run, node, seq))
+	if err != nil {
+		return statestore.Checkpoint{}, err
+	}
+	if len(v) < 8 {
+		return statestore.Checkpoint{}, fmt.Errorf("checkpoint %s/%s/%d: malformed", run, node, seq)
 	}
 	return statestore.Checkpoint{
 		RunID:     run,
 		Node:      node,
-		Seq:       binary.BigEndian.Uint64(k[len(k)-8:]),
-		Data:      append([]byte{}, v[8:]...),
+		Seq:       seq,
+		Data:      v[8:],
 		CreatedAt: time.Unix(0, int64(binary.BigEndian.Uint64(v[:8]))),
 	}, nil
+}
+
+// nodeCheckpoints appends the kept checkpoints of one node, oldest first.
+func (s *Store) nodeCheckpoints(txn *badger.Txn, run, node string, out []statestore.Checkpoint) ([]statestore.Checkpoint, error) {
+	last, err := headSeq(txn, key(pCPHead, run, node))
+	if err != nil {
+		return out, err
+	}
+	first := uint64(1)
+	if max := uint64(s.opts.maxCheckpoints); last > max {
+		first = last - max + 1
+	}
+	for seq := first; seq <= last && last > 0; seq++ {
+		c, err := getCheckpoint(txn, run, node, seq)
+		if errors.Is(err, statestore.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // LatestCheckpoint implements statestore.Checkpoints.
@@ -199,20 +231,19 @@ func (s *Store) LatestCheckpoint(ctx context.Context, runID, node string) (state
 	if err := rules.CheckNode(runID, node); err != nil {
 		return statestore.Checkpoint{}, err
 	}
-	prefix := checkpointPrefix(runID, node)
 	var c statestore.Checkpoint
 	err := s.view(ctx, func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true})
-		defer it.Close()
-		it.Seek(append(append([]byte{}, prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))
-		if !it.Valid() {
+		last, err := headSeq(txn, key(pCPHead, runID, node))
+		if err == nil && last > 0 {
+			c, err = getCheckpoint(txn, runID, node, last)
+		}
+		if err == nil && last == 0 {
+			err = statestore.ErrNotFound
+		}
+		if errors.Is(err, statestore.ErrNotFound) {
 			return fmt.Errorf("%w: no checkpoint for %s/%s", statestore.ErrNotFound, runID, node)
 		}
-		return it.Item().Value(func(v []byte) error {
-			var err error
-			c, err = decodeCheckpoint(it.Item().Key(), v)
-			return err
-		})
+		return err
 	})
 	return c, err
 }
@@ -222,24 +253,28 @@ func (s *Store) ListCheckpoints(ctx context.Context, runID, node string) ([]stat
 	if err := statestore.CheckID("run ID", runID); err != nil {
 		return nil, err
 	}
-	prefix := runPrefix(pCheckpoint, runID)
 	if node != "" {
 		if err := statestore.CheckID("node", node); err != nil {
 			return nil, err
 		}
-		prefix = checkpointPrefix(runID, node)
 	}
 	var out []statestore.Checkpoint
 	err := s.view(ctx, func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 16})
-		defer it.Close()
+		if node != "" {
+			var err error
+			out, err = s.nodeCheckpoints(txn, runID, node, out)
+			return err
+		}
+		prefix := runPrefix(pCPHead, runID)
+		var nodes []string
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		for it.Rewind(); it.Valid(); it.Next() {
-			err := it.Item().Value(func(v []byte) error {
-				c, err := decodeCheckpoint(it.Item().Key(), v)
-				out = append(out, c)
-				return err
-			})
-			if err != nil {
+			nodes = append(nodes, string(it.Item().Key()[len(prefix):]))
+		}
+		it.Close()
+		for _, n := range nodes {
+			var err error
+			if out, err = s.nodeCheckpoints(txn, runID, n, out); err != nil {
 				return err
 			}
 		}

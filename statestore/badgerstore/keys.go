@@ -14,6 +14,7 @@ import (
 //	n<run>\0<node>              node result (JSON)
 //	a<run>\0<node>              last attempt started (JSON)
 //	c<run>\0<node>\0<seq>       checkpoint: created ns (8 bytes) + data
+//	C<run>\0<node>              newest checkpoint seq (8 bytes)
 //	k<plugin>\0<key>            plugin state value
 //	d<id>                       dead letter (JSON)
 //	D<run>\0<id>                dead letters of a run
@@ -26,6 +27,7 @@ const (
 	pResult     = 'n'
 	pAttempt    = 'a'
 	pCheckpoint = 'c'
+	pCPHead     = 'C'
 	pState      = 'k'
 	pDead       = 'd'
 	pDeadByRun  = 'D'

@@ -62,11 +62,16 @@ func garble(t *testing.T, path string, off int64) {
 func crashCopy(t *testing.T, live string) string {
 	t.Helper()
 	dir := t.TempDir()
-	if out, err := exec.Command("cp", "-a", "--sparse=always", live+"/.", dir).CombinedOutput(); err != nil {
+	copyDir(t, live, dir)
+	return dir
+}
+
+func copyDir(t testing.TB, from, to string) {
+	t.Helper()
+	if out, err := exec.Command("cp", "-a", "--sparse=always", from+"/.", to).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v: %s", err, out)
 	}
-	_ = os.Remove(filepath.Join(dir, "LOCK"))
-	return dir
+	_ = os.Remove(filepath.Join(to, "LOCK"))
 }
 
 func glob1(t *testing.T, pattern string) string {
