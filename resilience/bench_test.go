@@ -155,3 +155,18 @@ func BenchmarkGoResiliencySemaphore(b *testing.B) {
 		s.Release()
 	}
 }
+
+// BenchmarkExecute: the generic wrapper over the BenchmarkPipeline policy.
+func BenchmarkExecute(b *testing.B) {
+	e, _ := resilience.New("bench", resilience.Policy{
+		Breaker: resilience.BreakerPolicy{FailureRate: 0.5},
+		Limiter: resilience.LimiterPolicy{MaxConcurrent: 64},
+	})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := resilience.Execute(ctx, e, func(context.Context) (int, error) { return 42, nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -479,3 +479,20 @@ func (m *Monitor) Overall() Status {
 	}
 	return worst
 }
+
+// ExecutorCheck returns a check reporting e's breaker: closed is healthy,
+// half-open degraded, open failed. Metadata carries the executor's Stats
+// under "stats". A plugin's health check can combine it with its own.
+func ExecutorCheck(e *Executor) CheckFunc {
+	return func(context.Context) CheckResult {
+		s := e.Stats()
+		res := CheckResult{OK: true, Message: "breaker " + s.State.String(), Metadata: map[string]any{"stats": s}}
+		switch s.State {
+		case HalfOpen:
+			res.Degraded = true
+		case Open:
+			res.OK = false
+		}
+		return res
+	}
+}

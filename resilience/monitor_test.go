@@ -231,3 +231,23 @@ func TestMonitor_StopWaitsForRunningCheck(t *testing.T) {
 		t.Fatalf("a check cut by Stop was recorded: %+v", st)
 	}
 }
+
+func TestExecutorCheck(t *testing.T) {
+	e, clk := newExec(t, noRetry(resilience.BreakerPolicy{FailureThreshold: 1, OpenTimeout: resilience.Duration(time.Second)}))
+	m := resilience.NewMonitor(resilience.WithClock(clk))
+	_ = m.Register("plugin", resilience.ExecutorCheck(e), time.Second, resilience.Thresholds{DegradedAfter: 1, UnhealthyAfter: 1})
+	var seen []string
+	defer m.Subscribe(func(tr resilience.Transition) { seen = append(seen, tr.To.String()) })()
+	m.CheckNow(context.Background())
+	_ = e.Do(context.Background(), fail) // opens
+	m.CheckNow(context.Background())
+	clk.Advance(time.Second) // half-open
+	m.CheckNow(context.Background())
+	if strings.Join(seen, " ") != "healthy unhealthy degraded" {
+		t.Fatalf("statuses %v", seen)
+	}
+	st, _ := m.Status("plugin")
+	if s, ok := st.LastResult.Metadata["stats"].(resilience.Stats); !ok || s.Opens != 1 {
+		t.Fatalf("metadata %+v", st.LastResult.Metadata)
+	}
+}
