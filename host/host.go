@@ -264,7 +264,7 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, m abi.Manifes
 			}
 		}
 	}()
-	h.log.Info("plugin loaded", "plugin", name, "version", short(g.version))
+	h.log.Debug("plugin loaded", "plugin", name, "version", short(g.version))
 	return g.version, nil
 }
 
@@ -453,7 +453,8 @@ func (h *Host) callGen(ctx context.Context, g *generation, fn string, input []by
 	if int64(len(input)) > g.maxIn {
 		return nil, &LimitError{Plugin: g.plugin, Limit: "max_input", Size: int64(len(input)), Max: g.maxIn}
 	}
-	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > g.timeout {
+	start := time.Now()
+	if dl, ok := ctx.Deadline(); !ok || dl.Sub(start) > g.timeout {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, g.timeout)
 		defer cancel()
@@ -464,12 +465,12 @@ func (h *Host) callGen(ctx context.Context, g *generation, fn string, input []by
 			return nil, err
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, h.ctxError(g, fn, ctx, ctxErr)
+			return nil, h.ctxError(g, fn, start, ctxErr)
 		}
 		return nil, &GuestError{Plugin: g.plugin, Version: g.version, Export: fn, Kind: KindTrap,
 			Msg: "instantiate: " + err.Error(), Err: err}
 	}
-	st := &callState{gen: g, inv: co.inv, durable: co.durable, logger: co.logger}
+	st := &callState{gen: g, inv: co.inv, durable: co.durable, logger: co.logger, start: start}
 	st.inv.Plugin, st.inv.PluginVersion = g.plugin, g.version
 	if st.inv.Attempt == 0 {
 		st.inv.Attempt = 1
@@ -496,13 +497,11 @@ func (h *Host) callGen(ctx context.Context, g *generation, fn string, input []by
 	return out, nil
 }
 
-func (h *Host) ctxError(g *generation, fn string, ctx context.Context, err error) *GuestError {
+func (h *Host) ctxError(g *generation, fn string, start time.Time, err error) *GuestError {
 	ge := &GuestError{Plugin: g.plugin, Version: g.version, Export: fn, Err: err}
 	if errors.Is(err, context.DeadlineExceeded) {
-		ge.Kind, ge.Msg = KindTimeout, "deadline reached"
-		if dl, ok := ctx.Deadline(); ok {
-			ge.Msg = fmt.Sprintf("deadline reached (%s)", dl.Format(time.RFC3339Nano))
-		}
+		ge.Kind = KindTimeout
+		ge.Msg = fmt.Sprintf("stopped at its deadline after %s", time.Since(start).Round(time.Millisecond))
 	} else {
 		ge.Kind, ge.Msg = KindCanceled, "call cancelled"
 	}
@@ -520,7 +519,7 @@ func (h *Host) classify(ctx context.Context, g *generation, fn string, inst *ins
 			if cerr == nil {
 				cerr = context.DeadlineExceeded
 			}
-			return nil, h.ctxError(g, fn, ctx, cerr)
+			return nil, h.ctxError(g, fn, st.start, cerr)
 		}
 		if h.memoryExhausted(g, inst) {
 			ge.Kind, ge.Msg, ge.Err = KindMemory, fmt.Sprintf("memory limit %s reached", abi.Size(g.memCap)), ErrMemoryLimit
@@ -539,7 +538,7 @@ func (h *Host) classify(ctx context.Context, g *generation, fn string, inst *ins
 		return nil, ge
 	case res.Trap != nil:
 		if cerr := ctx.Err(); cerr != nil {
-			return nil, h.ctxError(g, fn, ctx, cerr)
+			return nil, h.ctxError(g, fn, st.start, cerr)
 		}
 		if h.memoryExhausted(g, inst) {
 			ge.Kind, ge.Msg, ge.Err = KindMemory, fmt.Sprintf("memory limit %s reached", abi.Size(g.memCap)), ErrMemoryLimit

@@ -63,6 +63,7 @@ type callState struct {
 	durable Durable
 	logger  *slog.Logger
 	hint    time.Duration
+	start   time.Time
 }
 
 type callKey struct{}

@@ -145,10 +145,8 @@ var hoard [][]byte
 //go:wasmexport membomb
 func membomb() int32 {
 	for {
-		b := make([]byte, 1<<20)
-		for i := range b {
-			b[i] = byte(i)
-		}
+		b := make([]byte, 4<<20)
+		b[len(b)-1] = 1
 		hoard = append(hoard, b)
 	}
 }

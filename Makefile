@@ -1,0 +1,56 @@
+# bulkhead — see README.md. Every target works on a machine with only Go 1.26;
+# `testdata` also needs the guest toolchains (.ci/run installs them).
+
+GO        ?= go
+BIN       := bin/bulkhead
+GUEST_ENV := GOOS=wasip1 GOARCH=wasm
+DEMO_DATA := .bulkhead-demo
+
+.PHONY: all build demo test test.all bench soak testdata generate check lint format clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/bulkhead
+
+# The main job: build the example nodes and run them through bulkhead.
+demo: build
+	@mkdir -p $(DEMO_DATA)/plugins
+	cd sdk-guest/go/examples/upper && $(GUEST_ENV) $(GO) build -buildmode=c-shared -trimpath -o ../../../../$(DEMO_DATA)/plugins/upper.wasm .
+	@echo '--- bulkhead call upper.wasm --input "hello, bulkhead"'
+	@$(BIN) call $(DEMO_DATA)/plugins/upper.wasm --input "hello, bulkhead" --data $(DEMO_DATA); echo
+	@echo '--- an empty input is a permanent failure (exit status 1):'
+	@$(BIN) call $(DEMO_DATA)/plugins/upper.wasm --data $(DEMO_DATA) || echo "exit status $$?"
+
+# All tests, race detector on, slow soaks skipped.
+test:
+	$(GO) vet ./...
+	cd sdk-guest/go && $(GUEST_ENV) $(GO) vet ./...
+	$(GO) test -race -short -timeout 20m ./...
+
+test.all:
+	$(GO) test -race -timeout 60m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
+
+soak:
+	BULKHEAD_SOAK=1 $(GO) test -race -run 'Soak|Crash' -timeout 120m ./...
+
+# Rebuild every committed guest fixture from source (needs the toolchains).
+testdata:
+	$(MAKE) -C testdata
+
+generate:
+	$(GO) generate ./...
+
+format:
+	gofmt -w $$(git ls-files '*.go')
+
+check: generate
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
+	$(GO) vet ./...
+	git diff --exit-code
+
+clean:
+	rm -rf bin $(DEMO_DATA)

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/bulkhead-run/bulkhead/abi"
+	"github.com/bulkhead-run/bulkhead/host"
+)
+
+const callSynopsis = "call FILE.wasm [FUNCTION] [flags]"
+
+func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("call", callSynopsis, stderr)
+	var (
+		input     = fs.String("input", "", "input `STRING` for the call")
+		inputFile = fs.String("input-file", "", "read the input from `PATH` (- for stdin)")
+		timeout   = fs.Duration("timeout", 30*time.Second, "stop the call after `DURATION`")
+		data      = fs.String("data", "", "data `DIR` holding the compilation cache (default $RESILIENCE_CHECKPOINT_DIR, $BULKHEAD_DATA or ./.bulkhead)")
+		logLevel  = fs.String("log-level", "info", "guest log `LEVEL` shown on stderr: debug, info, warn, error")
+		memory    abi.Size
+		configs   listFlag
+		hosts     listFlag
+		paths     listFlag
+	)
+	fs.Var(sizeFlag{&memory}, "memory", "cap the guest's memory at `SIZE`, e.g. 64MiB (default 64MiB)")
+	fs.Var(&configs, "config", "config `KEY=VALUE` the guest reads (repeatable)")
+	fs.Var(&hosts, "allow-host", "let the guest reach hosts matching `GLOB` over HTTP (repeatable)")
+	fs.Var(&paths, "allow-path", "mount `HOST_DIR:GUEST_DIR` in the guest, ro:HOST_DIR for read-only (repeatable)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flagHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if len(pos) < 1 || len(pos) > 2 {
+		fprintf(stderr, "bulkhead call: want a module and at most one function, got %d arguments\n", len(pos))
+		fs.Usage()
+		return exitUsage
+	}
+	file, fn := pos[0], abi.ExportRun
+	if len(pos) == 2 {
+		fn = pos[1]
+	}
+	if *input != "" && *inputFile != "" {
+		fprintf(stderr, "bulkhead call: use --input or --input-file, not both\n")
+		return exitUsage
+	}
+	if *timeout <= 0 {
+		fprintf(stderr, "bulkhead call: --timeout must be positive\n")
+		return exitUsage
+	}
+	m := abi.Manifest{Memory: memory, AllowedHosts: hosts, Timeout: abi.Duration(*timeout)}
+	for _, kv := range configs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			fprintf(stderr, "bulkhead call: --config wants KEY=VALUE, got %q\n", kv)
+			return exitUsage
+		}
+		if m.Config == nil {
+			m.Config = map[string]string{}
+		}
+		m.Config[k] = v
+	}
+	for _, p := range paths {
+		hostDir, guestDir, err := splitAllowPath(p)
+		if err != nil {
+			fprintf(stderr, "bulkhead call: %v\n", err)
+			return exitUsage
+		}
+		if m.AllowedPaths == nil {
+			m.AllowedPaths = map[string]string{}
+		}
+		m.AllowedPaths[hostDir] = guestDir
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fprintf(stderr, "bulkhead call: --log-level: %v\n", err)
+		return exitUsage
+	}
+
+	in := []byte(*input)
+	if *inputFile != "" {
+		var err error
+		if *inputFile == "-" {
+			in, err = io.ReadAll(stdin)
+		} else {
+			in, err = os.ReadFile(*inputFile)
+		}
+		if err != nil {
+			fprintf(stderr, "bulkhead call: read input: %v\n", err)
+			return exitUsage
+		}
+	}
+	wasm, err := os.ReadFile(file)
+	if err != nil {
+		fprintf(stderr, "bulkhead call: %v\n", plainPathError(err))
+		return exitUsage
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	h, err := host.New(host.WithLogger(logger), host.WithCacheDir(cacheDir(dataDir(*data))), host.WithDefaultTimeout(*timeout))
+	if err != nil {
+		fprintf(stderr, "bulkhead call: %v\n", err)
+		return exitUsage
+	}
+	if err := h.Start(ctx); err != nil {
+		fprintf(stderr, "bulkhead call: %v\n", err)
+		return exitUsage
+	}
+	defer h.Stop(context.Background())
+	name := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+	if _, err := h.Load(ctx, name, wasm, m); err != nil {
+		fprintf(stderr, "bulkhead call: cannot load %s: %v\n", file, errors.Unwrap(err))
+		return exitUsage
+	}
+	if info, _ := h.Plugin(name); !contains(info.Exports, fn) {
+		fprintf(stderr, "bulkhead call: %s has no export %q (exports: %s)\n", file, fn, strings.Join(info.Exports, ", "))
+		return exitUsage
+	}
+	out, err := h.Call(ctx, name, fn, in)
+	if err != nil {
+		fprintf(stderr, "bulkhead call: %v\n", err)
+		return exitFailure
+	}
+	if _, err := stdout.Write(out); err != nil {
+		fprintf(stderr, "bulkhead call: write output: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+func splitAllowPath(p string) (hostDir, guestDir string, err error) {
+	ro := strings.HasPrefix(p, "ro:")
+	rest := strings.TrimPrefix(p, "ro:")
+	hostDir, guestDir, ok := strings.Cut(rest, ":")
+	if !ok || hostDir == "" || guestDir == "" {
+		return "", "", fmt.Errorf("--allow-path wants HOST_DIR:GUEST_DIR, got %q", p)
+	}
+	if ro {
+		hostDir = "ro:" + hostDir
+	}
+	return hostDir, guestDir, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// plainPathError drops the "open" prefix of a *PathError for users.
+func plainPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %v", pe.Path, pe.Err)
+	}
+	return err
+}

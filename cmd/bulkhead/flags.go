@@ -1,0 +1,92 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/bulkhead-run/bulkhead/abi"
+)
+
+func fprintf(w io.Writer, format string, args ...any) { fmt.Fprintf(w, format, args...) }
+
+// newFlagSet returns a flag set that reports errors on stderr and does not exit.
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fprintf(stderr, "Usage: bulkhead %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseInterspersed parses flags that may come after positional arguments,
+// as in `bulkhead call x.wasm run --input hi`.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if rest[0] == "--" {
+			return append(pos, rest[1:]...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// listFlag collects a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// sizeFlag is a byte size flag such as 64MiB.
+type sizeFlag struct{ v *abi.Size }
+
+func (s sizeFlag) String() string {
+	if s.v == nil || *s.v == 0 {
+		return ""
+	}
+	return s.v.String()
+}
+func (s sizeFlag) Set(v string) error {
+	n, err := abi.ParseSize(v)
+	if err != nil {
+		return err
+	}
+	*s.v = n
+	return nil
+}
+
+// dataDir resolves the data directory: the flag, else
+// RESILIENCE_CHECKPOINT_DIR, else BULKHEAD_DATA, else ./.bulkhead.
+func dataDir(flagValue string) string {
+	for _, v := range []string{flagValue, os.Getenv("RESILIENCE_CHECKPOINT_DIR"), os.Getenv("BULKHEAD_DATA")} {
+		if v != "" {
+			return v
+		}
+	}
+	return ".bulkhead"
+}
+
+// cacheDir is where compiled code is kept: BULKHEAD_CACHE, else the data
+// directory's cache folder.
+func cacheDir(data string) string {
+	if v := os.Getenv("BULKHEAD_CACHE"); v != "" {
+		return v
+	}
+	return filepath.Join(data, "cache")
+}
+
+// flagHelp is flag.ErrHelp: -h was asked for and usage printed.
+var flagHelp = flag.ErrHelp

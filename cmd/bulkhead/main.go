@@ -1,0 +1,75 @@
+// Command bulkhead runs workflows whose nodes are sandboxed WebAssembly
+// plugins. See `bulkhead help`.
+package main
+
+import (
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(doMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the plugin or the run failed
+	exitUsage   = 2 // bad usage, or a module that cannot be loaded
+)
+
+const usage = `bulkhead runs workflows whose nodes are sandboxed WebAssembly plugins.
+
+Usage:
+  bulkhead call FILE.wasm [FUNCTION] [flags]   call one export of a module
+  bulkhead version                             print the version
+  bulkhead help [COMMAND]                      show help
+
+Run 'bulkhead help COMMAND' for a command's flags.
+`
+
+type command struct {
+	name string
+	run  func(args []string, stdin io.Reader, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"call", runCall},
+		{"version", runVersion},
+	}
+}
+
+func doMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		io.WriteString(stderr, usage)
+		return exitUsage
+	}
+	name := args[0]
+	if name == "help" || name == "-h" || name == "--help" {
+		if len(args) > 1 {
+			for _, c := range commands() {
+				if c.name == args[1] {
+					return c.run([]string{"-h"}, stdin, stdout, stderr)
+				}
+			}
+		}
+		io.WriteString(stdout, usage)
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name == name {
+			return c.run(args[1:], stdin, stdout, stderr)
+		}
+	}
+	fprintf(stderr, "bulkhead: unknown command %q\n\n%s", name, usage)
+	return exitUsage
+}
+
+// version is set by the linker (-X main.version=…) for releases.
+var version = "dev"
+
+func runVersion(_ []string, _ io.Reader, stdout, _ io.Writer) int {
+	fprintf(stdout, "bulkhead %s\n", version)
+	return exitOK
+}

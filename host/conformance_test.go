@@ -1,0 +1,243 @@
+package host_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-run/bulkhead/abi"
+	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/host/hosttest"
+)
+
+// conformanceFixtures are the guests that must behave alike. Each is built
+// from source under testdata/ by `make testdata` and committed; adding a
+// language is adding a row.
+var conformanceFixtures = []struct {
+	lang string
+	path string // relative to testdata/
+	// upstream marks a module built with an upstream Extism PDK: it has no
+	// bulkhead host functions, so it runs the behaviours that need none.
+	upstream bool
+	// trapMsg is text the trap's message must carry (from the guest's
+	// stderr), or "" when the language reports nothing.
+	trapMsg string
+}{
+	{lang: "go", path: "go/kitchen/kitchen.wasm", trapMsg: "deliberate trap"},
+	{lang: "rust", path: "rust/kitchen/kitchen.wasm", trapMsg: "deliberate trap"},
+	{lang: "c", path: "c/kitchen/kitchen.wasm", trapMsg: "deliberate trap"},
+	{lang: "assemblyscript", path: "assemblyscript/kitchen/kitchen.wasm"},
+	{lang: "wat", path: "wat/kitchen.wasm"},
+	{lang: "upstream-as-pdk", path: "upstream/kitchen.wasm", upstream: true},
+}
+
+// guest is one fixture loaded into a host, as a conformance behaviour sees it.
+type guest struct {
+	h       *host.Host
+	name    string
+	wasm    []byte
+	logs    *logSink
+	trapMsg string
+}
+
+func (g *guest) call(t *testing.T, fn string, in []byte, opts ...host.CallOption) ([]byte, error) {
+	t.Helper()
+	return g.h.Call(context.Background(), g.name, fn, in, opts...)
+}
+
+// guestError asserts err is a *host.GuestError and returns it.
+func guestError(t *testing.T, err error) *host.GuestError {
+	t.Helper()
+	var ge *host.GuestError
+	if !errors.As(err, &ge) {
+		t.Fatalf("err = %v (%T), want a *host.GuestError", err, err)
+	}
+	return ge
+}
+
+// conformance is the table of behaviours every fixture must show. hostFuncs
+// marks those that need bulkhead's own host functions.
+var conformance = []struct {
+	name      string
+	hostFuncs bool
+	run       func(t *testing.T, g *guest)
+}{
+	{name: "echo binary 0B 1B 1KiB 1MiB", run: func(t *testing.T, g *guest) {
+		for _, n := range []int{0, 1, 1 << 10, 1 << 20} {
+			in := make([]byte, n)
+			for i := range in {
+				in[i] = byte(i*7 + 3*(i>>8)) // every byte value, zeros included
+			}
+			out, err := g.call(t, "echo", in)
+			if err != nil || !bytes.Equal(out, in) {
+				t.Fatalf("echo of %d bytes: got %d bytes, %v", n, len(out), err)
+			}
+		}
+	}},
+	{name: "json in and out", run: func(t *testing.T, g *guest) {
+		out, err := g.call(t, "json", []byte(`{"a":40,"b":2}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Sum *int64 `json:"sum"`
+		}
+		if err := json.Unmarshal(out, &got); err != nil || got.Sum == nil || *got.Sum != 42 {
+			t.Fatalf("json = %s (%v), want {\"sum\":42}", out, err)
+		}
+		out, err = g.call(t, "json", []byte(` { "b" : -7 , "a" : 1000000 } `))
+		if err != nil || !bytes.Contains(out, []byte("999993")) {
+			t.Fatalf("json with spaces and a negative = %s, %v", out, err)
+		}
+		_, err = g.call(t, "json", []byte(`not json`))
+		if !errors.Is(err, host.ErrPermanent) {
+			t.Fatalf("bad JSON input = %v, want a permanent failure", err)
+		}
+	}},
+	{name: "config", run: func(t *testing.T, g *guest) {
+		out, err := g.call(t, "config", []byte("greeting"))
+		if err != nil || string(out) != "héllo, wörld" {
+			t.Fatalf("config = %q, %v", out, err)
+		}
+		_, err = g.call(t, "config", []byte("missing"))
+		if ge := guestError(t, err); !ge.Permanent() || ge.Msg == "" {
+			t.Fatalf("unset config key = %v, want a permanent failure with a message", err)
+		}
+	}},
+	{name: "vars persist across calls on one instance", run: func(t *testing.T, g *guest) {
+		var outs []string
+		for range 3 {
+			out, err := g.call(t, "var_incr", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			outs = append(outs, string(out))
+		}
+		if strings.Join(outs, ",") != "1,2,3" {
+			t.Fatalf("var_incr × 3 = %v, want 1,2,3", outs)
+		}
+	}},
+	{name: "log at each level reaches the host logger", run: func(t *testing.T, g *guest) {
+		line := "conformance log line from " + g.name
+		if _, err := g.call(t, "log", []byte(line)); err != nil {
+			t.Fatal(err)
+		}
+		got := g.logs.levels(line)
+		want := []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("log levels = %v, want %v", got, want)
+		}
+	}},
+	{name: "retryable failure with message", run: func(t *testing.T, g *guest) {
+		_, err := g.call(t, "fail", []byte("upstream said no"))
+		ge := guestError(t, err)
+		if ge.Kind != host.KindFailed || ge.Msg != "upstream said no" || ge.Permanent() || !ge.Code.Retryable() {
+			t.Fatalf("fail = %#v", ge)
+		}
+	}},
+	{name: "permanent failure code 2", run: func(t *testing.T, g *guest) {
+		_, err := g.call(t, "fail_permanent", []byte("bad input"))
+		ge := guestError(t, err)
+		if ge.Code != abi.CodePermanent || !ge.Permanent() || ge.Msg != "bad input" || !errors.Is(err, host.ErrPermanent) {
+			t.Fatalf("fail_permanent = %#v", ge)
+		}
+	}},
+	{name: "trap discards the instance, the next call works", run: func(t *testing.T, g *guest) {
+		_, err := g.call(t, "trap", nil)
+		if !errors.Is(err, host.ErrTrap) {
+			t.Fatalf("trap = %v, want ErrTrap", err)
+		}
+		if g.trapMsg != "" && !strings.Contains(err.Error(), g.trapMsg) {
+			t.Fatalf("trap = %v, want it to mention %q", err, g.trapMsg)
+		}
+		out, err := g.call(t, "echo", []byte("after the trap"))
+		if err != nil || string(out) != "after the trap" {
+			t.Fatalf("echo after trap = %q, %v", out, err)
+		}
+	}},
+	{name: "invocation fields", hostFuncs: true, run: func(t *testing.T, g *guest) {
+		dl := time.Now().Add(5 * time.Second)
+		ctx, cancel := context.WithDeadline(context.Background(), dl)
+		defer cancel()
+		give := abi.Invocation{RunID: "run-ü1", Workflow: "wf <&>", Node: "n\"1", Attempt: 3, IdempotencyKey: abi.IdempotencyKey("run-ü1", "n\"1")}
+		out, err := g.h.Call(ctx, g.name, "invocation", nil, host.WithInvocation(give))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := abi.DecodeInvocation(out)
+		if err != nil {
+			t.Fatalf("invocation output %s: %v", out, err)
+		}
+		want := give
+		want.DeadlineUnixMS, want.Plugin, want.PluginVersion = dl.UnixMilli(), g.name, host.Version(g.wasm)
+		if got != want {
+			t.Fatalf("invocation = %+v\nwant         %+v", got, want)
+		}
+	}},
+	{name: "retry_after hint reaches the host", hostFuncs: true, run: func(t *testing.T, g *guest) {
+		_, err := g.call(t, "retry_after", []byte("1500"))
+		ge := guestError(t, err)
+		if ge.Kind != host.KindFailed || ge.Msg != "rate limited" || ge.RetryAfter() != 1500*time.Millisecond {
+			t.Fatalf("retry_after = %#v", ge)
+		}
+	}},
+}
+
+// TestConformance runs every behaviour against every language's fixture.
+func TestConformance(t *testing.T) {
+	for _, fx := range conformanceFixtures {
+		t.Run(fx.lang, func(t *testing.T) {
+			wasm := hosttest.Fixture(t, fx.path)
+			logs := &logSink{}
+			h := hosttest.New(t, host.WithLogger(slog.New(logs)))
+			g := &guest{h: h, name: "kitchen-" + fx.lang, wasm: wasm, logs: logs, trapMsg: fx.trapMsg}
+			m := abi.Manifest{Config: map[string]string{"greeting": "héllo, wörld"}, Pool: abi.Pool{Max: 1}}
+			if _, err := h.Load(context.Background(), g.name, wasm, m); err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range conformance {
+				if fx.upstream && b.hostFuncs {
+					continue
+				}
+				t.Run(b.name, func(t *testing.T) { b.run(t, g) })
+			}
+		})
+	}
+}
+
+// logSink is a slog handler that keeps every record.
+type logSink struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (s *logSink) Enabled(context.Context, slog.Level) bool { return true }
+
+func (s *logSink) Handle(_ context.Context, r slog.Record) error {
+	s.mu.Lock()
+	s.recs = append(s.recs, r)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *logSink) WithAttrs([]slog.Attr) slog.Handler { return s }
+func (s *logSink) WithGroup(string) slog.Handler      { return s }
+
+func (s *logSink) levels(msg string) []slog.Level {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []slog.Level
+	for _, r := range s.recs {
+		if r.Message == msg {
+			out = append(out, r.Level)
+		}
+	}
+	return out
+}
