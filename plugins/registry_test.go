@@ -258,14 +258,22 @@ func TestRegistry_SlowInPlaceCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	chunk := len(v2) / 8
+	var maxGap time.Duration
+	prev := time.Now()
 	for off := 0; off < len(v2); off += chunk {
 		if _, err := f.Write(v2[off:min(off+chunk, len(v2))]); err != nil {
 			t.Fatal(err)
 		}
+		maxGap, prev = max(maxGap, time.Since(prev)), time.Now()
 		time.Sleep(debounce / 10)
 	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if maxGap > debounce*3/4 {
+		// The guarantee holds for pauses shorter than the debounce; an
+		// overloaded machine stalled this writer for longer.
+		t.Skipf("the writer paused %v between chunks, near the %v debounce", maxGap, debounce)
 	}
 	checkEvent(t, rec.waitN(t, 2)[1], Changed, "p", v2)
 	rec.quiet(t, 2, 2*debounce)
