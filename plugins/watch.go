@@ -72,6 +72,14 @@ func (r *Registry) Start(ctx context.Context) (err error) {
 
 	lctx, cancel := context.WithCancel(context.Background())
 	r.mu.Lock()
+	if r.stopped { // Stop ran during the scan
+		r.mu.Unlock()
+		cancel()
+		if l.w != nil {
+			_ = l.w.Close()
+		}
+		return ErrStarted
+	}
 	r.cancel = cancel
 	r.loopDone = make(chan struct{})
 	r.mu.Unlock()
