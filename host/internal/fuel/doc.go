@@ -1,3 +1,142 @@
-// Package fuel meters the CPU a Wasm guest uses by rewriting its module at
-// load time. Documentation is completed below.
+// Package fuel gives Wasm guests a CPU budget by rewriting their modules at
+// load time so that they meter their own execution ("fuel"), and provides
+// the host side that refills, checks and stops them.
+//
+// wazero has no fuel, and its close-on-context-done makes a tight guest loop
+// about 50 times slower while not seeing loop-free recursion at all. A
+// metered guest instead calls the host at least once per slice of fuel, so
+// a deadline, a cancel or a spent budget stops it within a slice, and the Go
+// scheduler and garbage collector get a preemption point at every refill.
+//
+// # What Instrument changes
+//
+// Instrument(wasm, opts) decodes a binary module and returns a new one that
+//
+//   - imports one function, "bulkhead:fuel/v1" "refill" of type
+//     (i64) -> i64, after all existing function imports (so every defined
+//     function's index shifts by one: calls, return_calls, ref.func,
+//     element segments, exports, the start function and the "name" section
+//     are all renumbered);
+//   - appends a type for refill and a mutable i64 global, the fuel counter
+//     (fuel left in the current slice), initialised to 0;
+//   - gives every function one extra i64 local that holds the counter while
+//     the function runs: loaded from the global at entry and after each
+//     call, stored back before each call, return, branch out of the
+//     function and at its end, so that in loops the counter is a register;
+//   - inserts a charge point at function entry and after every loop, if,
+//     else, end and br_if: it subtracts the instruction count of the region
+//     that follows (up to the next such point; end and else are free) and,
+//     when the counter goes negative, calls refill with it and continues
+//     with the counter refill returns;
+//   - points each export of a defined function at a small entry wrapper
+//     with the same type: it zeroes the counter (so the first charge of
+//     every call from the host asks the host: context and budget are
+//     checked before the guest runs), calls the original function and hands
+//     the counter left to refill as a non-negative value (the call's
+//     settlement; see Refill).
+//
+// Imports (apart from the one added), export names and types, the ABI, and
+// what the module computes are unchanged: the differential tests run every
+// fixture and a Go-built guest both ways and compare results.
+//
+// The cost model: fuel counts executed Wasm instructions, each about one
+// unit, charged per region before the region runs, so a region left early
+// (a trap, or a call that does not return) is still charged in full.
+// Instructions such as memory.fill, memory.copy or memory.grow cost one
+// unit regardless of length. Counts are deterministic: the same call on the
+// same input in a fresh instance uses the same fuel, whatever the slice
+// size (tested).
+//
+// Every cycle in a Wasm program passes a loop header or a function entry,
+// so no execution can run more than one region past an empty counter; code
+// directly after br, br_table, return, unreachable or return_call up to the
+// next end or else is unreachable and gets no charge.
+//
+// Accepted: everything wazero 1.12 enables by default (api.CoreFeaturesV2:
+// multi-value, bulk memory with the data count section, reference types
+// with all table instructions and all element segment forms, fixed-width
+// SIMD with every 0xfd opcode, sign extension, saturating conversions
+// 0xfc 0-7), plus the tail calls return_call and return_call_indirect.
+// Refused with *UnsupportedError: threads (0xfe), exception handling,
+// typed function references, GC, multiple memories, memory64, functions
+// with more than 50 000 locals. Refused with ErrMalformed: anything that is
+// not a well-formed binary module, including vector counts larger than
+// their section (wazero 1.12's decoder allocates by count before reading:
+// 19 bytes claiming a huge code section crashed the fuzzer with "out of
+// memory", so Instrument running first also shields the compiler from
+// that). ErrInstrumented: a module that already imports refill. Instrument
+// never returns unmetered output.
+//
+// # Host side
+//
+// HostModule(ctx, r) instantiates the refill import in a wazero runtime;
+// a host built on another API (an Extism host function, namespace
+// HostModuleName, name RefillName, one i64 in and out) calls Refill and
+// panics with its error. Per call: m := NewMeter(budget, slice), run the
+// guest with WithMeter(ctx, m), then read m.Used(). Refill, for a negative
+// counter, returns the ctx error (wrapped) if ctx is done, ErrBudgetExhausted
+// (wrapped) if used > budget, otherwise the next slice (the debt paid,
+// capped by the budget left). The guest traps with that error;
+// errors.Is(callErr, context.DeadlineExceeded) and
+// errors.Is(callErr, ErrBudgetExhausted) hold on wazero's call error. No
+// close-on-context-done is needed for instrumented modules.
+//
+// Used is exact after a normal return or a refusal in refill. After another
+// trap it is the value at the last refill (short by at most a slice). A
+// guest export called re-entrantly from inside a host function (Extism does
+// not do this) zeroes the outer call's counter: the outer call is charged up
+// to one slice extra. Functions the host calls through an exported table,
+// not an export, skip the wrapper: they are metered and stoppable, but
+// start with the previous call's leftover counter.
+//
+// # Lifecycle and concurrency
+//
+// Instrument is a pure function, safe for concurrent use; instrument once
+// when loading and cache the output with the compiled module (about 22 ms
+// for a 2.4 MB Go guest). HostModule is instantiated once per runtime. A
+// Meter belongs to one call (one goroutine runs the guest and Refill); Used
+// may be read from any goroutine. The package starts no goroutines.
+//
+// # Design decisions
+//
+// Decoder: hand-written, not github.com/tetratelabs/wabin. wabin (last
+// change March 2023) keeps function bodies as opaque bytes, so an
+// instruction decoder was needed anyway; its EncodeModule never writes the
+// data count section (a module using memory.init or data.drop no longer
+// validates after a round trip), panics on passive and declarative element
+// segments ("TODO: support encoding for non-active elements"), and
+// re-encodes every section. This package copies every section it does not
+// need to change byte for byte (tables, memories, data, data count, custom
+// sections in place) and, in code, copies instruction bytes through while
+// decoding only their boundaries and the immediates it renumbers. Every
+// read is bounds-checked; FuzzInstrument ran 1.5 M mutated inputs in a
+// minute with no panic and no valid module turned invalid.
+//
+// Counter in a local, not the global: in a loop the charge is then a
+// register subtract and a predicted branch. Measured (same run, 2 cores,
+// loaded machine): counting loop of 10^6 iterations bare 1.07 ms,
+// close-on-context-done 54.0 ms, fuel 0.95 ms (within noise of bare); Go
+// guest, SHA-256 of 1 MiB: bare 38.3 ms, close-on-context-done 142.7 ms,
+// fuel 30.4 ms. The cost is at calls (a store and a load around each, a
+// load and a store per entry and exit): recursive fib(25), 250 000 tiny
+// calls, bare 0.33 ms, fuel 0.83 ms (2.5x). Run
+// go test -run XXX -bench . ./host/internal/fuel.
+//
+// Entry wrappers, not an exported counter: the Extism SDK does not give
+// the host the guest module's globals, so the per-call reset and the
+// settlement travel through the refill import the host already serves.
+//
+// Slice: DefaultSlice = 2^20 units. Measured throughput: 11.6 G units/s
+// (counting loop), 10.4 G units/s (Go SHA-256), 2.6 G units/s (fib, call
+// bound), so a slice is 0.1 to 0.4 ms of guest work: a deadline, cancel or
+// garbage collection waits at most about that long for a spinning guest. A
+// refill costs 23 ns on the host plus wazero's exit to Go, against 100 µs or
+// more of guest work: under 0.1 %. Tests: fib(40), an infinite loop and an
+// infinite loop under 5000 recursive calls each stop within 50 ms of a
+// 100 ms deadline and just past a 50 M budget, with close-on-context-done
+// off; with four such guests spinning the GC stops the world in a few
+// milliseconds (runtime/metrics /sched/pauses/stopping/gc:seconds).
+// runtime.GC() itself returns in about 100 ms there: it yields between
+// sweeps to runnable goroutines, and four pure-Go spinning goroutines give
+// the same 90-150 ms on this 2-core machine; unmetered, it never returns.
 package fuel

@@ -17,9 +17,10 @@ const (
 
 // Options tunes Instrument. The zero value is the default.
 type Options struct {
-	// KeepNames keeps the "name" custom section, with function indices
-	// shifted to match the rewritten module. When false (the default) it is
-	// rewritten too; set DropNames to remove it instead.
+	// DropNames removes the "name" custom section. By default it is kept,
+	// with its function indices shifted to match the rewritten module (a
+	// name section that does not parse is dropped). Other custom sections
+	// are always copied as they are.
 	DropNames bool
 }
 
@@ -71,7 +72,6 @@ type module struct {
 	nGlobImp  uint32
 	funcTypes []uint32 // type index of each defined function
 	nGlobals  uint32   // defined globals
-	nData     int
 }
 
 // Instrument rewrites a binary Wasm module so that it meters its own
