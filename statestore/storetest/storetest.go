@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) statestore.Store) {
 		{"Copies", testCopies},
 		{"InvalidArguments", testInvalid},
 		{"Closed", testClosed},
+		{"Close_Hammer", testCloseHammer},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -708,4 +709,41 @@ func testClosed(t *testing.T, s statestore.Store) {
 			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
 		}
 	}
+}
+
+func testCloseHammer(t *testing.T, s statestore.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, "r1")
+	var wg sync.WaitGroup
+	var acked sync.Map
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				node := fmt.Sprintf("w%d-%d", w, i)
+				err := s.CompleteNode(ctx, statestore.NodeResult{RunID: "r1", Node: node})
+				switch {
+				case err == nil:
+					acked.Store(node, true)
+				case errors.Is(err, statestore.ErrClosed):
+					return
+				default:
+					t.Errorf("CompleteNode while closing: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	for n := 0; n < 20; {
+		n = 0
+		acked.Range(func(any, any) bool { n++; return true })
+		if n < 20 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close with writers running: %v", err)
+	}
+	wg.Wait()
 }
