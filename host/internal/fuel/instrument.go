@@ -72,6 +72,9 @@ type module struct {
 	nGlobImp  uint32
 	funcTypes []uint32 // type index of each defined function
 	nGlobals  uint32   // defined globals
+	// wrapperNames names each export wrapper (in order) after the first
+	// export that points at it, for the name section.
+	wrapperNames []string
 }
 
 // Instrument rewrites a binary Wasm module so that it meters its own
@@ -195,7 +198,8 @@ func (m *module) rewrite(opts Options) ([]byte, error) {
 	globals = append(globals, typeI64, 0x01, opI64Const, 0, opEnd)
 	newSec[secGlobal] = append(appendU32(nil, m.nGlobals+1), globals...)
 
-	exports, wrapped, err := m.rewriteExports(remap, refill+1+nDefined)
+	firstWrapper := refill + 1 + nDefined
+	exports, wrapped, err := m.rewriteExports(remap, firstWrapper)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +257,7 @@ func (m *module) rewrite(opts Options) ([]byte, error) {
 	}
 	for _, s := range m.sections {
 		if s.id == secCustom {
-			b, keep := m.rewriteCustom(s, opts, remap)
+			b, keep := m.rewriteCustom(s, opts, remap, firstWrapper)
 			if keep {
 				out = appendSection(out, secCustom, b)
 			}
@@ -555,6 +559,7 @@ func (m *module) rewriteExports(remap func(uint32) uint32, firstWrapper uint32) 
 				w = firstWrapper + uint32(len(wrapped))
 				wrapperOf[x] = w
 				wrapped = append(wrapped, x)
+				m.wrapperNames = append(m.wrapperNames, name)
 			}
 			x = w
 		} else if kind == 0 {
@@ -716,7 +721,7 @@ func (rw *rewriter) wrapper(out []byte, f, nParams uint32) []byte {
 
 // rewriteCustom shifts function indices in the "name" section (or drops
 // it, by option or if it does not parse) and keeps other custom sections.
-func (m *module) rewriteCustom(s section, opts Options, remap func(uint32) uint32) ([]byte, bool) {
+func (m *module) rewriteCustom(s section, opts Options, remap func(uint32) uint32, firstWrapper uint32) ([]byte, bool) {
 	r := reader{b: s.body}
 	name, err := r.name()
 	if err != nil || name != "name" {
@@ -746,12 +751,29 @@ func (m *module) rewriteCustom(s section, opts Options, remap func(uint32) uint3
 				return nil, false
 			}
 			sub = b
+			if id == 1 && len(m.wrapperNames) > 0 {
+				sub = m.nameWrappers(sub, firstWrapper)
+			}
 		}
 		out = append(out, id)
 		out = appendU32(out, uint32(len(sub)))
 		out = append(out, sub...)
 	}
 	return out, true
+}
+
+// nameWrappers appends the wrappers, whose indices are above every other
+// function's, to a function name map (which must stay sorted by index).
+func (m *module) nameWrappers(sub []byte, firstWrapper uint32) []byte {
+	r := reader{b: sub}
+	n, _ := r.u32() // parsed successfully by rewriteNameMap
+	out := appendU32(nil, n+uint32(len(m.wrapperNames)))
+	out = append(out, sub[r.pos:]...)
+	for i, name := range m.wrapperNames {
+		out = appendU32(out, firstWrapper+uint32(i))
+		out = appendName(out, name+".fuel")
+	}
+	return out
 }
 
 // rewriteNameMap shifts the function indices of a name map (indirect: the

@@ -156,6 +156,10 @@ func TestInstrument_NamesFollowShift(t *testing.T) {
 		if got := strings.Contains(err.Error(), ".deep(i32) i32"); got == drop {
 			t.Errorf("DropNames=%v: stack trace %q", drop, err)
 		}
+		// The export's entry wrapper is named after the export.
+		if got := strings.Contains(err.Error(), ".deep.fuel(i32) i32"); got == drop {
+			t.Errorf("DropNames=%v: stack trace %q", drop, err)
+		}
 	}
 }
 
