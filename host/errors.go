@@ -73,6 +73,7 @@ type GuestError struct {
 	// Msg is what the guest set with error_set, or the host's description.
 	Msg string
 	// Hint is the delay the guest asked for with retry_after, or 0.
+	// Invoke turns it into the delay before the next attempt.
 	Hint time.Duration
 	// Err is the underlying cause, if any.
 	Err error
@@ -130,9 +131,6 @@ func (e *GuestError) Is(target error) bool {
 
 // Permanent reports whether another attempt cannot help: the guest said so.
 func (e *GuestError) Permanent() bool { return e.Kind == KindPermanent }
-
-// RetryAfter is the delay the guest asked for before the next attempt.
-func (e *GuestError) RetryAfter() time.Duration { return e.Hint }
 
 // LimitError is a size limit exceeded by the caller or the guest.
 type LimitError struct {

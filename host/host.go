@@ -21,6 +21,7 @@ import (
 	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/host/internal/engine"
 	"github.com/bulkhead-run/bulkhead/host/internal/pool"
+	"github.com/bulkhead-run/bulkhead/resilience"
 )
 
 // DefaultTimeout bounds a call when neither the caller nor the manifest sets
@@ -35,6 +36,8 @@ type options struct {
 	cacheDir       string
 	defaultTimeout time.Duration
 	janitorEvery   time.Duration
+	policy         resilience.Policy
+	resOpts        []resilience.Option
 }
 
 type optionFunc func(*options)
@@ -54,11 +57,26 @@ func WithDefaultTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.defaultTimeout = d })
 }
 
+// WithPolicy sets the resilience policy of plugins that have none of
+// their own (default: the zero Policy, whose fields mean their documented
+// defaults).
+func WithPolicy(p resilience.Policy) Option {
+	return optionFunc(func(o *options) { o.policy = p })
+}
+
+// WithResilienceOptions passes options (a clock, a state-change hook, …) to
+// every executor the host creates.
+func WithResilienceOptions(opts ...resilience.Option) Option {
+	return optionFunc(func(o *options) { o.resOpts = append(o.resOpts, opts...) })
+}
+
 // Host loads plugins and calls them. Its methods are safe for concurrent use.
 type Host struct {
 	opts  options
 	log   *slog.Logger
 	cache wazero.CompilationCache
+
+	execs *resilience.Registry
 
 	mu      sync.RWMutex
 	plugins map[string]*plugin
@@ -112,7 +130,11 @@ func New(opts ...Option) (*Host, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Host{opts: o, log: log, plugins: make(map[string]*plugin)}, nil
+	if err := o.policy.Validate(); err != nil {
+		return nil, fmt.Errorf("host: default policy: %w", err)
+	}
+	ropts := append([]resilience.Option{resilience.WithClassifier(Classify), resilience.WithLogger(log)}, o.resOpts...)
+	return &Host{opts: o, log: log, plugins: make(map[string]*plugin), execs: resilience.NewRegistry(ropts...)}, nil
 }
 
 // Start opens the compilation cache and starts the janitor that closes idle
@@ -419,11 +441,16 @@ func (h *Host) current(name string) (*generation, error) {
 // plugin's timeout; a guest still running then is stopped. Failures are
 // *GuestError or *LimitError values, matchable with the package's sentinels.
 func (h *Host) Call(ctx context.Context, plugin, fn string, input []byte, opts ...CallOption) ([]byte, error) {
+	out, _, err := h.call(ctx, plugin, fn, input, opts)
+	return out, err
+}
+
+func (h *Host) call(ctx context.Context, plugin, fn string, input []byte, opts []CallOption) ([]byte, string, error) {
 	if fn == "" {
 		fn = abi.ExportRun
 	}
 	if h.closed.Load() {
-		return nil, ErrClosed
+		return nil, "", ErrClosed
 	}
 	var co callOptions
 	for _, o := range opts {
@@ -432,16 +459,16 @@ func (h *Host) Call(ctx context.Context, plugin, fn string, input []byte, opts .
 	for {
 		g, err := h.current(plugin)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if co.version != "" && !strings.HasPrefix(g.version, co.version) {
-			return nil, fmt.Errorf("%w: %s@%s is not loaded (loaded: %s)", ErrNoPlugin, plugin, co.version, short(g.version))
+			return nil, "", fmt.Errorf("%w: %s@%s is not loaded (loaded: %s)", ErrNoPlugin, plugin, co.version, short(g.version))
 		}
 		out, err := h.callGen(ctx, g, fn, input, &co)
 		if errors.Is(err, pool.ErrClosed) {
 			continue // swapped out between lookup and acquire: use the new version
 		}
-		return out, err
+		return out, g.version, err
 	}
 }
 

@@ -176,7 +176,7 @@ func TestHost_Conformance(t *testing.T) {
 	t.Run("retry_after", func(t *testing.T) {
 		_, err := call("retry_after", []byte("1500"))
 		var ge *host.GuestError
-		if !errors.As(err, &ge) || ge.RetryAfter() != 1500*time.Millisecond {
+		if !errors.As(err, &ge) || ge.Hint != 1500*time.Millisecond {
 			t.Fatalf("retry_after = %#v", err)
 		}
 	})

@@ -1,0 +1,146 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/bulkhead-run/bulkhead/abi"
+	"github.com/bulkhead-run/bulkhead/resilience"
+)
+
+// InvokeRequest is one node call through the resilience pipeline.
+type InvokeRequest struct {
+	Plugin   string
+	Function string // abi.ExportRun when empty
+	Input    []byte
+	// Version pins a version by hash prefix; empty means the current one.
+	Version string
+	// Policy overrides the plugin's policy for this call, under its own
+	// breaker and limiter named PolicyKey (for example "workflow/node").
+	Policy    *resilience.Policy
+	PolicyKey string
+	// Invocation is what the guest learns about the call. Its Attempt is
+	// the number of the first attempt (1 when zero); later attempts count
+	// on from it, so a node resumed after a crash sees a higher number.
+	Invocation abi.Invocation
+	Durable    Durable
+	Logger     *slog.Logger
+}
+
+// InvokeResult is what a successful Invoke returns.
+type InvokeResult struct {
+	Output []byte
+	// Attempts is how many attempts ran in this Invoke.
+	Attempts int
+	// Version is the plugin version that produced Output ("" for a fallback).
+	Version string
+	// Fallback is set when Output is the policy's fallback value.
+	Fallback bool
+}
+
+// PolicyName is the executor name of a plugin's own policy.
+func PolicyName(plugin string) string { return "plugin:" + plugin }
+
+// SetPolicy sets the resilience policy of a plugin's calls. The breaker,
+// limiter and retry budget keep their state across changes.
+func (h *Host) SetPolicy(plugin string, p resilience.Policy) error {
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("plugin %s: policy: %w", plugin, err)
+	}
+	name := PolicyName(plugin)
+	if _, ok := h.execs.Get(name); ok {
+		return h.execs.Update(name, p)
+	}
+	_, err := h.execs.GetOrCreate(name, p)
+	return err
+}
+
+// Breakers returns the stats of every executor by name (the plugin ones
+// are named by PolicyName).
+func (h *Host) Breakers() map[string]resilience.Stats { return h.execs.Stats() }
+
+// Executor returns the executor of a plugin's policy, creating it with the
+// host's default policy.
+func (h *Host) executor(req *InvokeRequest) (*resilience.Executor, error) {
+	if req.Policy != nil {
+		key := req.PolicyKey
+		if key == "" {
+			key = PolicyName(req.Plugin) + "/override"
+		}
+		return h.execs.GetOrCreate(key, *req.Policy)
+	}
+	return h.execs.GetOrCreate(PolicyName(req.Plugin), h.opts.policy)
+}
+
+// Invoke calls a plugin through its resilience pipeline, outermost first:
+// retry ⊃ circuit breaker ⊃ concurrency limiter ⊃ attempt timeout ⊃ Call.
+// Failures are classified by Classify. When every attempt fails, the error
+// is a *resilience.ExhaustedError holding each attempt's error, unless the
+// policy has a fallback value, which is then returned as the output.
+func (h *Host) Invoke(ctx context.Context, req InvokeRequest) (InvokeResult, error) {
+	e, err := h.executor(&req)
+	if err != nil {
+		return InvokeResult{}, err
+	}
+	base := req.Invocation.Attempt
+	if base < 1 {
+		base = 1
+	}
+	opts := []CallOption{WithDurable(req.Durable), WithCallLogger(req.Logger), WithVersion(req.Version)}
+	var res InvokeResult
+	err = e.Do(ctx, func(ctx context.Context) error {
+		inv := req.Invocation
+		inv.Attempt = base + resilience.AttemptFromContext(ctx) - 1
+		res.Attempts++
+		out, version, err := h.call(ctx, req.Plugin, req.Function, req.Input, append(opts, WithInvocation(inv)))
+		if err != nil {
+			var ge *GuestError
+			if errors.As(err, &ge) && ge.Hint > 0 {
+				return resilience.RetryAfter(err, ge.Hint)
+			}
+			return err
+		}
+		res.Output, res.Version = out, version
+		return nil
+	})
+	if err == nil {
+		return res, nil
+	}
+	if fb := e.Policy().Fallback; fb.IsSet() && ctx.Err() == nil {
+		h.log.Warn("plugin failed, using the policy's fallback", "plugin", req.Plugin, "err", err)
+		return InvokeResult{Output: []byte(fb.Value), Attempts: res.Attempts, Fallback: true}, nil
+	}
+	return res, err
+}
+
+// Classify tells the resilience pipeline how to treat a call's error (the
+// table in DESIGN.md):
+//
+//	permanent failure code, bad input, unknown plugin or export: not retried, not counted
+//	retryable code, trap, timeout:                              retried, counted
+//	memory cap, output limit:                                   not retried, counted
+//	the caller's cancellation, a stopping host:                 ignored
+func Classify(err error) resilience.Class {
+	var ge *GuestError
+	if errors.As(err, &ge) {
+		switch ge.Kind {
+		case KindPermanent:
+			return resilience.Permanent
+		case KindMemory, KindLimit:
+			return resilience.Fatal
+		case KindCanceled:
+			return resilience.Ignored
+		}
+		return resilience.Retryable
+	}
+	var le *LimitError
+	switch {
+	case errors.As(err, &le), errors.Is(err, ErrNoPlugin), errors.Is(err, ErrNoExport):
+		return resilience.Permanent
+	case errors.Is(err, ErrClosed):
+		return resilience.Ignored
+	}
+	return resilience.DefaultClassifier(err)
+}
