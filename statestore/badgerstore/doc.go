@@ -54,19 +54,22 @@
 // Badger runs with SyncWrites=false; the committer calls db.Sync per group.
 // The alternative, SyncWrites=true with the same batched transactions
 // (WithSyncWrites), fsyncs inside every commit. Measured with
-// `go test -bench CompleteNode ./statestore/badgerstore/` on 2 cores, in one
+// `go test -bench . -benchmem ./statestore/badgerstore/` on 2 cores, in one
 // run (records/s; the disk is shared and noisy, trust ratios):
 //
 //	                          1 writer   16 writers  256 writers
-//	raw Badger SyncWrites       5,402     10,072         -
-//	group, db.Sync per group    6,039     37,963      77,946
-//	group, SyncWrites=true      2,081     33,206      51,538
-//	no group commit (batch 1)   2,918      1,398         -
+//	raw Badger SyncWrites       6,799     10,042         -
+//	group, db.Sync per group    5,487     33,709      94,871
+//	group, SyncWrites=true        689      9,719      49,389
+//	no group commit (batch 1)   5,231      2,824         -
 //
-// so db.Sync per group is the default: 14× the raw single-writer sync rate at
-// 256 writers and 6.5× the goal of 12,000/s. Reads may see a write during the
-// few hundred microseconds between its commit and the group's fsync;
-// nothing is acknowledged before the fsync, and the engine schedules
+// so db.Sync per group is the default: at 256 writers 14× the raw
+// single-writer sync rate and 7.9× the goal of 12,000/s (an earlier run on a
+// busier disk: 6,039 / 37,963 / 77,946 against 5,402 raw). SaveCheckpoint
+// (1 KiB) reaches 5,341/s with one writer and 19,100/s with 16.
+//
+// Reads may see a write during the few hundred microseconds between its
+// commit and the group's fsync; nothing is acknowledged before the fsync, and the engine schedules
 // dependents only on acknowledgement. A write whose context ends while it
 // is queued returns the context's error and may still be applied.
 //
@@ -87,8 +90,8 @@
 // (WithMaxCheckpoints, default 10) instead of scanning the node's history.
 // IDs, node names, plugin names and keys may hold any byte but NUL.
 // Reopening a store with 10,000 unfinished runs (and 10,000 finished ones,
-// 5 node results each) and listing the unfinished: open 96 ms and
-// UnfinishedRuns 106 ms after a clean close; 409 ms and 173 ms after a crash
+// 5 node results each) and listing the unfinished: open 66 ms and
+// UnfinishedRuns 70 ms after a clean close; 189 ms and 111 ms after a crash
 // (log replay and the damage checks) — BenchmarkReopenUnfinished.
 //
 // # Retention
