@@ -1,7 +1,12 @@
 package badgerstore_test
 
 import (
+	"context"
+	"fmt"
+	"sync"
+
 	"bytes"
+	"github.com/dgraph-io/badger/v4"
 	"log/slog"
 	"strings"
 	"testing"
@@ -47,4 +52,59 @@ func TestStore_WithLogger(t *testing.T) {
 	if strings.Contains(buf.String(), "level=INFO") {
 		t.Fatalf("Badger's info messages logged above debug:\n%s", buf.String())
 	}
+}
+
+// TestStore_LargeGroup makes one group hold more than one Badger
+// transaction can take, so the committer splits it.
+func TestStore_LargeGroup(t *testing.T) {
+	s := open(t, t.TempDir())
+	ctx := context.Background()
+	if _, _, err := s.CreateRun(ctx, statestore.Run{ID: "r", Workflow: "wf"}); err != nil {
+		t.Fatal(err)
+	}
+	const writers = 24
+	data := bytes.Repeat([]byte("x"), 900<<10) // under the value threshold: counted in the transaction
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			node := fmt.Sprintf("n%d", w)
+			if _, err := s.SaveCheckpoint(ctx, "r", node, data); err != nil {
+				t.Error(err)
+			}
+			if err := s.CompleteNode(ctx, statestore.NodeResult{RunID: "r", Node: node, Output: data}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	res, err := s.NodeResults(ctx, "r")
+	if err != nil || len(res) != writers {
+		t.Fatalf("NodeResults = %d, %v", len(res), err)
+	}
+	cps, err := s.ListCheckpoints(ctx, "r", "")
+	if err != nil || len(cps) != writers {
+		t.Fatalf("ListCheckpoints = %d, %v", len(cps), err)
+	}
+	for _, c := range cps {
+		if !bytes.Equal(c.Data, data) {
+			t.Fatalf("checkpoint of %s holds %d bytes", c.Node, len(c.Data))
+		}
+	}
+}
+
+func TestOpen_OtherLayout(t *testing.T) {
+	dir := t.TempDir()
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("mformat"), []byte("99")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantOpenError(t, dir, badgerstore.ErrCorrupt, "layout version")
 }

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) statestore.Store) {
 		{"InvalidArguments", testInvalid},
 		{"Closed", testClosed},
 		{"Close_Hammer", testCloseHammer},
+		{"CancelledContext", testCancelled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -746,4 +747,17 @@ func testCloseHammer(t *testing.T, s statestore.Store) {
 		t.Fatalf("Close with writers running: %v", err)
 	}
 	wg.Wait()
+}
+
+func testCancelled(t *testing.T, s statestore.Store) {
+	mustCreate(t, s, "r1")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := s.GetRun(ctx, "r1")
+	wantErr(t, "GetRun with a cancelled context", err, context.Canceled)
+	err = s.CompleteNode(ctx, statestore.NodeResult{RunID: "r1", Node: "a"})
+	wantErr(t, "CompleteNode with a cancelled context", err, context.Canceled)
+	if res, _ := s.NodeResults(context.Background(), "r1"); len(res) != 0 {
+		t.Fatalf("a write cancelled before the call was applied: %v", res)
+	}
 }
