@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/resilience"
 )
 
 const callSynopsis = "call FILE.wasm [FUNCTION] [flags]"
@@ -27,6 +28,9 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		timeout   = fs.Duration("timeout", 30*time.Second, "stop the call after `DURATION`")
 		data      = fs.String("data", "", "data `DIR` holding the compilation cache (default $RESILIENCE_CHECKPOINT_DIR, $BULKHEAD_DATA or ./.bulkhead)")
 		logLevel  = fs.String("log-level", "info", "guest log `LEVEL` shown on stderr: debug, info, warn, error")
+		preset    = fs.String("policy", "", "resilience policy `PRESET`: "+strings.Join(resilience.PresetNames(), ", ")+" (default: one attempt, no retry)")
+		attempts  = fs.Int("max-attempts", 0, "attempts in all, retries included (`N`; default 1, or the preset's)")
+		chaosRate = fs.Float64("chaos-error-rate", 0, "inject a retryable failure into each attempt with probability `P`")
 		memory    abi.Size
 		configs   listFlag
 		hosts     listFlag
@@ -83,6 +87,11 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		m.AllowedPaths[hostDir] = guestDir
 	}
+	pol, err := callPolicy(*preset, *attempts, *chaosRate)
+	if err != nil {
+		fprintf(stderr, "bulkhead call: %v\n", err)
+		return exitUsage
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		fprintf(stderr, "bulkhead call: --log-level: %v\n", err)
@@ -111,7 +120,8 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	h, err := host.New(host.WithLogger(logger), host.WithCacheDir(cacheDir(dataDir(*data))), host.WithDefaultTimeout(*timeout))
+	h, err := host.New(host.WithLogger(logger), host.WithCacheDir(cacheDir(dataDir(*data))),
+		host.WithDefaultTimeout(*timeout), host.WithPolicy(pol))
 	if err != nil {
 		fprintf(stderr, "bulkhead call: %v\n", err)
 		return exitUsage
@@ -130,12 +140,12 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fprintf(stderr, "bulkhead call: %s has no export %q (exports: %s)\n", file, fn, strings.Join(info.Exports, ", "))
 		return exitUsage
 	}
-	out, err := h.Call(ctx, name, fn, in)
+	res, err := h.Invoke(ctx, host.InvokeRequest{Plugin: name, Function: fn, Input: in})
 	if err != nil {
 		fprintf(stderr, "bulkhead call: %v\n", err)
 		return exitFailure
 	}
-	if _, err := stdout.Write(out); err != nil {
+	if _, err := stdout.Write(res.Output); err != nil {
 		fprintf(stderr, "bulkhead call: write output: %v\n", err)
 		return exitFailure
 	}
@@ -171,4 +181,28 @@ func plainPathError(err error) error {
 		return fmt.Errorf("%s: %v", pe.Path, pe.Err)
 	}
 	return err
+}
+
+// callPolicy builds the policy of a one-shot call: a single attempt unless
+// a preset or --max-attempts asks for more.
+func callPolicy(preset string, attempts int, chaosRate float64) (resilience.Policy, error) {
+	var p resilience.Policy
+	p.Retry.MaxAttempts = 1
+	if preset != "" {
+		var err error
+		if p, err = resilience.Preset(preset); err != nil {
+			return p, err
+		}
+	}
+	if attempts < 0 {
+		return p, fmt.Errorf("--max-attempts must be at least 1, got %d", attempts)
+	}
+	if attempts > 0 {
+		p.Retry.MaxAttempts = attempts
+	}
+	if chaosRate < 0 || chaosRate > 1 {
+		return p, fmt.Errorf("--chaos-error-rate must be between 0 and 1, got %g", chaosRate)
+	}
+	p.Chaos.ErrorRate = chaosRate
+	return p, p.Validate()
 }
