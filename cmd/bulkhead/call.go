@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -136,7 +137,7 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fprintf(stderr, "bulkhead call: cannot load %s: %v\n", file, errors.Unwrap(err))
 		return exitUsage
 	}
-	if info, _ := h.Plugin(name); !contains(info.Exports, fn) {
+	if info, _ := h.Plugin(name); !slices.Contains(info.Exports, fn) {
 		fprintf(stderr, "bulkhead call: %s has no export %q (exports: %s)\n", file, fn, strings.Join(info.Exports, ", "))
 		return exitUsage
 	}
@@ -163,15 +164,6 @@ func splitAllowPath(p string) (hostDir, guestDir string, err error) {
 		hostDir = "ro:" + hostDir
 	}
 	return hostDir, guestDir, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // plainPathError drops the "open" prefix of a *PathError for users.
