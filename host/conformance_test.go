@@ -184,7 +184,7 @@ var conformance = []struct {
 	{name: "retry_after hint reaches the host", hostFuncs: true, run: func(t *testing.T, g *guest) {
 		_, err := g.call(t, "retry_after", []byte("1500"))
 		ge := guestError(t, err)
-		if ge.Kind != host.KindFailed || ge.Msg != "rate limited" || ge.RetryAfter() != 1500*time.Millisecond {
+		if ge.Kind != host.KindFailed || ge.Msg != "rate limited" || ge.Hint != 1500*time.Millisecond {
 			t.Fatalf("retry_after = %#v", ge)
 		}
 	}},
