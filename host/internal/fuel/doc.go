@@ -113,25 +113,35 @@
 // minute with no panic and no valid module turned invalid.
 //
 // Counter in a local, not the global: in a loop the charge is then a
-// register subtract and a predicted branch. Measured (same run, 2 cores,
-// loaded machine): counting loop of 10^6 iterations bare 1.07 ms,
-// close-on-context-done 54.0 ms, fuel 0.95 ms (within noise of bare); Go
-// guest, SHA-256 of 1 MiB: bare 38.3 ms, close-on-context-done 142.7 ms,
-// fuel 30.4 ms. The cost is at calls (a store and a load around each, a
-// load and a store per entry and exit): recursive fib(25), 250 000 tiny
-// calls, bare 0.33 ms, fuel 0.83 ms (2.5x). Run
-// go test -run XXX -bench . ./host/internal/fuel.
+// register subtract and a predicted branch, while every global access is a
+// memory access. Medians of repeated runs in one process (2 cores, shared
+// machine; go test -run XXX -bench . -count 6 ./host/internal/fuel):
+//
+//	                        bare       close-on-done      fuel
+//	counting loop, 10^6   0.473 ms   24.0 ms (51x)    0.715 ms (1.51x)
+//	Go guest, SHA-256 1MiB 15.1 ms   92 ms (6.1x)     16.9 ms (1.12x)
+//	fib(25), 250k calls   0.334 ms   (does not stop)  0.440 ms (1.32x)
+//
+// The counting loop is about 1.4 cycles per iteration bare; the charge
+// adds a subtract and a compare-and-branch, which is the floor for any
+// per-iteration check. In call-heavy code the cost is the counter's store
+// before and load after each call: with them removed (an experiment, not
+// correct), fib ran as fast as bare. Skipping redundant stores and loads
+// between calls in straight-line code is the next step if call-heavy
+// guests matter. Single runs on this machine vary by up to 2x, so compare
+// ratios from one run.
 //
 // Entry wrappers, not an exported counter: the Extism SDK does not give
 // the host the guest module's globals, so the per-call reset and the
 // settlement travel through the refill import the host already serves.
 //
-// Slice: DefaultSlice = 2^20 units. Measured throughput: 11.6 G units/s
-// (counting loop), 10.4 G units/s (Go SHA-256), 2.6 G units/s (fib, call
-// bound), so a slice is 0.1 to 0.4 ms of guest work: a deadline, cancel or
+// Slice: DefaultSlice = 2^20 units. Measured throughput: 15 G units/s
+// (counting loop), 19 G units/s (Go SHA-256), 5 G units/s (fib, call
+// bound), so a slice is 0.05 to 0.2 ms of guest work: a deadline, cancel or
 // garbage collection waits at most about that long for a spinning guest. A
-// refill costs 23 ns on the host plus wazero's exit to Go, against 100 µs or
-// more of guest work: under 0.1 %. Tests: fib(40), an infinite loop and an
+// refill costs 15 ns on the host plus wazero's exit to Go, against 50 µs or
+// more of guest work: well under 0.1 %. Bigger slices would not buy
+// measurable speed; smaller ones shorten the wait for slow instructions. Tests: fib(40), an infinite loop and an
 // infinite loop under 5000 recursive calls each stop within 50 ms of a
 // 100 ms deadline and just past a 50 M budget, with close-on-context-done
 // off; with four such guests spinning the GC stops the world in a few
