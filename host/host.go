@@ -37,6 +37,7 @@ type options struct {
 	defaultTimeout time.Duration
 	janitorEvery   time.Duration
 	policy         resilience.Policy
+	httpPolicy     resilience.Policy
 	resOpts        []resilience.Option
 }
 
@@ -62,6 +63,12 @@ func WithDefaultTimeout(d time.Duration) Option {
 // defaults).
 func WithPolicy(p resilience.Policy) Option {
 	return optionFunc(func(o *options) { o.policy = p })
+}
+
+// WithHTTPPolicy sets the policy of the breakers guarding guest HTTP
+// requests, one per destination host.
+func WithHTTPPolicy(p resilience.Policy) Option {
+	return optionFunc(func(o *options) { o.httpPolicy = p })
 }
 
 // WithResilienceOptions passes options (a clock, a state-change hook, …) to
@@ -119,7 +126,7 @@ type instance struct {
 
 // New returns a Host. It does no I/O and starts no goroutine.
 func New(opts ...Option) (*Host, error) {
-	o := options{defaultTimeout: DefaultTimeout, janitorEvery: 10 * time.Second}
+	o := options{defaultTimeout: DefaultTimeout, janitorEvery: 10 * time.Second, httpPolicy: defaultHTTPPolicy()}
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
@@ -133,6 +140,7 @@ func New(opts ...Option) (*Host, error) {
 	if err := o.policy.Validate(); err != nil {
 		return nil, fmt.Errorf("host: default policy: %w", err)
 	}
+	installGuestTransport()
 	ropts := append([]resilience.Option{resilience.WithClassifier(Classify), resilience.WithLogger(log)}, o.resOpts...)
 	return &Host{opts: o, log: log, plugins: make(map[string]*plugin), execs: resilience.NewRegistry(ropts...)}, nil
 }
@@ -497,7 +505,7 @@ func (h *Host) callGen(ctx context.Context, g *generation, fn string, input []by
 		return nil, &GuestError{Plugin: g.plugin, Version: g.version, Export: fn, Kind: KindTrap,
 			Msg: "instantiate: " + err.Error(), Err: err}
 	}
-	st := &callState{gen: g, inv: co.inv, durable: co.durable, logger: co.logger, start: start}
+	st := &callState{host: h, gen: g, inv: co.inv, durable: co.durable, logger: co.logger, start: start}
 	st.inv.Plugin, st.inv.PluginVersion = g.plugin, g.version
 	if st.inv.Attempt == 0 {
 		st.inv.Attempt = 1

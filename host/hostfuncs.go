@@ -58,6 +58,7 @@ func WithVersion(prefix string) CallOption { return func(o *callOptions) { o.ver
 
 // callState is the per-call state host functions see through the context.
 type callState struct {
+	host    *Host
 	gen     *generation
 	inv     abi.Invocation
 	durable Durable
