@@ -142,8 +142,8 @@
 // refill costs 15 ns on the host plus wazero's exit to Go, against 50 µs or
 // more of guest work: well under 0.1 %. Bigger slices would not buy
 // measurable speed; smaller ones shorten the wait for slow instructions.
-// Tests: fib(40), an infinite loop and an infinite loop under 5000 recursive calls each stop within 50 ms of a
-// 100 ms deadline and just past a 50 M budget, with close-on-context-done
+// Tests: fib(40), an infinite loop and an infinite loop under 5000
+// recursive calls each stop within 50 ms of a 100 ms deadline and just past a 50 M budget, with close-on-context-done
 // off; with four such guests spinning the GC stops the world in a few
 // milliseconds (runtime/metrics /sched/pauses/stopping/gc:seconds).
 // runtime.GC() itself returns in about 100 ms there: it yields between
