@@ -1,0 +1,262 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/bulkhead-run/bulkhead/abi"
+	"github.com/bulkhead-run/bulkhead/resilience"
+)
+
+// Config is the effective configuration of `bulkhead serve`. The zero value
+// of a field means its documented default (Defaults fills them in).
+type Config struct {
+	// Listen is the HTTP listen address. Default 127.0.0.1:7070.
+	Listen string `yaml:"listen"`
+	// TokenFile holds the bearer token (trimmed). BULKHEAD_TOKEN, an
+	// environment-only setting, wins over it.
+	TokenFile string `yaml:"token_file"`
+	// PluginsDir is the plugin directory. Default "plugins".
+	PluginsDir string `yaml:"plugins_dir"`
+	// WorkflowsDir is the workflow directory. Default "workflows".
+	WorkflowsDir string `yaml:"workflows_dir"`
+	// DataDir holds the state store (the seed's checkpoint directory).
+	// Default ".bulkhead".
+	DataDir string `yaml:"data_dir"`
+	// CacheDir holds compiled code. Default DataDir/cache.
+	CacheDir string `yaml:"cache_dir"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is text or json. Default text.
+	LogFormat string `yaml:"log_format"`
+	// Dashboard serves the HTML dashboard at /. Default true.
+	Dashboard *bool `yaml:"dashboard"`
+
+	Resilience Resilience `yaml:"resilience"`
+	HTTP       HTTP       `yaml:"http"`
+	Limits     Limits     `yaml:"limits"`
+	Store      Store      `yaml:"store"`
+	Drain      Drain      `yaml:"drain"`
+
+	token      string
+	sources    map[string]Source
+	file       string
+	policyNode *yaml.Node
+}
+
+// Resilience is the default policy of plugin calls and the health checks.
+type Resilience struct {
+	// Enabled turns the resilience pipeline on (the seed's
+	// RESILIENCE_ENABLED). Off: one attempt, no breaker, no limiter.
+	// Default true.
+	Enabled *bool `yaml:"enabled"`
+	// Preset names the base policy (resilience.PresetNames). Default
+	// production.
+	Preset string `yaml:"preset"`
+	// Policy overrides fields of the preset: the fields it sets replace
+	// the preset's, the others keep the preset's values. Use Policy() for
+	// the effective policy.
+	Policy *resilience.Policy `yaml:"policy"`
+	// HealthCheckInterval is how often components are checked (the seed's
+	// RESILIENCE_HEALTH_CHECK_INTERVAL; a bare number is milliseconds).
+	// Default 30s.
+	HealthCheckInterval resilience.Duration `yaml:"health_check_interval"`
+}
+
+// HTTP holds the server's timeouts.
+type HTTP struct {
+	ReadHeaderTimeout resilience.Duration `yaml:"read_header_timeout"` // default 5s
+	ReadTimeout       resilience.Duration `yaml:"read_timeout"`        // default 30s
+	WriteTimeout      resilience.Duration `yaml:"write_timeout"`       // default 5m
+	IdleTimeout       resilience.Duration `yaml:"idle_timeout"`        // default 2m
+}
+
+// Limits bound what a client may send.
+type Limits struct {
+	// MaxBody caps a request body. Default 4MiB.
+	MaxBody abi.Size `yaml:"max_body"`
+	// MaxRunInput caps a run's input. Default 1MiB.
+	MaxRunInput abi.Size `yaml:"max_run_input"`
+}
+
+// Store configures the state store.
+type Store struct {
+	// Retention keeps finished runs this long. Default 168h.
+	Retention resilience.Duration `yaml:"retention"`
+	// MaxCheckpoints kept per run and node (the seed's maxCheckpoints).
+	// Default 10.
+	MaxCheckpoints int `yaml:"max_checkpoints"`
+}
+
+// Drain configures shutdown.
+type Drain struct {
+	// GracePeriod is how long running nodes may finish after SIGTERM
+	// before they are cancelled (to resume on the next start). Default 30s.
+	GracePeriod resilience.Duration `yaml:"grace_period"`
+}
+
+// Defaults.
+const (
+	DefaultListen              = "127.0.0.1:7070"
+	DefaultPluginsDir          = "plugins"
+	DefaultWorkflowsDir        = "workflows"
+	DefaultDataDir             = ".bulkhead"
+	DefaultLogLevel            = "info"
+	DefaultLogFormat           = "text"
+	DefaultPreset              = resilience.PresetProduction
+	DefaultHealthCheckInterval = 30 * time.Second
+	DefaultReadHeaderTimeout   = 5 * time.Second
+	DefaultReadTimeout         = 30 * time.Second
+	DefaultWriteTimeout        = 5 * time.Minute
+	DefaultIdleTimeout         = 2 * time.Minute
+	DefaultMaxBody             = 4 << 20
+	DefaultMaxRunInput         = 1 << 20
+	DefaultRetention           = 7 * 24 * time.Hour
+	DefaultMaxCheckpoints      = 10
+	DefaultGracePeriod         = 30 * time.Second
+)
+
+// Token returns the bearer token (from BULKHEAD_TOKEN or TokenFile), ""
+// when none is set.
+func (c *Config) Token() string { return c.token }
+
+// File returns the configuration file that was read, "" when none.
+func (c *Config) File() string { return c.file }
+
+// ResilienceEnabled reports Resilience.Enabled with its default.
+func (c *Config) ResilienceEnabled() bool {
+	return c.Resilience.Enabled == nil || *c.Resilience.Enabled
+}
+
+// DashboardEnabled reports Dashboard with its default.
+func (c *Config) DashboardEnabled() bool { return c.Dashboard == nil || *c.Dashboard }
+
+// Policy returns the default policy of plugin calls: the preset, with the
+// policy section over it; with resilience disabled, one attempt and no
+// breaker or limiter.
+func (c *Config) Policy() (resilience.Policy, error) {
+	if !c.ResilienceEnabled() {
+		return Disabled(), nil
+	}
+	return PolicyOf(c.Resilience.Preset, c.policyNode)
+}
+
+// Disabled is the policy used when resilience is off: a single attempt,
+// a breaker that never opens, no limiter.
+func Disabled() resilience.Policy {
+	return resilience.Policy{
+		Breaker: resilience.BreakerPolicy{FailureThreshold: -1},
+		Retry:   resilience.RetryPolicy{MaxAttempts: 1},
+	}
+}
+
+// PolicyOf returns the named preset with the fields set in the YAML
+// mapping overrides (nil: none) laid over it, validated.
+func PolicyOf(preset string, overrides *yaml.Node) (resilience.Policy, error) {
+	p, err := resilience.Preset(preset)
+	if err != nil {
+		return resilience.Policy{}, err
+	}
+	if overrides != nil {
+		if err := overrides.Decode(&p); err != nil {
+			return resilience.Policy{}, err
+		}
+	}
+	if err := p.Validate(); err != nil {
+		return resilience.Policy{}, err
+	}
+	return p, nil
+}
+
+// Loopback reports whether addr listens on loopback only.
+func Loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// validate checks c (defaults applied) and returns one error per problem,
+// each naming the key.
+func (c *Config) validate() []keyError {
+	var errs []keyError
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, keyError{key: key, err: fmt.Errorf(format, args...)})
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "%q is not HOST:PORT: %v", c.Listen, err)
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "%q: want debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("log_format", "%q: want text or json", c.LogFormat)
+	}
+	if _, err := resilience.Preset(c.Resilience.Preset); err != nil {
+		bad("resilience.preset", "unknown preset %q (have %s)", c.Resilience.Preset, strings.Join(resilience.PresetNames(), ", "))
+	} else if _, err := PolicyOf(c.Resilience.Preset, c.policyNode); err != nil {
+		// Policy.Validate joins one error per field, each starting with
+		// the field's YAML path.
+		var joined interface{ Unwrap() []error }
+		if u := errors.Unwrap(err); u != nil && errors.As(u, &joined) {
+			for _, e := range joined.Unwrap() {
+				path, msg, ok := strings.Cut(e.Error(), ": ")
+				if !ok {
+					path, msg = "", e.Error()
+				}
+				errs = append(errs, keyError{key: "resilience.policy." + path, err: errors.New(msg)})
+			}
+		} else {
+			bad("resilience.policy", "%v", err)
+		}
+	}
+	pos := func(key string, d resilience.Duration) {
+		if d <= 0 {
+			bad(key, "must be positive, got %s", d)
+		}
+	}
+	pos("resilience.health_check_interval", c.Resilience.HealthCheckInterval)
+	pos("http.read_header_timeout", c.HTTP.ReadHeaderTimeout)
+	pos("http.read_timeout", c.HTTP.ReadTimeout)
+	pos("http.write_timeout", c.HTTP.WriteTimeout)
+	pos("http.idle_timeout", c.HTTP.IdleTimeout)
+	pos("store.retention", c.Store.Retention)
+	pos("drain.grace_period", c.Drain.GracePeriod)
+	if c.Limits.MaxBody <= 0 {
+		bad("limits.max_body", "must be positive, got %s", c.Limits.MaxBody)
+	}
+	if c.Limits.MaxRunInput <= 0 {
+		bad("limits.max_run_input", "must be positive, got %s", c.Limits.MaxRunInput)
+	}
+	if c.Store.MaxCheckpoints < 1 {
+		bad("store.max_checkpoints", "must be at least 1, got %d", c.Store.MaxCheckpoints)
+	}
+	for _, k := range []struct{ key, v string }{{"plugins_dir", c.PluginsDir}, {"workflows_dir", c.WorkflowsDir}, {"data_dir", c.DataDir}} {
+		if k.v == "" {
+			bad(k.key, "must not be empty")
+		}
+	}
+	return errs
+}
+
+// ErrNoToken: a non-loopback listen address needs a token.
+var ErrNoToken = errors.New("config: listening on a non-loopback address needs a token (BULKHEAD_TOKEN or token_file)")
+
+type keyError struct {
+	key string
+	err error
+}
