@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	extism "github.com/extism/go-sdk"
+
 	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/host"
 	"github.com/bulkhead-run/bulkhead/host/hosttest"
@@ -212,6 +214,108 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+// outcome is what a caller of a guest export can observe.
+type outcome struct {
+	Out    []byte
+	Code   uint32 // 0 success, the return code of a failure, 0xFFFF a trap
+	Msg    string
+	Logged []string // "level: message"
+}
+
+// TestConformance_UpstreamSameUnderExtism runs the upstream as-pdk fixture
+// under bulkhead and under Extism's own go-sdk runtime: every output, code,
+// error message and log line must be identical.
+func TestConformance_UpstreamSameUnderExtism(t *testing.T) {
+	wasm := hosttest.Fixture(t, "upstream/kitchen.wasm")
+	config := map[string]string{"greeting": "héllo, wörld"}
+	big := make([]byte, 100_003)
+	for i := range big {
+		big[i] = byte(i * 13)
+	}
+	calls := []struct{ fn, in string }{
+		{"echo", ""}, {"echo", "x"}, {"echo", string(big)},
+		{"json", `{"a":40,"b":2}`}, {"json", "not json"},
+		{"config", "greeting"}, {"config", "missing"},
+		{"var_incr", ""}, {"var_incr", ""}, {"var_incr", ""},
+		{"log", "a line"},
+		{"fail", "upstream said no"}, {"fail_permanent", "bad input"},
+		{"trap", ""},
+	}
+	levelName := map[slog.Level]string{slog.LevelDebug: "debug", slog.LevelInfo: "info", slog.LevelWarn: "warn", slog.LevelError: "error"}
+
+	// Under bulkhead.
+	logs := &logSink{}
+	h := hosttest.New(t, host.WithLogger(slog.New(logs)))
+	if _, err := h.Load(context.Background(), "upstream", wasm, abi.Manifest{Config: config, Pool: abi.Pool{Max: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	var viaBulkhead []outcome
+	for _, c := range calls {
+		before := logs.count()
+		out, err := h.Call(context.Background(), "upstream", c.fn, []byte(c.in))
+		o := outcome{Out: out}
+		if err != nil {
+			ge := guestError(t, err)
+			o.Code, o.Msg = uint32(ge.Code), ge.Msg
+			if ge.Kind == host.KindTrap {
+				o.Code, o.Msg = 0xFFFF, ""
+			}
+		}
+		for _, r := range logs.since(before) {
+			if name, ok := levelName[r.Level]; ok {
+				o.Logged = append(o.Logged, name+": "+r.Message)
+			}
+		}
+		viaBulkhead = append(viaBulkhead, o)
+	}
+
+	// Under Extism's go-sdk, with nothing of bulkhead in between.
+	ctx := context.Background()
+	extism.SetLogLevel(extism.LogLevelDebug) // the level bulkhead's engine sets
+	p, err := extism.NewPlugin(ctx, extism.Manifest{
+		Wasm:   []extism.Wasm{extism.WasmData{Data: wasm}},
+		Config: config,
+	}, extism.PluginConfig{EnableWasi: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	var logged []string
+	p.SetLogger(func(l extism.LogLevel, msg string) {
+		// go-sdk's own debug lines (bulkhead's engine filters the same ones).
+		sdk := l == extism.LogLevelDebug && (strings.HasPrefix(msg, "Calling function : ") ||
+			strings.HasPrefix(msg, "Initializing runtime for ") || strings.HasPrefix(msg, "Calling _initialize"))
+		if l >= extism.LogLevelDebug && !sdk {
+			logged = append(logged, strings.ToLower(l.String())+": "+msg)
+		}
+	})
+	var viaExtism []outcome
+	for _, c := range calls {
+		logged = nil
+		rc, out, err := p.Call(c.fn, []byte(c.in))
+		o := outcome{Out: out, Code: rc, Logged: logged}
+		if err != nil {
+			o.Msg = err.Error()
+			if rc == 0 || c.fn == "trap" {
+				o.Code, o.Msg = 0xFFFF, ""
+			}
+		}
+		viaExtism = append(viaExtism, o)
+	}
+
+	for i, c := range calls {
+		b, e := viaBulkhead[i], viaExtism[i]
+		if !bytes.Equal(b.Out, e.Out) || b.Code != e.Code || b.Msg != e.Msg || fmt.Sprint(b.Logged) != fmt.Sprint(e.Logged) {
+			t.Errorf("%s(%.20q):\n bulkhead %d-byte output, code %d, %q, logs %q\n extism   %d-byte output, code %d, %q, logs %q",
+				c.fn, c.in, len(b.Out), b.Code, b.Msg, b.Logged, len(e.Out), e.Code, e.Msg, e.Logged)
+		}
+	}
+	if string(viaBulkhead[1].Out) != "x" || string(viaBulkhead[5].Out) != "héllo, wörld" || string(viaBulkhead[9].Out) != "3" ||
+		len(viaBulkhead[10].Logged) != 4 || viaBulkhead[12].Code != 2 || viaBulkhead[13].Code != 0xFFFF {
+		t.Fatalf("the runtimes agree, but not with the conformance suite: %+v", viaBulkhead[:13])
+	}
+}
+
 // logSink is a slog handler that keeps every record.
 type logSink struct {
 	mu   sync.Mutex
@@ -229,6 +333,18 @@ func (s *logSink) Handle(_ context.Context, r slog.Record) error {
 
 func (s *logSink) WithAttrs([]slog.Attr) slog.Handler { return s }
 func (s *logSink) WithGroup(string) slog.Handler      { return s }
+
+func (s *logSink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.recs)
+}
+
+func (s *logSink) since(n int) []slog.Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]slog.Record(nil), s.recs[n:]...)
+}
 
 func (s *logSink) levels(msg string) []slog.Level {
 	s.mu.Lock()

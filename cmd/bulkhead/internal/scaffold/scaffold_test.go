@@ -1,0 +1,177 @@
+package scaffold
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/bulkhead-run/bulkhead/abi"
+	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/host/hosttest"
+)
+
+const repo = "../../../.."
+
+// toolchain returns make variables that select the language's compiler, or
+// a reason to skip when it is absent.
+func toolchain(t *testing.T, lang string) (vars []string, skip string) {
+	if _, err := exec.LookPath("make"); err != nil {
+		return nil, "make is not installed"
+	}
+	switch lang {
+	case Go:
+		return []string{"GO=" + filepath.Join(runtime.GOROOT(), "bin", "go")}, ""
+	case Rust:
+		rustc := "/usr/bin/rustc" // Debian's, with the wasm32-wasi std
+		if _, err := os.Stat(rustc); err != nil {
+			if rustc, err = exec.LookPath("rustc"); err != nil {
+				return nil, "rustc is not installed (Debian: apt-get install rustc libstd-rust-dev-wasm32)"
+			}
+		}
+		out, err := exec.Command(rustc, "--print", "sysroot").Output()
+		if err != nil {
+			return nil, "rustc --print sysroot: " + err.Error()
+		}
+		if _, err := os.Stat(filepath.Join(strings.TrimSpace(string(out)), "lib/rustlib/wasm32-wasi")); err != nil {
+			return nil, rustc + " has no wasm32-wasi standard library (Debian: libstd-rust-dev-wasm32)"
+		}
+		return []string{"RUSTC=" + rustc}, ""
+	case C:
+		clang, err := exec.LookPath("clang")
+		if err != nil {
+			return nil, "clang is not installed (Debian: apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)"
+		}
+		probe := exec.Command(clang, "--target=wasm32-wasi", "-mexec-model=reactor", "-o", os.DevNull, "-x", "c", "-")
+		probe.Stdin = strings.NewReader("#include <stdio.h>\nint x;\n")
+		if out, err := probe.CombinedOutput(); err != nil {
+			return nil, "clang cannot build for wasm32-wasi (Debian: wasi-libc lld libclang-rt-14-dev-wasm32): " + firstLine(out)
+		}
+		return []string{"CLANG=" + clang}, ""
+	case AssemblyScript:
+		asc, err := filepath.Abs(filepath.Join(repo, "testdata/assemblyscript/node_modules/.bin/asc"))
+		if err == nil {
+			if _, err = os.Stat(asc); err == nil {
+				return []string{"ASC=" + asc}, ""
+			}
+		}
+		if asc, err := exec.LookPath("asc"); err == nil {
+			return []string{"ASC=" + asc}, ""
+		}
+		return nil, "asc is not installed: run `make -C testdata assemblyscript` (npm ci) or npm install -g assemblyscript"
+	}
+	t.Fatalf("no toolchain probe for %s", lang)
+	return nil, ""
+}
+
+func firstLine(b []byte) string {
+	s, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return s
+}
+
+// TestWrite_BuildsAndRuns writes each language's project, builds it with its
+// Makefile and calls the result through a bulkhead host.
+func TestWrite_BuildsAndRuns(t *testing.T) {
+	h := hosttest.New(t)
+	for _, lang := range Languages() {
+		t.Run(lang, func(t *testing.T) {
+			vars, skip := toolchain(t, lang)
+			if skip != "" {
+				t.Skipf("%s toolchain absent: %s", lang, skip)
+			}
+			name := "hello-" + lang
+			dir := filepath.Join(t.TempDir(), name)
+			if err := WriteWith(dir, lang, name, Options{GoSDKDir: repo}); err != nil {
+				t.Fatal(err)
+			}
+			readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+			if err != nil || strings.Count(strings.TrimSpace(string(readme)), "\n") != 2 {
+				t.Fatalf("README.md should have three lines: %q, %v", readme, err)
+			}
+			cmd := exec.Command("make", append([]string{"-C", dir}, vars...)...)
+			cmd.Env = append(os.Environ(), "GOWORK=off")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("make: %v\n%s", err, out)
+			}
+			wasm, err := os.ReadFile(filepath.Join(dir, name+".wasm"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %d bytes", name+".wasm", len(wasm))
+			ctx := context.Background()
+			if _, err := h.Load(ctx, name, wasm, abi.Manifest{}); err != nil {
+				t.Fatal(err)
+			}
+			out, err := h.Call(ctx, name, "", []byte("wörld"))
+			if err != nil || string(out) != "hello, wörld" {
+				t.Fatalf("run(wörld) = %q, %v", out, err)
+			}
+			_, err = h.Call(ctx, name, "", nil)
+			if !errors.Is(err, host.ErrPermanent) || !strings.Contains(err.Error(), "empty input") {
+				t.Fatalf("run() = %v, want a permanent failure about the empty input", err)
+			}
+		})
+	}
+}
+
+func TestWrite_Refuses(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct{ name, dir, lang, node, want string }{
+		{name: "bad name", dir: filepath.Join(dir, "a"), lang: Go, node: "Bad Name", want: "name"},
+		{name: "unknown language", dir: filepath.Join(dir, "b"), lang: "cobol", node: "x", want: "unknown language"},
+		{name: "non-empty directory", dir: ".", lang: C, node: "x", want: "not empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Write(tt.dir, tt.lang, tt.node)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Write = %v, want an error about %q", err, tt.want)
+			}
+		})
+	}
+	if err := Write(".", C, "x"); !errors.Is(err, ErrExists) {
+		t.Fatalf("Write into a non-empty directory = %v, want ErrExists", err)
+	}
+}
+
+// The SDK copies vendored into projects must be today's SDK sources.
+func TestEmbeddedSDKs_MatchSources(t *testing.T) {
+	sources := map[string]string{
+		"sdk/c":              "sdk-guest/c",
+		"sdk/rust":           "sdk-guest/rust",
+		"sdk/assemblyscript": "sdk-guest/assemblyscript/assembly",
+	}
+	for embedded, src := range sources {
+		err := fs.WalkDir(files, embedded, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			got, _ := files.ReadFile(p)
+			want, err := os.ReadFile(filepath.Join(repo, src, strings.TrimPrefix(p, embedded+"/")))
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("%s differs from %s (%v); run go generate ./cmd/bulkhead/internal/scaffold", p, src, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// And nothing of the SDK is missing from the copy.
+		entries, _ := os.ReadDir(filepath.Join(repo, src))
+		for _, e := range entries {
+			if e.IsDir() || !strings.HasSuffix(e.Name(), ".h") && !strings.HasSuffix(e.Name(), ".ts") && e.Name() != "Cargo.toml" {
+				continue
+			}
+			if _, err := fs.Stat(files, path.Join(embedded, e.Name())); err != nil {
+				t.Errorf("%s/%s is not vendored; run go generate ./cmd/bulkhead/internal/scaffold", src, e.Name())
+			}
+		}
+	}
+}
