@@ -24,6 +24,9 @@ var (
 	ErrPermanent = errors.New("host: permanent failure")
 	// ErrFailed: the guest returned a retryable failure code.
 	ErrFailed = errors.New("host: guest failed")
+	// ErrCPUBudget: the call used up its CPU budget (the manifest's
+	// cpu_budget, in fuel units of about one Wasm instruction).
+	ErrCPUBudget = errors.New("host: CPU budget exhausted")
 	// ErrLimit: an input, output or other size limit was exceeded.
 	ErrLimit = errors.New("host: limit exceeded")
 	// ErrNoPlugin: no plugin of that name is loaded.
@@ -48,11 +51,12 @@ const (
 	KindMemory                    // memory cap hit
 	KindLimit                     // output or log size limit
 	KindCanceled                  // the caller cancelled
+	KindCPU                       // CPU budget used up
 )
 
 var kindNames = map[Kind]string{
 	KindFailed: "failed", KindPermanent: "permanent", KindTrap: "trap",
-	KindTimeout: "timeout", KindMemory: "memory", KindLimit: "limit", KindCanceled: "canceled",
+	KindTimeout: "timeout", KindMemory: "memory", KindLimit: "limit", KindCanceled: "canceled", KindCPU: "cpu",
 }
 
 func (k Kind) String() string {
@@ -94,6 +98,8 @@ func (e *GuestError) Error() string {
 		what = "was cancelled"
 	case KindLimit:
 		what = "exceeded a limit"
+	case KindCPU:
+		what = "ran out of CPU budget"
 	default:
 		what = "failed"
 	}
@@ -123,6 +129,8 @@ func (e *GuestError) Is(target error) bool {
 		return e.Kind == KindFailed
 	case ErrLimit:
 		return e.Kind == KindLimit
+	case ErrCPUBudget:
+		return e.Kind == KindCPU
 	case context.Canceled:
 		return e.Kind == KindCanceled
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/host/internal/engine"
+	"github.com/bulkhead-run/bulkhead/host/internal/fuel"
 	"github.com/bulkhead-run/bulkhead/host/internal/pool"
 	"github.com/bulkhead-run/bulkhead/resilience"
 )
@@ -39,6 +41,8 @@ type options struct {
 	policy         resilience.Policy
 	httpPolicy     resilience.Policy
 	resOpts        []resilience.Option
+	fuel           bool
+	fuelFallback   bool
 }
 
 type optionFunc func(*options)
@@ -63,6 +67,21 @@ func WithDefaultTimeout(d time.Duration) Option {
 // defaults).
 func WithPolicy(p resilience.Policy) Option {
 	return optionFunc(func(o *options) { o.policy = p })
+}
+
+// WithFuel turns CPU metering on or off (default on). A metered module is
+// rewritten at load time to count its own instructions ("fuel"): a call's
+// deadline, cancellation and CPU budget (the manifest's cpu_budget) stop it
+// within about a millisecond, without wazero's close-on-context-done. Off,
+// every module runs with close-on-context-done.
+func WithFuel(on bool) Option { return optionFunc(func(o *options) { o.fuel = on }) }
+
+// WithUnmeteredFallback says what happens to a module the fuel rewriter
+// cannot meter (it uses a feature such as threads): with true (the default)
+// it runs with close-on-context-done and its PluginInfo says why it is not
+// metered; with false, Load refuses it.
+func WithUnmeteredFallback(ok bool) Option {
+	return optionFunc(func(o *options) { o.fuelFallback = ok })
 }
 
 // WithHTTPPolicy sets the policy of the breakers guarding guest HTTP
@@ -114,7 +133,7 @@ type generation struct {
 	maxLog   int
 	memCap   uint64
 
-	calls, failures atomic.Uint64
+	calls, failures, fuelUsed atomic.Uint64
 }
 
 type instance struct {
@@ -126,7 +145,8 @@ type instance struct {
 
 // New returns a Host. It does no I/O and starts no goroutine.
 func New(opts ...Option) (*Host, error) {
-	o := options{defaultTimeout: DefaultTimeout, janitorEvery: 10 * time.Second, httpPolicy: defaultHTTPPolicy()}
+	o := options{defaultTimeout: DefaultTimeout, janitorEvery: 10 * time.Second, httpPolicy: defaultHTTPPolicy(),
+		fuel: true, fuelFallback: true}
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
@@ -322,11 +342,17 @@ func (h *Host) compile(ctx context.Context, name string, wasm []byte, m abi.Mani
 		HostFuncs:    hostFuncs(),
 		Cache:        h.cache,
 		Log:          h.guestLog,
+		Fuel:         h.opts.fuel,
+		FuelFallback: h.opts.fuelFallback,
+		FuelCacheDir: h.fuelCacheDir(),
 	})
 	if err != nil {
 		return nil, err
 	}
 	g.module = mod
+	if reason := mod.Unmetered(); reason != "" {
+		h.log.Warn("plugin runs without CPU metering, under close-on-context-done", "plugin", name, "reason", reason)
+	}
 	max := m.Pool.Max
 	if max <= 0 {
 		max = 2 * runtime.GOMAXPROCS(0)
@@ -366,6 +392,13 @@ func (h *Host) compile(ctx context.Context, name string, wasm []byte, m abi.Mani
 	return g, nil
 }
 
+func (h *Host) fuelCacheDir() string {
+	if h.opts.cacheDir == "" {
+		return ""
+	}
+	return filepath.Join(h.opts.cacheDir, "fuel")
+}
+
 func orDefault(v abi.Size, d int64) abi.Size {
 	if v > 0 {
 		return v
@@ -401,6 +434,11 @@ type PluginInfo struct {
 	PoolIdle  int
 	PoolInUse int
 	PoolMax   int
+	// Metered says whether calls are CPU-metered; Unmetered says why not
+	// when metering was asked for. FuelUsed is the fuel of every call.
+	Metered   bool
+	Unmetered string
+	FuelUsed  uint64
 }
 
 // Plugins lists the loaded plugins by name.
@@ -413,6 +451,7 @@ func (h *Host) Plugins() []PluginInfo {
 			Exports: g.module.Exports(),
 			Calls:   g.calls.Load(), Failures: g.failures.Load(),
 			PoolIdle: s.Idle, PoolInUse: s.InUse, PoolMax: s.Max,
+			Metered: g.module.Metered(), Unmetered: g.module.Unmetered(), FuelUsed: g.fuelUsed.Load(),
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -515,8 +554,26 @@ func (h *Host) callGen(ctx context.Context, g *generation, fn string, input []by
 	}
 	inst.state = st
 	g.calls.Add(1)
-	res := inst.e.Call(context.WithValue(ctx, callKey{}, st), fn, input)
+	cctx := context.WithValue(ctx, callKey{}, st)
+	var meter *fuel.Meter
+	if g.module.Metered() {
+		meter = fuel.NewMeter(g.manifest.CPUBudget, 0)
+		cctx = fuel.WithMeter(cctx, meter)
+	}
+	res := inst.e.Call(cctx, fn, input)
 	inst.state = nil
+	if meter != nil {
+		used := meter.Used()
+		g.fuelUsed.Add(uint64(used))
+		if co.stats != nil {
+			co.stats.Fuel = used
+		}
+	}
+	if co.stats != nil {
+		co.stats.Duration = time.Since(start)
+		co.stats.Version = g.version
+		co.stats.Metered = meter != nil
+	}
 	out, gerr := h.classify(ctx, g, fn, inst, res, st)
 	healthy := res.Exit == nil && res.Trap == nil && (gerr == nil || gerr.Kind == KindFailed || gerr.Kind == KindPermanent)
 	g.pool.Release(inst, healthy)
@@ -574,6 +631,11 @@ func (h *Host) classify(ctx context.Context, g *generation, fn string, inst *ins
 	case res.Trap != nil:
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, h.ctxError(g, fn, st.start, cerr)
+		}
+		if errors.Is(res.Trap, fuel.ErrBudgetExhausted) {
+			ge.Kind, ge.Err = KindCPU, ErrCPUBudget
+			ge.Msg = fmt.Sprintf("CPU budget of %d fuel units used up", g.manifest.CPUBudget)
+			return nil, ge
 		}
 		if h.memoryExhausted(g, inst) {
 			ge.Kind, ge.Msg, ge.Err = KindMemory, fmt.Sprintf("memory limit %s reached", abi.Size(g.memCap)), ErrMemoryLimit

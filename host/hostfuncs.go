@@ -39,7 +39,21 @@ type callOptions struct {
 	durable Durable
 	logger  *slog.Logger
 	version string
+	stats   *CallStats
 }
+
+// CallStats reports on one call.
+type CallStats struct {
+	Version  string
+	Duration time.Duration
+	// Fuel is the CPU the call used, in units of about one Wasm
+	// instruction (0 when the module is not metered).
+	Fuel    int64
+	Metered bool
+}
+
+// WithStats fills s when the call returns.
+func WithStats(s *CallStats) CallOption { return func(o *callOptions) { o.stats = s } }
 
 // WithInvocation sets what the guest learns from invocation(). The host
 // fills in the plugin, its version and the deadline.

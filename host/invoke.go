@@ -38,6 +38,8 @@ type InvokeResult struct {
 	Version string
 	// Fallback is set when Output is the policy's fallback value.
 	Fallback bool
+	// Fuel is the CPU all attempts used (see CallStats).
+	Fuel int64
 }
 
 // PolicyName is the executor name of a plugin's own policy.
@@ -94,7 +96,9 @@ func (h *Host) Invoke(ctx context.Context, req InvokeRequest) (InvokeResult, err
 		inv := req.Invocation
 		inv.Attempt = base + resilience.AttemptFromContext(ctx) - 1
 		res.Attempts++
-		out, version, err := h.call(ctx, req.Plugin, req.Function, req.Input, append(opts, WithInvocation(inv)))
+		var stats CallStats
+		out, version, err := h.call(ctx, req.Plugin, req.Function, req.Input, append(opts, WithInvocation(inv), WithStats(&stats)))
+		res.Fuel += stats.Fuel
 		if err != nil {
 			var ge *GuestError
 			if errors.As(err, &ge) && ge.Hint > 0 {
@@ -110,7 +114,7 @@ func (h *Host) Invoke(ctx context.Context, req InvokeRequest) (InvokeResult, err
 	}
 	if fb := e.Policy().Fallback; fb.IsSet() && ctx.Err() == nil {
 		h.log.Warn("plugin failed, using the policy's fallback", "plugin", req.Plugin, "err", err)
-		return InvokeResult{Output: []byte(fb.Value), Attempts: res.Attempts, Fallback: true}, nil
+		return InvokeResult{Output: []byte(fb.Value), Attempts: res.Attempts, Fallback: true, Fuel: res.Fuel}, nil
 	}
 	return res, err
 }
@@ -120,7 +124,7 @@ func (h *Host) Invoke(ctx context.Context, req InvokeRequest) (InvokeResult, err
 //
 //	permanent failure code, bad input, unknown plugin or export: not retried, not counted
 //	retryable code, trap, timeout:                              retried, counted
-//	memory cap, output limit:                                   not retried, counted
+//	memory cap, CPU budget, output limit:                       not retried, counted
 //	the caller's cancellation, a stopping host:                 ignored
 func Classify(err error) resilience.Class {
 	var ge *GuestError
@@ -128,7 +132,7 @@ func Classify(err error) resilience.Class {
 		switch ge.Kind {
 		case KindPermanent:
 			return resilience.Permanent
-		case KindMemory, KindLimit:
+		case KindMemory, KindLimit, KindCPU:
 			return resilience.Fatal
 		case KindCanceled:
 			return resilience.Ignored

@@ -31,6 +31,9 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		logLevel  = fs.String("log-level", "info", "guest log `LEVEL` shown on stderr: debug, info, warn, error")
 		preset    = fs.String("policy", "", "resilience policy `PRESET`: "+strings.Join(resilience.PresetNames(), ", ")+" (default: one attempt, no retry)")
 		attempts  = fs.Int("max-attempts", 0, "attempts in all, retries included (`N`; default 1, or the preset's)")
+		stats     = fs.Bool("stats", false, "print attempts, duration and fuel (CPU, in about one Wasm instruction per unit) on stderr")
+		noFuel    = fs.Bool("no-fuel", false, "run without CPU metering, stopping the guest with close-on-context-done")
+		cpuBudget = fs.Int64("cpu-budget", 0, "stop the call after `UNITS` of fuel (about one Wasm instruction each; default no budget)")
 		chaosRate = fs.Float64("chaos-error-rate", 0, "inject a retryable failure into each attempt with probability `P`")
 		memory    abi.Size
 		configs   listFlag
@@ -65,7 +68,7 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fprintf(stderr, "bulkhead call: --timeout must be positive\n")
 		return exitUsage
 	}
-	m := abi.Manifest{Memory: memory, AllowedHosts: hosts, Timeout: abi.Duration(*timeout)}
+	m := abi.Manifest{Memory: memory, AllowedHosts: hosts, Timeout: abi.Duration(*timeout), CPUBudget: *cpuBudget}
 	for _, kv := range configs {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
@@ -122,7 +125,7 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	h, err := host.New(host.WithLogger(logger), host.WithCacheDir(cacheDir(dataDir(*data))),
-		host.WithDefaultTimeout(*timeout), host.WithPolicy(pol))
+		host.WithDefaultTimeout(*timeout), host.WithPolicy(pol), host.WithFuel(!*noFuel))
 	if err != nil {
 		fprintf(stderr, "bulkhead call: %v\n", err)
 		return exitUsage
@@ -141,7 +144,22 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fprintf(stderr, "bulkhead call: %s has no export %q (exports: %s)\n", file, fn, strings.Join(info.Exports, ", "))
 		return exitUsage
 	}
+	start := time.Now()
 	res, err := h.Invoke(ctx, host.InvokeRequest{Plugin: name, Function: fn, Input: in})
+	if *stats {
+		info, _ := h.Plugin(name)
+		fuel := "unmetered"
+		if info.Metered {
+			fuel = fmt.Sprint(info.FuelUsed)
+		}
+		attempts := res.Attempts
+		var ex *resilience.ExhaustedError
+		if errors.As(err, &ex) {
+			attempts = ex.Attempts
+		}
+		fprintf(stderr, "bulkhead call: %s %s: attempts=%d duration=%s fuel=%s version=%.12s\n",
+			name, fn, attempts, time.Since(start).Round(time.Microsecond), fuel, info.Version)
+	}
 	if err != nil {
 		fprintf(stderr, "bulkhead call: %v\n", err)
 		return exitFailure

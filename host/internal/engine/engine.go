@@ -23,6 +23,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/bulkhead-run/bulkhead/host/internal/fuel"
 )
 
 // PageSize is the size of one Wasm memory page.
@@ -59,6 +61,15 @@ type Config struct {
 	Config       map[string]string
 	HostFuncs    []HostFunc
 	Cache        wazero.CompilationCache // may be nil
+	// Fuel meters the guest: the module is instrumented (see
+	// host/internal/fuel) and its runtime runs without close-on-context-done;
+	// the refill host function checks the call's context and CPU budget.
+	Fuel bool
+	// FuelFallback lets a module the rewriter cannot meter run with
+	// close-on-context-done instead of being refused.
+	FuelFallback bool
+	// FuelCacheDir keeps instrumented modules on disk ("" = no cache).
+	FuelCacheDir string
 	// Log receives guest log lines of the instance that logged them.
 	Log func(inst *Instance, level extism.LogLevel, msg string)
 }
@@ -69,6 +80,9 @@ type Module struct {
 	cp      *extism.CompiledPlugin
 	cfg     Config
 	exports map[string]bool
+	metered bool
+	// unmetered says why a module asked to be metered is not.
+	unmetered string
 }
 
 var setLogLevel sync.Once
@@ -84,18 +98,39 @@ func Compile(ctx context.Context, cfg Config) (*Module, error) {
 	// line but trace through; the host's logger filters the rest.
 	setLogLevel.Do(func() { extism.SetLogLevel(extism.LogLevelDebug) })
 
+	wasm := cfg.Wasm
+	var metered bool
+	var unmetered string
+	if cfg.Fuel {
+		inst, err := instrument(cfg.Wasm, cfg.FuelCacheDir)
+		var ue *fuel.UnsupportedError
+		switch {
+		case err == nil:
+			wasm, metered = inst, true
+		case cfg.FuelFallback && errors.As(err, &ue):
+			unmetered = err.Error()
+		case errors.Is(err, fuel.ErrMalformed):
+			return nil, fmt.Errorf("compile: %w", err)
+		default:
+			return nil, fmt.Errorf("cpu metering: %w", err)
+		}
+	}
 	// Validate and compile first, with the plugin runtime's configuration:
 	// go-sdk's own compilation below then comes from the cache.
-	exports, err := listExports(ctx, cfg.Wasm, cfg.Cache)
+	exports, err := listExports(ctx, wasm, cfg.Cache, !metered)
 	if err != nil {
 		return nil, err
 	}
-	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(true)
+	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(!metered)
 	if cfg.Cache != nil {
 		rc = rc.WithCompilationCache(cfg.Cache)
 	}
+	hostFuncs := cfg.HostFuncs
+	if metered {
+		hostFuncs = append(hostFuncs[:len(hostFuncs):len(hostFuncs)], refillFunc)
+	}
 	funcs := make([]extism.HostFunction, 0, len(cfg.HostFuncs))
-	for _, hf := range cfg.HostFuncs {
+	for _, hf := range hostFuncs {
 		call := hf.Call
 		f := extism.NewHostFunctionWithStack(hf.Name, func(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
 			call(ctx, kernelMemory{p}, stack)
@@ -105,7 +140,7 @@ func Compile(ctx context.Context, cfg Config) (*Module, error) {
 	}
 	mem := &extism.ManifestMemory{MaxPages: cfg.MemoryPages, MaxHttpResponseBytes: -1, MaxVarBytes: -1}
 	m := extism.Manifest{
-		Wasm:         []extism.Wasm{extism.WasmData{Data: cfg.Wasm, Name: "main"}},
+		Wasm:         []extism.Wasm{extism.WasmData{Data: wasm, Name: "main"}},
 		Memory:       mem,
 		Config:       cfg.Config,
 		AllowedHosts: cfg.AllowedHosts,
@@ -116,7 +151,7 @@ func Compile(ctx context.Context, cfg Config) (*Module, error) {
 		return nil, fmt.Errorf("compile: %w", err)
 	}
 	cfg.Wasm = nil
-	return &Module{cp: cp, cfg: cfg, exports: exports}, nil
+	return &Module{cp: cp, cfg: cfg, exports: exports, metered: metered, unmetered: unmetered}, nil
 }
 
 // checkMagic gives a plain answer for files that are not Wasm at all.
@@ -131,10 +166,10 @@ func checkMagic(b []byte) error {
 }
 
 // listExports reads the exported function names without instantiating.
-func listExports(ctx context.Context, wasm []byte, cache wazero.CompilationCache) (map[string]bool, error) {
+func listExports(ctx context.Context, wasm []byte, cache wazero.CompilationCache, closeOnDone bool) (map[string]bool, error) {
 	// The same configuration as the plugin's runtime, so the compiled code
 	// comes from the cache instead of a second compilation.
-	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(true)
+	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(closeOnDone)
 	if cache != nil {
 		rc = rc.WithCompilationCache(cache)
 	}
@@ -148,8 +183,16 @@ func listExports(ctx context.Context, wasm []byte, cache wazero.CompilationCache
 	for name := range cm.ExportedFunctions() {
 		out[name] = true
 	}
+
 	return out, nil
 }
+
+// Metered reports whether the module meters its own fuel.
+func (m *Module) Metered() bool { return m.metered }
+
+// Unmetered says why a module that was to be metered runs with
+// close-on-context-done instead ("" when metered or not asked to be).
+func (m *Module) Unmetered() string { return m.unmetered }
 
 // HasExport reports whether the module exports a function called name.
 func (m *Module) HasExport(name string) bool { return m.exports[name] }
@@ -175,6 +218,13 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 		WithSysWalltime().WithSysNanotime().WithSysNanosleep().
 		WithRandSource(rand.Reader).
 		WithStdout(io.Discard).WithStderr(stderr)
+	if m.metered {
+		// A module's start section runs while it is instantiated, outside
+		// any call, and a metered one calls refill from it. go-sdk refuses
+		// host calls whose context has no plugin; refill needs none, so give
+		// it an empty one. Other host functions still trap there.
+		ctx = context.WithValue(ctx, extism.PluginCtxKey("plugin"), (*extism.Plugin)(nil))
+	}
 	p, err := m.cp.Instance(ctx, extism.PluginInstanceConfig{ModuleConfig: mc})
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)

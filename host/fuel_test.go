@@ -1,0 +1,123 @@
+package host_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-run/bulkhead/abi"
+	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/host/hosttest"
+)
+
+func TestFuel_CPUBudgetStopsASpinningGuest(t *testing.T) {
+	h := newHost(t)
+	load(t, h, "kitchen", abi.Manifest{CPUBudget: 50_000_000})
+	start := time.Now()
+	var stats host.CallStats
+	_, err := h.Call(context.Background(), "kitchen", "spin", nil, host.WithStats(&stats))
+	var ge *host.GuestError
+	if !errors.Is(err, host.ErrCPUBudget) || !errors.As(err, &ge) || ge.Kind != host.KindCPU {
+		t.Fatalf("spin under a CPU budget = %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("a 50M budget took %s to run out", d)
+	}
+	if stats.Fuel < 50_000_000 || !stats.Metered {
+		t.Fatalf("stats %+v", stats)
+	}
+	if host.Classify(err).String() != "fatal" {
+		t.Fatalf("a spent CPU budget classifies as %v, want fatal (not retried, counted)", host.Classify(err))
+	}
+	if out, err := h.Call(context.Background(), "kitchen", "echo", []byte("ok")); err != nil || string(out) != "ok" {
+		t.Fatalf("echo after = %q, %v", out, err)
+	}
+}
+
+func TestFuel_DeadlineStopsMeteredGuestPromptly(t *testing.T) {
+	h := newHost(t)
+	load(t, h, "kitchen", abi.Manifest{})
+	if info, _ := h.Plugin("kitchen"); !info.Metered {
+		t.Fatalf("kitchen is not metered: %q", info.Unmetered)
+	}
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		start := time.Now()
+		_, err := h.Call(ctx, "kitchen", "spin", nil)
+		cancel()
+		if !errors.Is(err, host.ErrTimeout) {
+			t.Fatalf("spin = %v", err)
+		}
+		if late := time.Since(start) - 100*time.Millisecond; late > 50*time.Millisecond {
+			t.Fatalf("stopped %s after its deadline", late)
+		}
+	}
+}
+
+// TestFuel_Differential runs the same calls on a metered and an unmetered
+// host: outputs and errors match.
+func TestFuel_Differential(t *testing.T) {
+	metered, plain := newHost(t), newHost(t, host.WithFuel(false))
+	m := abi.Manifest{Config: map[string]string{"k": "v"}, Pool: abi.Pool{Max: 1}}
+	load(t, metered, "kitchen", m)
+	load(t, plain, "kitchen", m)
+	if info, _ := plain.Plugin("kitchen"); info.Metered {
+		t.Fatal("WithFuel(false) still metered")
+	}
+	big := bytes.Repeat([]byte{0, 1, 2, 250}, 1<<18)
+	calls := []struct {
+		fn string
+		in []byte
+	}{
+		{"echo", nil}, {"echo", []byte("x")}, {"echo", big},
+		{"json", []byte(`{"a":1,"b":2}`)}, {"json", []byte(`nope`)},
+		{"config", []byte("k")}, {"config", []byte("missing")},
+		{"fail", []byte("why")}, {"fail_permanent", []byte("bad")}, {"trap", nil},
+	}
+	ctx := context.Background()
+	for _, c := range calls {
+		out1, err1 := metered.Call(ctx, "kitchen", c.fn, c.in)
+		out2, err2 := plain.Call(ctx, "kitchen", c.fn, c.in)
+		if !bytes.Equal(out1, out2) || errString(err1) != errString(err2) {
+			t.Fatalf("%s: metered %q/%v, unmetered %q/%v", c.fn, out1, err1, out2, err2)
+		}
+	}
+}
+
+// TestFuel_Deterministic: the same call uses the same fuel on every instance
+// and every time. (A Go guest's runtime does background work paced by the
+// clock, so its counts vary slightly; this uses a WAT guest.)
+func TestFuel_Deterministic(t *testing.T) {
+	wasm := hosttest.Fixture(t, "../host/testdata/tiny.wasm")
+	var counts []int64
+	for range 2 {
+		h := newHost(t)
+		if _, err := h.Load(context.Background(), "tiny", wasm, abi.Manifest{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{0, 100, 4096} {
+			var s host.CallStats
+			if _, err := h.Call(context.Background(), "tiny", "echo", make([]byte, n), host.WithStats(&s)); err != nil {
+				t.Fatal(err)
+			}
+			counts = append(counts, s.Fuel)
+		}
+	}
+	for i := range 3 {
+		if counts[i] <= 0 || counts[i] != counts[i+3] {
+			t.Fatalf("fuel per call %v: the two instances differ", counts)
+		}
+	}
+	if !(counts[0] < counts[1] && counts[1] < counts[2]) {
+		t.Fatalf("fuel %v does not grow with the input", counts)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
