@@ -41,12 +41,13 @@
 //
 // # Decisions and measurements
 //
-//   - Call path: go-sdk costs ~15–20 µs and ~82 KB per no-op call here,
-//     against ~20 ns for a direct wazero call; close-on-context-done adds
-//     ~10 µs more, because go-sdk makes several exported-function calls per
-//     call and wazero watches the context of each. bulkhead's own overhead on
-//     top of go-sdk with the same safety is within the benchmark's noise
-//     (BenchmarkCall_* in one run). The engine seam (host/internal/engine)
+//   - Call path: go-sdk costs ~14–20 µs and ~82 KB per no-op call here,
+//     against ~20–25 ns for a direct wazero call; close-on-context-done
+//     roughly doubles it, because go-sdk makes several exported-function
+//     calls per call and wazero watches the context of each. A metered
+//     bulkhead call (same safety, no close-on-context-done) measured 26–31
+//     µs against 34–35 µs for go-sdk with close-on-context-done and 14 µs
+//     for go-sdk with no way to stop a guest (BenchmarkCall_*, one run). The engine seam (host/internal/engine)
 //     keeps go-sdk and wazero types out of this package's API so a leaner
 //     engine can replace it.
 //   - Memory cap: wazero fails a memory.grow past the cap without a distinct
