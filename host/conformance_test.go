@@ -357,3 +357,41 @@ func (s *logSink) levels(msg string) []slog.Level {
 	}
 	return out
 }
+
+// BenchmarkConformance_Load measures what each language's fixture costs to
+// load: compile (cold: a fresh in-memory cache; warm: the shared on-disk
+// cache, as after a restart), instantiate, and one call.
+func BenchmarkConformance_Load(b *testing.B) {
+	for _, fx := range conformanceFixtures {
+		for _, warm := range []bool{false, true} {
+			name := fx.lang + "/cold"
+			if warm {
+				name = fx.lang + "/warm-disk-cache"
+			}
+			b.Run(name, func(b *testing.B) {
+				wasm := hosttest.Fixture(b, fx.path)
+				ctx := context.Background()
+				var opts []host.Option
+				if warm {
+					opts = append(opts, host.WithCacheDir(hosttest.CacheDir()))
+				}
+				for b.Loop() {
+					h, err := host.New(opts...)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := h.Load(ctx, "k", wasm, abi.Manifest{}); err != nil {
+						b.Fatal(err)
+					}
+					if out, err := h.Call(ctx, "k", "echo", []byte("x")); err != nil || string(out) != "x" {
+						b.Fatalf("echo = %q, %v", out, err)
+					}
+					if err := h.Stop(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(len(wasm)), "wasm-bytes")
+			})
+		}
+	}
+}
