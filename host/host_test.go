@@ -351,3 +351,33 @@ func TestHost_StopRefusesCalls(t *testing.T) {
 		t.Fatal("second Stop:", err)
 	}
 }
+
+// TestHost_HostileCallsDoNotAccumulate repeats hostile calls and checks that
+// discarded instances are freed: the host's heap after a GC stays near where
+// it started.
+func TestHost_HostileCallsDoNotAccumulate(t *testing.T) {
+	h := newHost(t)
+	load(t, h, "kitchen", abi.Manifest{Memory: 40 << 20, Pool: abi.Pool{Max: 2}})
+	ctx := context.Background()
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	h.Call(ctx, "kitchen", "echo", nil)
+	before := heap()
+	for i := range 40 {
+		fn := []string{"trap", "exit", "membomb", "huge"}[i%4]
+		if _, err := h.Call(ctx, "kitchen", fn, []byte("64")); err == nil {
+			t.Fatalf("%s succeeded", fn)
+		}
+	}
+	after := heap()
+	if after > before+64<<20 {
+		t.Fatalf("heap grew from %d MiB to %d MiB over 40 hostile calls", before>>20, after>>20)
+	}
+	if info, _ := h.Plugin("kitchen"); info.PoolIdle+info.PoolInUse > 2 {
+		t.Fatalf("pool holds %d instances, max 2", info.PoolIdle+info.PoolInUse)
+	}
+}
