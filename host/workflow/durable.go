@@ -1,0 +1,68 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+
+	"github.com/bulkhead-run/bulkhead/abi"
+	"github.com/bulkhead-run/bulkhead/statestore"
+)
+
+// durable is the host.Durable of one node execution: checkpoints of the
+// run's node, state of the node's plugin, progress of the run.
+type durable struct {
+	e       *Engine
+	rs      *runState
+	node    string
+	plugin  string
+	attempt int
+}
+
+func (d *durable) SaveCheckpoint(ctx context.Context, data []byte) error {
+	seq, err := d.e.store.SaveCheckpoint(ctx, d.rs.id, d.node, data)
+	if err != nil {
+		return err
+	}
+	d.e.emit(Event{Kind: EventCheckpointSaved, RunID: d.rs.id, Workflow: d.rs.wf.Name, Node: d.node, Attempt: d.attempt, Seq: seq})
+	return nil
+}
+
+func (d *durable) LoadCheckpoint(ctx context.Context) ([]byte, error) {
+	cp, err := d.e.store.LatestCheckpoint(ctx, d.rs.id, d.node)
+	if errors.Is(err, statestore.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	d.e.emit(Event{Kind: EventCheckpointLoaded, RunID: d.rs.id, Workflow: d.rs.wf.Name, Node: d.node, Attempt: d.attempt, Seq: cp.Seq})
+	if cp.Data == nil {
+		return []byte{}, nil
+	}
+	return cp.Data, nil
+}
+
+func (d *durable) StateGet(ctx context.Context, key string) ([]byte, error) {
+	b, err := d.e.store.StateGet(ctx, d.plugin, key)
+	if errors.Is(err, statestore.ErrNotFound) {
+		return nil, nil
+	}
+	return b, err
+}
+
+func (d *durable) StateSet(ctx context.Context, key string, value []byte) error {
+	return d.e.store.StateSet(ctx, d.plugin, key, value)
+}
+
+func (d *durable) StateDelete(ctx context.Context, key string) error {
+	return d.e.store.StateDelete(ctx, d.plugin, key)
+}
+
+func (d *durable) Progress(_ context.Context, p abi.Progress) {
+	sp := statestore.Progress{Done: p.Done, Total: p.Total, Message: p.Message}
+	d.rs.mu.Lock()
+	d.rs.progress[d.node] = sp
+	d.rs.dirty = true
+	d.rs.mu.Unlock()
+	d.e.emit(Event{Kind: EventProgress, RunID: d.rs.id, Workflow: d.rs.wf.Name, Node: d.node, Attempt: d.attempt, Progress: sp})
+}
