@@ -1,0 +1,87 @@
+package supervisor
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/bulkhead-run/bulkhead/plugins"
+	"github.com/bulkhead-run/bulkhead/resilience"
+)
+
+// Defaults of the options.
+const (
+	DefaultTrapThreshold = 5
+	DefaultTrapWindow    = 10 * time.Second
+	DefaultBackoffMin    = 100 * time.Millisecond
+	DefaultBackoffMax    = 30 * time.Second
+	DefaultPollInterval  = time.Second
+	DefaultDrainTimeout  = 30 * time.Second
+)
+
+// Option configures a Supervisor.
+type Option interface{ apply(*options) }
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+type options struct {
+	logger        *slog.Logger
+	regOpts       []plugins.Option
+	hooks         *Hooks
+	defaultPolicy resilience.Policy
+	trapThreshold int
+	trapWindow    time.Duration
+	backoffMin    time.Duration
+	backoffMax    time.Duration
+	poll          time.Duration
+	drain         time.Duration
+}
+
+// WithLogger sets the logger; nil discards. Every load, refusal, rebuild
+// and unload is logged with its cause.
+func WithLogger(l *slog.Logger) Option { return optionFunc(func(o *options) { o.logger = l }) }
+
+// WithRegistryOptions passes options (debounce, rescan interval, …) to
+// the plugins.Registry the supervisor creates. Its handler, policy
+// validator and logger are the supervisor's own and cannot be replaced.
+func WithRegistryOptions(opts ...plugins.Option) Option {
+	return optionFunc(func(o *options) { o.regOpts = append(o.regOpts, opts...) })
+}
+
+// WithHooks connects hooks installed in the host (see Hooks): breaker
+// openings reach the supervisor at once and traps are counted. Without
+// hooks the supervisor polls the host's breakers every poll interval and
+// cannot count traps.
+func WithHooks(k *Hooks) Option { return optionFunc(func(o *options) { o.hooks = k }) }
+
+// WithDefaultPolicy sets the resilience policy of plugins whose manifest
+// names no preset (default: the zero Policy, which means the documented
+// defaults). The inline policy section is laid over it.
+func WithDefaultPolicy(p resilience.Policy) Option {
+	return optionFunc(func(o *options) { o.defaultPolicy = p })
+}
+
+// WithTrapThreshold rebuilds a plugin once n of its calls trapped within
+// window (defaults DefaultTrapThreshold in DefaultTrapWindow). n <= 0
+// turns the rule off. Needs WithHooks.
+func WithTrapThreshold(n int, window time.Duration) Option {
+	return optionFunc(func(o *options) { o.trapThreshold, o.trapWindow = n, window })
+}
+
+// WithBackoff bounds the delay between two rebuilds of one plugin: the
+// first rebuild runs at once, the next no sooner than min after it, each
+// later one twice as late as the one before, up to max. A plugin quiet for
+// twice max starts again from the first step. Defaults DefaultBackoffMin,
+// DefaultBackoffMax.
+func WithBackoff(min, max time.Duration) Option {
+	return optionFunc(func(o *options) { o.backoffMin, o.backoffMax = min, max })
+}
+
+// WithPollInterval sets how often the supervisor looks at the host's
+// breakers when it has no hooks (default DefaultPollInterval).
+func WithPollInterval(d time.Duration) Option { return optionFunc(func(o *options) { o.poll = d }) }
+
+// WithDrainTimeout bounds how long the unload of a removed plugin waits for
+// its calls in flight (default DefaultDrainTimeout).
+func WithDrainTimeout(d time.Duration) Option { return optionFunc(func(o *options) { o.drain = d }) }
