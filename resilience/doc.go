@@ -61,7 +61,7 @@
 // after it.
 //
 // A first attempt that meets an open breaker fails fast with
-// ErrCircuitOpen. A retry that meets it waits until the breaker
+// ErrCircuitOpen (or, with Retry.WaitOnOpen, waits like a retry). A retry that meets it waits until the breaker
 // half-opens — without using an attempt — when that moment falls before
 // the deadline (TotalDeadline or the caller's), and gives up with Cause
 // ErrCircuitOpen otherwise.

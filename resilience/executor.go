@@ -213,7 +213,8 @@ func Execute[T any](ctx context.Context, e *Executor, fn func(ctx context.Contex
 // without using an attempt, if that moment falls before the deadline
 // (TotalDeadline or the caller's, compared on the executor's clock);
 // otherwise the call ends with Cause ErrCircuitOpen. A first attempt that
-// finds the breaker open fails fast with ErrCircuitOpen.
+// finds the breaker open fails fast with ErrCircuitOpen, unless the
+// policy sets WaitOnOpen.
 func (e *Executor) Do(ctx context.Context, fn func(ctx context.Context) error) error {
 	c := e.cfg.Load()
 	e.st.calls.Add(1)
@@ -235,12 +236,12 @@ func (e *Executor) Do(ctx context.Context, fn func(ctx context.Context) error) e
 		gen, ok, wait := e.br.allow()
 		if !ok {
 			e.st.rejected.Add(1)
-			if !retry {
+			if !retry && (!c.policy.Retry.WaitOnOpen || c.maxAttempts < 2) {
 				e.st.failures.Add(1)
 				return ErrCircuitOpen
 			}
 			if wait <= 0 { // half-open, probe slots taken: back off, at least 1ms
-				wait = max(c.backoff.delay(attempt-1, prev, e.opts.rand()), time.Millisecond)
+				wait = max(c.backoff.delay(max(attempt-1, 1), prev, e.opts.rand()), time.Millisecond)
 			}
 			if !e.fits(ctx, deadline, wait) {
 				return e.fail(errs, ErrCircuitOpen)

@@ -82,7 +82,11 @@ type RetryPolicy struct {
 	// attempt is bounded by AttemptTimeout and the caller's context only.
 	// 0 (default): no bound besides the caller's context.
 	TotalDeadline Duration `yaml:"total_deadline" json:"total_deadline"`
-	Budget        Budget   `yaml:"budget" json:"budget"`
+	// WaitOnOpen makes a first attempt that finds the breaker open wait
+	// for it to half-open (within the deadline) like a retry does, instead
+	// of failing fast with ErrCircuitOpen. Needs MaxAttempts > 1.
+	WaitOnOpen bool   `yaml:"wait_on_open" json:"wait_on_open"`
+	Budget     Budget `yaml:"budget" json:"budget"`
 }
 
 // Budget limits retries relative to calls so that retries cannot multiply

@@ -192,6 +192,41 @@ func TestRetry_WaitsForBreakerInsteadOfBurningAttempts(t *testing.T) {
 	})
 }
 
+func TestRetry_FirstAttemptOnOpenBreaker(t *testing.T) {
+	p := resilience.Policy{
+		Breaker: resilience.BreakerPolicy{FailureThreshold: 1, SuccessThreshold: 1, OpenTimeout: resilience.Duration(time.Second)},
+		Retry: resilience.RetryPolicy{MaxAttempts: 2, InitialDelay: resilience.Duration(100 * time.Millisecond),
+			Jitter: resilience.JitterNone, TotalDeadline: resilience.Duration(10 * time.Second)},
+	}
+	tests := []struct {
+		name       string
+		waitOnOpen bool
+		wantErr    error
+		wantSteps  string
+	}{
+		{"fails fast", false, resilience.ErrCircuitOpen, "[]"},
+		{"waits with wait_on_open", true, nil, "[1s]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := p
+			p.Retry.WaitOnOpen = tt.waitOnOpen
+			e, clk := newExec(t, p)
+			_, _ = drive(t, clk, func() error { return e.Do(context.Background(), fail) }) // two attempts, both open it
+			if e.State() != resilience.Open {
+				t.Fatal("setup: breaker not open")
+			}
+			called := false
+			steps, err := drive(t, clk, func() error {
+				return e.Do(context.Background(), func(context.Context) error { called = true; return nil })
+			})
+			if err != tt.wantErr || fmt.Sprint(steps) != tt.wantSteps || called != (tt.wantErr == nil) {
+				t.Fatalf("err %v steps %v called %v", err, steps, called)
+			}
+		})
+	}
+}
+
 func TestRetry_TotalDeadline(t *testing.T) {
 	p := retryPolicy(10)
 	p.Retry.TotalDeadline = resilience.Duration(time.Second) // 100+200+400 fit, +800 does not
