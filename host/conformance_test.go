@@ -31,11 +31,14 @@ var conformanceFixtures = []struct {
 	// trapMsg is text the trap's message must carry (from the guest's
 	// stderr), or "" when the language reports nothing.
 	trapMsg string
+	// durable marks a fixture with the "durable" export, which drives an
+	// SDK's checkpoint, state and progress functions.
+	durable bool
 }{
 	{lang: "go", path: "go/kitchen/kitchen.wasm", trapMsg: "deliberate trap"},
-	{lang: "rust", path: "rust/kitchen/kitchen.wasm", trapMsg: "deliberate trap"},
-	{lang: "c", path: "c/kitchen/kitchen.wasm", trapMsg: "deliberate trap"},
-	{lang: "assemblyscript", path: "assemblyscript/kitchen/kitchen.wasm"},
+	{lang: "rust", path: "rust/kitchen/kitchen.wasm", trapMsg: "deliberate trap", durable: true},
+	{lang: "c", path: "c/kitchen/kitchen.wasm", trapMsg: "deliberate trap", durable: true},
+	{lang: "assemblyscript", path: "assemblyscript/kitchen/kitchen.wasm", durable: true},
 	{lang: "wat", path: "wat/kitchen.wasm"},
 	{lang: "upstream-as-pdk", path: "upstream/kitchen.wasm", upstream: true},
 }
@@ -65,10 +68,12 @@ func guestError(t *testing.T, err error) *host.GuestError {
 }
 
 // conformance is the table of behaviours every fixture must show. hostFuncs
-// marks those that need bulkhead's own host functions.
+// marks those that need bulkhead's own host functions, durable those that
+// need the "durable" export.
 var conformance = []struct {
 	name      string
 	hostFuncs bool
+	durable   bool
 	run       func(t *testing.T, g *guest)
 }{
 	{name: "echo binary 0B 1B 1KiB 1MiB", run: func(t *testing.T, g *guest) {
@@ -189,7 +194,74 @@ var conformance = []struct {
 		if ge.Kind != host.KindFailed || ge.Msg != "rate limited" || ge.Hint != 1500*time.Millisecond {
 			t.Fatalf("retry_after = %#v", ge)
 		}
+	}},	{name: "checkpoints, plugin state and progress", hostFuncs: true, durable: true, run: func(t *testing.T, g *guest) {
+		_, err := g.call(t, "durable", []byte("k"))
+		if ge := guestError(t, err); ge.Kind != host.KindFailed || !strings.Contains(ge.Msg, "checkpoint not saved") {
+			t.Fatalf("durable without a store = %#v, want a retryable failure", ge)
+		}
+		d := &memDurable{state: map[string][]byte{}}
+		out, err := g.call(t, "durable", []byte("kéy"), host.WithDurable(d))
+		if want := "had=none;prev=none;got=v:kéy;after=none"; err != nil || string(out) != want {
+			t.Fatalf("durable = %q, %v; want %q", out, err, want)
+		}
+		out, err = g.call(t, "durable", []byte("kéy"), host.WithDurable(d))
+		if want := "had=cp:kéy;prev=none;got=v:kéy;after=none"; err != nil || string(out) != want {
+			t.Fatalf("second durable = %q, %v; want %q", out, err, want)
+		}
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		want := abi.Progress{Done: 1, Total: 2, Message: `half way "kéy"`}
+		if string(d.checkpoint) != "cp:kéy" || len(d.state) != 0 || len(d.progress) != 2 || d.progress[1] != want {
+			t.Fatalf("store after durable: checkpoint %q, state %q, progress %+v", d.checkpoint, d.state, d.progress)
+		}
 	}},
+}
+
+// memDurable keeps a call's durable data in memory.
+type memDurable struct {
+	mu         sync.Mutex
+	checkpoint []byte
+	state      map[string][]byte
+	progress   []abi.Progress
+}
+
+func (d *memDurable) SaveCheckpoint(_ context.Context, b []byte) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.checkpoint = bytes.Clone(b)
+	return nil
+}
+
+func (d *memDurable) LoadCheckpoint(context.Context) ([]byte, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return bytes.Clone(d.checkpoint), nil
+}
+
+func (d *memDurable) StateGet(_ context.Context, k string) ([]byte, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return bytes.Clone(d.state[k]), nil
+}
+
+func (d *memDurable) StateSet(_ context.Context, k string, v []byte) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.state[k] = bytes.Clone(v)
+	return nil
+}
+
+func (d *memDurable) StateDelete(_ context.Context, k string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.state, k)
+	return nil
+}
+
+func (d *memDurable) Progress(_ context.Context, p abi.Progress) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.progress = append(d.progress, p)
 }
 
 // TestConformance runs every behaviour against every language's fixture.
@@ -205,7 +277,7 @@ func TestConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, b := range conformance {
-				if fx.upstream && b.hostFuncs {
+				if fx.upstream && b.hostFuncs || b.durable && !fx.durable {
 					continue
 				}
 				t.Run(b.name, func(t *testing.T) { b.run(t, g) })

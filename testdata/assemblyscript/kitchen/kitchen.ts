@@ -85,3 +85,28 @@ export function retry_after(): i32 {
   bulkhead.retryAfter(U64.parseInt(s, 10));
   return bulkhead.fail("rate limited");
 }
+
+function text(b: Uint8Array | null): string {
+  return b == null ? "none" : String.UTF8.decode(b.buffer);
+}
+
+function bytes(s: string): Uint8Array {
+  return Uint8Array.wrap(String.UTF8.encode(s));
+}
+
+// durable exercises checkpoints, plugin state and progress with the input
+// as the key; it reports what it read as had=…;prev=…;got=…;after=….
+export function durable(): i32 {
+  const key = bulkhead.inputString();
+  const had = text(bulkhead.loadCheckpoint());
+  const rc = bulkhead.saveCheckpoint(bytes("cp:" + key));
+  if (rc != 0) return bulkhead.fail("checkpoint not saved (code " + rc.toString() + ")");
+  const prev = text(bulkhead.getState(key));
+  if (bulkhead.setState(key, bytes("v:" + key)) != 0) return bulkhead.fail("state not set");
+  const got = text(bulkhead.getState(key));
+  if (bulkhead.deleteState(key) != 0) return bulkhead.fail("state not deleted");
+  const after = text(bulkhead.getState(key));
+  bulkhead.progress(1, 2, "half way \"" + key + "\"");
+  bulkhead.outputString("had=" + had + ";prev=" + prev + ";got=" + got + ";after=" + after);
+  return bulkhead.CODE_OK;
+}

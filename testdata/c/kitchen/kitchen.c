@@ -118,3 +118,31 @@ BH_EXPORT(retry_after) int32_t retry_after(void) {
     bh_retry_after((uint64_t)ms);
     return bh_fail("rate limited");
 }
+
+/* durable exercises checkpoints, plugin state and progress with the input
+ * as the key; it reports what it read as had=…;prev=…;got=…;after=…. */
+BH_EXPORT(durable) int32_t durable(void) {
+    bh_buf k = bh_input(), had, prev, got, after;
+    const char *key = (const char *)k.ptr;
+    bool has_had = bh_checkpoint_load(&had);
+    char buf[512];
+    snprintf(buf, sizeof buf, "cp:%s", key);
+    int32_t rc = bh_checkpoint_save(buf, strlen(buf));
+    if (rc != 0) {
+        snprintf(buf, sizeof buf, "checkpoint not saved (code %d)", rc);
+        return bh_fail(buf);
+    }
+    bool has_prev = bh_state_get(key, &prev);
+    snprintf(buf, sizeof buf, "v:%s", key);
+    if (bh_state_set(key, buf, strlen(buf)) != 0) return bh_fail("state not set");
+    bool has_got = bh_state_get(key, &got);
+    if (bh_state_delete(key) != 0) return bh_fail("state not deleted");
+    bool has_after = bh_state_get(key, &after);
+    snprintf(buf, sizeof buf, "half way \"%s\"", key);
+    bh_progress(1, 2, buf);
+    snprintf(buf, sizeof buf, "had=%s;prev=%s;got=%s;after=%s", has_had ? (char *)had.ptr : "none",
+             has_prev ? (char *)prev.ptr : "none", has_got ? (char *)got.ptr : "none",
+             has_after ? (char *)after.ptr : "none");
+    bh_output_str(buf);
+    return BH_CODE_OK;
+}

@@ -78,3 +78,21 @@ pub extern "C" fn retry_after() -> i32 {
         Err::<(), _>(Error::retryable("rate limited"))
     })
 }
+
+/// durable exercises checkpoints, plugin state and progress with the input
+/// as the key; it reports what it read as had=…;prev=…;got=…;after=….
+#[no_mangle]
+pub extern "C" fn durable() -> i32 {
+    bulkhead::handle_str(|key| {
+        let text = |b: Option<Vec<u8>>| b.map_or("none".to_string(), |b| String::from_utf8_lossy(&b).into_owned());
+        let had = text(bulkhead::load_checkpoint());
+        bulkhead::save_checkpoint(format!("cp:{}", key).as_bytes())?;
+        let prev = text(bulkhead::state(key));
+        bulkhead::set_state(key, format!("v:{}", key).as_bytes())?;
+        let got = text(bulkhead::state(key));
+        bulkhead::delete_state(key)?;
+        let after = text(bulkhead::state(key));
+        bulkhead::progress(1, 2, &format!("half way \"{}\"", key));
+        Ok(format!("had={};prev={};got={};after={}", had, prev, got, after))
+    })
+}
