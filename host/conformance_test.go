@@ -194,7 +194,8 @@ var conformance = []struct {
 		if ge.Kind != host.KindFailed || ge.Msg != "rate limited" || ge.Hint != 1500*time.Millisecond {
 			t.Fatalf("retry_after = %#v", ge)
 		}
-	}},	{name: "checkpoints, plugin state and progress", hostFuncs: true, durable: true, run: func(t *testing.T, g *guest) {
+	}},
+	{name: "checkpoints, plugin state and progress", hostFuncs: true, durable: true, run: func(t *testing.T, g *guest) {
 		_, err := g.call(t, "durable", []byte("k"))
 		if ge := guestError(t, err); ge.Kind != host.KindFailed || !strings.Contains(ge.Msg, "checkpoint not saved") {
 			t.Fatalf("durable without a store = %#v, want a retryable failure", ge)
