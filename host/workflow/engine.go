@@ -97,7 +97,7 @@ const (
 	EventRunStarted       EventKind = "run_started"  // a run was submitted or resumed
 	EventNodeStarted      EventKind = "node_started" // a node's first attempt of this execution begins
 	EventNodeFinished     EventKind = "node_finished"
-	EventNodeFailed       EventKind = "node_failed" // exhausted, no fallback: a dead letter was written
+	EventNodeFailed       EventKind = "node_failed"  // exhausted, no fallback: a dead letter was written
 	EventNodeSkipped      EventKind = "node_skipped" // journaled before: not run again
 	EventCheckpointSaved  EventKind = "checkpoint_saved"
 	EventCheckpointLoaded EventKind = "checkpoint_loaded" // a node resumed from a checkpoint
@@ -525,8 +525,12 @@ func (e *Engine) maxAttempts(w *Workflow, n *Node) int {
 	if p := w.EffectivePolicy(n.Name); p != nil {
 		return p.WithDefaults().Retry.MaxAttempts
 	}
+	return e.pluginAttempts(n.Plugin)
+}
+
+func (e *Engine) pluginAttempts(plugin string) int {
 	if e.o.maxAttempts != nil {
-		if m := e.o.maxAttempts(n.Plugin); m > 0 {
+		if m := e.o.maxAttempts(plugin); m > 0 {
 			return m
 		}
 	}
@@ -555,6 +559,9 @@ func (e *Engine) execNode(rs *runState, name string) {
 		}
 	}
 	block := e.maxAttempts(w, n)
+	if f := n.Fallback; f != nil && f.Plugin != "" {
+		block += e.pluginAttempts(f.Plugin)
+	}
 	for {
 		err = e.store.StartAttempt(ctx, statestore.NodeAttempt{RunID: rs.id, Node: name, Attempt: last + block})
 		if !errors.Is(err, statestore.ErrConflict) {
@@ -695,7 +702,7 @@ func (rs *runState) inputFor(n *Node) ([]byte, error) {
 		return in, nil
 	}
 	return json.Marshal(struct {
-		Config map[string]any   `json:"config"`
+		Config map[string]any  `json:"config"`
 		Input  json.RawMessage `json:"input"`
 	}{n.Config, jsonValue(in)})
 }
