@@ -1,0 +1,376 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bulkhead-run/bulkhead/abi"
+	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/resilience"
+	"github.com/bulkhead-run/bulkhead/statestore"
+)
+
+// Config is the plain-data configuration of the API.
+type Config struct {
+	// Token is the bearer token every /v1 request must carry; "" turns
+	// authentication off (only sound on loopback; cmd refuses otherwise).
+	Token string
+	// MaxBody caps request bodies. 0: DefaultMaxBody.
+	MaxBody int64
+	// MaxRunInput caps a run's input. 0: DefaultMaxRunInput.
+	MaxRunInput int64
+	// Dashboard serves the HTML dashboard at /.
+	Dashboard bool
+	// Preset and Policy are the default resilience policy as configured,
+	// reported and changed by /v1/config/resilience.
+	Preset string
+	Policy resilience.Policy
+}
+
+// Defaults.
+const (
+	DefaultMaxBody     = 4 << 20
+	DefaultMaxRunInput = 1 << 20
+)
+
+// Plugins is the deployment view of the plugins (a supervisor).
+type Plugins interface {
+	// Statuses lists every known plugin, loaded or not; each value is
+	// encoded as JSON as is.
+	Statuses() []any
+	// Reload loads the plugin from disk now and returns its new status.
+	Reload(ctx context.Context, name string) (any, error)
+	// Invoke is host.Invoke for a deployed plugin (a quarantined one
+	// fails fast).
+	Invoke(ctx context.Context, req host.InvokeRequest) (host.InvokeResult, error)
+}
+
+// Workflows is the durable workflow engine.
+type Workflows interface {
+	// Workflows lists the registered workflows (encoded as JSON as is).
+	Workflows() []any
+	// Submit starts a run; it is idempotent by runID ("" picks one).
+	Submit(ctx context.Context, workflow string, input []byte, runID string) (statestore.Run, error)
+	List(ctx context.Context, f statestore.RunFilter) ([]statestore.Run, string, error)
+	// Get returns a run with per-node detail (encoded as JSON as is).
+	Get(ctx context.Context, runID string) (any, error)
+	Cancel(ctx context.Context, runID string) (statestore.Run, error)
+	Resume(ctx context.Context, runID string, upgrade bool) (statestore.Run, error)
+	Checkpoints(ctx context.Context, runID, node string) ([]statestore.Checkpoint, error)
+	DeadLetters(ctx context.Context, f statestore.DeadLetterFilter) ([]statestore.DeadLetter, string, error)
+	DeadLetter(ctx context.Context, id string) (statestore.DeadLetter, error)
+	DeleteDeadLetter(ctx context.Context, id string) error
+	Replay(ctx context.Context, deadLetterID string, upgrade bool) (statestore.Run, error)
+}
+
+// Deps are the components the API serves. Host is required; a nil
+// Plugins calls the host directly; a nil Workflows answers the workflow,
+// run and dead-letter endpoints with 503.
+type Deps struct {
+	Host      *host.Host
+	Plugins   Plugins
+	Workflows Workflows
+	Monitor   *resilience.Monitor
+	// Ready reports why the service is not ready (nil: ready); /readyz
+	// also fails while draining.
+	Ready func(ctx context.Context) error
+	// MapError maps the components' own errors to API errors.
+	MapError ErrorMapper
+	// Metrics, when set, is served at /metrics.
+	Metrics *Metrics
+	Logger  *slog.Logger
+}
+
+// API is the HTTP handler of `bulkhead serve`. It is safe for concurrent
+// use; it starts no goroutine.
+type API struct {
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	mux      *http.ServeMux
+	routes   []Route
+	tokenSum [32]byte
+	draining atomic.Bool
+
+	polMu    sync.Mutex
+	policy   resilience.Policy
+	preset   string
+	plugPols map[string]resilience.Policy
+}
+
+// Route is one registered endpoint.
+type Route struct {
+	Method string
+	Path   string
+	// Public routes need no token.
+	Public bool
+}
+
+// New returns the API over deps.
+func New(cfg Config, deps Deps) (*API, error) {
+	if deps.Host == nil {
+		return nil, errors.New("api: nil host")
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.MaxRunInput <= 0 {
+		cfg.MaxRunInput = DefaultMaxRunInput
+	}
+	if err := cfg.Policy.Validate(); err != nil {
+		return nil, err
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &API{cfg: cfg, deps: deps, log: log, mux: http.NewServeMux(),
+		policy: cfg.Policy, preset: cfg.Preset, plugPols: map[string]resilience.Policy{}}
+	a.tokenSum = sha256.Sum256([]byte(cfg.Token))
+	a.register()
+	return a, nil
+}
+
+func (a *API) handle(method, path string, public bool, h func(w http.ResponseWriter, r *http.Request) error) {
+	a.routes = append(a.routes, Route{Method: method, Path: path, Public: public})
+	a.mux.HandleFunc(method+" "+path, func(w http.ResponseWriter, r *http.Request) {
+		if !public && !a.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="bulkhead"`)
+			writeError(w, Errorf(http.StatusUnauthorized, CodeUnauthorized, "missing or wrong bearer token"))
+			return
+		}
+		if r.Body != nil {
+			if r.ContentLength > a.cfg.MaxBody {
+				writeError(w, Errorf(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body of %d bytes is over the %d-byte limit", r.ContentLength, a.cfg.MaxBody))
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, a.cfg.MaxBody)
+		}
+		if err := h(w, r); err != nil {
+			e := a.toError(err)
+			if e.Status >= 500 && e.Code != CodeDraining {
+				a.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", err)
+			}
+			writeError(w, e)
+		}
+	})
+}
+
+func (a *API) register() {
+	a.handle("GET", "/healthz", true, a.healthz)
+	a.handle("GET", "/readyz", true, a.readyz)
+	if a.deps.Metrics != nil {
+		a.routes = append(a.routes, Route{Method: "GET", Path: "/metrics", Public: true})
+		a.mux.Handle("GET /metrics", a.deps.Metrics.Handler())
+	}
+	if a.cfg.Dashboard {
+		a.routes = append(a.routes, Route{Method: "GET", Path: "/", Public: true})
+		a.mux.HandleFunc("GET /{$}", serveDashboard)
+	}
+	a.handle("GET", "/v1/openapi.json", false, a.openAPI)
+	a.handle("GET", "/v1/plugins", false, a.listPlugins)
+	a.handle("POST", "/v1/plugins/{name}/reload", false, a.reloadPlugin)
+	a.handle("POST", "/v1/plugins/{name}/call", false, a.callPlugin)
+	a.handle("GET", "/v1/workflows", false, a.listWorkflows)
+	a.handle("POST", "/v1/workflows/{name}/runs", false, a.submitRun)
+	a.handle("GET", "/v1/runs", false, a.listRuns)
+	a.handle("GET", "/v1/runs/{id}", false, a.getRun)
+	a.handle("POST", "/v1/runs/{id}/cancel", false, a.cancelRun)
+	a.handle("POST", "/v1/runs/{id}/resume", false, a.resumeRun)
+	a.handle("GET", "/v1/runs/{id}/checkpoints", false, a.runCheckpoints)
+	a.handle("GET", "/v1/breakers", false, a.breakers)
+	a.handle("GET", "/v1/health", false, a.health)
+	a.handle("GET", "/v1/dlq", false, a.listDLQ)
+	a.handle("GET", "/v1/dlq/{id}", false, a.getDLQ)
+	a.handle("POST", "/v1/dlq/{id}/replay", false, a.replayDLQ)
+	a.handle("DELETE", "/v1/dlq/{id}", false, a.deleteDLQ)
+	a.handle("GET", "/v1/config/resilience", false, a.getResilience)
+	a.handle("PUT", "/v1/config/resilience", false, a.putResilience)
+}
+
+// Routes lists the registered endpoints.
+func (a *API) Routes() []Route { return append([]Route(nil), a.routes...) }
+
+// ServeHTTP serves the API; unknown paths and methods get JSON errors.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := a.mux.Handler(r); pattern == "" {
+		var allow []string
+		for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, p := a.mux.Handler(probe); p != "" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, Errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+			return
+		}
+		writeError(w, Errorf(http.StatusNotFound, CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// authorized compares the bearer token in constant time (of the token's
+// SHA-256, so the comparison does not leak the token's length either).
+func (a *API) authorized(r *http.Request) bool {
+	if a.cfg.Token == "" {
+		return true
+	}
+	h := r.Header.Get("Authorization")
+	const prefix = "bearer "
+	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(h[len(prefix):])))
+	return subtle.ConstantTimeCompare(sum[:], a.tokenSum[:]) == 1
+}
+
+// Drain makes the API refuse new runs and calls (503 draining) and fail
+// /readyz; reads keep working.
+func (a *API) Drain() { a.draining.Store(true) }
+
+// Draining reports whether Drain was called.
+func (a *API) Draining() bool { return a.draining.Load() }
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, err = w.Write(append(b, '\n'))
+	if err != nil {
+		return nil // the client went away; nothing to tell it
+	}
+	return nil
+}
+
+func readBody(r *http.Request) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	return io.ReadAll(r.Body)
+}
+
+func decodeJSON(r *http.Request, v any) error {
+	b, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return Errorf(http.StatusBadRequest, CodeBadRequest, "body: %v", err)
+	}
+	return nil
+}
+
+func (a *API) healthz(w http.ResponseWriter, _ *http.Request) error {
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
+	if a.Draining() {
+		return writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+	}
+	if a.deps.Ready != nil {
+		if err := a.deps.Ready(r.Context()); err != nil {
+			return writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+		}
+	}
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// PluginView is one plugin in GET /v1/plugins when no supervisor is
+// wired: the host's view.
+type PluginView struct {
+	Name      string       `json:"name"`
+	Version   string       `json:"version"`
+	LoadedAt  time.Time    `json:"loaded_at"`
+	Exports   []string     `json:"exports"`
+	Calls     uint64       `json:"calls"`
+	Failures  uint64       `json:"failures"`
+	PoolIdle  int          `json:"pool_idle"`
+	PoolInUse int          `json:"pool_in_use"`
+	PoolMax   int          `json:"pool_max"`
+	Manifest  abi.Manifest `json:"manifest"`
+}
+
+func (a *API) listPlugins(w http.ResponseWriter, _ *http.Request) error {
+	if a.deps.Plugins != nil {
+		return writeJSON(w, http.StatusOK, map[string]any{"plugins": a.deps.Plugins.Statuses()})
+	}
+	var out []PluginView
+	for _, p := range a.deps.Host.Plugins() {
+		out = append(out, PluginView{Name: p.Name, Version: p.Version, LoadedAt: p.LoadedAt, Exports: p.Exports,
+			Calls: p.Calls, Failures: p.Failures, PoolIdle: p.PoolIdle, PoolInUse: p.PoolInUse, PoolMax: p.PoolMax, Manifest: p.Manifest})
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"plugins": out})
+}
+
+func (a *API) reloadPlugin(w http.ResponseWriter, r *http.Request) error {
+	if a.deps.Plugins == nil {
+		return Errorf(http.StatusServiceUnavailable, CodeUnavailable, "no plugin directory is deployed")
+	}
+	st, err := a.deps.Plugins.Reload(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	if a.deps.Metrics != nil {
+		a.deps.Metrics.reloads.WithLabelValues(r.PathValue("name")).Inc()
+	}
+	return writeJSON(w, http.StatusOK, st)
+}
+
+func (a *API) callPlugin(w http.ResponseWriter, r *http.Request) error {
+	if a.Draining() {
+		return ErrDraining
+	}
+	in, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	req := host.InvokeRequest{Plugin: name, Function: r.URL.Query().Get("function"), Input: in, Logger: a.log}
+	start := time.Now()
+	var res host.InvokeResult
+	if a.deps.Plugins != nil {
+		res, err = a.deps.Plugins.Invoke(r.Context(), req)
+	} else {
+		res, err = a.deps.Host.Invoke(r.Context(), req)
+	}
+	if a.deps.Metrics != nil {
+		a.deps.Metrics.ObserveCall(name, Outcome(err), time.Since(start))
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Bulkhead-Attempts", itoa(res.Attempts))
+	if res.Version != "" {
+		w.Header().Set("Bulkhead-Plugin-Version", res.Version)
+	}
+	if res.Fallback {
+		w.Header().Set("Bulkhead-Fallback", "true")
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(res.Output)
+	return nil
+}

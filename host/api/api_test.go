@@ -1,0 +1,480 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/bulkhead-run/bulkhead/abi"
+	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/host/api"
+	"github.com/bulkhead-run/bulkhead/host/hosttest"
+	"github.com/bulkhead-run/bulkhead/resilience"
+	"github.com/bulkhead-run/bulkhead/statestore"
+	"github.com/bulkhead-run/bulkhead/statestore/memstore"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const token = "t0ken"
+
+type fixture struct {
+	h   *host.Host
+	a   *api.API
+	srv *httptest.Server
+	wf  *fakeWorkflows
+	c   *api.Client
+}
+
+func newFixture(t *testing.T, cfg api.Config, kitchen bool) *fixture {
+	t.Helper()
+	h := hosttest.New(t)
+	ctx := context.Background()
+	if _, err := h.Load(ctx, "tiny", hosttest.Fixture(t, "../host/testdata/tiny.wasm"), abi.Manifest{}); err != nil {
+		t.Fatal(err)
+	}
+	if kitchen {
+		m := abi.Manifest{Timeout: abi.Duration(300 * time.Millisecond), Pool: abi.Pool{Max: 2}}
+		if _, err := h.Load(ctx, "kitchen", hosttest.Fixture(t, "go/kitchen/kitchen.wasm"), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wf := newFakeWorkflows()
+	mon := resilience.NewMonitor()
+	mon.Register("tiny", h.PluginCheck("tiny"), time.Hour)
+	mon.CheckNow(ctx)
+	f := &fixture{h: h, wf: wf}
+	metrics := api.NewMetrics(api.Sources{Host: h, Monitor: mon, Runs: wf.counts,
+		DeadLetters: func(context.Context) (int, error) { return 0, nil }})
+	cfg.Dashboard = true
+	if cfg.Token == "" {
+		cfg.Token = token
+	}
+	a, err := api.New(cfg, api.Deps{Host: h, Workflows: wf, Monitor: mon, Metrics: metrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.a = a
+	f.srv = httptest.NewServer(a)
+	t.Cleanup(f.srv.Close)
+	f.c, err = api.NewClient(f.srv.URL, cfg.Token, f.srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// do sends a request with the token and returns status and body.
+func (f *fixture) do(t *testing.T, method, path string, body io.Reader, tok string) (int, []byte, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, f.srv.URL+path, body)
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, resp.Header
+}
+
+func errCode(t *testing.T, b []byte) string {
+	t.Helper()
+	var e struct {
+		Error struct{ Code, Message string }
+	}
+	if err := json.Unmarshal(b, &e); err != nil || e.Error.Code == "" || e.Error.Message == "" {
+		t.Fatalf("not a JSON error: %s", b)
+	}
+	return e.Error.Code
+}
+
+// fakeWorkflows is an in-memory engine: runs finish at once with their
+// input as output.
+type fakeWorkflows struct {
+	store statestore.Store
+	mu    sync.Mutex
+}
+
+func newFakeWorkflows() *fakeWorkflows { return &fakeWorkflows{store: memstore.New()} }
+
+func (w *fakeWorkflows) Workflows() []any { return []any{map[string]string{"name": "echo"}} }
+func (w *fakeWorkflows) Submit(ctx context.Context, wf string, input []byte, runID string) (statestore.Run, error) {
+	if wf != "echo" {
+		return statestore.Run{}, api.Errorf(404, api.CodeNotFound, "no workflow %q", wf)
+	}
+	if runID == "" {
+		runID = time.Now().Format("150405.000000000")
+	}
+	r, created, err := w.store.CreateRun(ctx, statestore.Run{ID: runID, Workflow: wf, Input: input})
+	if err != nil || !created {
+		return r, err
+	}
+	return w.store.UpdateRun(ctx, runID, func(r *statestore.Run) error {
+		r.Status, r.Output = statestore.StatusSucceeded, r.Input
+		return nil
+	})
+}
+func (w *fakeWorkflows) List(ctx context.Context, f statestore.RunFilter) ([]statestore.Run, string, error) {
+	return w.store.ListRuns(ctx, f)
+}
+func (w *fakeWorkflows) Get(ctx context.Context, id string) (any, error) {
+	return w.store.GetRun(ctx, id)
+}
+func (w *fakeWorkflows) Cancel(ctx context.Context, id string) (statestore.Run, error) {
+	return statestore.Run{}, api.Errorf(409, api.CodeConflict, "run %s already finished", id)
+}
+func (w *fakeWorkflows) Resume(ctx context.Context, id string, _ bool) (statestore.Run, error) {
+	return w.store.GetRun(ctx, id)
+}
+func (w *fakeWorkflows) Checkpoints(ctx context.Context, id, node string) ([]statestore.Checkpoint, error) {
+	return w.store.ListCheckpoints(ctx, id, node)
+}
+func (w *fakeWorkflows) DeadLetters(ctx context.Context, f statestore.DeadLetterFilter) ([]statestore.DeadLetter, string, error) {
+	return w.store.ListDeadLetters(ctx, f)
+}
+func (w *fakeWorkflows) DeadLetter(ctx context.Context, id string) (statestore.DeadLetter, error) {
+	return w.store.GetDeadLetter(ctx, id)
+}
+func (w *fakeWorkflows) DeleteDeadLetter(ctx context.Context, id string) error {
+	return w.store.DeleteDeadLetter(ctx, id)
+}
+func (w *fakeWorkflows) Replay(ctx context.Context, id string, _ bool) (statestore.Run, error) {
+	d, err := w.store.GetDeadLetter(ctx, id)
+	if err != nil {
+		return statestore.Run{}, err
+	}
+	return w.store.GetRun(ctx, d.RunID)
+}
+func (w *fakeWorkflows) counts(ctx context.Context) (map[statestore.RunStatus]int, error) {
+	runs, _, err := w.store.ListRuns(ctx, statestore.RunFilter{Limit: 1000})
+	out := map[statestore.RunStatus]int{}
+	for _, r := range runs {
+		out[r.Status]++
+	}
+	return out, err
+}
+
+func TestOpenAPI_DocumentsEveryRoute(t *testing.T) {
+	f := newFixture(t, api.Config{}, false)
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(api.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for path, ops := range doc.Paths {
+		for m := range ops {
+			documented[strings.ToUpper(m)+" "+path] = true
+		}
+	}
+	registered := map[string]bool{}
+	for _, r := range f.a.Routes() {
+		registered[r.Method+" "+r.Path] = true
+	}
+	for k := range registered {
+		if !documented[k] {
+			t.Errorf("route %s is not in openapi.json", k)
+		}
+	}
+	for k := range documented {
+		if !registered[k] {
+			t.Errorf("openapi.json documents %s, which is not served", k)
+		}
+	}
+	// Served, behind the token.
+	if code, _, _ := f.do(t, "GET", "/v1/openapi.json", nil, ""); code != 401 {
+		t.Errorf("openapi without token: %d", code)
+	}
+	code, b, _ := f.do(t, "GET", "/v1/openapi.json", nil, token)
+	if code != 200 || !bytes.Equal(b, api.OpenAPI()) {
+		t.Errorf("openapi: %d", code)
+	}
+}
+
+func TestAPI_Auth(t *testing.T) {
+	f := newFixture(t, api.Config{}, false)
+	for _, tok := range []string{"", "wrong", token + "x", strings.ToUpper(token)} {
+		code, b, h := f.do(t, "GET", "/v1/plugins", nil, tok)
+		if code != http.StatusUnauthorized || errCode(t, b) != api.CodeUnauthorized || h.Get("WWW-Authenticate") == "" {
+			t.Errorf("token %q: %d %s", tok, code, b)
+		}
+	}
+	if code, b, _ := f.do(t, "GET", "/v1/plugins", nil, token); code != 200 || !strings.Contains(string(b), `"tiny"`) {
+		t.Errorf("with token: %d %s", code, b)
+	}
+	req, _ := http.NewRequest("GET", f.srv.URL+"/v1/breakers", nil)
+	req.Header.Set("Authorization", "bearer "+token) // the scheme is case-insensitive
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("lower-case scheme: %v", resp.Status)
+	}
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/"} {
+		if code, _, _ := f.do(t, "GET", p, nil, ""); code != 200 {
+			t.Errorf("%s without token: %d", p, code)
+		}
+	}
+}
+
+func TestAPI_BodyLimit(t *testing.T) {
+	f := newFixture(t, api.Config{MaxBody: 1024, MaxRunInput: 100}, false)
+	big := bytes.Repeat([]byte("x"), 2048)
+	code, b, _ := f.do(t, "POST", "/v1/plugins/tiny/call?function=echo", bytes.NewReader(big), token)
+	if code != http.StatusRequestEntityTooLarge || errCode(t, b) != api.CodeBodyTooLarge {
+		t.Errorf("with length: %d %s", code, b)
+	}
+	// Chunked, so the length is unknown until read.
+	req, _ := http.NewRequest("POST", f.srv.URL+"/v1/plugins/tiny/call?function=echo", io.MultiReader(bytes.NewReader(big)))
+	req.ContentLength = -1
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || errCode(t, b) != api.CodeBodyTooLarge {
+		t.Errorf("chunked: %d %s", resp.StatusCode, b)
+	}
+	in := `{"input":"` + strings.Repeat("y", 200) + `"}`
+	code, b, _ = f.do(t, "POST", "/v1/workflows/echo/runs", strings.NewReader(in), token)
+	if code != http.StatusRequestEntityTooLarge || errCode(t, b) != api.CodeBodyTooLarge {
+		t.Errorf("run input: %d %s", code, b)
+	}
+}
+
+func TestAPI_RoutingErrors(t *testing.T) {
+	f := newFixture(t, api.Config{}, false)
+	code, b, _ := f.do(t, "GET", "/v1/nope", nil, token)
+	if code != 404 || errCode(t, b) != api.CodeNotFound {
+		t.Errorf("unknown route: %d %s", code, b)
+	}
+	code, b, h := f.do(t, "DELETE", "/v1/plugins", nil, token)
+	if code != 405 || errCode(t, b) != api.CodeMethodNotAllowed || !strings.Contains(h.Get("Allow"), "GET") {
+		t.Errorf("wrong method: %d %s %v", code, b, h)
+	}
+	code, b, _ = f.do(t, "POST", "/v1/workflows/echo/runs", strings.NewReader(`{"inptu": 1}`), token)
+	if code != 400 || errCode(t, b) != api.CodeBadRequest {
+		t.Errorf("unknown field: %d %s", code, b)
+	}
+	code, b, _ = f.do(t, "GET", "/v1/runs?status=done", nil, token)
+	if code != 400 || errCode(t, b) != api.CodeBadRequest {
+		t.Errorf("bad status: %d %s", code, b)
+	}
+}
+
+func TestAPI_CallOutcomes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads the Go kitchen guest")
+	}
+	f := newFixture(t, api.Config{}, true)
+	if err := f.h.SetPolicy("kitchen", resilience.Policy{Retry: resilience.RetryPolicy{MaxAttempts: 2, InitialDelay: resilience.Duration(time.Millisecond)},
+		Breaker: resilience.BreakerPolicy{FailureThreshold: 100}}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, plugin, fn, in string
+		status               int
+		code                 string
+	}{
+		{"echo", "tiny", "echo", "hello", 200, ""},
+		{"permanent", "kitchen", "fail_permanent", "bad input", 422, api.CodePermanent},
+		{"trap", "kitchen", "trap", "", 502, api.CodePluginFailed},
+		{"timeout", "kitchen", "spin", "", 504, api.CodeTimeout},
+		{"no plugin", "ghost", "run", "", 404, api.CodePluginNotFound},
+		{"no export", "tiny", "nope", "", 404, api.CodeExportNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, b, h := f.do(t, "POST", "/v1/plugins/"+tt.plugin+"/call?function="+tt.fn, strings.NewReader(tt.in), token)
+			if code != tt.status {
+				t.Fatalf("status %d, want %d: %s", code, tt.status, b)
+			}
+			if tt.code == "" {
+				if string(b) != tt.in || h.Get("Bulkhead-Attempts") != "1" {
+					t.Errorf("output %q attempts %q", b, h.Get("Bulkhead-Attempts"))
+				}
+				return
+			}
+			if got := errCode(t, b); got != tt.code {
+				t.Errorf("code %s, want %s", got, tt.code)
+			}
+		})
+	}
+	// An open breaker: 503 circuit_open.
+	if err := f.h.SetPolicy("kitchen", resilience.Policy{Retry: resilience.RetryPolicy{MaxAttempts: 1},
+		Breaker: resilience.BreakerPolicy{FailureThreshold: 1, OpenTimeout: resilience.Duration(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	f.do(t, "POST", "/v1/plugins/kitchen/call?function=trap", nil, token)
+	code, b, _ := f.do(t, "POST", "/v1/plugins/kitchen/call?function=echo", nil, token)
+	if code != 503 || errCode(t, b) != api.CodeCircuitOpen {
+		t.Errorf("open breaker: %d %s", code, b)
+	}
+}
+
+func TestAPI_RunsAndDraining(t *testing.T) {
+	f := newFixture(t, api.Config{}, false)
+	ctx := context.Background()
+	sub, err := f.c.Submit(ctx, "echo", json.RawMessage(`{"n":1}`), "run-1")
+	if err != nil || sub.RunID != "run-1" {
+		t.Fatalf("submit: %+v %v", sub, err)
+	}
+	again, err := f.c.Submit(ctx, "echo", json.RawMessage(`{"n":1}`), "run-1")
+	if err != nil || again.RunID != "run-1" {
+		t.Fatalf("resubmit: %+v %v", again, err)
+	}
+	_, err = f.c.Submit(ctx, "echo", json.RawMessage(`{"n":2}`), "run-1")
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Status != 409 || ae.Code != api.CodeConflict {
+		t.Errorf("conflicting resubmit: %v", err)
+	}
+	_, err = f.c.Submit(ctx, "nope", nil, "")
+	if !errors.As(err, &ae) || ae.Status != 404 {
+		t.Errorf("unknown workflow: %v", err)
+	}
+	var run statestore.Run
+	if err := f.c.Run(ctx, "run-1", &run); err != nil || run.Status != statestore.StatusSucceeded || string(run.Output) != `{"n":1}` {
+		t.Errorf("run: %+v %v", run, err)
+	}
+	page, err := f.c.Runs(ctx, statestore.RunFilter{Status: statestore.StatusSucceeded})
+	if err != nil || len(page.Runs) != 1 {
+		t.Errorf("runs: %+v %v", page, err)
+	}
+	if err := f.c.Run(ctx, "ghost", &run); !errors.As(err, &ae) || ae.Code != api.CodeNotFound {
+		t.Errorf("missing run: %v", err)
+	}
+	if _, err := f.c.Cancel(ctx, "run-1"); !errors.As(err, &ae) || ae.Status != 409 {
+		t.Errorf("cancel finished: %v", err)
+	}
+	// metrics moved
+	_, b, _ := f.do(t, "GET", "/metrics", nil, "")
+	for _, want := range []string{"bulkhead_runs_submitted_total 2", `bulkhead_runs{status="succeeded"} 1`, `bulkhead_component_status{component="tiny"} 1`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+
+	f.a.Drain()
+	if code, _, _ := f.do(t, "GET", "/readyz", nil, ""); code != 503 {
+		t.Errorf("readyz while draining: %d", code)
+	}
+	if _, err := f.c.Submit(ctx, "echo", nil, "run-2"); !errors.As(err, &ae) || ae.Status != 503 || ae.Code != api.CodeDraining {
+		t.Errorf("submit while draining: %v", err)
+	}
+	if _, err := f.c.Call(ctx, "tiny", "echo", []byte("x")); !errors.As(err, &ae) || ae.Code != api.CodeDraining {
+		t.Errorf("call while draining: %v", err)
+	}
+	if _, err := f.c.Runs(ctx, statestore.RunFilter{}); err != nil {
+		t.Errorf("reads while draining: %v", err)
+	}
+}
+
+func TestAPI_MetricsAndStatus(t *testing.T) {
+	f := newFixture(t, api.Config{}, false)
+	ctx := context.Background()
+	for range 3 {
+		res, err := f.c.Call(ctx, "tiny", "echo", []byte("abc"))
+		if err != nil || string(res.Output) != "abc" || res.Attempts != 1 || res.Version == "" {
+			t.Fatalf("call: %+v %v", res, err)
+		}
+	}
+	_, b, _ := f.do(t, "GET", "/metrics", nil, "")
+	for _, want := range []string{
+		`bulkhead_call_duration_seconds_count{outcome="success",plugin="tiny"} 3`,
+		`bulkhead_plugin_calls_total{plugin="tiny"}`,
+		`bulkhead_policy_calls_total{outcome="success",policy="tiny"} 3`,
+		`bulkhead_breaker_state{policy="tiny"} 0`,
+		`bulkhead_pool_instances{plugin="tiny",state="idle"}`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	br, err := f.c.Breakers(ctx)
+	if err != nil || !strings.Contains(string(br["plugin:tiny"]), `"state":"closed"`) {
+		t.Errorf("breakers: %s %v", br["plugin:tiny"], err)
+	}
+	hv, err := f.c.Health(ctx)
+	if err != nil || hv.Status != "healthy" || len(hv.Components) != 1 {
+		t.Errorf("health: %+v %v", hv, err)
+	}
+}
+
+func TestAPI_Resilience(t *testing.T) {
+	f := newFixture(t, api.Config{Preset: "development", Policy: mustPreset(t, "development")}, false)
+	ctx := context.Background()
+	v, err := f.c.Resilience(ctx)
+	if err != nil || v.Preset != "development" || v.Policy.Retry.MaxAttempts != 2 {
+		t.Fatalf("get: %+v %v", v, err)
+	}
+	v, err = f.c.UpdateResilience(ctx, api.ResilienceUpdate{Policy: json.RawMessage(`{"retry":{"max_attempts":5}}`)})
+	if err != nil || v.Policy.Retry.MaxAttempts != 5 || v.Policy.Breaker.FailureThreshold != 10 {
+		t.Fatalf("put: %+v %v", v.Policy, err)
+	}
+	v, err = f.c.UpdateResilience(ctx, api.ResilienceUpdate{Plugin: "tiny", Preset: "api"})
+	if err != nil || v.Plugins["tiny"].Retry.MaxAttempts != 5 || v.Policy.Retry.MaxAttempts != 5 {
+		t.Fatalf("put plugin: %+v %v", v, err)
+	}
+	var ae *api.Error
+	if _, err := f.c.UpdateResilience(ctx, api.ResilienceUpdate{Policy: json.RawMessage(`{"retry":{"multiplier":0.1}}`)}); !errors.As(err, &ae) || ae.Status != 400 {
+		t.Errorf("invalid policy: %v", err)
+	}
+	if _, err := f.c.UpdateResilience(ctx, api.ResilienceUpdate{Plugin: "ghost"}); !errors.As(err, &ae) || ae.Status != 404 {
+		t.Errorf("unknown plugin: %v", err)
+	}
+}
+
+func mustPreset(t *testing.T, name string) resilience.Policy {
+	p, err := resilience.Preset(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestServer_StartStop(t *testing.T) {
+	h := hosttest.New(t)
+	a, err := api.New(api.Config{}, api.Deps{Host: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := api.NewServer(api.ServerConfig{Addr: "127.0.0.1:0"}, a, nil)
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := hc.Get("http://" + s.Addr() + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Stop(ctx); err != nil {
+		t.Fatal("second Stop:", err)
+	}
+	if _, err := hc.Get("http://" + s.Addr() + "/healthz"); err == nil {
+		t.Error("still serving after Stop")
+	}
+}

@@ -1,0 +1,56 @@
+// Package api is the HTTP face of `bulkhead serve`: the JSON API under
+// /v1, the liveness and readiness probes, the Prometheus metrics, the
+// dashboard, and a Client for CLI commands that talk to a running service.
+//
+// # Routes
+//
+// Routes are net/http ServeMux patterns ("POST /v1/plugins/{name}/call").
+// openapi.json documents every one of them and is served at
+// /v1/openapi.json; a test fails when a route is added without being
+// documented, or documented without being served. Unknown paths and wrong
+// methods get the same JSON error shape as everything else (404
+// not_found, 405 method_not_allowed with an Allow header).
+//
+// # Errors
+//
+// Every error response is {"error": {"code": …, "message": …}} with a
+// stable code (the Code* constants). A plugin call maps as the DESIGN's
+// table says: permanent failure 422, plugin failure after every attempt
+// 502, breaker open, concurrency limit or draining 503, timeout 504. For
+// an *resilience.ExhaustedError the last attempt's error decides. Store
+// sentinels map to 404 (ErrNotFound), 409 (ErrConflict), 400 (ErrInvalid);
+// Deps.MapError maps the components' own errors first.
+//
+// # Security
+//
+// When Config.Token is set, every /v1 route needs "Authorization: Bearer
+// TOKEN". The comparison is constant-time over the SHA-256 of the token,
+// so neither content nor length leaks through timing. /healthz, /readyz,
+// /metrics and the dashboard page are public (the page itself holds no
+// data; it asks for the token and reads the API with it). Bodies are
+// capped (Config.MaxBody, 413 body_too_large, whether the client sent a
+// Content-Length or not), run inputs too (Config.MaxRunInput). Server
+// sets read-header, read, write and idle timeouts. Refusing a public
+// address without a token is cmd's job (it has the listen address).
+//
+// # Metrics
+//
+// Most metrics are read at scrape time from the counters the components
+// already keep (host.Plugins, host.Breakers, the monitor, the run and
+// dead-letter counts, the supervisor's load counts), through a
+// prometheus.Collector: nothing in the call path is instrumented twice and
+// the scrape cost does not depend on the call rate. The exception is the
+// call latency histogram, observed as calls happen: by the call endpoint,
+// and for workflow nodes by Metrics.Instrument, which wraps the engine's
+// Invoker.
+//
+// # Lifecycle and concurrency
+//
+// New builds the handler and starts nothing. Drain (idempotent) makes the
+// API refuse new runs, resumes, replays and calls with 503 draining and
+// fail /readyz, while reads keep working, so a load balancer stops sending
+// work before the process stops. Server.Start binds and serves in one
+// goroutine; Server.Stop shuts down within its context and waits for it.
+// All methods are safe for concurrent use; the runtime resilience
+// configuration is guarded by one mutex.
+package api

@@ -1,0 +1,121 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/bulkhead-run/bulkhead/resilience"
+)
+
+func (a *API) breakers(w http.ResponseWriter, _ *http.Request) error {
+	return writeJSON(w, http.StatusOK, map[string]any{"breakers": a.deps.Host.Breakers()})
+}
+
+// HealthView is GET /v1/health: the overall status and every component.
+type HealthView struct {
+	Status     resilience.Status            `json:"status"`
+	Draining   bool                         `json:"draining"`
+	Components []resilience.ComponentStatus `json:"components"`
+}
+
+func (a *API) health(w http.ResponseWriter, _ *http.Request) error {
+	v := HealthView{Status: resilience.StatusUnknown, Draining: a.Draining(), Components: []resilience.ComponentStatus{}}
+	if m := a.deps.Monitor; m != nil {
+		v.Status, v.Components = m.Overall(), m.Components()
+	}
+	status := http.StatusOK
+	if v.Status == resilience.Unhealthy {
+		status = http.StatusServiceUnavailable
+	}
+	return writeJSON(w, status, v)
+}
+
+// ResilienceView is GET /v1/config/resilience: the default policy and
+// the per-plugin policies set through the API.
+type ResilienceView struct {
+	Preset  string                       `json:"preset,omitempty"`
+	Policy  resilience.Policy            `json:"policy"`
+	Plugins map[string]resilience.Policy `json:"plugins"`
+}
+
+// ResilienceUpdate is the body of PUT /v1/config/resilience (the seed's
+// updateResilienceConfig). Policy holds only the fields to change; they
+// are laid over Preset when given, else over the current policy. With
+// Plugin set, the change applies to that plugin only; without, to the
+// default policy and to every loaded plugin.
+type ResilienceUpdate struct {
+	Plugin string          `json:"plugin,omitempty"`
+	Preset string          `json:"preset,omitempty"`
+	Policy json.RawMessage `json:"policy,omitempty"`
+}
+
+func (a *API) getResilience(w http.ResponseWriter, _ *http.Request) error {
+	a.polMu.Lock()
+	defer a.polMu.Unlock()
+	return writeJSON(w, http.StatusOK, a.resilienceViewLocked())
+}
+
+func (a *API) resilienceViewLocked() ResilienceView {
+	v := ResilienceView{Preset: a.preset, Policy: a.policy.WithDefaults(), Plugins: map[string]resilience.Policy{}}
+	for n, p := range a.plugPols {
+		v.Plugins[n] = p.WithDefaults()
+	}
+	return v
+}
+
+func (a *API) putResilience(w http.ResponseWriter, r *http.Request) error {
+	var req ResilienceUpdate
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	a.polMu.Lock()
+	defer a.polMu.Unlock()
+	base := a.policy
+	if p, ok := a.plugPols[req.Plugin]; ok && req.Plugin != "" {
+		base = p
+	}
+	if req.Preset != "" {
+		p, err := resilience.Preset(req.Preset)
+		if err != nil {
+			return Errorf(http.StatusBadRequest, CodeBadRequest, "%v", err)
+		}
+		base = p
+	}
+	if len(req.Policy) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(req.Policy))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&base); err != nil {
+			return Errorf(http.StatusBadRequest, CodeBadRequest, "policy: %v", err)
+		}
+	}
+	if err := base.Validate(); err != nil {
+		return Errorf(http.StatusBadRequest, CodeBadRequest, "%v", err)
+	}
+	start := time.Now()
+	if req.Plugin != "" {
+		if _, ok := a.deps.Host.Plugin(req.Plugin); !ok {
+			return Errorf(http.StatusNotFound, CodePluginNotFound, "no plugin %q is loaded", req.Plugin)
+		}
+		if err := a.deps.Host.SetPolicy(req.Plugin, base); err != nil {
+			return err
+		}
+		a.plugPols[req.Plugin] = base
+	} else {
+		for _, p := range a.deps.Host.Plugins() {
+			if _, own := a.plugPols[p.Name]; own {
+				continue
+			}
+			if err := a.deps.Host.SetPolicy(p.Name, base); err != nil {
+				return err
+			}
+		}
+		a.policy = base
+		if req.Preset != "" {
+			a.preset = req.Preset
+		}
+	}
+	a.log.Info("resilience policy changed", "plugin", req.Plugin, "preset", req.Preset, "took", time.Since(start))
+	return writeJSON(w, http.StatusOK, a.resilienceViewLocked())
+}
