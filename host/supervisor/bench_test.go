@@ -1,0 +1,122 @@
+package supervisor_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/host/supervisor"
+)
+
+// dirOf returns a directory of n plugins, each a distinct version of the
+// module b, so that each is compiled (and cached) on its own.
+func dirOf(tb testing.TB, b []byte, n int) string {
+	tb.Helper()
+	dir := tb.TempDir()
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("p%02d.wasm", i)), variant(b, i), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// startDir starts a host on cache and a supervisor on dir (the restart of
+// a service), checks all n plugins are ready and stops both. timed runs
+// the two Starts.
+func startDir(tb testing.TB, dir, cache string, n int, timed func(func())) {
+	h, err := host.New(host.WithCacheDir(cache))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sv, err := supervisor.New(h, dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx := context.Background()
+	timed(func() {
+		if err := h.Start(ctx); err != nil {
+			tb.Fatal(err)
+		}
+		if err := sv.Start(ctx); err != nil {
+			tb.Fatal(err)
+		}
+	})
+	sts := sv.Statuses()
+	ok := 0
+	for _, st := range sts {
+		if st.State == supervisor.StateOK {
+			ok++
+		}
+	}
+	if ok != n {
+		tb.Fatalf("%d of %d plugins ok after Start", ok, n)
+	}
+	if err := sv.Stop(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	if err := h.Stop(ctx); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func timer(b *testing.B) func(func()) {
+	return func(f func()) {
+		b.StartTimer()
+		f()
+		b.StopTimer()
+	}
+}
+
+func untimed(f func()) { f() }
+
+// BenchmarkStart50 measures Start of a directory of 50 small (WAT)
+// plugins: cold (an empty compilation cache: every module compiled) and
+// warm (a restart on the cache the previous start filled).
+func BenchmarkStart50(b *testing.B) {
+	dir := dirOf(b, fixture(b, "one.wasm"), 50)
+	b.Run("cold", func(b *testing.B) {
+		b.StopTimer()
+		b.ResetTimer()
+		for i := range b.N {
+			startDir(b, dir, filepath.Join(b.TempDir(), fmt.Sprint(i)), 50, timer(b))
+		}
+	})
+	b.Run("warm", func(b *testing.B) {
+		b.StopTimer()
+		cache := b.TempDir()
+		startDir(b, dir, cache, 50, untimed)
+		b.ResetTimer()
+		for range b.N {
+			startDir(b, dir, cache, 50, timer(b))
+		}
+	})
+}
+
+// BenchmarkStartGo10 is the warm restart of 10 Go plugins (the 3.8 MB
+// kitchen fixture), whose cold compile takes over a second each.
+func BenchmarkStartGo10(b *testing.B) {
+	b.StopTimer()
+	kitchen, err := os.ReadFile("../../testdata/go/kitchen/kitchen.wasm")
+	if err != nil {
+		b.Skip(err)
+	}
+	dir, cache := dirOf(b, kitchen, 10), b.TempDir()
+	startDir(b, dir, cache, 10, untimed)
+	b.ResetTimer()
+	for range b.N {
+		startDir(b, dir, cache, 10, timer(b))
+	}
+}
+
+func TestSupervisor_Start50(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts a directory of 50 plugins; BenchmarkStart50 has the figures")
+	}
+	dir, cache := dirOf(t, fixture(t, "one.wasm"), 50), t.TempDir()
+	startDir(t, dir, cache, 50, untimed)
+	startDir(t, dir, cache, 50, untimed)
+}
