@@ -23,6 +23,7 @@
  *
  * Buffers the SDK returns (bh_buf) are malloc'd and NUL-terminated one byte
  * past len, so text can be used as a C string; free them with bh_buf_free.
+ * bh_buf_append and friends build one (start from bh_buf b = {0}).
  * Data crosses the ABI eight bytes per host call. The import declarations
  * and BH_* constants live in bulkhead_abi.h, generated from the Go package
  * abi by `go generate ./abi`.
@@ -54,6 +55,26 @@ static BH_UNUSED void bh_buf_free(bh_buf *b) {
     free(b->ptr);
     b->ptr = NULL;
     b->len = 0;
+}
+
+/* bh_buf_append appends len bytes to *b (a zero bh_buf is an empty one),
+ * keeping it NUL-terminated. */
+static BH_UNUSED void bh_buf_append(bh_buf *b, const void *data, size_t len) {
+    uint8_t *p = (uint8_t *)realloc(b->ptr, b->len + len + 1);
+    if (p == NULL) __builtin_trap();
+    memcpy(p + b->len, data, len);
+    b->ptr = p;
+    b->len += len;
+    b->ptr[b->len] = 0;
+}
+
+static BH_UNUSED void bh_buf_append_str(bh_buf *b, const char *s) { bh_buf_append(b, s, strlen(s)); }
+
+/* bh_buf_append_int appends v in decimal. */
+static BH_UNUSED void bh_buf_append_int(bh_buf *b, int64_t v) {
+    char tmp[24];
+    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
+    bh_buf_append(b, tmp, (size_t)n);
 }
 
 /* ---- Extism memory blocks ---------------------------------------------- */
@@ -339,16 +360,24 @@ static BH_UNUSED bool bh_json_string(const void *json, size_t len, const char *k
     return true;
 }
 
-/* bh_json_quote writes s as a JSON string (with quotes) to f. */
-static BH_UNUSED void bh_json_quote(FILE *f, const char *s) {
-    fputc('"', f);
+/* bh_json_quote appends s as a JSON string literal (with quotes) to *b. */
+static BH_UNUSED void bh_json_quote(bh_buf *b, const char *s) {
+    bh_buf_append(b, "\"", 1);
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
-        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
-        else fputc(ch, f);
+        char esc[8];
+        if (ch == '"' || ch == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)ch;
+            bh_buf_append(b, esc, 2);
+        } else if (ch < 0x20) {
+            snprintf(esc, sizeof esc, "\\u%04x", ch);
+            bh_buf_append(b, esc, 6);
+        } else {
+            bh_buf_append(b, s, 1);
+        }
     }
-    fputc('"', f);
+    bh_buf_append(b, "\"", 1);
 }
 
 /* ---- Invocation, retry hints ------------------------------------------- */
@@ -461,21 +490,20 @@ static BH_UNUSED int32_t bh_state_delete(const char *key) {
 
 /* bh_progress reports how far this node is. */
 static BH_UNUSED void bh_progress(int64_t done, int64_t total, const char *message) {
-    char *buf = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&buf, &n);
-    if (f == NULL) __builtin_trap();
-    fprintf(f, "{\"done\":%lld,\"total\":%lld", (long long)done, (long long)total);
+    bh_buf j = {0};
+    bh_buf_append_str(&j, "{\"done\":");
+    bh_buf_append_int(&j, done);
+    bh_buf_append_str(&j, ",\"total\":");
+    bh_buf_append_int(&j, total);
     if (message != NULL && *message) {
-        fputs(",\"message\":", f);
-        bh_json_quote(f, message);
+        bh_buf_append_str(&j, ",\"message\":");
+        bh_json_quote(&j, message);
     }
-    fputc('}', f);
-    fclose(f);
-    uint64_t h = bh_block_write(buf, n);
+    bh_buf_append_str(&j, "}");
+    uint64_t h = bh_block_write(j.ptr, j.len);
     bh_host_progress(h);
     bh_extism_free(h);
-    free(buf);
+    bh_buf_free(&j);
 }
 
 #endif /* BULKHEAD_H */
