@@ -45,11 +45,10 @@ const (
 
 // Plugins is the deployment view of the plugins (a supervisor).
 type Plugins interface {
-	// Statuses lists every known plugin, loaded or not; each value is
-	// encoded as JSON as is.
-	Statuses() []any
+	// Statuses lists every known plugin, loaded or not.
+	Statuses() []PluginStatus
 	// Reload loads the plugin from disk now and returns its new status.
-	Reload(ctx context.Context, name string) (any, error)
+	Reload(ctx context.Context, name string) (PluginStatus, error)
 	// Invoke is host.Invoke for a deployed plugin (a quarantined one
 	// fails fast).
 	Invoke(ctx context.Context, req host.InvokeRequest) (host.InvokeResult, error)
@@ -298,31 +297,54 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// PluginView is one plugin in GET /v1/plugins when no supervisor is
-// wired: the host's view.
-type PluginView struct {
-	Name      string       `json:"name"`
-	Version   string       `json:"version"`
-	LoadedAt  time.Time    `json:"loaded_at"`
-	Exports   []string     `json:"exports"`
-	Calls     uint64       `json:"calls"`
-	Failures  uint64       `json:"failures"`
-	PoolIdle  int          `json:"pool_idle"`
-	PoolInUse int          `json:"pool_in_use"`
-	PoolMax   int          `json:"pool_max"`
-	Manifest  abi.Manifest `json:"manifest"`
+// PluginStatus is one plugin in GET /v1/plugins.
+type PluginStatus struct {
+	Name string `json:"name"`
+	// State is ok, failed (the last change was refused; the previous
+	// version serves) or quarantined (no working version).
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+	// Version serves; FileVersion is the newest seen on disk.
+	Version     string            `json:"version,omitempty"`
+	FileVersion string            `json:"file_version,omitempty"`
+	LoadedAt    time.Time         `json:"loaded_at,omitzero"`
+	Loads       uint64            `json:"loads"`
+	Failures    uint64            `json:"load_failures"`
+	Rebuilds    uint64            `json:"rebuilds"`
+	Causes      map[string]uint64 `json:"causes,omitempty"`
+	Breaker     string            `json:"breaker"`
+	Exports     []string          `json:"exports,omitempty"`
+	Calls       uint64            `json:"calls"`
+	CallFails   uint64            `json:"call_failures"`
+	PoolIdle    int               `json:"pool_idle"`
+	PoolInUse   int               `json:"pool_in_use"`
+	PoolMax     int               `json:"pool_max"`
+	Manifest    *abi.Manifest     `json:"manifest,omitempty"`
 }
 
 func (a *API) listPlugins(w http.ResponseWriter, _ *http.Request) error {
 	if a.deps.Plugins != nil {
 		return writeJSON(w, http.StatusOK, map[string]any{"plugins": a.deps.Plugins.Statuses()})
 	}
-	var out []PluginView
+	out := []PluginStatus{}
+	breakers := a.deps.Host.Breakers()
 	for _, p := range a.deps.Host.Plugins() {
-		out = append(out, PluginView{Name: p.Name, Version: p.Version, LoadedAt: p.LoadedAt, Exports: p.Exports,
-			Calls: p.Calls, Failures: p.Failures, PoolIdle: p.PoolIdle, PoolInUse: p.PoolInUse, PoolMax: p.PoolMax, Manifest: p.Manifest})
+		st := PluginStatus{Name: p.Name, State: "ok", Breaker: resilience.Closed.String()}
+		if b, ok := breakers[host.PolicyName(p.Name)]; ok {
+			st.Breaker = b.State.String()
+		}
+		FillFromHost(&st, p)
+		out = append(out, st)
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"plugins": out})
+}
+
+// FillFromHost sets the host's figures of a loaded plugin in st.
+func FillFromHost(st *PluginStatus, p host.PluginInfo) {
+	m := p.Manifest
+	st.Version, st.LoadedAt, st.Exports, st.Manifest = p.Version, p.LoadedAt, p.Exports, &m
+	st.Calls, st.CallFails = p.Calls, p.Failures
+	st.PoolIdle, st.PoolInUse, st.PoolMax = p.PoolIdle, p.PoolInUse, p.PoolMax
 }
 
 func (a *API) reloadPlugin(w http.ResponseWriter, r *http.Request) error {

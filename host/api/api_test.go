@@ -54,7 +54,7 @@ func newFixture(t *testing.T, cfg api.Config, kitchen bool) *fixture {
 	mon.Register("tiny", h.PluginCheck("tiny"), time.Hour)
 	mon.CheckNow(ctx)
 	f := &fixture{h: h, wf: wf}
-	metrics := api.NewMetrics(api.Sources{Host: h, Monitor: mon, Runs: wf.counts,
+	metrics := api.NewMetrics(api.Sources{Host: h, Monitor: mon, Finished: wf.counts,
 		DeadLetters: func(context.Context) (int, error) { return 0, nil }})
 	cfg.Dashboard = true
 	if cfg.Token == "" {
@@ -158,13 +158,13 @@ func (w *fakeWorkflows) Replay(ctx context.Context, id string, _ bool) (statesto
 	}
 	return w.store.GetRun(ctx, d.RunID)
 }
-func (w *fakeWorkflows) counts(ctx context.Context) (map[statestore.RunStatus]int, error) {
-	runs, _, err := w.store.ListRuns(ctx, statestore.RunFilter{Limit: 1000})
-	out := map[statestore.RunStatus]int{}
+func (w *fakeWorkflows) counts() map[statestore.RunStatus]uint64 {
+	runs, _, _ := w.store.ListRuns(context.Background(), statestore.RunFilter{Limit: 1000})
+	out := map[statestore.RunStatus]uint64{}
 	for _, r := range runs {
 		out[r.Status]++
 	}
-	return out, err
+	return out
 }
 
 func TestOpenAPI_DocumentsEveryRoute(t *testing.T) {
@@ -366,7 +366,7 @@ func TestAPI_RunsAndDraining(t *testing.T) {
 	}
 	// metrics moved
 	_, b, _ := f.do(t, "GET", "/metrics", nil, "")
-	for _, want := range []string{"bulkhead_runs_submitted_total 2", `bulkhead_runs{status="succeeded"} 1`, `bulkhead_component_status{component="tiny"} 1`} {
+	for _, want := range []string{"bulkhead_runs_submitted_total 2", `bulkhead_runs_finished_total{status="succeeded"} 1`, `bulkhead_component_status{component="tiny"} 1`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %q", want)
 		}

@@ -116,17 +116,17 @@ func jsonBody(v any) (io.Reader, error) {
 }
 
 // Plugins lists the plugins as the server reports them.
-func (c *Client) Plugins(ctx context.Context) ([]json.RawMessage, error) {
+func (c *Client) Plugins(ctx context.Context) ([]PluginStatus, error) {
 	var out struct {
-		Plugins []json.RawMessage `json:"plugins"`
+		Plugins []PluginStatus `json:"plugins"`
 	}
 	err := c.do(ctx, "GET", "/v1/plugins", nil, "", &out)
 	return out.Plugins, err
 }
 
 // Reload reloads a plugin from disk and returns its new status.
-func (c *Client) Reload(ctx context.Context, name string) (json.RawMessage, error) {
-	var out json.RawMessage
+func (c *Client) Reload(ctx context.Context, name string) (PluginStatus, error) {
+	var out PluginStatus
 	err := c.do(ctx, "POST", "/v1/plugins/"+url.PathEscape(name)+"/reload", nil, "", &out)
 	return out, err
 }

@@ -21,8 +21,10 @@ import (
 type Sources struct {
 	Host    *host.Host
 	Monitor *resilience.Monitor
-	// Runs counts runs by status.
-	Runs func(ctx context.Context) (map[statestore.RunStatus]int, error)
+	// Unfinished counts the stored pending and running runs.
+	Unfinished func(ctx context.Context) (map[statestore.RunStatus]int, error)
+	// Finished counts the runs that finished since start, by status.
+	Finished func() map[statestore.RunStatus]uint64
 	// DeadLetters counts the stored dead letters.
 	DeadLetters func(ctx context.Context) (int, error)
 	// CheckpointsWritten counts guest checkpoints saved since start.
@@ -152,7 +154,8 @@ var (
 	descTimeouts       = prometheus.NewDesc("bulkhead_attempt_timeouts_total", "Attempts cut by the attempt timeout.", []string{"policy"}, nil)
 	descOpens          = prometheus.NewDesc("bulkhead_breaker_opens_total", "Times the breaker opened.", []string{"policy"}, nil)
 	descBreakerState   = prometheus.NewDesc("bulkhead_breaker_state", "Breaker state: 0 closed, 1 open, 2 half-open.", []string{"policy"}, nil)
-	descRuns           = prometheus.NewDesc("bulkhead_runs", "Stored runs by status.", []string{"status"}, nil)
+	descRuns           = prometheus.NewDesc("bulkhead_runs_unfinished", "Stored unfinished runs by status (pending, running).", []string{"status"}, nil)
+	descFinished       = prometheus.NewDesc("bulkhead_runs_finished_total", "Runs finished since start by status (succeeded, failed, cancelled).", []string{"status"}, nil)
 	descDeadLetters    = prometheus.NewDesc("bulkhead_dead_letters", "Dead letters waiting for replay or deletion.", nil, nil)
 	descCheckpoints    = prometheus.NewDesc("bulkhead_checkpoints_written_total", "Guest checkpoints saved since start.", nil, nil)
 	descReloads        = prometheus.NewDesc("bulkhead_plugin_loads_total", "Plugin loads (first loads, hot reloads and rebuilds), by plugin and cause.", []string{"plugin", "cause"}, nil)
@@ -165,7 +168,7 @@ type scrape struct{ src Sources }
 
 func (s *scrape) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPluginCalls, descPluginFailures, descPool, descPoolMax, descCalls, descAttempts,
-		descRetries, descRejected, descLimited, descTimeouts, descOpens, descBreakerState, descRuns, descDeadLetters,
+		descRetries, descRejected, descLimited, descTimeouts, descOpens, descBreakerState, descRuns, descFinished, descDeadLetters,
 		descCheckpoints, descReloads, descHealth, descDraining} {
 		ch <- d
 	}
@@ -201,13 +204,19 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 			gauge(descBreakerState, float64(st.State), name)
 		}
 	}
-	if f := s.src.Runs; f != nil {
+	if f := s.src.Unfinished; f != nil {
 		if counts, err := f(ctx); err == nil {
-			for _, st := range []statestore.RunStatus{statestore.StatusPending, statestore.StatusRunning, statestore.StatusSucceeded, statestore.StatusFailed, statestore.StatusCancelled} {
+			for _, st := range []statestore.RunStatus{statestore.StatusPending, statestore.StatusRunning} {
 				gauge(descRuns, float64(counts[st]), string(st))
 			}
 		} else {
 			ch <- prometheus.NewInvalidMetric(descRuns, err)
+		}
+	}
+	if f := s.src.Finished; f != nil {
+		counts := f()
+		for _, st := range []statestore.RunStatus{statestore.StatusSucceeded, statestore.StatusFailed, statestore.StatusCancelled} {
+			counter(descFinished, float64(counts[st]), string(st))
 		}
 	}
 	if f := s.src.DeadLetters; f != nil {
