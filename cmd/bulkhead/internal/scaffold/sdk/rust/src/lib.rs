@@ -1,6 +1,6 @@
 //! The Rust guest SDK of bulkhead: it turns a `cdylib` crate into a bulkhead
-//! node (an Extism-ABI module) for the `wasm32-wasi` target. It uses the
-//! standard library only.
+//! node (an Extism-ABI module) for the `wasm32-wasi` target (`wasm32-wasip1`
+//! from Rust 1.84). It uses the standard library only.
 //!
 //! A node exports one function per entry point and hands its work to
 //! [`handle`]:
