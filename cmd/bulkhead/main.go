@@ -22,6 +22,7 @@ const usage = `bulkhead runs workflows whose nodes are sandboxed WebAssembly plu
 
 Usage:
   bulkhead call FILE.wasm [FUNCTION] [flags]   call one export of a module
+  bulkhead plugins ls|reload NAME              list plugins and their state, or load one to check it
   bulkhead version                             print the version
   bulkhead help [COMMAND]                      show help
 
@@ -36,6 +37,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"call", runCall},
+		{"plugins", runPlugins},
 		{"version", runVersion},
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -40,11 +42,28 @@ func policyOf(preset string, raw []byte, def resilience.Policy) (resilience.Poli
 		d := yaml.NewDecoder(bytes.NewReader(raw))
 		d.KnownFields(true)
 		if err := d.Decode(&p); err != nil && !errors.Is(err, io.EOF) {
-			return resilience.Policy{}, fmt.Errorf("policy: %w", err)
+			return resilience.Policy{}, fmt.Errorf("policy: %w", flatten(err))
 		}
 	}
 	if err := p.Validate(); err != nil {
 		return resilience.Policy{}, err
 	}
 	return p, nil
+}
+
+var lineRE = regexp.MustCompile(`^line \d+: `)
+
+// flatten turns yaml's multi-line type errors into one line, without the
+// line numbers, which count from the policy section rather than the file
+// (the registry names the section's line).
+func flatten(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		msgs[i] = lineRE.ReplaceAllString(m, "")
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }

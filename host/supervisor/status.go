@@ -65,32 +65,34 @@ const (
 
 // Status is the supervisor's view of one plugin.
 type Status struct {
-	Name  string
-	State State
+	Name  string `json:"name"`
+	State State  `json:"state"`
 	// Reason is why the last change was refused or the plugin is
 	// quarantined; for StateOK it is empty.
-	Reason string
+	Reason string `json:"reason,omitempty"`
 	// Version is the version that serves (hex SHA-256), empty when
 	// quarantined. FileVersion is the newest version seen on disk; it
 	// differs from Version when that file was refused.
-	Version     string
-	FileVersion string
+	Version     string `json:"version,omitempty"`
+	FileVersion string `json:"file_version,omitempty"`
 	// LoadedAt is when Version was loaded.
-	LoadedAt time.Time
+	LoadedAt time.Time `json:"loaded_at"`
 	// Loads counts the successful loads (the first one included),
 	// LoadFailures the refused ones; Causes counts both by cause, and
 	// LastCause is the cause of the latest attempt.
-	Loads        uint64
-	LoadFailures uint64
-	Causes       map[Cause]uint64
-	LastCause    Cause
+	Loads        uint64           `json:"loads"`
+	LoadFailures uint64           `json:"load_failures"`
+	Causes       map[Cause]uint64 `json:"causes"`
+	LastCause    Cause            `json:"last_cause,omitempty"`
 	// Rebuilds counts the supervisor's rebuilds (breaker or traps), and
 	// NextRebuild is the earliest the next one may run (backoff).
-	Rebuilds    uint64
-	NextRebuild time.Time
+	Rebuilds    uint64    `json:"rebuilds"`
+	NextRebuild time.Time `json:"next_rebuild"`
 	// Breaker is the state of the plugin's own breaker
 	// (host.PolicyName(Name)); closed when none exists yet.
-	Breaker resilience.State
+	Breaker resilience.State `json:"breaker"`
 	// Pool figures of the serving version.
-	PoolIdle, PoolInUse, PoolMax int
+	PoolIdle  int `json:"pool_idle"`
+	PoolInUse int `json:"pool_in_use"`
+	PoolMax   int `json:"pool_max"`
 }
