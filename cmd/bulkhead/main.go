@@ -22,6 +22,10 @@ const usage = `bulkhead runs workflows whose nodes are sandboxed WebAssembly plu
 
 Usage:
   bulkhead call FILE.wasm [FUNCTION] [flags]   call one export of a module
+  bulkhead run FLOW.yaml [flags]               run a workflow durably (--run-id ID resumes one)
+  bulkhead runs ls|show ID|cancel ID|resume ID list, inspect, cancel and resume runs
+  bulkhead dlq ls|show ID|replay ID|purge      dead letters of failed nodes
+  bulkhead checkpoints ls RUN [NODE]           checkpoints saved by long nodes
   bulkhead plugins ls|reload NAME              list plugins and their state, or load one to check it
   bulkhead version                             print the version
   bulkhead help [COMMAND]                      show help
@@ -37,6 +41,10 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"call", runCall},
+		{"run", runRun},
+		{"runs", runRuns},
+		{"dlq", runDLQ},
+		{"checkpoints", runCheckpoints},
 		{"plugins", runPlugins},
 		{"version", runVersion},
 	}

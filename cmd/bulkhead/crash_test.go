@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-run/bulkhead/host/hosttest"
+	"github.com/bulkhead-run/bulkhead/statestore"
+	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
+)
+
+// TestCLIChild is not a test: the crash test re-executes the test binary
+// with BULKHEAD_CLI_ARGS set, and this runs the CLI with those arguments.
+func TestCLIChild(t *testing.T) {
+	raw := os.Getenv("BULKHEAD_CLI_ARGS")
+	if raw == "" {
+		t.Skip("runs only as the crash test's child process")
+	}
+	var args []string
+	if err := json.Unmarshal([]byte(raw), &args); err != nil {
+		panic(err)
+	}
+	os.Exit(doMain(args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// crashFlow is a 50-node workflow: a source, six parallel branches of
+// seven nodes, a flaky node, a long checkpointing node, four joins and a
+// final join.
+func crashFlow() string {
+	var b strings.Builder
+	b.WriteString(`name: crash
+policy:
+  retry: {max_attempts: 4, initial_delay: 5ms, jitter: none}
+  breaker: {failure_threshold: -1}
+nodes:
+  src: {plugin: nodes, function: work}
+  long:
+    plugin: nodes
+    function: long
+    config: {steps: ` + strconv.Itoa(crashLongSteps) + `, step_ms: 8, every: ` + strconv.Itoa(crashEvery) + `}
+    needs: [src]
+  flaky:
+    plugin: nodes
+    function: flaky
+    config: {fail_until: 2}
+    needs: [src]
+`)
+	for br := range 6 {
+		for j := range 7 {
+			need := "src"
+			if j > 0 {
+				need = fmt.Sprintf("b%d-%d", br, j-1)
+			}
+			fmt.Fprintf(&b, "  b%d-%d: {plugin: nodes, function: work, config: {sleep_ms: 15}, needs: [%s]}\n", br, j, need)
+		}
+	}
+	b.WriteString("  j01: {plugin: nodes, function: work, needs: [b0-6, b1-6]}\n")
+	b.WriteString("  j23: {plugin: nodes, function: work, needs: [b2-6, b3-6]}\n")
+	b.WriteString("  j45: {plugin: nodes, function: work, needs: [b4-6, b5-6]}\n")
+	b.WriteString("  jlf: {plugin: nodes, function: work, needs: [long, flaky]}\n")
+	b.WriteString("  end: {plugin: nodes, function: work, needs: [j01, j23, j45, jlf]}\n")
+	return b.String()
+}
+
+const (
+	crashLongSteps = 120
+	crashEvery     = 10
+	crashNodes     = 50
+)
+
+type child struct {
+	cmd    *exec.Cmd
+	stdout bytes.Buffer
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	done   chan struct{}
+}
+
+func startCLI(t *testing.T, args ...string) *child {
+	t.Helper()
+	raw, _ := json.Marshal(args)
+	c := &child{cmd: exec.Command(os.Args[0], "-test.run=^TestCLIChild$"), done: make(chan struct{})}
+	c.cmd.Env = append(os.Environ(), "BULKHEAD_CLI_ARGS="+string(raw), "BULKHEAD_CACHE="+hosttest.CacheDir())
+	c.cmd.Stdout = &c.stdout
+	pipe, err := c.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(c.done)
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			c.mu.Lock()
+			c.stderr.WriteString(sc.Text() + "\n")
+			c.mu.Unlock()
+		}
+	}()
+	return c
+}
+
+func (c *child) errText() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stderr.String()
+}
+
+// exited waits up to d for the child to exit by itself.
+func (c *child) exited(d time.Duration) (bool, int) {
+	select {
+	case <-c.done:
+	case <-time.After(d):
+		return false, 0
+	}
+	_ = c.cmd.Wait()
+	return true, c.cmd.ProcessState.ExitCode()
+}
+
+func (c *child) kill() {
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	<-c.done
+	_ = c.cmd.Wait()
+}
+
+// TestRun_Crash kills `bulkhead run` with SIGKILL at random moments of a
+// 50-node workflow and restarts it with the same run ID (a new run when
+// the last one finished), 25 times (1,000 with BULKHEAD_SOAK=1). Then
+// every run's output matches an uninterrupted run's, every node is
+// journaled, no node ran after it was journaled, attempt numbers only
+// grew, and the long node redid at most one checkpoint interval per
+// interruption.
+func TestRun_Crash(t *testing.T) {
+	kills := 25
+	if os.Getenv("BULKHEAD_SOAK") != "" {
+		kills = 1000
+	}
+	tmp := t.TempDir()
+	pluginsDir := filepath.Join(tmp, "plugins")
+	if err := os.MkdirAll(pluginsDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pluginsDir, "nodes.wasm"), hosttest.Fixture(t, "go/nodes/nodes.wasm"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	flow := filepath.Join(tmp, "crash.yaml")
+	if err := os.WriteFile(flow, []byte(crashFlow()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--plugins", pluginsDir, "--progress", "plain", "--input", "crash input"}
+
+	// The oracle: one uninterrupted run.
+	oracle := startCLI(t, append([]string{"run", flow, "--data", filepath.Join(tmp, "oracle"), "--run-id", "oracle"}, common...)...)
+	if ok, code := oracle.exited(2 * time.Minute); !ok || code != 0 {
+		oracle.kill()
+		t.Fatalf("uninterrupted run: exit %d\n%s", code, oracle.errText())
+	}
+	want := oracle.stdout.String()
+	if !strings.Contains(want, `"node":"end"`) {
+		t.Fatalf("oracle output %q", want)
+	}
+
+	data := filepath.Join(tmp, "data")
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
+	var runIDs []string
+	runID := ""
+	newRun := func() {
+		runID = fmt.Sprintf("crash-%03d", len(runIDs))
+		runIDs = append(runIDs, runID)
+	}
+	newRun()
+	outputs := map[string]string{}
+	var logs strings.Builder
+	for k := 0; k < kills; {
+		c := startCLI(t, append([]string{"run", flow, "--data", data, "--run-id", runID}, common...)...)
+		delay := time.Duration(100+rng.IntN(1400)) * time.Millisecond
+		if ok, code := c.exited(delay); ok {
+			logs.WriteString(c.errText())
+			if code != 0 {
+				t.Fatalf("run %s exited %d:\n%s", runID, code, c.errText())
+			}
+			outputs[runID] = c.stdout.String()
+			newRun()
+			continue
+		}
+		c.kill()
+		logs.WriteString(c.errText())
+		k++
+	}
+	for {
+		c := startCLI(t, append([]string{"run", flow, "--data", data, "--run-id", runID}, common...)...)
+		ok, code := c.exited(2 * time.Minute)
+		logs.WriteString(c.errText())
+		if !ok || code != 0 {
+			c.kill()
+			t.Fatalf("final run %s: exit %d\n%s", runID, code, c.errText())
+		}
+		outputs[runID] = c.stdout.String()
+		break
+	}
+	if strings.Contains(logs.String(), "completed twice") {
+		t.Error("a node's completion was journaled twice")
+	}
+
+	store, err := badgerstore.Open(filepath.Join(data, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx := context.Background()
+	interruptedLong := 0
+	for _, id := range runIDs {
+		if outputs[id] != want {
+			t.Errorf("run %s output %q, want %q", id, outputs[id], want)
+		}
+		r, err := store.GetRun(ctx, id)
+		if err != nil || r.Status != statestore.StatusSucceeded {
+			t.Fatalf("run %s: %v %s", id, err, r.Status)
+		}
+		res, err := store.NodeResults(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) != crashNodes {
+			t.Errorf("run %s: %d nodes journaled, want %d", id, len(res), crashNodes)
+		}
+		for node, nr := range res {
+			b, err := store.StateGet(ctx, "nodes", "exec/"+id+"/"+node)
+			if err != nil {
+				t.Fatalf("run %s node %s: no execution recorded: %v", id, node, err)
+			}
+			prev := 0
+			for _, s := range strings.Split(string(b), ",") {
+				a, _ := strconv.Atoi(s)
+				if a <= prev {
+					t.Errorf("run %s node %s: attempt numbers %s do not increase", id, node, b)
+				}
+				if a > nr.Attempts {
+					t.Errorf("run %s node %s ran attempt %d after attempt %d was journaled", id, node, a, nr.Attempts)
+				}
+				prev = a
+			}
+		}
+		execs, _ := store.StateGet(ctx, "nodes", "exec/"+id+"/long")
+		n := len(strings.Split(string(execs), ","))
+		interruptedLong += n - 1
+		stepsB, _ := store.StateGet(ctx, "nodes", "steps/"+id+"/long")
+		steps, _ := strconv.Atoi(string(stepsB))
+		if steps < crashLongSteps || steps > crashLongSteps+(n-1)*crashEvery {
+			t.Errorf("run %s: long executed %d steps for %d over %d executions; want at most %d redone per interruption",
+				id, steps, crashLongSteps, n, crashEvery)
+		}
+	}
+	t.Logf("%d kills over %d runs; the long node was interrupted %d times", kills, len(runIDs), interruptedLong)
+}

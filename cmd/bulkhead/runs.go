@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bulkhead-run/bulkhead/host/workflow"
+	"github.com/bulkhead-run/bulkhead/statestore"
+)
+
+const runsSynopsis = "runs ls [--status S] [--limit N] [--after CURSOR] | show ID [--json] | cancel ID | resume ID [--upgrade] [--plugins DIR] [--data DIR]"
+
+func runRuns(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fprintf(stderr, "Usage: bulkhead %s\n", runsSynopsis)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlagSet("runs "+sub, runsSynopsis, stderr)
+	var (
+		env     envFlags
+		status  = fs.String("status", "", "list only runs in `STATE` (pending, running, succeeded, failed, cancelled)")
+		limit   = fs.Int("limit", 50, "list at most `N` runs")
+		after   = fs.String("after", "", "list from `CURSOR` (printed after the previous page)")
+		asJSON  = fs.Bool("json", false, "print JSON")
+		upgrade = fs.Bool("upgrade", false, "resume on the plugin versions loaded now")
+	)
+	env.register(fs)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flagHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	want := 1
+	if sub == "ls" {
+		want = 0
+	}
+	if len(pos) != want {
+		fprintf(stderr, "bulkhead runs %s: want %d argument(s), got %d\n", sub, want, len(pos))
+		return exitUsage
+	}
+	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	switch sub {
+	case "ls":
+		return withStore("runs ls", &env, stderr, func(e *workflow.Engine) int {
+			runs, next, err := e.List(ctx, statestore.RunFilter{Status: statestore.RunStatus(*status), Limit: *limit, After: *after, Newest: true})
+			if err != nil {
+				fprintf(stderr, "bulkhead runs ls: %v\n", err)
+				return exitUsage
+			}
+			if *asJSON {
+				return printJSON(stdout, map[string]any{"runs": runs, "next": next})
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tWORKFLOW\tSTATUS\tCREATED\tERROR")
+			for _, r := range runs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Workflow, r.Status, r.CreatedAt.Local().Format(time.DateTime), oneLine(r.Error, 60))
+			}
+			tw.Flush()
+			if next != "" {
+				fprintf(stdout, "more: --after %s\n", next)
+			}
+			return exitOK
+		})
+	case "show":
+		return withStore("runs show", &env, stderr, func(e *workflow.Engine) int {
+			info, err := e.Get(ctx, pos[0])
+			if err != nil {
+				fprintf(stderr, "bulkhead runs show: %v\n", err)
+				return exitFailure
+			}
+			if *asJSON {
+				return printJSON(stdout, info)
+			}
+			printRun(stdout, info)
+			return exitOK
+		})
+	case "cancel":
+		return withStore("runs cancel", &env, stderr, func(e *workflow.Engine) int {
+			r, err := e.Cancel(ctx, pos[0])
+			if err != nil {
+				fprintf(stderr, "bulkhead runs cancel: %v\n", err)
+				return exitFailure
+			}
+			fprintf(stdout, "run %s %s\n", r.ID, r.Status)
+			return exitOK
+		})
+	case "resume":
+		return resumeRun(ctx, "runs resume", &env, pos[0], "", *upgrade, stdout, stderr)
+	}
+	fprintf(stderr, "bulkhead runs: unknown subcommand %q\nUsage: bulkhead %s\n", sub, runsSynopsis)
+	return exitUsage
+}
+
+// withStore runs fn with an engine over the data directory's store and no
+// plugins (enough to read and cancel runs).
+func withStore(cmd string, env *envFlags, stderr io.Writer, fn func(*workflow.Engine) int) int {
+	store, code := openStore(cmd, env.data, stderr)
+	if store == nil {
+		return code
+	}
+	defer store.Close()
+	e, err := workflow.New(store, noPlugins{})
+	if err != nil {
+		fprintf(stderr, "bulkhead %s: %v\n", cmd, err)
+		return exitUsage
+	}
+	return fn(e)
+}
+
+// resumeRun resumes a run (or replays a dead letter when dl is set) in the
+// foreground and prints its result like run.
+func resumeRun(ctx context.Context, cmd string, env *envFlags, runID, dl string, upgrade bool, stdout, stderr io.Writer) int {
+	if env.plugins == "" {
+		// The plugins beside the workflow file the run came from.
+		if store, _ := openStore(cmd, env.data, io.Discard); store != nil {
+			id := runID
+			if dl != "" {
+				if d, err := store.GetDeadLetter(ctx, dl); err == nil {
+					id = d.RunID
+				}
+			}
+			if r, err := store.GetRun(ctx, id); err == nil && r.Attrs[workflow.AttrFile] != "" {
+				env.plugins = defaultPluginsDir(r.Attrs[workflow.AttrFile])
+			}
+			store.Close()
+		}
+		if env.plugins == "" {
+			env.plugins = defaultPluginsDir("")
+		}
+	}
+	rt, code := openRuntime(ctx, cmd, env, stderr, true)
+	if rt == nil {
+		return code
+	}
+	defer rt.close(stderr)
+	var r statestore.Run
+	var err error
+	if dl != "" {
+		r, err = rt.engine.Replay(ctx, dl, upgrade)
+	} else {
+		r, err = rt.engine.Resume(ctx, runID, upgrade)
+	}
+	if err != nil {
+		fprintf(stderr, "bulkhead %s: %v\n", cmd, err)
+		if errors.Is(err, workflow.ErrNotFound) {
+			return exitUsage
+		}
+		return exitFailure
+	}
+	return rt.await(ctx, r.ID, stdout, stderr)
+}
+
+func printRun(w io.Writer, info workflow.RunInfo) {
+	fprintf(w, "run:      %s\nworkflow: %s\nstatus:   %s\ncreated:  %s\n", info.ID, info.Workflow, info.Status, info.CreatedAt.Local().Format(time.DateTime))
+	if !info.FinishedAt.IsZero() {
+		fprintf(w, "finished: %s\n", info.FinishedAt.Local().Format(time.DateTime))
+	}
+	if info.Error != "" {
+		fprintf(w, "error:    %s\n", info.Error)
+	}
+	if dl := info.Attrs[workflow.AttrDeadLetter]; dl != "" {
+		fprintf(w, "dead letter: %s\n", dl)
+	}
+	fprintf(w, "\n")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTATUS\tATTEMPT\tVERSION\tPROGRESS\tOUTPUT")
+	for _, n := range info.Nodes {
+		prog := ""
+		if n.Progress != nil {
+			prog = fmt.Sprintf("%d/%d", n.Progress.Done, n.Progress.Total)
+		}
+		status := string(n.Status)
+		if n.Fallback {
+			status += " (fallback)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", n.Name, status, n.Attempts, short(n.Version), prog, oneLine(string(n.Output), 50))
+	}
+	tw.Flush()
+	if info.Status == statestore.StatusSucceeded {
+		fprintf(w, "\noutput: %s\n", oneLine(string(info.Output), 200))
+	}
+}
+
+func short(v string) string {
+	if len(v) > 12 {
+		return v[:12]
+	}
+	return v
+}
+
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > max {
+		s = s[:max-1] + "…"
+	}
+	return s
+}
+
+func printJSON(w io.Writer, v any) int {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return exitFailure
+	}
+	return exitOK
+}
+
+var _ = filepath.Join
