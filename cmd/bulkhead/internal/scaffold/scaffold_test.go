@@ -123,10 +123,17 @@ func TestWrite_BuildsAndRuns(t *testing.T) {
 
 func TestWrite_Refuses(t *testing.T) {
 	dir := t.TempDir()
+	full := filepath.Join(dir, "full")
+	if err := os.MkdirAll(full, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(full, "main.c"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct{ name, dir, lang, node, want string }{
 		{name: "bad name", dir: filepath.Join(dir, "a"), lang: Go, node: "Bad Name", want: "name"},
 		{name: "unknown language", dir: filepath.Join(dir, "b"), lang: "cobol", node: "x", want: "unknown language"},
-		{name: "non-empty directory", dir: ".", lang: C, node: "x", want: "not empty"},
+		{name: "non-empty directory", dir: full, lang: C, node: "x", want: "not empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -136,8 +143,22 @@ func TestWrite_Refuses(t *testing.T) {
 			}
 		})
 	}
-	if err := Write(".", C, "x"); !errors.Is(err, ErrExists) {
+	if err := Write(full, C, "x"); !errors.Is(err, ErrExists) {
 		t.Fatalf("Write into a non-empty directory = %v, want ErrExists", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(full, "main.c")); string(b) != "mine" {
+		t.Fatalf("Write changed a file of a non-empty directory: %q", b)
+	}
+	// An empty existing directory is fine.
+	empty := filepath.Join(dir, "empty")
+	if err := os.MkdirAll(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(empty, Rust, "ok-name"); err != nil {
+		t.Fatalf("Write into an empty directory = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(empty, "bulkhead", "src", "abi.rs")); err != nil {
+		t.Fatalf("the Rust SDK is not vendored: %v", err)
 	}
 }
 
