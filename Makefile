@@ -13,14 +13,13 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/bulkhead
 
-# The main job: build the example nodes and run them through bulkhead.
+# The mission in one command: a workflow of Go nodes is started, bulkhead is
+# killed with SIGKILL mid-run and started again; the run finishes from where
+# it stopped (examples/demo/main.go drives it and says what happened).
 demo: build
 	@mkdir -p $(DEMO_DATA)/plugins
-	cd sdk-guest/go/examples/upper && $(GUEST_ENV) $(GO) build -buildmode=c-shared -trimpath -o ../../../../$(DEMO_DATA)/plugins/upper.wasm .
-	@echo '--- bulkhead call upper.wasm --input "hello, bulkhead"'
-	@$(BIN) call $(DEMO_DATA)/plugins/upper.wasm --input "hello, bulkhead" --data $(DEMO_DATA); echo
-	@echo '--- an empty input is a permanent failure (exit status 1):'
-	@$(BIN) call $(DEMO_DATA)/plugins/upper.wasm --data $(DEMO_DATA) || echo "exit status $$?"
+	cd testdata/go/nodes && $(GUEST_ENV) $(GO) build -buildmode=c-shared -trimpath -o ../../../$(DEMO_DATA)/plugins/nodes.wasm .
+	$(GO) run ./examples/demo -bin $(BIN) -flow examples/demo/flow.yaml -plugins $(DEMO_DATA)/plugins -data $(DEMO_DATA)/data
 
 # All tests, race detector on, slow soaks skipped.
 test:
