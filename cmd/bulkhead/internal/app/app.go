@@ -1,0 +1,429 @@
+// Package app wires `bulkhead serve` with fx: the state store, the host,
+// the plugin supervisor, the workflow engine, the health monitor and the
+// HTTP API, each built by its fx-free constructor and started and stopped
+// by lifecycle hooks in a fixed order.
+//
+// Start order: store (opened by its provider), host, supervisor (loads the
+// plugin directory), monitor, HTTP server, engine (loads the workflows and
+// resumes unfinished runs). Stop runs the hooks in reverse, after a first
+// hook that drains the API (new runs and calls get 503, /readyz fails):
+// the engine stops starting nodes and lets running ones finish within the
+// grace period, then cancels them so they resume on the next start; then
+// the HTTP server shuts down, the monitor, supervisor and host stop, and
+// the store is closed (flushed). Every hook returns once its component is
+// ready or stopped; none blocks for the life of the service.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+
+	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/config"
+	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/host/api"
+	"github.com/bulkhead-run/bulkhead/host/supervisor"
+	"github.com/bulkhead-run/bulkhead/host/workflow"
+	"github.com/bulkhead-run/bulkhead/resilience"
+	"github.com/bulkhead-run/bulkhead/statestore"
+	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
+)
+
+// StopSlack is added to the drain grace period for fx's stop timeout:
+// the time the server, supervisor, host and store get to stop.
+const StopSlack = 30 * time.Second
+
+// Options returns the fx options of the service configured by cfg,
+// logging to log.
+func Options(cfg *config.Config, log *slog.Logger) fx.Option {
+	return fx.Options(
+		fx.Supply(cfg, log),
+		fx.WithLogger(func() fxevent.Logger {
+			if log.Enabled(context.Background(), slog.LevelDebug) {
+				return &fxevent.SlogLogger{Logger: log.With("module", "fx")}
+			}
+			return fxevent.NopLogger
+		}),
+		fx.StartTimeout(2*time.Minute),
+		fx.StopTimeout(cfg.Drain.GracePeriod.D()+StopSlack),
+		fx.Provide(
+			newPolicy,
+			newStore,
+			supervisor.NewHooks,
+			newHost,
+			newSupervisor,
+			newCounters,
+			newMetrics,
+			newEngine,
+			newMonitor,
+			newAPI,
+			newServer,
+		),
+		fx.Invoke(register),
+	)
+}
+
+func newPolicy(cfg *config.Config) (resilience.Policy, error) { return cfg.Policy() }
+
+// StoreDir is where the store lives in the data directory (shared with
+// the CLI commands that open it directly).
+func StoreDir(data string) string { return filepath.Join(data, "store") }
+
+func newStore(cfg *config.Config, log *slog.Logger) (statestore.Store, error) {
+	s, err := badgerstore.Open(StoreDir(cfg.DataDir),
+		badgerstore.WithLogger(log.With("module", "store")),
+		badgerstore.WithRetention(cfg.Store.Retention.D()),
+		badgerstore.WithMaxCheckpoints(cfg.Store.MaxCheckpoints))
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func newHost(cfg *config.Config, log *slog.Logger, pol resilience.Policy, hooks *supervisor.Hooks) (*host.Host, error) {
+	opts := append([]host.Option{
+		host.WithLogger(log.With("module", "host")),
+		host.WithCacheDir(cfg.CacheDir),
+		host.WithPolicy(pol),
+	}, hooks.HostOptions()...)
+	return host.New(opts...)
+}
+
+func newSupervisor(cfg *config.Config, log *slog.Logger, h *host.Host, hooks *supervisor.Hooks, pol resilience.Policy) (*supervisor.Supervisor, error) {
+	return supervisor.New(h, cfg.PluginsDir,
+		supervisor.WithLogger(log.With("module", "supervisor")),
+		supervisor.WithHooks(hooks),
+		supervisor.WithDefaultPolicy(pol))
+}
+
+// counters counts engine events the metrics report.
+type counters struct {
+	mu          sync.Mutex
+	finished    map[statestore.RunStatus]uint64
+	checkpoints uint64
+}
+
+func newCounters() *counters { return &counters{finished: map[statestore.RunStatus]uint64{}} }
+
+func (c *counters) observe(ev workflow.Event) {
+	switch ev.Kind {
+	case workflow.EventRunFinished:
+		c.mu.Lock()
+		c.finished[ev.Status]++
+		c.mu.Unlock()
+	case workflow.EventCheckpointSaved:
+		c.mu.Lock()
+		c.checkpoints++
+		c.mu.Unlock()
+	}
+}
+
+func (c *counters) finishedCounts() map[statestore.RunStatus]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[statestore.RunStatus]uint64, len(c.finished))
+	for k, v := range c.finished {
+		out[k] = v
+	}
+	return out
+}
+
+func (c *counters) checkpointCount() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.checkpoints
+}
+
+// invoker is what the engine calls plugins through: the supervisor's
+// Invoke (fast failure for quarantined plugins) and the host's versions.
+type invoker struct {
+	sv *supervisor.Supervisor
+	h  *host.Host
+}
+
+func (i invoker) Invoke(ctx context.Context, req host.InvokeRequest) (host.InvokeResult, error) {
+	return i.sv.Invoke(ctx, req)
+}
+
+func (i invoker) Plugin(name string) (host.PluginInfo, bool) { return i.h.Plugin(name) }
+
+func newEngine(log *slog.Logger, store statestore.Store, sv *supervisor.Supervisor, h *host.Host, m *api.Metrics, c *counters) (*workflow.Engine, error) {
+	return workflow.New(store, m.Instrument(invoker{sv, h}),
+		workflow.WithLogger(log.With("module", "engine")),
+		workflow.WithObserver(c.observe),
+		workflow.WithMaxAttempts(func(plugin string) int {
+			p, err := sv.Policy(plugin)
+			if err != nil {
+				return resilience.DefaultMaxAttempts
+			}
+			return p.WithDefaults().Retry.MaxAttempts
+		}))
+}
+
+func newMetrics(store statestore.Store, h *host.Host, sv *supervisor.Supervisor, c *counters) *api.Metrics {
+	return api.NewMetrics(api.Sources{
+		Host: h,
+		Unfinished: func(ctx context.Context) (map[statestore.RunStatus]int, error) {
+			runs, err := store.UnfinishedRuns(ctx)
+			out := map[statestore.RunStatus]int{}
+			for _, r := range runs {
+				out[r.Status]++
+			}
+			return out, err
+		},
+		Finished:           c.finishedCounts,
+		DeadLetters:        store.CountDeadLetters,
+		CheckpointsWritten: c.checkpointCount,
+		Reloads: func() map[string]map[string]uint64 {
+			out := map[string]map[string]uint64{}
+			for _, st := range sv.Statuses() {
+				m := map[string]uint64{}
+				for cause, n := range st.Causes {
+					m[string(cause)] = n
+				}
+				out[st.Name] = m
+			}
+			return out
+		},
+	})
+}
+
+func newMonitor(log *slog.Logger) *resilience.Monitor {
+	return resilience.NewMonitor(resilience.WithLogger(log.With("module", "monitor")))
+}
+
+// pluginsView adapts the supervisor to api.Plugins.
+type pluginsView struct {
+	sv *supervisor.Supervisor
+	h  *host.Host
+}
+
+func (p pluginsView) status(st supervisor.Status) api.PluginStatus {
+	out := api.PluginStatus{Name: st.Name, State: string(st.State), Reason: st.Reason, Version: st.Version,
+		FileVersion: st.FileVersion, LoadedAt: st.LoadedAt, Loads: st.Loads, Failures: st.LoadFailures,
+		Rebuilds: st.Rebuilds, Breaker: st.Breaker.String(), PoolIdle: st.PoolIdle, PoolInUse: st.PoolInUse, PoolMax: st.PoolMax}
+	if len(st.Causes) > 0 {
+		out.Causes = map[string]uint64{}
+		for c, n := range st.Causes {
+			out.Causes[string(c)] = n
+		}
+	}
+	if info, ok := p.h.Plugin(st.Name); ok {
+		api.FillFromHost(&out, info)
+	}
+	return out
+}
+
+func (p pluginsView) Statuses() []api.PluginStatus {
+	sts := p.sv.Statuses()
+	out := make([]api.PluginStatus, 0, len(sts))
+	for _, st := range sts {
+		out = append(out, p.status(st))
+	}
+	return out
+}
+
+func (p pluginsView) Reload(ctx context.Context, name string) (api.PluginStatus, error) {
+	st, err := p.sv.Reload(ctx, name)
+	if err != nil {
+		return p.status(st), err
+	}
+	return p.status(st), nil
+}
+
+func (p pluginsView) Invoke(ctx context.Context, req host.InvokeRequest) (host.InvokeResult, error) {
+	return p.sv.Invoke(ctx, req)
+}
+
+// workflowsView adapts the engine to api.Workflows.
+type workflowsView struct{ *workflow.Engine }
+
+// WorkflowSummary is one workflow in GET /v1/workflows.
+type WorkflowSummary struct {
+	Name   string   `json:"name"`
+	File   string   `json:"file,omitempty"`
+	Nodes  []string `json:"nodes"`
+	Output string   `json:"output,omitempty"`
+}
+
+func (w workflowsView) Workflows() []any {
+	ws := w.Engine.Workflows()
+	out := make([]any, 0, len(ws))
+	for _, wf := range ws {
+		out = append(out, WorkflowSummary{Name: wf.Name, File: wf.File, Nodes: wf.Order, Output: wf.Output})
+	}
+	return out
+}
+
+func (w workflowsView) Get(ctx context.Context, id string) (any, error) { return w.Engine.Get(ctx, id) }
+
+// mapError maps the engine's and supervisor's errors to API errors.
+func mapError(a func() *api.API) api.ErrorMapper {
+	return func(err error) *api.Error {
+		msg := err.Error()
+		switch {
+		case errors.Is(err, workflow.ErrUnknownWorkflow):
+			return api.Errorf(http.StatusNotFound, api.CodeNotFound, "%s", msg)
+		case errors.Is(err, workflow.ErrFinished):
+			return api.Errorf(http.StatusConflict, api.CodeConflict, "%s", msg)
+		case errors.Is(err, workflow.ErrUnknownPlugin), errors.Is(err, supervisor.ErrQuarantined):
+			return api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "%s", msg)
+		case errors.Is(err, workflow.ErrNotStarted):
+			if a().Draining() {
+				return api.Errorf(http.StatusServiceUnavailable, api.CodeDraining, "%s", msg)
+			}
+			return api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "%s", msg)
+		case errors.Is(err, workflow.ErrInvalid):
+			return api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "%s", msg)
+		}
+		return nil
+	}
+}
+
+// readiness is what /readyz checks besides draining.
+type readiness struct {
+	mu      sync.Mutex
+	plugins bool
+	engine  bool
+}
+
+func (r *readiness) set(f func()) { r.mu.Lock(); f(); r.mu.Unlock() }
+
+func newAPI(cfg *config.Config, log *slog.Logger, h *host.Host, sv *supervisor.Supervisor, eng *workflow.Engine,
+	mon *resilience.Monitor, m *api.Metrics, store statestore.Store, pol resilience.Policy) (*api.API, *readiness, error) {
+	ready := &readiness{}
+	var a *api.API
+	deps := api.Deps{
+		Host: h, Plugins: pluginsView{sv, h}, Workflows: workflowsView{eng}, Monitor: mon, Metrics: m,
+		Logger:   log.With("module", "api"),
+		MapError: mapError(func() *api.API { return a }),
+		Ready: func(ctx context.Context) error {
+			ready.mu.Lock()
+			p, e := ready.plugins, ready.engine
+			ready.mu.Unlock()
+			switch {
+			case !p:
+				return errors.New("plugins not loaded yet")
+			case !e:
+				return errors.New("workflow engine not started")
+			}
+			return storeCheck(ctx, store)
+		},
+	}
+	a, err := api.New(api.Config{
+		Token: cfg.Token(), MaxBody: int64(cfg.Limits.MaxBody), MaxRunInput: int64(cfg.Limits.MaxRunInput),
+		Dashboard: cfg.DashboardEnabled(), Preset: cfg.Resilience.Preset, Policy: pol,
+	}, deps)
+	return a, ready, err
+}
+
+// storeCheck reads a key that does not exist: the store answers
+// ErrNotFound when it is open and readable.
+func storeCheck(ctx context.Context, s statestore.Store) error {
+	_, err := s.GetRun(ctx, "\x01health")
+	if err == nil || errors.Is(err, statestore.ErrNotFound) {
+		return nil
+	}
+	return fmt.Errorf("store: %w", err)
+}
+
+func newServer(cfg *config.Config, log *slog.Logger, a *api.API) *api.Server {
+	return api.NewServer(api.ServerConfig{
+		Addr:              cfg.Listen,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(),
+		ReadTimeout:       cfg.HTTP.ReadTimeout.D(),
+		WriteTimeout:      cfg.HTTP.WriteTimeout.D(),
+		IdleTimeout:       cfg.HTTP.IdleTimeout.D(),
+	}, a, log.With("module", "http"))
+}
+
+type params struct {
+	fx.In
+	Cfg    *config.Config
+	Log    *slog.Logger
+	LC     fx.Lifecycle
+	Store  statestore.Store
+	Host   *host.Host
+	Sup    *supervisor.Supervisor
+	Engine *workflow.Engine
+	Mon    *resilience.Monitor
+	API    *api.API
+	Ready  *readiness
+	Server *api.Server
+}
+
+// register appends the lifecycle hooks in start order.
+func register(p params) {
+	p.LC.Append(fx.Hook{OnStop: func(context.Context) error { return p.Store.Close() }})
+	p.LC.Append(fx.Hook{OnStart: p.Host.Start, OnStop: p.Host.Stop})
+	p.LC.Append(fx.Hook{
+		OnStart: func(ctx context.Context) error {
+			if err := p.Sup.Start(ctx); err != nil {
+				return err
+			}
+			p.Ready.set(func() { p.Ready.plugins = true })
+			return nil
+		},
+		OnStop: p.Sup.Stop,
+	})
+	p.LC.Append(fx.Hook{
+		OnStart: func(ctx context.Context) error {
+			every := p.Cfg.Resilience.HealthCheckInterval.D()
+			if err := p.Mon.Register("store", func(ctx context.Context) resilience.CheckResult {
+				if err := storeCheck(ctx, p.Store); err != nil {
+					return resilience.CheckResult{Message: err.Error()}
+				}
+				return resilience.CheckResult{OK: true}
+			}, every); err != nil {
+				return err
+			}
+			for _, st := range p.Sup.Statuses() {
+				if err := p.Mon.Register("plugin:"+st.Name, p.Host.PluginCheck(st.Name), every); err != nil {
+					return err
+				}
+			}
+			return p.Mon.Start(ctx)
+		},
+		OnStop: p.Mon.Stop,
+	})
+	p.LC.Append(fx.Hook{OnStart: p.Server.Start, OnStop: p.Server.Stop})
+	p.LC.Append(fx.Hook{
+		OnStart: func(ctx context.Context) error {
+			if err := p.Engine.LoadWorkflows(p.Cfg.WorkflowsDir, workflow.ParseOptions{}); err != nil {
+				p.Log.Warn("some workflows were not loaded", "dir", p.Cfg.WorkflowsDir, "err", err)
+			}
+			if err := p.Engine.Start(ctx); err != nil {
+				return err
+			}
+			p.Ready.set(func() { p.Ready.engine = true })
+			p.Log.Info("serving", "addr", p.Server.Addr(), "plugins", len(p.Host.Plugins()), "workflows", len(p.Engine.Workflows()))
+			return nil
+		},
+		OnStop: func(ctx context.Context) error {
+			grace := p.Cfg.Drain.GracePeriod.D()
+			gctx, cancel := context.WithTimeout(ctx, grace)
+			defer cancel()
+			start := time.Now()
+			err := p.Engine.Stop(gctx)
+			if err != nil {
+				p.Log.Warn("drain: nodes cancelled at the grace period; they resume on the next start", "grace", grace, "err", err)
+			} else {
+				p.Log.Info("drain: engine stopped", "took", time.Since(start).Round(time.Millisecond))
+			}
+			return nil
+		},
+	})
+	p.LC.Append(fx.Hook{OnStop: func(context.Context) error {
+		p.Log.Info("draining: refusing new runs and calls")
+		p.API.Drain()
+		return nil
+	}})
+}

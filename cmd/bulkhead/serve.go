@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/fx"
+
+	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/app"
+	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/config"
+)
+
+const serveSynopsis = "serve [--config FILE] [--listen ADDR] [--plugins DIR] [--workflows DIR] [--data DIR] [flags]"
+
+// serveSignals are the signals that drain the service; a second one cuts
+// the grace period short.
+var serveSignals = []os.Signal{syscall.SIGTERM, syscall.SIGINT}
+
+func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
+	fs := newFlagSet("serve", serveSynopsis, stderr)
+	flags := config.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flagHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fprintf(stderr, "bulkhead serve: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	cfg, err := config.Load(config.Options{File: config.FileFromFlags(flags, nil), Flags: flags})
+	if err != nil {
+		fprintf(stderr, "bulkhead serve: invalid configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		return exitUsage
+	}
+	log := newLogger(cfg, stderr)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, serveSignals...)
+	defer signal.Stop(sigs)
+
+	a := fx.New(app.Options(cfg, log))
+	if err := a.Err(); err != nil {
+		log.Error("cannot start", "err", err)
+		return exitFailure
+	}
+	startCtx, cancel := context.WithTimeout(context.Background(), a.StartTimeout())
+	defer cancel()
+	if err := a.Start(startCtx); err != nil {
+		log.Error("cannot start", "err", err)
+		stopCtx, cancel := context.WithTimeout(context.Background(), a.StopTimeout())
+		defer cancel()
+		_ = a.Stop(stopCtx)
+		return exitFailure
+	}
+	sig := <-sigs
+	log.Info("stopping", "signal", sig.String(), "grace", cfg.Drain.GracePeriod.D())
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), a.StopTimeout())
+	defer cancelStop()
+	go func() {
+		select {
+		case s := <-sigs:
+			log.Warn("second signal: cutting the drain short", "signal", s.String())
+			cancelStop()
+		case <-stopCtx.Done():
+		}
+	}()
+	start := time.Now()
+	if err := a.Stop(stopCtx); err != nil {
+		log.Error("stopped with errors", "err", err)
+		return exitFailure
+	}
+	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
+	return exitOK
+}
+
+// newLogger returns the service's logger: text or JSON on stderr at the
+// configured level.
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler
+	if cfg.LogFormat == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	} else {
+		h = slog.NewTextHandler(w, opts)
+	}
+	l := slog.New(h)
+	slog.SetDefault(l)
+	return l
+}
