@@ -27,6 +27,8 @@ Usage:
   bulkhead dlq ls|show ID|replay ID|purge      dead letters of failed nodes
   bulkhead checkpoints ls RUN [NODE]           checkpoints saved by long nodes
   bulkhead plugins ls|reload NAME              list plugins and their state, or load one to check it
+  bulkhead serve [--config FILE] [flags]       run the service: HTTP API, metrics, dashboard
+  bulkhead config show [flags]                 print serve's effective configuration and its sources
   bulkhead version                             print the version
   bulkhead help [COMMAND]                      show help
 
@@ -46,6 +48,8 @@ func commands() []command {
 		{"dlq", runDLQ},
 		{"checkpoints", runCheckpoints},
 		{"plugins", runPlugins},
+		{"serve", runServe},
+		{"config", runConfig},
 		{"version", runVersion},
 	}
 }
