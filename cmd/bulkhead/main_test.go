@@ -89,3 +89,22 @@ func TestCall(t *testing.T) {
 		})
 	}
 }
+
+func TestNew(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "greeter")
+	code, out, errOut := bulkhead(t, "", "new", "--lang", "c", "greeter", "--dir", dir)
+	if code != 0 || !strings.Contains(out, "make") {
+		t.Fatalf("new = %d %q %q", code, out, errOut)
+	}
+	for _, f := range []string{"Makefile", "README.md", "main.c"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, _, errOut := bulkhead(t, "", "new", "--lang", "cobol", "x", "--dir", filepath.Join(t.TempDir(), "x")); code != 2 || errOut == "" {
+		t.Fatalf("unknown language: exit %d, %q", code, errOut)
+	}
+	if code, _, _ := bulkhead(t, "", "new", "--lang", "c", "greeter", "--dir", dir); code != 2 {
+		t.Fatal("writing over an existing project must fail")
+	}
+}
