@@ -39,6 +39,9 @@ soak:
 # Rebuild every committed guest fixture from source (needs the toolchains).
 testdata:
 	$(MAKE) -C testdata
+	$(MAKE) -B -C host/internal/fuel/testdata
+	$(MAKE) -B -C host/supervisor/testdata
+	cd host/testdata && wat2wasm tiny.wat -o tiny.wasm
 
 generate:
 	$(GO) generate ./...
