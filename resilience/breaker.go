@@ -156,7 +156,10 @@ func (b *breaker) record(gen uint64, o outcome) {
 		case outcomeNeutral:
 			return
 		case outcomeSuccess:
-			if !b.rateOn.Load() && b.consec.Load() == 0 {
+			if b.consec.Load() == 0 {
+				if b.rateOn.Load() {
+					b.win.add(b.clock.Now(), false)
+				}
 				return
 			}
 		}
@@ -283,41 +286,48 @@ func (b *breaker) fire() {
 const rateBuckets = 10
 
 // rateWindow counts calls and failures over a sliding window made of
-// rateBuckets buckets.
+// rateBuckets buckets. Its counters are atomic so that successes are
+// recorded without the breaker's lock; a bucket rolling over while
+// another goroutine adds to it may lose that one count, which a failure
+// rate tolerates.
 type rateWindow struct {
-	width   int64 // nanoseconds per bucket
+	width   atomic.Int64 // nanoseconds per bucket
 	buckets [rateBuckets]struct {
-		epoch        int64
-		calls, fails int
+		epoch        atomic.Int64
+		calls, fails atomic.Int64
 	}
 }
 
 func (w *rateWindow) reset(window time.Duration) {
-	*w = rateWindow{width: max(int64(window)/rateBuckets, 1)}
+	w.width.Store(max(int64(window)/rateBuckets, 1))
 	for i := range w.buckets {
-		w.buckets[i].epoch = -1
+		bk := &w.buckets[i]
+		bk.epoch.Store(-1)
+		bk.calls.Store(0)
+		bk.fails.Store(0)
 	}
 }
 
 func (w *rateWindow) add(now time.Time, fail bool) {
-	ep := now.UnixNano() / w.width
+	ep := now.UnixNano() / w.width.Load()
 	bk := &w.buckets[ep%rateBuckets]
-	if bk.epoch != ep {
-		bk.epoch, bk.calls, bk.fails = ep, 0, 0
+	if old := bk.epoch.Load(); old != ep && bk.epoch.CompareAndSwap(old, ep) {
+		bk.calls.Store(0)
+		bk.fails.Store(0)
 	}
-	bk.calls++
+	bk.calls.Add(1)
 	if fail {
-		bk.fails++
+		bk.fails.Add(1)
 	}
 }
 
 func (w *rateWindow) sum(now time.Time) (calls, fails int) {
-	ep := now.UnixNano() / w.width
+	ep := now.UnixNano() / w.width.Load()
 	for i := range w.buckets {
 		bk := &w.buckets[i]
-		if bk.epoch >= 0 && ep-bk.epoch < rateBuckets {
-			calls += bk.calls
-			fails += bk.fails
+		if e := bk.epoch.Load(); e >= 0 && ep-e < rateBuckets {
+			calls += int(bk.calls.Load())
+			fails += int(bk.fails.Load())
 		}
 	}
 	return calls, fails

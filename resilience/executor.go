@@ -110,7 +110,7 @@ func compile(p Policy, old *compiled) *compiled {
 		chaosCfg:       p.Chaos,
 	}
 	if n := p.Limiter.MaxConcurrent; n > 0 {
-		if old != nil && old.lim != nil && cap(old.lim.sem) == n {
+		if old != nil && old.lim != nil && old.lim.max == int64(n) {
 			c.lim = old.lim
 		} else {
 			c.lim = newLimiter(n)

@@ -2,7 +2,9 @@ package resilience_test
 
 import (
 	"context"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,5 +78,56 @@ func TestExecutor_Hammer(t *testing.T) {
 	}
 	if _, ok := transitions.Load("closed>open"); !ok {
 		t.Fatal("no closed>open transition reported")
+	}
+}
+
+func TestLimiter_Hammer(t *testing.T) {
+	const limit = 3
+	e, err := resilience.New("limiter", resilience.Policy{
+		Retry:   resilience.RetryPolicy{MaxAttempts: 1},
+		Limiter: resilience.LimiterPolicy{MaxConcurrent: limit, MaxQueueWait: -1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a lost wake-up hangs until here
+	defer cancel()
+	var cur, peak atomic.Int64
+	var wg sync.WaitGroup
+	n := 400
+	if testing.Short() {
+		n = 150
+	}
+	for range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range n {
+				err := e.Do(ctx, func(context.Context) error {
+					c := cur.Add(1)
+					for {
+						p := peak.Load()
+						if c <= p || peak.CompareAndSwap(p, c) {
+							break
+						}
+					}
+					runtime.Gosched()
+					cur.Add(-1)
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("peak concurrency %d", peak.Load())
+	if p := peak.Load(); p > limit || p < 1 {
+		t.Fatalf("peak concurrency %d, limit %d", p, limit)
+	}
+	if s := e.Stats(); s.Successes != uint64(12*n) || s.InFlight != 0 || s.Limited != 0 {
+		t.Fatalf("stats %+v", s)
 	}
 }

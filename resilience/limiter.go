@@ -7,43 +7,77 @@ import (
 	"time"
 )
 
-// limiter is a counting semaphore over a buffered channel that, unlike
-// go-resiliency's semaphore, honours the caller's context, uses the
-// injected clock and allocates nothing when a slot is free.
-type limiter struct{ sem chan struct{} }
+// limiter is a counting semaphore that, unlike go-resiliency's semaphore,
+// honours the caller's context, uses the injected clock and takes one
+// atomic compare-and-swap when a slot is free. Waiters sleep on wake, a
+// channel that releases signal while anyone waits; a waiter registers
+// before its last try and a releaser frees its slot before looking for
+// waiters, so no wake-up is lost.
+type limiter struct {
+	max      int64
+	inflight atomic.Int64
+	waiters  atomic.Int64
+	wake     chan struct{}
+}
 
-func newLimiter(n int) *limiter { return &limiter{sem: make(chan struct{}, n)} }
+func newLimiter(n int) *limiter {
+	return &limiter{max: int64(n), wake: make(chan struct{}, n)}
+}
+
+func (l *limiter) tryAcquire() bool {
+	for {
+		n := l.inflight.Load()
+		if n >= l.max {
+			return false
+		}
+		if l.inflight.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
 
 // acquire takes a slot, waiting up to wait (0: not at all, negative: until
 // ctx is done). It returns ErrLimited or ctx.Err().
 func (l *limiter) acquire(ctx context.Context, clk Clock, wait time.Duration) error {
-	select {
-	case l.sem <- struct{}{}:
+	if l.tryAcquire() {
 		return nil
-	default:
 	}
 	if wait == 0 {
 		return ErrLimited
 	}
+	l.waiters.Add(1)
+	defer l.waiters.Add(-1)
 	var expired <-chan time.Time
 	if wait > 0 {
 		t := clk.NewTimer(wait)
 		defer t.Stop()
 		expired = t.C()
 	}
-	select {
-	case l.sem <- struct{}{}:
-		return nil
-	case <-expired:
-		return ErrLimited
-	case <-ctx.Done():
-		return ctx.Err()
+	for {
+		if l.tryAcquire() {
+			return nil
+		}
+		select {
+		case <-l.wake:
+		case <-expired:
+			return ErrLimited
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
-func (l *limiter) release() { <-l.sem }
+func (l *limiter) release() {
+	l.inflight.Add(-1)
+	if l.waiters.Load() > 0 {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+}
 
-func (l *limiter) inFlight() int { return len(l.sem) }
+func (l *limiter) inFlight() int { return int(l.inflight.Load()) }
 
 // budget is the retry budget: a token balance fed by calls and drawn by
 // retries, plus a per-second floor. Lock-free; small overshoot under races
