@@ -27,32 +27,24 @@ import (
 	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// serveBinary builds bulkhead once per test process (without the race
-// detector: the service under test runs at its real speed).
-func serveBinary(t *testing.T) string {
+// buildBinary builds bulkhead into dir, without the race detector: the
+// service under test runs at its real speed.
+func buildBinary(t *testing.T, dir string) string {
 	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "bulkhead-serve-test-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "bulkhead")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
+	bin := filepath.Join(dir, "bulkhead")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return binPath
+	return bin
+}
+
+// TestServe starts the real binary, built once, on free loopback ports.
+func TestServe(t *testing.T) {
+	bin := buildBinary(t, t.TempDir())
+	t.Run("RunsOverHTTP", func(t *testing.T) { testRunsOverHTTP(t, bin) })
+	t.Run("DrainOnSIGTERMAndResume", func(t *testing.T) { testDrainAndResume(t, bin) })
+	t.Run("Load", func(t *testing.T) { testLoad(t, bin) })
 }
 
 // service is a running `bulkhead serve`.
@@ -93,13 +85,13 @@ var listenRE = regexp.MustCompile(`"msg":"listening".*"addr":"([^"]+)"`)
 
 // startService starts the binary in dir on a free loopback port and waits
 // until it is ready.
-func startService(t *testing.T, dir string, extra ...string) *service {
+func startService(t *testing.T, bin, dir string, extra ...string) *service {
 	t.Helper()
 	s := &service{t: t, token: "test-token-" + strconv.Itoa(os.Getpid()), done: make(chan struct{})}
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--plugins", filepath.Join(dir, "plugins"),
 		"--workflows", filepath.Join(dir, "workflows"), "--data", filepath.Join(dir, "data"),
 		"--log-format", "json", "--preset", "development"}, extra...)
-	s.cmd = exec.Command(serveBinary(t), args...)
+	s.cmd = exec.Command(bin, args...)
 	s.cmd.Env = append(os.Environ(), "BULKHEAD_TOKEN="+s.token, "BULKHEAD_CACHE="+hosttest.CacheDir())
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
@@ -221,9 +213,9 @@ nodes:
   b: {plugin: nodes, function: work, needs: [a]}
 `
 
-func TestServe_RunsOverHTTP(t *testing.T) {
+func testRunsOverHTTP(t *testing.T, bin string) {
 	dir := svcDir(t, map[string]string{"chain": chainFlow})
-	s := startService(t, dir, "--max-body", "4KiB")
+	s := startService(t, bin, dir, "--max-body", "4KiB")
 	ctx := context.Background()
 
 	// Auth and limits first.
@@ -310,10 +302,10 @@ nodes:
   c: {plugin: nodes, function: work, needs: [b]}
 `
 
-func TestServe_DrainOnSIGTERMAndResume(t *testing.T) {
+func testDrainAndResume(t *testing.T, bin string) {
 	dir := svcDir(t, map[string]string{"drain": drainFlow})
 	const grace = 500 * time.Millisecond
-	s := startService(t, dir, "--grace-period", grace.String())
+	s := startService(t, bin, dir, "--grace-period", grace.String())
 	ctx := context.Background()
 	if _, err := s.client.Submit(ctx, "drain", json.RawMessage(`"go"`), "slow-run"); err != nil {
 		t.Fatal(err)
@@ -338,7 +330,7 @@ func TestServe_DrainOnSIGTERMAndResume(t *testing.T) {
 	}
 	t.Logf("SIGTERM to exit: %s (grace %s)", took.Round(time.Millisecond), grace)
 
-	s2 := startService(t, dir, "--grace-period", grace.String())
+	s2 := startService(t, bin, dir, "--grace-period", grace.String())
 	waitUntil(t, 30*time.Second, "the resumed run to finish", func() bool {
 		var r statestore.Run
 		return s2.client.Run(ctx, "slow-run", &r) == nil && r.Status == statestore.StatusSucceeded
