@@ -265,17 +265,32 @@ func (d *memDurable) Progress(_ context.Context, p abi.Progress) {
 	d.progress = append(d.progress, p)
 }
 
-// TestConformance runs every behaviour against every language's fixture.
+// TestConformance runs every behaviour against every language's fixture,
+// with the module metered (the default) and unmetered: the expected outcomes
+// are the same, so CPU metering changes nothing a guest can observe.
 func TestConformance(t *testing.T) {
+	for _, metered := range []bool{true, false} {
+		mode := "metered"
+		if !metered {
+			mode = "unmetered"
+		}
+		t.Run(mode, func(t *testing.T) { testConformance(t, metered) })
+	}
+}
+
+func testConformance(t *testing.T, metered bool) {
 	for _, fx := range conformanceFixtures {
 		t.Run(fx.lang, func(t *testing.T) {
 			wasm := hosttest.Fixture(t, fx.path)
 			logs := &logSink{}
-			h := hosttest.New(t, host.WithLogger(slog.New(logs)))
+			h := hosttest.New(t, host.WithLogger(slog.New(logs)), host.WithFuel(metered))
 			g := &guest{h: h, name: "kitchen-" + fx.lang, wasm: wasm, logs: logs, trapMsg: fx.trapMsg}
 			m := abi.Manifest{Config: map[string]string{"greeting": "héllo, wörld"}, Pool: abi.Pool{Max: 1}}
 			if _, err := h.Load(context.Background(), g.name, wasm, m); err != nil {
 				t.Fatal(err)
+			}
+			if info, _ := h.Plugin(g.name); info.Metered != metered {
+				t.Fatalf("metered = %v, want %v (%s)", info.Metered, metered, info.Unmetered)
 			}
 			for _, b := range conformance {
 				if fx.upstream && b.hostFuncs || b.durable && !fx.durable {
