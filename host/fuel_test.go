@@ -127,3 +127,22 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// TestHost_SleepingGuestStopsAtDeadline: a guest blocked in sleep is woken
+// by its call's deadline, metered or not.
+func TestHost_SleepingGuestStopsAtDeadline(t *testing.T) {
+	for _, metered := range []bool{true, false} {
+		h := newHost(t, host.WithFuel(metered))
+		load(t, h, "kitchen", abi.Manifest{})
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		start := time.Now()
+		_, err := h.Call(ctx, "kitchen", "sleep", []byte("10000"))
+		cancel()
+		if !errors.Is(err, host.ErrTimeout) {
+			t.Fatalf("metered=%v: sleep past the deadline = %v", metered, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("metered=%v: a 10 s sleep with a 200 ms deadline returned after %s", metered, d)
+		}
+	}
+}

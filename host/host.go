@@ -342,6 +342,7 @@ func (h *Host) compile(ctx context.Context, name string, wasm []byte, m abi.Mani
 		HostFuncs:    hostFuncs(),
 		Cache:        h.cache,
 		Log:          h.guestLog,
+		Sleep:        guestSleep,
 		Fuel:         h.opts.fuel,
 		FuelFallback: h.opts.fuelFallback,
 		FuelCacheDir: h.fuelCacheDir(),
@@ -544,7 +545,7 @@ func (h *Host) callGen(ctx context.Context, g *generation, fn string, input []by
 		return nil, &GuestError{Plugin: g.plugin, Version: g.version, Export: fn, Kind: KindTrap,
 			Msg: "instantiate: " + err.Error(), Err: err}
 	}
-	st := &callState{host: h, gen: g, inv: co.inv, durable: co.durable, logger: co.logger, start: start}
+	st := &callState{host: h, gen: g, inv: co.inv, durable: co.durable, logger: co.logger, start: start, done: ctx.Done()}
 	st.inv.Plugin, st.inv.PluginVersion = g.plugin, g.version
 	if st.inv.Attempt == 0 {
 		st.inv.Attempt = 1
@@ -686,6 +687,26 @@ func short(v string) string {
 		return v[:12]
 	}
 	return v
+}
+
+// guestSleep is a guest's sleep: real time, cut short when the call is
+// cancelled or reaches its deadline, so a sleeping guest stops as promptly
+// as a spinning one.
+func guestSleep(e *engine.Instance, d time.Duration) {
+	var done <-chan struct{}
+	if inst, _ := e.Tag.(*instance); inst != nil && inst.state != nil {
+		done = inst.state.done
+	}
+	if done == nil {
+		time.Sleep(d)
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-done:
+	}
 }
 
 // guestLog sends a guest log line to the call's logger.

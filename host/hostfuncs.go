@@ -79,6 +79,7 @@ type callState struct {
 	logger  *slog.Logger
 	hint    time.Duration
 	start   time.Time
+	done    <-chan struct{} // the call's context
 }
 
 type callKey struct{}

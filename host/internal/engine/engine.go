@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
@@ -72,6 +73,9 @@ type Config struct {
 	FuelCacheDir string
 	// Log receives guest log lines of the instance that logged them.
 	Log func(inst *Instance, level extism.LogLevel, msg string)
+	// Sleep, when set, implements the guest's sleep (WASI poll_oneoff on a
+	// clock) so that a call's cancellation can cut it short.
+	Sleep func(inst *Instance, d time.Duration)
 }
 
 // Module is a compiled plugin version. It is safe for concurrent use;
@@ -214,8 +218,14 @@ type Instance struct {
 // stderr kept for error messages.
 func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 	stderr := &tail{max: 4096}
+	var inst *Instance
+	sleep := func(ns int64) { time.Sleep(time.Duration(ns)) }
+	if m.cfg.Sleep != nil {
+		sleepf := m.cfg.Sleep
+		sleep = func(ns int64) { sleepf(inst, time.Duration(ns)) }
+	}
 	mc := wazero.NewModuleConfig().
-		WithSysWalltime().WithSysNanotime().WithSysNanosleep().
+		WithSysWalltime().WithSysNanotime().WithNanosleep(sleep).
 		WithRandSource(rand.Reader).
 		WithStdout(io.Discard).WithStderr(stderr)
 	if m.metered {
@@ -229,7 +239,7 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
-	inst := &Instance{p: p, stderr: stderr}
+	inst = &Instance{p: p, stderr: stderr}
 	if m.cfg.Log != nil {
 		logf := m.cfg.Log
 		p.SetLogger(func(level extism.LogLevel, msg string) {
