@@ -186,6 +186,7 @@ func TestInvoke_ChaosErrorsAreRetried(t *testing.T) {
 		p.Retry.InitialDelay = resilience.Duration(time.Millisecond)
 		p.Retry.MaxDelay = resilience.Duration(time.Millisecond)
 		p.Breaker.FailureThreshold = -1
+		p.Retry.Budget.Ratio = -1 // this test retries on purpose
 		p.Chaos.ErrorRate = 0.5
 	}))
 	for range 10 {
