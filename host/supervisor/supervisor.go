@@ -390,7 +390,9 @@ func (s *Supervisor) applyPolicy(e *entry, version string, m plugins.Manifest, m
 func (s *Supervisor) refuse(e *entry, cause Cause, version string, err error) error {
 	s.mu.Lock()
 	st := &e.st
-	st.FileVersion = version
+	if version != "" {
+		st.FileVersion = version
+	}
 	st.LoadFailures++
 	st.Causes[cause]++
 	st.LastCause = cause
