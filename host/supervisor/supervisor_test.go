@@ -524,3 +524,19 @@ func TestPolicyOf(t *testing.T) {
 		})
 	}
 }
+
+// Stop right after a change: the change already observed is applied or
+// abandoned cleanly, and every goroutine ends (goleak in TestMain).
+func TestSupervisor_StopWithChangePending(t *testing.T) {
+	e := newEnv(t, map[string][]byte{"p.wasm": fixture(t, "one.wasm")})
+	deploy(t, e.dir, "p.wasm", fixture(t, "two.wasm"))
+	e.sv.Invoke(context.Background(), host.InvokeRequest{Plugin: "p"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.sv.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.call("p"); err != nil || (out != outOne && out != outTwo) {
+		t.Errorf("after Stop the plugin still serves: %q, %v", out, err)
+	}
+}
