@@ -15,8 +15,6 @@ var (
 	ErrQuarantined = errors.New("supervisor: plugin quarantined")
 	// ErrStarted: Start was called twice, or after Stop.
 	ErrStarted = errors.New("supervisor: already started")
-	// ErrStopped: the supervisor is stopping or stopped.
-	ErrStopped = errors.New("supervisor: stopped")
 )
 
 // QuarantineError is the fast failure of a call to a quarantined plugin.

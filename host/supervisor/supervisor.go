@@ -494,7 +494,8 @@ func (s *Supervisor) statuses(only string) []Status {
 	return out
 }
 
-// Policy returns the resilience policy name is deployed with.
+// Policy returns the resilience policy that name's manifest, as the
+// registry knows it now, asks for (PolicyOf with the default policy).
 func (s *Supervisor) Policy(name string) (resilience.Policy, error) {
 	info, ok := s.reg.Get(name)
 	if !ok {
