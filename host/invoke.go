@@ -59,6 +59,14 @@ func (h *Host) SetPolicy(plugin string, p resilience.Policy) error {
 	return err
 }
 
+// ResetBreaker closes a plugin's breaker and clears its counts, as after a
+// fix was deployed: the next call goes through at once.
+func (h *Host) ResetBreaker(plugin string) {
+	if e, ok := h.execs.Get(PolicyName(plugin)); ok {
+		e.ResetBreaker()
+	}
+}
+
 // Breakers returns the stats of every executor by name (the plugin ones
 // are named by PolicyName).
 func (h *Host) Breakers() map[string]resilience.Stats { return h.execs.Stats() }

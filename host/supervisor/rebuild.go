@@ -182,5 +182,13 @@ func (s *Supervisor) rebuild(ctx context.Context, plugin string, cause Cause) {
 		s.refuse(e, cause, version, err)
 		return
 	}
-	_ = s.apply(ctx, e, cause, b, version, m, nil)
+	s.mu.Lock()
+	serving := e.st.Version
+	s.mu.Unlock()
+	if s.apply(ctx, e, cause, b, version, m, nil) == nil && version != serving {
+		// A different file replaced the failing one: give it traffic now
+		// rather than after the open timeout. The same bytes rebuilt keep
+		// the breaker, which half-opens on its own schedule.
+		s.h.ResetBreaker(plugin)
+	}
 }
