@@ -1,4 +1,146 @@
 // Package workflow runs bulkhead workflows durably: YAML DAGs of plugin
-// calls whose every finished node is journaled in a statestore.Store, so a
-// run resumes where it stopped after a crash.
+// calls whose runs, node completions, attempts and checkpoints are
+// journaled in a statestore.Store, so a run resumes where it stopped after
+// a crash, a deploy or a kill -9.
+//
+// # Workflow files
+//
+//	name: orders
+//	policy: production            # preset name or inline policy; default for the nodes
+//	nodes:
+//	  fetch:  {plugin: fetcher}   # function defaults to "run"
+//	  price:  {plugin: pricer@3fa2c1, function: quote, needs: [fetch]}   # pinned version prefix
+//	  stock:
+//	    plugin: stock
+//	    needs: [fetch]
+//	    config: {warehouse: eu}
+//	    policy: {retry: {max_attempts: 5}}
+//	    fallback: {value: '{"in_stock": false}'}   # or {plugin: other, function: f}
+//	  join:   {plugin: joiner, needs: [price, stock]}
+//	output: join                  # default: the only node nothing needs
+//
+// A node without needs gets the run's input; with one need, that node's
+// output bytes; with several, a JSON object keyed by node name whose
+// values are the outputs (embedded as JSON when they are valid JSON, else
+// as strings). A node with config receives {"config": ..., "input": ...}
+// instead. Parse and ParseFile report every problem at once in a
+// *ValidationError (file:line: message): YAML syntax, unknown keys, wrong
+// types, unknown needs, cycles, unknown plugins (ParseOptions.KnownPlugin),
+// bad presets and policies, and several sinks without output. LoadDir
+// parses a directory of them.
+//
+// # API
+//
+//	New(store, invoker, opts...) (*Engine, error)     no I/O, no goroutine
+//	(*Engine).Start(ctx) / Stop(ctx)                   workers, resume, drain
+//	AddWorkflow(w) / LoadWorkflows(dir, opts) / Workflow(name) / Workflows()
+//	Submit(ctx, workflow, input, runID) (statestore.Run, error)
+//	Wait(ctx, runID) (statestore.Run, error)
+//	Get(ctx, runID) (RunInfo, error)                   per-node status, attempts, versions, progress, outputs
+//	List(ctx, statestore.RunFilter) ([]statestore.Run, next string, error)
+//	Cancel(ctx, runID) / Resume(ctx, runID, upgrade)
+//	Checkpoints(ctx, runID, node)
+//	DeadLetters(ctx, filter) / DeadLetter(ctx, id) / DeleteDeadLetter / PurgeDeadLetters / Replay(ctx, id, upgrade)
+//	Active() / Conflicts()
+//
+// WithObserver receives an Event for every run start (fresh or resumed),
+// node start, finish, failure and skip, checkpoint saved or loaded,
+// progress report and run end; the CLI prints them and an HTTP API can
+// stream them.
+//
+// # Lifecycle
+//
+// New allocates. Start starts WithWorkers goroutines (default 32; they
+// bound how many nodes run at once over all runs) and the progress
+// flusher, then, unless WithResumeOnStart(false), resumes every unfinished
+// run and returns once they are all dispatched. Stop starts no new node,
+// lets running nodes finish within its ctx, cancels the rest (they stay
+// unfinished and resume on the next Start), writes pending progress and
+// waits for every goroutine; it is idempotent.
+//
+// # Durability and semantics
+//
+// Submit stores the run (input, the DAG's YAML and the plugin version of
+// every node) with one fsynced CreateRun before anything runs; it is
+// idempotent by run ID (same workflow and input: the same run; other
+// input: ErrConflict). Each node execution then does, in order:
+//
+//  1. StartAttempt: reserve its attempt numbers (see below), fsynced.
+//  2. host.Invoke through the node's policy (node, else workflow, else the
+//     plugin's own), with the idempotency key run_id/node, the first
+//     attempt number and a host.Durable for checkpoints, plugin state and
+//     progress.
+//  3. CompleteNode: journal output, attempt number, plugin version,
+//     timings, fallback flag, fsynced; only then are dependents queued.
+//
+// Nodes run at least once; a journaled node never runs again: resuming
+// reads the journal and queues only the nodes whose needs are all
+// journaled. CompleteNode is first-write-wins, so a completion is
+// journaled exactly once even if a node ever ran twice (Conflicts counts
+// refused duplicates). A run keeps the versions recorded at Submit when it
+// resumes (the call pins them; a version no longer loaded fails the node
+// and leaves a dead letter), unless Resume or Replay is asked to upgrade.
+// The run's own copy of the YAML means it resumes on the DAG it started
+// with even when the file changed or is gone.
+//
+// Attempt numbers. The store records one number per node: before an
+// execution starts, the engine records last+k, where k is the most
+// attempts that execution may use (the policy's max_attempts, plus the
+// fallback plugin's), and numbers its attempts last+1, last+2, ... An
+// execution cut off by a crash may leave numbers unused, but a later one
+// always numbers above every attempt that ever ran, so attempt numbers
+// only grow across crashes. For nodes that use their plugin's own policy,
+// WithMaxAttempts tells the engine that policy's max_attempts.
+//
+// Checkpoints: a node's checkpoint_save goes to the store (fsynced before
+// the guest continues); checkpoint_load returns the newest of the run's
+// node, whichever attempt or process saved it. Plugin state is scoped to
+// the plugin name (not the version), so a fixed version sees the same
+// state. Progress is kept in memory, written to the run every
+// WithProgressInterval and when the run ends.
+//
+// Failures: a node that exhausts its policy runs its fallback if it has
+// one (a value, or another plugin with the same input; journaled with
+// Fallback set). Otherwise the engine writes a dead letter (run, node,
+// input, plugin version, every attempt's error), marks the run failed with
+// the dead letter's ID in Attrs[AttrDeadLetter] and cancels the run's other
+// running nodes. Replay resumes that run (the failed node and those after
+// it; journaled nodes are kept) and deletes the dead letter; with upgrade
+// on the versions loaded now. A store error (disk full, store closed)
+// pauses the run instead: it stays unfinished and resumes on the next
+// Start. Cancel marks the run cancelled and cancels its nodes' contexts;
+// Resume continues a cancelled or failed run.
+//
+// # Concurrency
+//
+// All methods are safe for concurrent use. Locks: Engine.mu (queue, active
+// runs, state), each run's mu (its results, waiting counts, progress) and
+// wfMu (registered workflows). Engine.mu is never held while a run's mu
+// is being acquired the other way round: completed takes the run's mu,
+// releases it, then takes Engine.mu. No lock is held during store or
+// plugin calls. Observer callbacks run on worker goroutines without locks.
+//
+// # Errors
+//
+// ErrInvalid (*ValidationError), ErrUnknownWorkflow, ErrUnknownPlugin,
+// ErrNotFound and ErrConflict (the statestore sentinels), ErrFinished,
+// ErrNotStarted; match with errors.Is.
+//
+// # Measurements
+//
+// `go test -run '^$' -bench Engine ./host/workflow/` on 2 cores, Badger
+// store, tiny WAT noop nodes, 10-node chains, in one run (the disk is
+// shared and noisy):
+//
+//	Badger raw sync write, 1 writer     6,101 writes/s
+//	completions, 1 run in flight        2,151 /s
+//	completions, 16 runs in flight     11,646 /s
+//	completions, 256 runs in flight    32,132 /s   (5.3× the raw sync rate)
+//	10-step run, unloaded              p50 4.7 ms, p99 7.2 ms
+//	resume 10,000 unfinished runs      Start 309 ms; every run running again 657 ms
+//
+// Each node costs two fsynced writes (attempt reservation, completion);
+// group commit in badgerstore lets concurrent runs share them, which is
+// where the gain over the raw rate comes from. One run alone pays the two
+// fsyncs per step in sequence, hence the unloaded latency.
 package workflow
