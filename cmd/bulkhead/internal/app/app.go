@@ -20,7 +20,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -385,6 +387,11 @@ func register(p params) {
 			}, every); err != nil {
 				return err
 			}
+			if err := p.Mon.Register("plugins", func(ctx context.Context) resilience.CheckResult {
+				return pluginDirCheck(p.Sup)
+			}, every); err != nil {
+				return err
+			}
 			for _, st := range p.Sup.Statuses() {
 				if err := p.Mon.Register("plugin:"+st.Name, p.Host.PluginCheck(st.Name), every); err != nil {
 					return err
@@ -426,4 +433,24 @@ func register(p params) {
 		p.API.Drain()
 		return nil
 	}})
+}
+
+// pluginDirCheck reports the plugin directory: failed when it cannot be
+// read, degraded while a plugin is refused or quarantined.
+func pluginDirCheck(sup *supervisor.Supervisor) resilience.CheckResult {
+	dir := sup.Registry().Dir()
+	if _, err := os.ReadDir(dir); err != nil {
+		return resilience.CheckResult{Message: err.Error()}
+	}
+	var bad []string
+	for _, st := range sup.Statuses() {
+		if st.State != supervisor.StateOK {
+			bad = append(bad, st.Name+" "+string(st.State)+": "+st.Reason)
+		}
+	}
+	res := resilience.CheckResult{OK: true, Metadata: map[string]any{"dir": dir, "plugins": len(sup.Statuses())}}
+	if len(bad) > 0 {
+		res.Degraded, res.Message = true, strings.Join(bad, "; ")
+	}
+	return res
 }
