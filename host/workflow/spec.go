@@ -171,7 +171,7 @@ func Parse(file string, src []byte, opts ParseOptions) (*Workflow, error) {
 func (p *parser) parse(src []byte) *Workflow {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
-		p.errf(yamlErrLine(err), "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+		p.errf(yamlErrLine(err), "%s", stripLine(strings.TrimPrefix(err.Error(), "yaml: ")))
 		return nil
 	}
 	if len(doc.Content) == 0 {
