@@ -44,10 +44,10 @@
 //   - Call path: go-sdk costs ~14–20 µs and ~82 KB per no-op call here,
 //     against ~20–25 ns for a direct wazero call; close-on-context-done
 //     roughly doubles it, because go-sdk makes several exported-function
-//     calls per call and wazero watches the context of each. A metered
-//     bulkhead call (same safety, no close-on-context-done) measured 26–31
-//     µs against 34–35 µs for go-sdk with close-on-context-done and 14 µs
-//     for go-sdk with no way to stop a guest (BenchmarkCall_*, one run). The engine seam (host/internal/engine)
+//     calls per call and wazero watches the context of each. On a quiet
+//     machine, in one run (BenchmarkCall_*): a metered bulkhead no-op call
+//     8.5 µs, raw go-sdk 10.3 µs (it cannot stop a guest), go-sdk with
+//     close-on-context-done 12.0 µs; 1 KiB echo 25.9 µs against 47 µs. The engine seam (host/internal/engine)
 //     keeps go-sdk and wazero types out of this package's API so a leaner
 //     engine can replace it.
 //   - Memory cap: wazero fails a memory.grow past the cap without a distinct
