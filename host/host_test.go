@@ -381,3 +381,24 @@ func TestHost_HostileCallsDoNotAccumulate(t *testing.T) {
 		t.Fatalf("pool holds %d instances, max 2", info.PoolIdle+info.PoolInUse)
 	}
 }
+
+// TestHost_ManyCallsOnOneInstance runs vars, logs and config on one
+// instance many times: the guest's Extism memory stays consistent (every
+// block freed exactly once).
+func TestHost_ManyCallsOnOneInstance(t *testing.T) {
+	h := newHost(t)
+	load(t, h, "kitchen", abi.Manifest{Pool: abi.Pool{Max: 1}, Config: map[string]string{"k": "v"}})
+	ctx := context.Background()
+	for i := 1; i <= 300; i++ {
+		out, err := h.Call(ctx, "kitchen", "var_incr", nil)
+		if err != nil || string(out) != fmt.Sprint(i) {
+			t.Fatalf("call %d: var_incr = %q, %v", i, out, err)
+		}
+		if _, err := h.Call(ctx, "kitchen", "log", []byte(strings.Repeat("l", i))); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := h.Call(ctx, "kitchen", "config", []byte("k")); err != nil || string(out) != "v" {
+			t.Fatalf("call %d: config = %q, %v", i, out, err)
+		}
+	}
+}

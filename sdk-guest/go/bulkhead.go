@@ -105,10 +105,11 @@ func Config(key string) (string, bool) {
 
 // Var returns a variable of this instance, or nil when unset. Vars live as
 // long as the instance: use plugin state for anything that must survive.
+//
+// The host frees the blocks it is handed by var_get, var_set and log_*
+// (the Extism convention); the SDK frees every other block it allocates.
 func Var(key string) []byte {
-	k := writeString(key)
-	defer extismFree(k)
-	h := extismVarGet(k)
+	h := extismVarGet(writeString(key))
 	if h == 0 {
 		return nil
 	}
@@ -119,14 +120,11 @@ func Var(key string) []byte {
 // SetVar sets a variable of this instance; a nil value deletes it.
 func SetVar(key string, value []byte) {
 	k := writeString(key)
-	defer extismFree(k)
 	if value == nil {
 		extismVarSet(k, 0)
 		return
 	}
-	v := writeBlock(value)
-	defer extismFree(v)
-	extismVarSet(k, v)
+	extismVarSet(k, writeBlock(value))
 }
 
 // Level is a log level.
@@ -144,7 +142,6 @@ const (
 // Log writes msg to the host's logger at level.
 func Log(level Level, msg string) {
 	h := writeString(msg)
-	defer extismFree(h)
 	switch level {
 	case LevelTrace:
 		extismLogTrace(h)
