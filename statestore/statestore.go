@@ -219,9 +219,21 @@ type Journal interface {
 	// CompleteNode durably (fsynced) journals a finished node. The first
 	// completion of a run's node wins: a second one returns ErrConflict and
 	// leaves the first in place (read it with NodeResults). FinishedAt is set
-	// to now when zero. Errors: ErrConflict, ErrNotFound (no such run),
-	// ErrInvalid, ErrClosed.
-	CompleteNode(ctx context.Context, res NodeResult) error
+	// to now when zero.
+	//
+	// next are attempts of other nodes of the same run, recorded as
+	// StartAttempt would record them, atomically with the completion and in
+	// the same fsynced write: either the completion and every attempt are
+	// stored, or nothing is. The engine reserves the attempt numbers of the
+	// nodes a completion makes ready this way, so they cost no write of
+	// their own. When an attempt is not greater than its node's last
+	// recorded attempt, nothing is written and the error matches ErrConflict
+	// (as for a node already completed; NodeResults tells them apart).
+	//
+	// Errors: ErrConflict, ErrNotFound (no such run), ErrInvalid (also an
+	// attempt of another run, of res.Node itself, two attempts of one node,
+	// or Attempt < 1), ErrClosed.
+	CompleteNode(ctx context.Context, res NodeResult, next ...NodeAttempt) error
 	// StartAttempt durably records that an attempt of a node began, so that
 	// after a crash LastAttempt tells the next attempt number. StartedAt is set
 	// to now when zero. Errors: ErrConflict when a.Attempt is not greater than

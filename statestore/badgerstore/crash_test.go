@@ -20,6 +20,8 @@ import (
 const (
 	crashDirEnv   = "BADGERSTORE_CRASH_DIR"
 	crashRoundEnv = "BADGERSTORE_CRASH_ROUND"
+	// crashNextAttempt is the attempt even writers record with each completion.
+	crashNextAttempt = 3
 )
 
 // crashChild runs the writer half of TestStore_CrashDurability when the test
@@ -77,7 +79,13 @@ func crashWriter(dir, round string) error {
 					continue
 				}
 				node := fmt.Sprintf("r%s-w%d-%d", round, w, i)
-				if err := s.CompleteNode(ctx, statestore.NodeResult{RunID: "run", Node: node, Output: []byte("out-" + node), Attempts: 1}); err != nil {
+				// Even writers reserve an attempt of a dependent node with
+				// the completion, as the workflow engine does.
+				var next []statestore.NodeAttempt
+				if w%2 == 0 {
+					next = []statestore.NodeAttempt{{RunID: "run", Node: node + "/next", Attempt: crashNextAttempt}}
+				}
+				if err := s.CompleteNode(ctx, statestore.NodeResult{RunID: "run", Node: node, Output: []byte("out-" + node), Attempts: 1}, next...); err != nil {
 					ack("error %v", err)
 					return
 				}
@@ -149,6 +157,21 @@ func TestStore_CrashDurability(t *testing.T) {
 		for node := range acked {
 			if got := res[node]; string(got.Output) != "out-"+node {
 				t.Errorf("round %d: acknowledged completion of %s lost (stored %q)", round, node, got.Output)
+			}
+		}
+		// Atomicity: every stored completion of an even writer (acknowledged
+		// or not) came with its dependent's attempt, and no odd writer's did.
+		for node := range res {
+			var r, w, i int
+			if _, err := fmt.Sscanf(node, "r%d-w%d-%d", &r, &w, &i); err != nil {
+				continue
+			}
+			want := 0
+			if w%2 == 0 {
+				want = crashNextAttempt
+			}
+			if got, err := s.LastAttempt(ctx, "run", node+"/next"); err != nil || got != want {
+				t.Errorf("round %d: completion of %s stored, attempt of its dependent = %d, %v; want %d", round, node, got, err, want)
 			}
 		}
 		if lastSeq > 0 {

@@ -25,9 +25,16 @@ func requireRun(w *writer, id string) error {
 	return nil
 }
 
-// CompleteNode implements statestore.Journal.
-func (s *Store) CompleteNode(ctx context.Context, res statestore.NodeResult) error {
-	res, err := rules.PrepareResult(res, s.opts.now())
+// CompleteNode implements statestore.Journal. The completion and the
+// attempts in next are one op of the committer: checked first, then
+// written in the group's transaction, so they commit and sync together.
+func (s *Store) CompleteNode(ctx context.Context, res statestore.NodeResult, next ...statestore.NodeAttempt) error {
+	now := s.opts.now()
+	res, err := rules.PrepareResult(res, now)
+	if err != nil {
+		return err
+	}
+	next, err = rules.PrepareNext(res, next, now)
 	if err != nil {
 		return err
 	}
@@ -36,6 +43,15 @@ func (s *Store) CompleteNode(ctx context.Context, res statestore.NodeResult) err
 		return err
 	}
 	k := key(pResult, res.RunID, res.Node)
+	type kv struct{ k, v []byte }
+	attempts := make([]kv, len(next))
+	for i, a := range next {
+		av, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		attempts[i] = kv{key(pAttempt, a.RunID, a.Node), av}
+	}
 	return s.write(ctx, func(w *writer) error {
 		if err := requireRun(w, res.RunID); err != nil {
 			return err
@@ -47,7 +63,24 @@ func (s *Store) CompleteNode(ctx context.Context, res statestore.NodeResult) err
 		if done {
 			return rules.CompletedConflict(res.RunID, res.Node)
 		}
-		return w.set(k, v)
+		for i, a := range next {
+			last, err := lastAttempt(w.txn, attempts[i].k)
+			if err != nil {
+				return err
+			}
+			if a.Attempt <= last {
+				return rules.AttemptConflict(a, last)
+			}
+		}
+		if err := w.set(k, v); err != nil {
+			return err
+		}
+		for _, a := range attempts {
+			if err := w.set(a.k, a.v); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -245,8 +245,13 @@ func (s *Store) UnfinishedRuns(ctx context.Context) ([]statestore.Run, error) {
 }
 
 // CompleteNode implements statestore.Journal.
-func (s *Store) CompleteNode(ctx context.Context, res statestore.NodeResult) error {
-	res, err := rules.PrepareResult(res, s.opts.now())
+func (s *Store) CompleteNode(ctx context.Context, res statestore.NodeResult, next ...statestore.NodeAttempt) error {
+	now := s.opts.now()
+	res, err := rules.PrepareResult(res, now)
+	if err != nil {
+		return err
+	}
+	next, err = rules.PrepareNext(res, next, now)
 	if err != nil {
 		return err
 	}
@@ -261,7 +266,15 @@ func (s *Store) CompleteNode(ctx context.Context, res statestore.NodeResult) err
 	if _, ok := s.results[k]; ok {
 		return rules.CompletedConflict(res.RunID, res.Node)
 	}
+	for _, a := range next {
+		if last := s.attempts[nodeKey{a.RunID, a.Node}]; a.Attempt <= last {
+			return rules.AttemptConflict(a, last)
+		}
+	}
 	s.results[k] = res
+	for _, a := range next {
+		s.attempts[nodeKey{a.RunID, a.Node}] = a.Attempt
+	}
 	return nil
 }
 

@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) statestore.Store) {
 		{"CompleteNode", testCompleteNode},
 		{"CompleteNode_Hammer", testCompleteNodeHammer},
 		{"StartAttempt", testStartAttempt},
+		{"CompleteNode_WithAttempts", testCompleteNodeWithAttempts},
 		{"Checkpoints", testCheckpoints},
 		{"Checkpoints_Hammer", testCheckpointsHammer},
 		{"PluginState", testPluginState},
@@ -445,6 +446,86 @@ func testStartAttempt(t *testing.T, s statestore.Store) {
 	wantErr(t, "attempt 0", err, statestore.ErrInvalid)
 	err = s.StartAttempt(ctx, statestore.NodeAttempt{RunID: "missing", Node: "a", Attempt: 1})
 	wantErr(t, "attempt of a missing run", err, statestore.ErrNotFound)
+}
+
+// testCompleteNodeWithAttempts: attempts recorded with a completion are
+// stored together with it or, on any conflict or invalid argument, not at
+// all.
+func testCompleteNodeWithAttempts(t *testing.T, s statestore.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, "r1")
+	mustCreate(t, s, "r2")
+	last := func(node string) int {
+		t.Helper()
+		n, err := s.LastAttempt(ctx, "r1", node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	done := func(node string) bool {
+		t.Helper()
+		got, err := s.NodeResults(ctx, "r1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, ok := got[node]
+		return ok
+	}
+	att := func(node string, n int) statestore.NodeAttempt {
+		return statestore.NodeAttempt{RunID: "r1", Node: node, Attempt: n}
+	}
+	res := func(node string) statestore.NodeResult {
+		return statestore.NodeResult{RunID: "r1", Node: node, Output: []byte(node), Attempts: 1}
+	}
+
+	if err := s.CompleteNode(ctx, res("a"), att("b", 3), att("c", 5)); err != nil {
+		t.Fatal(err)
+	}
+	if !done("a") || last("b") != 3 || last("c") != 5 || last("a") != 0 {
+		t.Fatalf("after CompleteNode(a, b#3, c#5): a done %v, last b %d, c %d, a %d", done("a"), last("b"), last("c"), last("a"))
+	}
+	// The recorded attempts count as StartAttempt's do.
+	wantErr(t, "StartAttempt at a number recorded with a completion", s.StartAttempt(ctx, att("b", 3)), statestore.ErrConflict)
+
+	// An attempt that does not increase: neither the completion nor the
+	// other attempts are written.
+	err := s.CompleteNode(ctx, res("b"), att("d", 2), att("c", 5))
+	wantErr(t, "CompleteNode with a repeated attempt", err, statestore.ErrConflict)
+	if done("b") || last("d") != 0 || last("c") != 5 {
+		t.Fatalf("refused CompleteNode(b) left: b done %v, last d %d, c %d", done("b"), last("d"), last("c"))
+	}
+	// A node completed twice: its attempts are not written either.
+	err = s.CompleteNode(ctx, res("a"), att("d", 1))
+	wantErr(t, "second CompleteNode with attempts", err, statestore.ErrConflict)
+	if last("d") != 0 {
+		t.Fatalf("refused second completion of a recorded attempt %d of d", last("d"))
+	}
+
+	for _, tc := range []struct {
+		name string
+		next []statestore.NodeAttempt
+	}{
+		{"attempt of another run", []statestore.NodeAttempt{{RunID: "r2", Node: "d", Attempt: 1}}},
+		{"attempt of the completed node", []statestore.NodeAttempt{att("b", 1)}},
+		{"two attempts of one node", []statestore.NodeAttempt{att("d", 1), att("d", 2)}},
+		{"attempt 0", []statestore.NodeAttempt{att("d", 0)}},
+		{"attempt without node", []statestore.NodeAttempt{att("", 1)}},
+	} {
+		wantErr(t, "CompleteNode with an "+tc.name, s.CompleteNode(ctx, res("b"), tc.next...), statestore.ErrInvalid)
+	}
+	if done("b") || last("d") != 0 {
+		t.Fatalf("invalid CompleteNode(b) left: b done %v, last d %d", done("b"), last("d"))
+	}
+	if err := s.CompleteNode(ctx, res("b"), att("d", 2), att("c", 9)); err != nil {
+		t.Fatal(err)
+	}
+	if !done("b") || last("d") != 2 || last("c") != 9 {
+		t.Fatalf("after CompleteNode(b, d#2, c#9): b done %v, last d %d, c %d", done("b"), last("d"), last("c"))
+	}
+	if n, _ := s.LastAttempt(ctx, "r2", "d"); n != 0 {
+		t.Fatalf("attempt leaked into another run: %d", n)
+	}
 }
 
 func testCheckpoints(t *testing.T, s statestore.Store) {

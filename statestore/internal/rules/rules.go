@@ -100,6 +100,35 @@ func PrepareAttempt(a statestore.NodeAttempt, now time.Time) (statestore.NodeAtt
 	return a, nil
 }
 
+// PrepareNext validates the attempts recorded with the completion of res
+// and fills their StartedAt: they must belong to res's run, not to res's
+// node, and name each node once.
+func PrepareNext(res statestore.NodeResult, next []statestore.NodeAttempt, now time.Time) ([]statestore.NodeAttempt, error) {
+	if len(next) == 0 {
+		return nil, nil
+	}
+	out := make([]statestore.NodeAttempt, len(next))
+	for i, a := range next {
+		a, err := PrepareAttempt(a, now)
+		if err != nil {
+			return nil, err
+		}
+		if a.RunID != res.RunID {
+			return nil, fmt.Errorf("%w: attempt of run %q recorded with a completion of run %q", statestore.ErrInvalid, a.RunID, res.RunID)
+		}
+		if a.Node == res.Node {
+			return nil, fmt.Errorf("%w: attempt of node %q recorded with its own completion", statestore.ErrInvalid, a.Node)
+		}
+		for _, b := range out[:i] {
+			if b.Node == a.Node {
+				return nil, fmt.Errorf("%w: two attempts of node %q in one completion", statestore.ErrInvalid, a.Node)
+			}
+		}
+		out[i] = a
+	}
+	return out, nil
+}
+
 // AttemptConflict is the error for an attempt number that does not increase.
 func AttemptConflict(a statestore.NodeAttempt, last int) error {
 	return fmt.Errorf("%w: attempt %d of %s/%s is not after attempt %d", statestore.ErrConflict, a.Attempt, a.RunID, a.Node, last)
