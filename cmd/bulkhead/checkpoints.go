@@ -5,13 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/bulkhead-run/bulkhead/host/workflow"
+	"github.com/bulkhead-run/bulkhead/statestore"
 )
 
-const checkpointsSynopsis = "checkpoints ls RUN [NODE] [--json] [--data DIR]"
+const checkpointsSynopsis = "checkpoints ls RUN [NODE] [--json] [--data DIR | --server URL]"
 
 func runCheckpoints(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "ls" {
@@ -24,6 +28,7 @@ func runCheckpoints(args []string, stdin io.Reader, stdout, stderr io.Writer) in
 	fs := newFlagSet("checkpoints ls", checkpointsSynopsis, stderr)
 	var env envFlags
 	asJSON := fs.Bool("json", false, "print JSON (with the data)")
+	server := serverFlag(fs)
 	env.register(fs)
 	pos, err := parseInterspersed(fs, args[1:])
 	if err != nil {
@@ -40,21 +45,49 @@ func runCheckpoints(args []string, stdin io.Reader, stdout, stderr io.Writer) in
 	if len(pos) == 2 {
 		node = pos[1]
 	}
+	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	rm, code := dialRemote("checkpoints ls", *server, stderr)
+	if code != exitOK {
+		return code
+	}
+	if rm != nil {
+		views, err := rm.c.Checkpoints(ctx, pos[0], node, true)
+		if err != nil {
+			return rm.fail(err, exitFailure, stderr)
+		}
+		cps := make([]statestore.Checkpoint, 0, len(views))
+		for _, v := range views {
+			at, err := time.Parse(time.RFC3339Nano, v.CreatedAt)
+			if err != nil {
+				fprintf(stderr, "bulkhead checkpoints ls: %s: checkpoint %s/%d: created_at %q: %v\n", rm.url, v.Node, v.Seq, v.CreatedAt, err)
+				return exitFailure
+			}
+			cps = append(cps, statestore.Checkpoint{RunID: pos[0], Node: v.Node, Seq: v.Seq, Data: v.Data, CreatedAt: at})
+		}
+		return printCheckpoints(stdout, cps, *asJSON)
+	}
 	return withStore("checkpoints ls", &env, stderr, func(e *workflow.Engine) int {
-		cps, err := e.Checkpoints(context.Background(), pos[0], node)
+		cps, err := e.Checkpoints(ctx, pos[0], node)
 		if err != nil {
 			fprintf(stderr, "bulkhead checkpoints ls: %v\n", err)
 			return exitFailure
 		}
-		if *asJSON {
-			return printJSON(stdout, cps)
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NODE\tSEQ\tBYTES\tCREATED\tDATA")
-		for _, c := range cps {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", c.Node, c.Seq, len(c.Data), c.CreatedAt.Local().Format(time.DateTime+".000"), oneLine(string(c.Data), 60))
-		}
-		tw.Flush()
-		return exitOK
+		return printCheckpoints(stdout, cps, *asJSON)
 	})
+}
+
+// printCheckpoints prints checkpoints as a table, or as JSON with their
+// data.
+func printCheckpoints(w io.Writer, cps []statestore.Checkpoint, asJSON bool) int {
+	if asJSON {
+		return printJSON(w, cps)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSEQ\tBYTES\tCREATED\tDATA")
+	for _, c := range cps {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", c.Node, c.Seq, len(c.Data), c.CreatedAt.Local().Format(time.DateTime+".000"), oneLine(string(c.Data), 60))
+	}
+	tw.Flush()
+	return exitOK
 }

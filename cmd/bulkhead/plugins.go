@@ -7,28 +7,34 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 
 	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/host/api"
 	"github.com/bulkhead-run/bulkhead/host/supervisor"
 	"github.com/bulkhead-run/bulkhead/plugins"
 )
 
-const pluginsSynopsis = "plugins ls [--plugins DIR] [--json] | reload NAME [--plugins DIR]"
+const pluginsSynopsis = "plugins ls [--plugins DIR] [--json] | reload NAME [--plugins DIR] | ls|reload NAME --server URL"
 
 // runPlugins lists the plugins of a directory with their state, or loads
 // one of them to check it. Both load the modules into a host of their own:
-// what they report is what a service would do with the same files.
+// what they report is what a service would do with the same files. With
+// --server they list or reload the plugins of that running service
+// instead.
 func runPlugins(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("plugins", pluginsSynopsis, stderr)
 	var (
 		dir    = fs.String("plugins", "", "plugins `DIR` (default $BULKHEAD_PLUGINS, else ./plugins)")
 		data   = fs.String("data", "", "data `DIR` holding the compilation cache (default $RESILIENCE_CHECKPOINT_DIR, $BULKHEAD_DATA or ./.bulkhead)")
 		asJSON = fs.Bool("json", false, "ls: print the statuses as JSON")
+		server = serverFlag(fs)
 	)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -51,14 +57,20 @@ func runPlugins(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rm, code := dialRemote("plugins "+sub, *server, stderr)
+	if code != exitOK {
+		return code
+	}
+	if rm != nil {
+		return pluginsRemote(ctx, rm, pos, *asJSON, stdout, stderr)
+	}
 	pdir := pluginsDirOf(*dir)
 	if st, err := os.Stat(pdir); err != nil || !st.IsDir() {
 		fprintf(stderr, "bulkhead plugins: %s is not a directory\n", pdir)
 		return exitUsage
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	h, err := host.New(host.WithLogger(logger), host.WithCacheDir(cacheDir(dataDir(*data))))
 	if err != nil {
@@ -115,13 +127,71 @@ func pluginsReload(ctx context.Context, sv *supervisor.Supervisor, name string, 
 	return exitOK
 }
 
+// pluginsRemote lists or reloads the plugins of a running service. The
+// JSON of ls is the service's view of each plugin (GET /v1/plugins): the
+// fields of the local listing, with call counts, exports and manifest.
+func pluginsRemote(ctx context.Context, rm *remote, pos []string, asJSON bool, stdout, stderr io.Writer) int {
+	if pos[0] == "reload" {
+		st, err := rm.c.Reload(ctx, pos[1])
+		if err != nil {
+			code := exitFailure
+			if s := httpStatus(err); s == http.StatusNotFound || s == http.StatusBadRequest {
+				code = exitUsage
+			} else if s != 0 {
+				// A name the service does not list is a usage error
+				// whatever status the service chose for it.
+				if sts, lerr := rm.c.Plugins(ctx); lerr == nil && !slices.ContainsFunc(sts, func(st api.PluginStatus) bool { return st.Name == pos[1] }) {
+					code = exitUsage
+				}
+			}
+			return rm.fail(err, code, stderr)
+		}
+		writeRows(stdout, []pluginRow{rowOfAPI(st)})
+		return exitOK
+	}
+	sts, err := rm.c.Plugins(ctx)
+	if err != nil {
+		return rm.fail(err, exitUsage, stderr)
+	}
+	if sts == nil {
+		sts = []api.PluginStatus{}
+	}
+	if asJSON {
+		return printJSON(stdout, sts)
+	}
+	rows := make([]pluginRow, 0, len(sts))
+	for _, st := range sts {
+		rows = append(rows, rowOfAPI(st))
+	}
+	writeRows(stdout, rows)
+	return exitOK
+}
+
+// pluginRow is one line of the plugins table.
+type pluginRow struct {
+	name, version, state, breaker, reason string
+	idle, inUse, max                      int
+}
+
+func rowOfAPI(st api.PluginStatus) pluginRow {
+	return pluginRow{st.Name, st.Version, st.State, st.Breaker, st.Reason, st.PoolIdle, st.PoolInUse, st.PoolMax}
+}
+
 // writeStatuses prints one plugin a line; the reason, which may be long,
 // comes last.
 func writeStatuses(w io.Writer, sts []supervisor.Status) {
+	rows := make([]pluginRow, 0, len(sts))
+	for _, st := range sts {
+		rows = append(rows, pluginRow{st.Name, st.Version, string(st.State), st.Breaker.String(), st.Reason, st.PoolIdle, st.PoolInUse, st.PoolMax})
+	}
+	writeRows(w, rows)
+}
+
+func writeRows(w io.Writer, rows []pluginRow) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tVERSION\tSTATUS\tBREAKER\tPOOL\tREASON")
-	for _, st := range sts {
-		version := st.Version
+	for _, st := range rows {
+		version := st.version
 		if len(version) > 12 {
 			version = version[:12]
 		}
@@ -129,14 +199,14 @@ func writeStatuses(w io.Writer, sts []supervisor.Status) {
 			version = "-"
 		}
 		pool := "-"
-		if st.PoolMax > 0 {
-			pool = fmt.Sprintf("%d/%d", st.PoolIdle+st.PoolInUse, st.PoolMax)
+		if st.max > 0 {
+			pool = fmt.Sprintf("%d/%d", st.idle+st.inUse, st.max)
 		}
-		reason := strings.Join(strings.Fields(st.Reason), " ")
+		reason := strings.Join(strings.Fields(st.reason), " ")
 		if reason == "" {
 			reason = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, version, st.State, st.Breaker, pool, reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", st.name, version, st.state, st.breaker, pool, reason)
 	}
 	tw.Flush()
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/bulkhead-run/bulkhead/statestore"
 )
 
-const runsSynopsis = "runs ls [--status S] [--limit N] [--after CURSOR] | show ID [--json] | cancel ID | resume ID [--upgrade] [--plugins DIR] [--data DIR]"
+const runsSynopsis = "runs ls [--status S] [--limit N] [--after CURSOR] [--json] | show ID [--json] | cancel ID | resume ID [--upgrade] [--plugins DIR] [--data DIR | --server URL]"
 
 func runRuns(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
@@ -37,6 +37,7 @@ func runRuns(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		after   = fs.String("after", "", "list from `CURSOR` (printed after the previous page)")
 		asJSON  = fs.Bool("json", false, "print JSON")
 		upgrade = fs.Bool("upgrade", false, "resume on the plugin versions loaded now")
+		server  = serverFlag(fs)
 	)
 	env.register(fs)
 	pos, err := parseInterspersed(fs, args)
@@ -56,42 +57,60 @@ func runRuns(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
+	rm, code := dialRemote("runs "+sub, *server, stderr)
+	if code != exitOK {
+		return code
+	}
 	switch sub {
 	case "ls":
+		f := statestore.RunFilter{Status: statestore.RunStatus(*status), Limit: *limit, After: *after, Newest: true}
+		if rm != nil {
+			page, err := rm.c.Runs(ctx, f)
+			if err != nil {
+				return rm.fail(err, exitUsage, stderr)
+			}
+			return printRuns(stdout, page.Runs, page.Next, *asJSON)
+		}
 		return withStore("runs ls", &env, stderr, func(e *workflow.Engine) int {
-			runs, next, err := e.List(ctx, statestore.RunFilter{Status: statestore.RunStatus(*status), Limit: *limit, After: *after, Newest: true})
+			runs, next, err := e.List(ctx, f)
 			if err != nil {
 				fprintf(stderr, "bulkhead runs ls: %v\n", err)
 				return exitUsage
 			}
-			if *asJSON {
-				return printJSON(stdout, map[string]any{"runs": runs, "next": next})
-			}
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tWORKFLOW\tSTATUS\tCREATED\tERROR")
-			for _, r := range runs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Workflow, r.Status, r.CreatedAt.Local().Format(time.DateTime), oneLine(r.Error, 60))
-			}
-			tw.Flush()
-			if next != "" {
-				fprintf(stdout, "more: --after %s\n", next)
-			}
-			return exitOK
+			return printRuns(stdout, runs, next, *asJSON)
 		})
 	case "show":
+		show := func(info workflow.RunInfo) int {
+			if *asJSON {
+				return printJSON(stdout, info)
+			}
+			printRun(stdout, info)
+			return exitOK
+		}
+		if rm != nil {
+			var info workflow.RunInfo
+			if err := rm.c.Run(ctx, pos[0], &info); err != nil {
+				return rm.fail(err, exitFailure, stderr)
+			}
+			return show(info)
+		}
 		return withStore("runs show", &env, stderr, func(e *workflow.Engine) int {
 			info, err := e.Get(ctx, pos[0])
 			if err != nil {
 				fprintf(stderr, "bulkhead runs show: %v\n", err)
 				return exitFailure
 			}
-			if *asJSON {
-				return printJSON(stdout, info)
-			}
-			printRun(stdout, info)
-			return exitOK
+			return show(info)
 		})
 	case "cancel":
+		if rm != nil {
+			r, err := rm.c.Cancel(ctx, pos[0])
+			if err != nil {
+				return rm.fail(err, exitFailure, stderr)
+			}
+			fprintf(stdout, "run %s %s\n", r.ID, r.Status)
+			return exitOK
+		}
 		return withStore("runs cancel", &env, stderr, func(e *workflow.Engine) int {
 			r, err := e.Cancel(ctx, pos[0])
 			if err != nil {
@@ -102,16 +121,47 @@ func runRuns(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return exitOK
 		})
 	case "resume":
+		if rm != nil {
+			r, err := rm.c.Resume(ctx, pos[0], *upgrade)
+			if err != nil {
+				code := exitFailure
+				if notFound(err) {
+					code = exitUsage
+				}
+				return rm.fail(err, code, stderr)
+			}
+			return rm.await(ctx, r.ID, stdout, stderr)
+		}
 		return resumeRun(ctx, "runs resume", &env, pos[0], "", *upgrade, stdout, stderr)
 	}
 	fprintf(stderr, "bulkhead runs: unknown subcommand %q\nUsage: bulkhead %s\n", sub, runsSynopsis)
 	return exitUsage
 }
 
+// printRuns prints a page of runs as a table, or as JSON.
+func printRuns(w io.Writer, runs []statestore.Run, next string, asJSON bool) int {
+	if asJSON {
+		if runs == nil {
+			runs = []statestore.Run{}
+		}
+		return printJSON(w, map[string]any{"runs": runs, "next": next})
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tWORKFLOW\tSTATUS\tCREATED\tERROR")
+	for _, r := range runs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Workflow, r.Status, r.CreatedAt.Local().Format(time.DateTime), oneLine(r.Error, 60))
+	}
+	tw.Flush()
+	if next != "" {
+		fprintf(w, "more: --after %s\n", next)
+	}
+	return exitOK
+}
+
 // withStore runs fn with an engine over the data directory's store and no
 // plugins (enough to read and cancel runs).
 func withStore(cmd string, env *envFlags, stderr io.Writer, fn func(*workflow.Engine) int) int {
-	store, code := openStore(cmd, env.data, stderr)
+	store, code := openLocalStore(cmd, env.data, stderr)
 	if store == nil {
 		return code
 	}
@@ -127,23 +177,30 @@ func withStore(cmd string, env *envFlags, stderr io.Writer, fn func(*workflow.En
 // resumeRun resumes a run (or replays a dead letter when dl is set) in the
 // foreground and prints its result like run.
 func resumeRun(ctx context.Context, cmd string, env *envFlags, runID, dl string, upgrade bool, stdout, stderr io.Writer) int {
+	// Open the store once first: a locked data directory is reported with
+	// its hint, and the run tells where its plugins are.
+	store, code := openLocalStore(cmd, env.data, stderr)
+	if store == nil {
+		return code
+	}
 	if env.plugins == "" {
 		// The plugins beside the workflow file the run came from.
-		if store, _ := openStore(cmd, env.data, io.Discard); store != nil {
-			id := runID
-			if dl != "" {
-				if d, err := store.GetDeadLetter(ctx, dl); err == nil {
-					id = d.RunID
-				}
+		id := runID
+		if dl != "" {
+			if d, err := store.GetDeadLetter(ctx, dl); err == nil {
+				id = d.RunID
 			}
-			if r, err := store.GetRun(ctx, id); err == nil && r.Attrs[workflow.AttrFile] != "" {
-				env.plugins = defaultPluginsDir(r.Attrs[workflow.AttrFile])
-			}
-			store.Close()
+		}
+		if r, err := store.GetRun(ctx, id); err == nil && r.Attrs[workflow.AttrFile] != "" {
+			env.plugins = defaultPluginsDir(r.Attrs[workflow.AttrFile])
 		}
 		if env.plugins == "" {
 			env.plugins = defaultPluginsDir("")
 		}
+	}
+	if err := store.Close(); err != nil {
+		fprintf(stderr, "bulkhead %s: close store: %v\n", cmd, err)
+		return exitUsage
 	}
 	rt, code := openRuntime(ctx, cmd, env, stderr, true)
 	if rt == nil {
