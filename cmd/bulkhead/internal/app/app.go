@@ -34,6 +34,7 @@ import (
 	"github.com/bulkhead-run/bulkhead/host/api"
 	"github.com/bulkhead-run/bulkhead/host/supervisor"
 	"github.com/bulkhead-run/bulkhead/host/workflow"
+	"github.com/bulkhead-run/bulkhead/plugins"
 	"github.com/bulkhead-run/bulkhead/resilience"
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
@@ -272,8 +273,10 @@ func mapError(a func() *api.API) api.ErrorMapper {
 	return func(err error) *api.Error {
 		msg := err.Error()
 		switch {
-		case errors.Is(err, workflow.ErrUnknownWorkflow):
+		case errors.Is(err, workflow.ErrUnknownWorkflow), errors.Is(err, plugins.ErrNotFound):
 			return api.Errorf(http.StatusNotFound, api.CodeNotFound, "%s", msg)
+		case errors.Is(err, plugins.ErrInvalidName):
+			return api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "%s", msg)
 		case errors.Is(err, workflow.ErrFinished):
 			return api.Errorf(http.StatusConflict, api.CodeConflict, "%s", msg)
 		case errors.Is(err, workflow.ErrUnknownPlugin), errors.Is(err, supervisor.ErrQuarantined):

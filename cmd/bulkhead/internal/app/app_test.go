@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/config"
 	"github.com/bulkhead-run/bulkhead/host/api"
 	"github.com/bulkhead-run/bulkhead/host/hosttest"
+	"github.com/bulkhead-run/bulkhead/plugins"
 )
 
 func TestMain(m *testing.M) {
@@ -76,4 +78,19 @@ func TestOptions_StartServeStop(t *testing.T) {
 		t.Errorf("call: %s", resp.Status)
 	}
 	app.RequireStop()
+}
+
+func TestMapError_Plugins(t *testing.T) {
+	m := mapError(func() *api.API { return nil })
+	for _, tt := range []struct {
+		err  error
+		want int
+	}{
+		{fmt.Errorf("reload ghost: %w", plugins.ErrNotFound), http.StatusNotFound},
+		{fmt.Errorf("reload ../x: %w", plugins.ErrInvalidName), http.StatusBadRequest},
+	} {
+		if got := m(tt.err); got == nil || got.Status != tt.want {
+			t.Errorf("mapError(%v) = %+v, want status %d", tt.err, got, tt.want)
+		}
+	}
 }
