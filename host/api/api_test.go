@@ -36,16 +36,18 @@ type fixture struct {
 	c   *api.Client
 }
 
-func newFixture(t *testing.T, cfg api.Config, kitchen bool) *fixture {
+// newFixture serves an API over a host with the tiny plugin loaded, and
+// with outcomes (testdata/outcomes.wat) too when asked.
+func newFixture(t *testing.T, cfg api.Config, outcomes bool) *fixture {
 	t.Helper()
 	h := hosttest.New(t)
 	ctx := context.Background()
 	if _, err := h.Load(ctx, "tiny", hosttest.Fixture(t, "../host/testdata/tiny.wasm"), abi.Manifest{}); err != nil {
 		t.Fatal(err)
 	}
-	if kitchen {
-		m := abi.Manifest{Timeout: abi.Duration(300 * time.Millisecond), Pool: abi.Pool{Max: 2}}
-		if _, err := h.Load(ctx, "kitchen", hosttest.Fixture(t, "go/kitchen/kitchen.wasm"), m); err != nil {
+	if outcomes {
+		m := abi.Manifest{Timeout: abi.Duration(250 * time.Millisecond), Pool: abi.Pool{Max: 2}}
+		if _, err := h.Load(ctx, "outcomes", hosttest.Fixture(t, "outcomes.wasm"), m); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -281,31 +283,44 @@ func TestAPI_RoutingErrors(t *testing.T) {
 }
 
 func TestAPI_CallOutcomes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("loads the Go kitchen guest")
-	}
 	f := newFixture(t, api.Config{}, true)
-	if err := f.h.SetPolicy("kitchen", resilience.Policy{Retry: resilience.RetryPolicy{MaxAttempts: 2, InitialDelay: resilience.Duration(time.Millisecond)},
+	if err := f.h.SetPolicy("outcomes", resilience.Policy{Retry: resilience.RetryPolicy{MaxAttempts: 2, InitialDelay: resilience.Duration(time.Millisecond)},
 		Breaker: resilience.BreakerPolicy{FailureThreshold: 100}}); err != nil {
 		t.Fatal(err)
+	}
+	guestCalls := func() uint64 {
+		for _, p := range f.h.Plugins() {
+			if p.Name == "outcomes" {
+				return p.Calls
+			}
+		}
+		t.Fatal("outcomes is not loaded")
+		return 0
 	}
 	tests := []struct {
 		name, plugin, fn, in string
 		status               int
-		code                 string
+		code                 string // "" for success: the output is the input
+		calls                uint64 // guest calls of outcomes (attempts)
 	}{
-		{"echo", "tiny", "echo", "hello", 200, ""},
-		{"permanent", "kitchen", "fail_permanent", "bad input", 422, api.CodePermanent},
-		{"trap", "kitchen", "trap", "", 502, api.CodePluginFailed},
-		{"timeout", "kitchen", "spin", "", 504, api.CodeTimeout},
-		{"no plugin", "ghost", "run", "", 404, api.CodePluginNotFound},
-		{"no export", "tiny", "nope", "", 404, api.CodeExportNotFound},
+		{"echo", "tiny", "echo", "hello", 200, "", 0},
+		{"ok", "outcomes", "ok", "hello", 200, "", 1},
+		{"permanent", "outcomes", "fail_permanent", "bad input", 422, api.CodePermanent, 1},
+		{"failure", "outcomes", "fail", "busy", 502, api.CodePluginFailed, 2},
+		{"trap", "outcomes", "trap", "", 502, api.CodePluginFailed, 2},
+		{"timeout", "outcomes", "spin", "", 504, api.CodeTimeout, 2},
+		{"no plugin", "ghost", "run", "", 404, api.CodePluginNotFound, 0},
+		{"no export", "tiny", "nope", "", 404, api.CodeExportNotFound, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			before := guestCalls()
 			code, b, h := f.do(t, "POST", "/v1/plugins/"+tt.plugin+"/call?function="+tt.fn, strings.NewReader(tt.in), token)
 			if code != tt.status {
 				t.Fatalf("status %d, want %d: %s", code, tt.status, b)
+			}
+			if got := guestCalls() - before; got != tt.calls {
+				t.Errorf("%d guest calls, want %d", got, tt.calls)
 			}
 			if tt.code == "" {
 				if string(b) != tt.in || h.Get("Bulkhead-Attempts") != "1" {
@@ -316,17 +331,47 @@ func TestAPI_CallOutcomes(t *testing.T) {
 			if got := errCode(t, b); got != tt.code {
 				t.Errorf("code %s, want %s", got, tt.code)
 			}
+			if tt.in != "" && !strings.Contains(string(b), tt.in) {
+				t.Errorf("the guest's message %q is not in %s", tt.in, b)
+			}
 		})
 	}
-	// An open breaker: 503 circuit_open.
-	if err := f.h.SetPolicy("kitchen", resilience.Policy{Retry: resilience.RetryPolicy{MaxAttempts: 1},
+	// Each call is in the latency histogram under the outcome its status
+	// stands for.
+	_, b, _ := f.do(t, "GET", "/metrics", nil, "")
+	for _, want := range []string{
+		`bulkhead_call_duration_seconds_count{outcome="success",plugin="outcomes"} 1`,
+		`bulkhead_call_duration_seconds_count{outcome="permanent",plugin="outcomes"} 1`,
+		`bulkhead_call_duration_seconds_count{outcome="failure",plugin="outcomes"} 2`,
+		`bulkhead_call_duration_seconds_count{outcome="timeout",plugin="outcomes"} 1`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+
+	// An open breaker: 503 circuit_open, without calling the guest.
+	if err := f.h.SetPolicy("outcomes", resilience.Policy{Retry: resilience.RetryPolicy{MaxAttempts: 1},
 		Breaker: resilience.BreakerPolicy{FailureThreshold: 1, OpenTimeout: resilience.Duration(time.Hour)}}); err != nil {
 		t.Fatal(err)
 	}
-	f.do(t, "POST", "/v1/plugins/kitchen/call?function=trap", nil, token)
-	code, b, _ := f.do(t, "POST", "/v1/plugins/kitchen/call?function=echo", nil, token)
+	if code, b, _ := f.do(t, "POST", "/v1/plugins/outcomes/call?function=trap", nil, token); code != 502 {
+		t.Fatalf("trap to open the breaker: %d %s", code, b)
+	}
+	before := guestCalls()
+	code, b, _ := f.do(t, "POST", "/v1/plugins/outcomes/call?function=ok", nil, token)
 	if code != 503 || errCode(t, b) != api.CodeCircuitOpen {
 		t.Errorf("open breaker: %d %s", code, b)
+	}
+	if n := guestCalls() - before; n != 0 {
+		t.Errorf("open breaker: %d guest calls", n)
+	}
+
+	// Draining: 503 draining, even for a plugin whose breaker is closed.
+	f.a.Drain()
+	code, b, _ = f.do(t, "POST", "/v1/plugins/tiny/call?function=echo", strings.NewReader("x"), token)
+	if code != 503 || errCode(t, b) != api.CodeDraining {
+		t.Errorf("draining: %d %s", code, b)
 	}
 }
 
