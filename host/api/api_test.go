@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -432,16 +433,52 @@ func TestAPI_RunsAndDraining(t *testing.T) {
 	}
 }
 
+// metricValue returns the value of one series in a /metrics body.
+func metricValue(t *testing.T, body []byte, series string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("metrics lack %s", series)
+	return 0
+}
+
 func TestAPI_MetricsAndStatus(t *testing.T) {
 	f := newFixture(t, api.Config{}, false)
 	ctx := context.Background()
-	for range 3 {
+	const fuel = `bulkhead_fuel_used_total{plugin="tiny"}`
+	_, b, _ := f.do(t, "GET", "/metrics", nil, "")
+	if v := metricValue(t, b, fuel); v != 0 {
+		t.Errorf("fuel before any call: %v", v)
+	}
+	// One call moves the fuel counter; identical calls burn identical fuel.
+	if _, err := f.c.Call(ctx, "tiny", "echo", []byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	_, b, _ = f.do(t, "GET", "/metrics", nil, "")
+	one := metricValue(t, b, fuel)
+	if one <= 0 {
+		t.Fatalf("fuel after a call: %v", one)
+	}
+	for range 2 {
 		res, err := f.c.Call(ctx, "tiny", "echo", []byte("abc"))
 		if err != nil || string(res.Output) != "abc" || res.Attempts != 1 || res.Version == "" {
 			t.Fatalf("call: %+v %v", res, err)
 		}
 	}
-	_, b, _ := f.do(t, "GET", "/metrics", nil, "")
+	_, b, _ = f.do(t, "GET", "/metrics", nil, "")
+	if v := metricValue(t, b, fuel); v != 3*one {
+		t.Errorf("fuel after three calls: %v, want 3 × %v", v, one)
+	}
+	if info, ok := f.h.Plugin("tiny"); !ok || !info.Metered || float64(info.FuelUsed) != 3*one {
+		t.Errorf("fuel in /metrics %v, host reports %d (metered %v)", 3*one, info.FuelUsed, info.Metered)
+	}
 	for _, want := range []string{
 		`bulkhead_call_duration_seconds_count{outcome="success",plugin="tiny"} 3`,
 		`bulkhead_plugin_calls_total{plugin="tiny"}`,

@@ -44,6 +44,11 @@
 // and for workflow nodes by Metrics.Instrument, which wraps the engine's
 // Invoker.
 //
+// bulkhead_fuel_used_total{plugin} is the CPU the loaded version of a
+// plugin has burned, in fuel units (about one Wasm instruction each),
+// read from host.PluginInfo.FuelUsed. A plugin that runs unmetered has no
+// such series rather than a zero, which would say it burned nothing.
+//
 // # Lifecycle and concurrency
 //
 // New builds the handler and starts nothing. Drain (idempotent) makes the

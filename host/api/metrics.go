@@ -144,6 +144,7 @@ func (i instrumented) Invoke(ctx context.Context, req host.InvokeRequest) (host.
 var (
 	descPluginCalls    = prometheus.NewDesc("bulkhead_plugin_calls_total", "Guest calls of the loaded version of a plugin (every attempt), by plugin.", []string{"plugin"}, nil)
 	descPluginFailures = prometheus.NewDesc("bulkhead_plugin_failures_total", "Failed guest calls of the loaded version of a plugin, by plugin.", []string{"plugin"}, nil)
+	descFuel           = prometheus.NewDesc("bulkhead_fuel_used_total", "Fuel burned by the guest calls of the loaded version of a plugin (every attempt), by plugin; a fuel unit is about one Wasm instruction. Absent for plugins that run unmetered.", []string{"plugin"}, nil)
 	descPool           = prometheus.NewDesc("bulkhead_pool_instances", "Instances in a plugin's pool, by plugin and state (idle, in_use).", []string{"plugin", "state"}, nil)
 	descPoolMax        = prometheus.NewDesc("bulkhead_pool_max_instances", "The most instances a plugin's pool may hold.", []string{"plugin"}, nil)
 	descCalls          = prometheus.NewDesc("bulkhead_policy_calls_total", "Calls through a resilience executor, by executor and outcome (success, failure).", []string{"policy", "outcome"}, nil)
@@ -167,7 +168,7 @@ var (
 type scrape struct{ src Sources }
 
 func (s *scrape) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPluginCalls, descPluginFailures, descPool, descPoolMax, descCalls, descAttempts,
+	for _, d := range []*prometheus.Desc{descPluginCalls, descPluginFailures, descFuel, descPool, descPoolMax, descCalls, descAttempts,
 		descRetries, descRejected, descLimited, descTimeouts, descOpens, descBreakerState, descRuns, descFinished, descDeadLetters,
 		descCheckpoints, descReloads, descHealth, descDraining} {
 		ch <- d
@@ -187,6 +188,9 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 		for _, p := range h.Plugins() {
 			counter(descPluginCalls, float64(p.Calls), p.Name)
 			counter(descPluginFailures, float64(p.Failures), p.Name)
+			if p.Metered {
+				counter(descFuel, float64(p.FuelUsed), p.Name)
+			}
 			gauge(descPool, float64(p.PoolIdle), p.Name, "idle")
 			gauge(descPool, float64(p.PoolInUse), p.Name, "in_use")
 			gauge(descPoolMax, float64(p.PoolMax), p.Name)
