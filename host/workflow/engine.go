@@ -418,10 +418,13 @@ type runState struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 
-	mu        sync.Mutex
-	results   map[string]statestore.NodeResult
-	waiting   map[string]int // node → needs not finished yet
-	running   map[string]int // node → first attempt number of this execution
+	mu      sync.Mutex
+	results map[string]statestore.NodeResult
+	waiting map[string]int // node → needs not finished yet
+	running map[string]int // node → first attempt number of this execution
+	// reserved maps a queued node to the first attempt number of the block
+	// reserved with its last need's completion (see reserveNext).
+	reserved  map[string]int
 	progress  map[string]statestore.Progress
 	dirty     bool
 	finishing bool
@@ -439,7 +442,7 @@ func (e *Engine) activate(ctx context.Context, r statestore.Run, resumed bool) e
 	}
 	rs := &runState{id: r.ID, wf: w, input: r.Input, versions: r.Versions, resumed: resumed,
 		done: make(chan struct{}), results: results, waiting: map[string]int{},
-		running: map[string]int{}, progress: map[string]statestore.Progress{}}
+		running: map[string]int{}, reserved: map[string]int{}, progress: map[string]statestore.Progress{}}
 	for k, v := range r.Progress {
 		rs.progress[k] = v
 	}
@@ -479,12 +482,7 @@ func (e *Engine) activate(ctx context.Context, r statestore.Run, resumed bool) e
 			}
 		}
 	}
-	for _, n := range ready {
-		e.queue = append(e.queue, task{rs, n})
-	}
-	if len(ready) > 0 {
-		e.cond.Broadcast()
-	}
+	e.enqueue(rs, ready)
 	e.mu.Unlock()
 	e.emit(Event{Kind: EventRunStarted, RunID: r.ID, Workflow: w.Name, Resumed: resumed, Status: statestore.StatusRunning})
 	for _, ev := range skipped {
@@ -495,6 +493,15 @@ func (e *Engine) activate(ctx context.Context, r statestore.Run, resumed bool) e
 		e.finishSuccess(rs)
 	}
 	return nil
+}
+
+// enqueue queues nodes of rs and wakes one idle worker per node (a
+// broadcast would wake every idle worker for each node). e.mu is held.
+func (e *Engine) enqueue(rs *runState, nodes []string) {
+	for _, n := range nodes {
+		e.queue = append(e.queue, task{rs, n})
+		e.cond.Signal()
+	}
 }
 
 func (e *Engine) worker() {
@@ -513,7 +520,9 @@ func (e *Engine) worker() {
 		e.queue = e.queue[1:]
 		e.busy++
 		e.mu.Unlock()
-		e.execNode(t.rs, t.node)
+		for next := t.node; next != ""; {
+			next = e.execNode(t.rs, next)
+		}
 		e.mu.Lock()
 		e.busy--
 		e.mu.Unlock()
@@ -537,45 +546,52 @@ func (e *Engine) pluginAttempts(plugin string) int {
 	return resilience.DefaultMaxAttempts
 }
 
-func (e *Engine) execNode(rs *runState, name string) {
+// execNode runs one node; it returns a dependent the calling worker runs
+// next (see completed), or "".
+func (e *Engine) execNode(rs *runState, name string) string {
 	ctx := rs.ctx
 	if ctx.Err() != nil {
-		return
+		return ""
 	}
 	w := rs.wf
 	n := w.Nodes[name]
 	input, err := rs.inputFor(n)
 	if err != nil {
 		e.failNode(rs, n, nil, 0, "", err)
-		return
+		return ""
 	}
-	// Attempt numbers: reserve this execution's block before it starts, so
-	// an execution after a crash numbers its attempts above every one used.
-	last := 0
-	if rs.resumed {
-		if last, err = e.store.LastAttempt(ctx, rs.id, name); err != nil {
-			e.storeTrouble(rs, "read last attempt", err)
-			return
+	// Attempt numbers: this execution's block is reserved before it
+	// starts, so an execution after a crash numbers its attempts above every
+	// one used. The completion that made the node ready usually reserved it
+	// already, in the same fsynced write (see reserveNext).
+	rs.mu.Lock()
+	first, reserved := rs.reserved[name]
+	delete(rs.reserved, name)
+	rs.mu.Unlock()
+	if !reserved {
+		last := 0
+		if rs.resumed {
+			if last, err = e.store.LastAttempt(ctx, rs.id, name); err != nil {
+				e.storeTrouble(rs, "read last attempt", err)
+				return ""
+			}
 		}
-	}
-	block := e.maxAttempts(w, n)
-	if f := n.Fallback; f != nil && f.Plugin != "" {
-		block += e.pluginAttempts(f.Plugin)
-	}
-	for {
-		err = e.store.StartAttempt(ctx, statestore.NodeAttempt{RunID: rs.id, Node: name, Attempt: last + block})
-		if !errors.Is(err, statestore.ErrConflict) {
-			break
+		block := e.attemptBlock(w, n)
+		for {
+			err = e.store.StartAttempt(ctx, statestore.NodeAttempt{RunID: rs.id, Node: name, Attempt: last + block})
+			if !errors.Is(err, statestore.ErrConflict) {
+				break
+			}
+			if last, err = e.store.LastAttempt(ctx, rs.id, name); err != nil {
+				break
+			}
 		}
-		if last, err = e.store.LastAttempt(ctx, rs.id, name); err != nil {
-			break
+		if err != nil {
+			e.storeTrouble(rs, "record attempt", err)
+			return ""
 		}
+		first = last + 1
 	}
-	if err != nil {
-		e.storeTrouble(rs, "record attempt", err)
-		return
-	}
-	first := last + 1
 	rs.mu.Lock()
 	rs.running[name] = first
 	rs.mu.Unlock()
@@ -603,7 +619,7 @@ func (e *Engine) execNode(rs *runState, name string) {
 		rs.mu.Lock()
 		delete(rs.running, name)
 		rs.mu.Unlock()
-		return
+		return ""
 	}
 	if err != nil && n.Fallback != nil {
 		res, err = e.fallback(ctx, rs, n, input, first, res.Attempts, err)
@@ -611,19 +627,26 @@ func (e *Engine) execNode(rs *runState, name string) {
 			rs.mu.Lock()
 			delete(rs.running, name)
 			rs.mu.Unlock()
-			return
+			return ""
 		}
 	}
 	if err != nil {
 		e.failNode(rs, n, input, first, req.Version, err)
-		return
+		return ""
 	}
 	if res.Attempts == 0 {
 		attempts = first
 	}
 	result := statestore.NodeResult{RunID: rs.id, Node: name, Output: res.Output, Attempts: attempts,
 		PluginVersion: res.Version, StartedAt: started, FinishedAt: time.Now(), Fallback: res.Fallback}
-	err = e.store.CompleteNode(ctx, result)
+	next, firsts := e.reserveNext(ctx, rs, name)
+	err = e.store.CompleteNode(ctx, result, next...)
+	if errors.Is(err, statestore.ErrConflict) && len(next) > 0 {
+		// A reservation conflicted, or the node was journaled already:
+		// journal it alone; the dependents reserve their own attempts.
+		firsts = nil
+		err = e.store.CompleteNode(ctx, result)
+	}
 	if errors.Is(err, statestore.ErrConflict) {
 		// Another execution journaled this node first: its output stands.
 		e.conflicts.Add(1)
@@ -640,10 +663,57 @@ func (e *Engine) execNode(rs *runState, name string) {
 		if ctx.Err() == nil {
 			e.storeTrouble(rs, "journal node", err)
 		}
-		return
+		return ""
 	}
 	e.emit(Event{Kind: EventNodeFinished, RunID: rs.id, Workflow: w.Name, Node: name, Attempt: result.Attempts})
-	e.completed(rs, name, result)
+	return e.completed(rs, name, result, firsts)
+}
+
+// attemptBlock is how many attempt numbers one execution of n may use: its
+// policy's max_attempts plus its fallback plugin's.
+func (e *Engine) attemptBlock(w *Workflow, n *Node) int {
+	block := e.maxAttempts(w, n)
+	if f := n.Fallback; f != nil && f.Plugin != "" {
+		block += e.pluginAttempts(f.Plugin)
+	}
+	return block
+}
+
+// reserveNext returns the attempt blocks to record with the completion of
+// name: one for each dependent that this completion makes ready (name is
+// its only need not journaled yet), and each such dependent's first
+// attempt number. A dependent with other needs still running reserves its
+// own block when it starts. Numbers start above the dependent's last
+// recorded attempt: 0 in a run this engine created, read from the store
+// in a resumed one. A failed read only costs the optimisation.
+func (e *Engine) reserveNext(ctx context.Context, rs *runState, name string) ([]statestore.NodeAttempt, map[string]int) {
+	var ready []string
+	rs.mu.Lock()
+	if _, dup := rs.results[name]; !dup {
+		for _, d := range rs.wf.Dependents(name) {
+			if c, ok := rs.waiting[d]; ok && c == 1 {
+				ready = append(ready, d)
+			}
+		}
+	}
+	rs.mu.Unlock()
+	if len(ready) == 0 {
+		return nil, nil
+	}
+	next := make([]statestore.NodeAttempt, 0, len(ready))
+	firsts := make(map[string]int, len(ready))
+	for _, d := range ready {
+		last := 0
+		if rs.resumed {
+			var err error
+			if last, err = e.store.LastAttempt(ctx, rs.id, d); err != nil {
+				continue
+			}
+		}
+		next = append(next, statestore.NodeAttempt{RunID: rs.id, Node: d, Attempt: last + e.attemptBlock(rs.wf, rs.wf.Nodes[d])})
+		firsts[d] = last + 1
+	}
+	return next, firsts
 }
 
 // fallback runs a node's fallback after its plugin failed for good.
@@ -716,13 +786,18 @@ func jsonValue(b []byte) json.RawMessage {
 	return s
 }
 
-// completed records a journaled node and queues the dependents it freed.
-func (e *Engine) completed(rs *runState, name string, res statestore.NodeResult) {
+// completed records a journaled node and queues the dependents it freed;
+// firsts are the attempt blocks reserved with the completion. When the
+// queue is empty, the first freed dependent is returned instead of queued:
+// the calling worker runs it next, which spares a chain one hand-off to
+// another worker per step; with work queued, everything goes through the
+// queue so other runs keep their turn.
+func (e *Engine) completed(rs *runState, name string, res statestore.NodeResult, firsts map[string]int) string {
 	rs.mu.Lock()
 	delete(rs.running, name)
 	if _, dup := rs.results[name]; dup {
 		rs.mu.Unlock()
-		return
+		return ""
 	}
 	rs.results[name] = res
 	delete(rs.waiting, name)
@@ -733,22 +808,27 @@ func (e *Engine) completed(rs *runState, name string, res statestore.NodeResult)
 			rs.waiting[d] = c
 			if c == 0 {
 				ready = append(ready, d)
+				if first, ok := firsts[d]; ok {
+					rs.reserved[d] = first
+				}
 			}
 		}
 	}
 	finished := len(rs.waiting) == 0
 	rs.mu.Unlock()
+	var next string
 	if len(ready) > 0 && rs.ctx.Err() == nil {
 		e.mu.Lock()
-		for _, d := range ready {
-			e.queue = append(e.queue, task{rs, d})
+		if len(e.queue) == 0 && e.state == stateStarted {
+			next, ready = ready[0], ready[1:]
 		}
-		e.cond.Broadcast()
+		e.enqueue(rs, ready)
 		e.mu.Unlock()
 	}
 	if finished {
 		e.finishSuccess(rs)
 	}
+	return next
 }
 
 func (e *Engine) finishSuccess(rs *runState) {
