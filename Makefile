@@ -42,6 +42,7 @@ testdata:
 	$(MAKE) -B -C host/internal/fuel/testdata
 	$(MAKE) -B -C host/supervisor/testdata
 	cd host/testdata && wat2wasm tiny.wat -o tiny.wasm
+	cd host/api/testdata && wat2wasm outcomes.wat -o outcomes.wasm
 
 generate:
 	$(GO) generate ./...

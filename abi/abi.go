@@ -114,6 +114,15 @@ const (
 	CodePermanent Code = 2
 )
 
+// Result codes of the host functions that return an i32 (checkpoint_save,
+// state_set, state_delete).
+const (
+	HostOK          int32 = 0 // done (for checkpoint_save: durable)
+	HostFailed      int32 = 1 // the store failed; the call may retry
+	HostUnavailable int32 = 3 // no durable store in this call (bulkhead call)
+	HostTooLarge    int32 = 4 // over the host's size limit (see the Default* limits)
+)
+
 // Retryable reports whether a failure with code c may succeed on another attempt.
 func (c Code) Retryable() bool { return c != CodeOK && c != CodePermanent }
 

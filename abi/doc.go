@@ -41,8 +41,13 @@
 //	state_delete(key i64) -> i32
 //	progress(h i64)                       JSON Progress of this node
 //
-// A handle the host cannot resolve (not allocated, freed, out of range) makes
-// the calling export trap; it never harms the host or other calls.
+// checkpoint_save, state_set and state_delete return HostOK (0), HostFailed
+// (1: the store failed), HostUnavailable (3: the call has no durable store,
+// as under `bulkhead call`) or HostTooLarge (4: a checkpoint, key or value
+// over the host's limit: DefaultMaxCheckpoint, DefaultMaxStateKey,
+// DefaultMaxStateValue). A handle the host cannot resolve (not allocated,
+// freed, out of range) makes the calling export trap; it never harms the
+// host or other calls.
 //
 // # Exports and return codes
 //

@@ -124,11 +124,28 @@ func write(m engine.Memory, b []byte, what string) uint64 {
 	return h
 }
 
+// Result codes of the durable host functions that return one (see abi).
 const (
-	rcOK          = 0
-	rcFailed      = 1
-	rcUnavailable = 3
+	rcOK          = uint64(abi.HostOK)
+	rcFailed      = uint64(abi.HostFailed)
+	rcUnavailable = uint64(abi.HostUnavailable)
+	rcTooLarge    = uint64(abi.HostTooLarge)
 )
+
+// readCapped resolves a guest handle for a function that reports errors
+// with a result code: a bad handle still traps, a block over max is
+// reported (rcTooLarge) and logged with the limit it broke.
+func readCapped(ctx context.Context, m engine.Memory, h uint64, what, limit string, max int) ([]byte, bool) {
+	b, err := m.Read(h)
+	if err != nil {
+		panic(fmt.Errorf("%s: bad handle: %w", what, err))
+	}
+	if len(b) > max {
+		stateFrom(ctx).warn(ctx, what+" refused", fmt.Errorf("%s is over the %s limit of %s", abi.Size(len(b)), limit, abi.Size(max)))
+		return nil, false
+	}
+	return b, true
+}
 
 func hostFuncs() []engine.HostFunc {
 	i32, i64 := api.ValueTypeI32, api.ValueTypeI64
@@ -154,7 +171,11 @@ func hostFuncs() []engine.HostFunc {
 		{Module: mod, Name: abi.FuncCheckpointSave, Params: []api.ValueType{i64}, Results: []api.ValueType{i32},
 			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
 				st := stateFrom(ctx)
-				data := read(m, stack[0], abi.FuncCheckpointSave, maxCheckpoint)
+				data, ok := readCapped(ctx, m, stack[0], abi.FuncCheckpointSave, "checkpoint", maxCheckpoint)
+				if !ok {
+					stack[0] = rcTooLarge
+					return
+				}
 				stack[0] = rcUnavailable
 				if st.durable == nil {
 					return
@@ -200,8 +221,12 @@ func hostFuncs() []engine.HostFunc {
 		{Module: mod, Name: abi.FuncStateSet, Params: []api.ValueType{i64, i64}, Results: []api.ValueType{i32},
 			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
 				st := stateFrom(ctx)
-				key := read(m, stack[0], abi.FuncStateSet, maxStateKey)
-				val := read(m, stack[1], abi.FuncStateSet, maxStateValue)
+				key, ok1 := readCapped(ctx, m, stack[0], abi.FuncStateSet, "state key", maxStateKey)
+				val, ok2 := readCapped(ctx, m, stack[1], abi.FuncStateSet, "state value", maxStateValue)
+				if !ok1 || !ok2 {
+					stack[0] = rcTooLarge
+					return
+				}
 				stack[0] = rcUnavailable
 				if st.durable == nil {
 					return
@@ -216,7 +241,11 @@ func hostFuncs() []engine.HostFunc {
 		{Module: mod, Name: abi.FuncStateDelete, Params: []api.ValueType{i64}, Results: []api.ValueType{i32},
 			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
 				st := stateFrom(ctx)
-				key := read(m, stack[0], abi.FuncStateDelete, maxStateKey)
+				key, ok := readCapped(ctx, m, stack[0], abi.FuncStateDelete, "state key", maxStateKey)
+				if !ok {
+					stack[0] = rcTooLarge
+					return
+				}
 				stack[0] = rcUnavailable
 				if st.durable == nil {
 					return
@@ -243,7 +272,11 @@ func hostFuncs() []engine.HostFunc {
 }
 
 func (st *callState) warn(ctx context.Context, msg string, err error) {
-	if st.logger != nil {
-		st.logger.WarnContext(ctx, msg, "plugin", st.gen.plugin, "run_id", st.inv.RunID, "node", st.inv.Node, "err", err)
+	log := st.logger
+	if log == nil && st.host != nil {
+		log = st.host.log
+	}
+	if log != nil {
+		log.WarnContext(ctx, msg, "plugin", st.gen.plugin, "run_id", st.inv.RunID, "node", st.inv.Node, "err", err)
 	}
 }

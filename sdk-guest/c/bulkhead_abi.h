@@ -24,6 +24,14 @@
 #define BH_CODE_RETRYABLE 1
 /* Failure no attempt can fix; never retried */
 #define BH_CODE_PERMANENT 2
+/* Host function result: done */
+#define BH_HOST_OK 0
+/* Host function result: the store failed */
+#define BH_HOST_FAILED 1
+/* Host function result: no durable store in this call */
+#define BH_HOST_UNAVAILABLE 3
+/* Host function result: over the host's size limit */
+#define BH_HOST_TOO_LARGE 4
 /* Default cap of one checkpoint */
 #define BH_MAX_CHECKPOINT_BYTES 4194304
 /* Default cap of a state key */

@@ -184,7 +184,7 @@ func SaveCheckpoint(b []byte) error {
 	h := writeBlock(b)
 	defer extismFree(h)
 	if rc := hostCheckpointSave(h); rc != 0 {
-		return fmt.Errorf("checkpoint not saved (code %d)", rc)
+		return fmt.Errorf("checkpoint of %d bytes not saved: %s", len(b), hostError(rc))
 	}
 	return nil
 }
@@ -218,7 +218,7 @@ func SetState(key string, value []byte) error {
 	v := writeBlock(value)
 	defer extismFree(v)
 	if rc := hostStateSet(k, v); rc != 0 {
-		return fmt.Errorf("state %q not set (code %d)", key, rc)
+		return fmt.Errorf("state %q not set: %s", key, hostError(rc))
 	}
 	return nil
 }
@@ -228,7 +228,7 @@ func DeleteState(key string) error {
 	k := writeString(key)
 	defer extismFree(k)
 	if rc := hostStateDelete(k); rc != 0 {
-		return fmt.Errorf("state %q not deleted (code %d)", key, rc)
+		return fmt.Errorf("state %q not deleted: %s", key, hostError(rc))
 	}
 	return nil
 }
@@ -239,4 +239,17 @@ func Progress(done, total int64, message string) {
 	h := writeBlock(b)
 	defer extismFree(h)
 	hostProgress(h)
+}
+
+// hostError describes a durable host function's result code.
+func hostError(rc uint32) string {
+	switch int32(rc) {
+	case abi.HostUnavailable:
+		return "no durable store in this call"
+	case abi.HostTooLarge:
+		return "over the host's size limit"
+	case abi.HostFailed:
+		return "the store failed"
+	}
+	return fmt.Sprintf("code %d", rc)
 }

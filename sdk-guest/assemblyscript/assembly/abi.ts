@@ -20,6 +20,14 @@ export const CODE_OK: i32 = 0;
 export const CODE_RETRYABLE: i32 = 1;
 /** Failure no attempt can fix; never retried. */
 export const CODE_PERMANENT: i32 = 2;
+/** Host function result: done. */
+export const HOST_OK: i32 = 0;
+/** Host function result: the store failed. */
+export const HOST_FAILED: i32 = 1;
+/** Host function result: no durable store in this call. */
+export const HOST_UNAVAILABLE: i32 = 3;
+/** Host function result: over the host's size limit. */
+export const HOST_TOO_LARGE: i32 = 4;
 /** Default cap of one checkpoint. */
 export const MAX_CHECKPOINT_BYTES: i32 = 4194304;
 /** Default cap of a state key. */

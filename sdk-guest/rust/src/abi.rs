@@ -21,6 +21,14 @@ pub const CODE_OK: i32 = 0;
 pub const CODE_RETRYABLE: i32 = 1;
 /// Failure no attempt can fix; never retried.
 pub const CODE_PERMANENT: i32 = 2;
+/// Host function result: done.
+pub const HOST_OK: i32 = 0;
+/// Host function result: the store failed.
+pub const HOST_FAILED: i32 = 1;
+/// Host function result: no durable store in this call.
+pub const HOST_UNAVAILABLE: i32 = 3;
+/// Host function result: over the host's size limit.
+pub const HOST_TOO_LARGE: i32 = 4;
 /// Default cap of one checkpoint.
 pub const MAX_CHECKPOINT_BYTES: i32 = 4194304;
 /// Default cap of a state key.

@@ -236,3 +236,70 @@ func random() int32 {
 		return b, err
 	})
 }
+
+// Sandbox probes: each reports what the guest can reach.
+
+// readfile outputs the file named by the input.
+//
+//go:wasmexport readfile
+func readfile() int32 {
+	return bulkhead.Handle(func(in []byte) ([]byte, error) { return os.ReadFile(string(in)) })
+}
+
+// writefile writes "written" to the file named by the input.
+//
+//go:wasmexport writefile
+func writefile() int32 {
+	return bulkhead.Handle(func(in []byte) ([]byte, error) {
+		return nil, os.WriteFile(string(in), []byte("written"), 0o644)
+	})
+}
+
+// environ outputs the guest's environment, one variable a line.
+//
+//go:wasmexport environ
+func environ() int32 {
+	return bulkhead.Handle(func([]byte) ([]byte, error) {
+		var out []byte
+		for _, kv := range os.Environ() {
+			out = append(out, kv+"\n"...)
+		}
+		return out, nil
+	})
+}
+
+// http_get fetches the URL in the input and outputs "STATUS BODY".
+//
+//go:wasmexport http_get
+func httpGet() int32 {
+	return bulkhead.Handle(func(in []byte) ([]byte, error) {
+		resp, err := bulkhead.HTTPRequest{URL: string(in)}.Do()
+		if err != nil {
+			return nil, err
+		}
+		return []byte(fmt.Sprintf("%d %s", resp.Status, resp.Body)), nil
+	})
+}
+
+// big_checkpoint saves a checkpoint of input-many bytes.
+//
+//go:wasmexport big_checkpoint
+func bigCheckpoint() int32 {
+	return bulkhead.Handle(func(in []byte) ([]byte, error) {
+		n, _ := strconv.Atoi(string(in))
+		return nil, bulkhead.SaveCheckpoint(make([]byte, n))
+	})
+}
+
+// health is called by the host's health monitor: it fails when the config
+// says the plugin is unhealthy.
+//
+//go:wasmexport health
+func health() int32 {
+	return bulkhead.Handle(func([]byte) ([]byte, error) {
+		if v, _ := bulkhead.Config("healthy"); v == "no" {
+			return nil, errors.New("dependency unreachable")
+		}
+		return nil, nil
+	})
+}
