@@ -35,7 +35,11 @@
 //
 // CompleteNode is first-write-wins per (run, node): of any number of
 // concurrent completions exactly one returns nil and the others ErrConflict.
-// A caller that gets ErrConflict reads the winner with NodeResults. UpdateRun
+// A caller that gets ErrConflict reads the winner with NodeResults.
+// CompleteNode may carry attempts of other nodes of the run (the blocks of
+// the nodes the completion makes ready): they are stored atomically with
+// it, in the same fsynced write, or not at all, so a caller saves one
+// sequential fsync per step. UpdateRun
 // is an atomic read-modify-write: its fn is applied to the latest stored run,
 // re-run when another update got in between, and no update is lost.
 //

@@ -65,13 +65,18 @@
 // idempotent by run ID (same workflow and input: the same run; other
 // input: ErrConflict). Each node execution then does, in order:
 //
-//  1. StartAttempt: reserve its attempt numbers (see below), fsynced.
+//  1. Reserve its attempt numbers (see below), fsynced: in the same write
+//     as the completion of its last need (CompleteNode's next attempts),
+//     else, for a root node or when that was not possible, with its own
+//     StartAttempt.
 //  2. host.Invoke through the node's policy (node, else workflow, else the
 //     plugin's own), with the idempotency key run_id/node, the first
 //     attempt number and a host.Durable for checkpoints, plugin state and
 //     progress.
 //  3. CompleteNode: journal output, attempt number, plugin version,
-//     timings, fallback flag, fsynced; only then are dependents queued.
+//     timings, fallback flag, and the attempt blocks of the dependents this
+//     completion makes ready, in one fsynced write; only then are
+//     dependents queued.
 //
 // Nodes run at least once; a journaled node never runs again: resuming
 // reads the journal and queues only the nodes whose needs are all
@@ -91,6 +96,24 @@
 // always numbers above every attempt that ever ran, so attempt numbers
 // only grow across crashes. For nodes that use their plugin's own policy,
 // WithMaxAttempts tells the engine that policy's max_attempts.
+//
+// When a completion leaves a dependent with no unfinished need, the
+// dependent's block (last+k, last being 0 in a run this engine created and
+// read from the store in a resumed one) is recorded atomically with that
+// completion: the dependent is queued only after that write is fsynced, so
+// its block is durable before its first attempt, exactly as with a
+// StartAttempt of its own, without a second fsync per step. If the
+// combined write is refused (a reservation conflict, or the node was
+// journaled by another execution), the completion is written alone and
+// the dependent reserves its own block. A dependent with two needs
+// finishing at once may miss the combined write; it then reserves its own.
+//
+// The reservation is never written without fsync. A non-synced record may
+// be lost by a crash after the node's attempts ran (and reached plugins,
+// checkpoints and logs with their numbers); the next execution would read
+// the older last and reuse those numbers. Nothing else durable proves the
+// attempts ran (the journal entry is written only at the end, checkpoints
+// are optional), so no such shortcut is safe.
 //
 // Checkpoints: a node's checkpoint_save goes to the store (fsynced before
 // the guest continues); checkpoint_load returns the newest of the run's
@@ -119,6 +142,10 @@
 // is being acquired the other way round: completed takes the run's mu,
 // releases it, then takes Engine.mu. No lock is held during store or
 // plugin calls. Observer callbacks run on worker goroutines without locks.
+// Queueing a node wakes one idle worker (not all of them). When a
+// completion frees dependents and the queue is empty, the worker that ran
+// the node runs the first of them itself instead of handing it to another
+// worker; with work queued, freed nodes go to the back of the queue.
 //
 // # Errors
 //
@@ -128,19 +155,31 @@
 //
 // # Measurements
 //
-// `go test -run '^$' -bench Engine ./host/workflow/` on 2 cores, Badger
-// store, tiny WAT noop nodes, 10-node chains, in one run (the disk is
-// shared and noisy):
+// `go test -run '^$' -bench 'Engine_(Completions|Run10)' ./host/workflow/`
+// on 2 cores, Badger store, tiny WAT noop nodes, 10-node chains; the disk
+// is shared and noisy, so the engine before and after the combined
+// reservation were run back to back (two rounds each, both shown):
 //
-//	Badger raw sync write, 1 writer     6,101 writes/s
-//	completions, 1 run in flight        2,151 /s
-//	completions, 16 runs in flight     11,646 /s
-//	completions, 256 runs in flight    32,132 /s   (5.3× the raw sync rate)
-//	10-step run, unloaded              p50 4.7 ms, p99 7.2 ms
-//	resume 10,000 unfinished runs      Start 309 ms; every run running again 657 ms
+//	                                   one write per       reservation in
+//	                                   reservation         the completion
+//	Badger raw sync write, 1 writer    4,795 / 5,284 /s    4,481 / 5,978 /s
+//	completions, 1 run in flight       1,108 / 2,070 /s    3,129 / 3,020 /s
+//	completions, 16 runs in flight     5,049 / 10,420 /s   12,649 / 15,317 /s
+//	completions, 256 runs in flight    13,193 / 29,240 /s  18,124 / 20,740 /s
+//	10-step run, unloaded, p50         5.0 / 4.6 ms        2.6 / 2.7 ms
+//	10-step run, unloaded, p99         8.8 / 6.9 ms        4.9 / 13.6 ms
 //
-// Each node costs two fsynced writes (attempt reservation, completion);
-// group commit in badgerstore lets concurrent runs share them, which is
-// where the gain over the raw rate comes from. One run alone pays the two
-// fsyncs per step in sequence, hence the unloaded latency.
+// 256 in flight is CPU-bound and varies from 13k to 35k per run in both
+// versions (six further runs: 22k, 30k, 23k before; 20k, 24k, 34k after).
+// Resuming 10,000 unfinished runs (BenchmarkEngine_Resume10k, measured
+// before this change, which does not touch that path): Start 309 ms,
+// every run running again 657 ms.
+//
+// A lone 10-step run costs 13 fsynced writes in sequence: CreateRun, the
+// root's StartAttempt, ten completions (the first nine reserving the next
+// node's attempts), and the run's end; before, the nine other reservations were
+// writes of their own (22). One Badger sync costs 0.15–0.25 ms here (it
+// msyncs the memtable's log and the value log; ~0.13 ms even with nothing
+// to write), so the count of sequential syncs sets the unloaded latency.
+// Group commit in badgerstore lets concurrent runs share them.
 package workflow

@@ -84,7 +84,9 @@
 // Runs are JSON under r<id>, with three index keys: t<created><id> (every
 // run, for ListRuns), u<created><id> (unfinished runs, so UnfinishedRuns
 // does not read finished ones) and f<finished><id> (for retention). Node
-// results are n<run>\0<node>, attempts a<run>\0<node>, checkpoints
+// results are n<run>\0<node>, attempts a<run>\0<node> (CompleteNode checks and
+// writes a result and the attempts passed with it in one committer op, so
+// they commit and sync together), checkpoints
 // c<run>\0<node>\0<seq> with the node's newest seq under C<run>\0<node>, so
 // a save reads one key and deletes the one checkpoint that leaves the window
 // (WithMaxCheckpoints, default 10) instead of scanning the node's history.
