@@ -103,7 +103,7 @@ func (e *GuestError) Error() string {
 	default:
 		what = "failed"
 	}
-	s := fmt.Sprintf("plugin %s: %s %s", e.Plugin, e.Export, what)
+	s := fmt.Sprintf("plugin %s: function %q %s", e.Plugin, e.Export, what)
 	if e.Msg != "" {
 		s += ": " + e.Msg
 	}

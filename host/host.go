@@ -585,7 +585,7 @@ func (h *Host) callGen(ctx context.Context, g *generation, fn string, input []by
 	if int64(len(out)) > g.maxOut {
 		g.failures.Add(1)
 		return nil, &GuestError{Plugin: g.plugin, Version: g.version, Export: fn, Kind: KindLimit,
-			Msg: (&LimitError{Plugin: g.plugin, Limit: "max_output", Size: int64(len(out)), Max: g.maxOut}).Error()}
+			Msg: fmt.Sprintf("output of %s is over the max_output limit of %s", abi.Size(len(out)), abi.Size(g.maxOut))}
 	}
 	return out, nil
 }

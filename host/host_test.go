@@ -281,7 +281,7 @@ func TestHost_BadModules(t *testing.T) {
 	}{
 		{name: "empty", wasm: nil, want: "not a WebAssembly module"},
 		{name: "not wasm", wasm: []byte("#!/bin/sh\necho hello\n"), want: "not a WebAssembly module"},
-		{name: "truncated", wasm: kitchenWasm[:len(kitchenWasm)/2], want: "compile"},
+		{name: "truncated", wasm: kitchenWasm[:len(kitchenWasm)/2], want: "not a valid WebAssembly module"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

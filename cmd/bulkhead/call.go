@@ -161,7 +161,7 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			name, fn, attempts, time.Since(start).Round(time.Microsecond), fuel, info.Version)
 	}
 	if err != nil {
-		fprintf(stderr, "bulkhead call: %v\n", err)
+		fprintf(stderr, "bulkhead call: %v\n", callError(err))
 		return exitFailure
 	}
 	if _, err := stdout.Write(res.Output); err != nil {
@@ -215,4 +215,21 @@ func callPolicy(preset string, attempts int, chaosRate float64) (resilience.Poli
 	}
 	p.Chaos.ErrorRate = chaosRate
 	return p, p.Validate()
+}
+
+// callError says what went wrong in a sentence: the last attempt's error,
+// and how many attempts ran when there were several.
+func callError(err error) string {
+	var ex *resilience.ExhaustedError
+	if !errors.As(err, &ex) {
+		return err.Error()
+	}
+	msg := ex.Last().Error()
+	if ex.Attempts > 1 {
+		msg += fmt.Sprintf(" (after %d attempts)", ex.Attempts)
+	}
+	if ex.Cause != nil && !errors.Is(ex.Last(), ex.Cause) {
+		msg += "; retries stopped: " + ex.Cause.Error()
+	}
+	return msg
 }

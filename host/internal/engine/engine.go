@@ -3,9 +3,11 @@
 // implementation here uses Extism's go-sdk on wazero. A faster engine can live
 // beside this one without the host changing.
 //
-// Every runtime this package creates closes a running guest when the call's
-// context ends (wazero's close-on-context-done), whether or not the plugin
-// sets a timeout: that is the one place the choice is made.
+// How a running guest is stopped is decided here, in Compile, and nowhere
+// else: a metered module (Config.Fuel, the default) checks its call's
+// context and CPU budget in the refill host function and runs without
+// wazero's close-on-context-done; a module that is not metered runs with
+// close-on-context-done, whether or not the plugin sets a timeout.
 package engine
 
 import (
@@ -114,7 +116,7 @@ func Compile(ctx context.Context, cfg Config) (*Module, error) {
 		case cfg.FuelFallback && errors.As(err, &ue):
 			unmetered = err.Error()
 		case errors.Is(err, fuel.ErrMalformed):
-			return nil, fmt.Errorf("compile: %w", err)
+			return nil, fmt.Errorf("not a valid WebAssembly module (%s)", strings.TrimPrefix(err.Error(), fuel.ErrMalformed.Error()+": "))
 		default:
 			return nil, fmt.Errorf("cpu metering: %w", err)
 		}
