@@ -1,5 +1,3 @@
-// Command bulkhead runs workflows whose nodes are sandboxed WebAssembly
-// plugins. See `bulkhead help`.
 package main
 
 import (

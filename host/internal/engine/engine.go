@@ -1,13 +1,3 @@
-// Package engine is the seam between bulkhead's host and the Wasm runtime
-// that runs a call. Everything above it sees Module and Instance only; the
-// implementation here uses Extism's go-sdk on wazero. A faster engine can live
-// beside this one without the host changing.
-//
-// How a running guest is stopped is decided here, in Compile, and nowhere
-// else: a metered module (Config.Fuel, the default) checks its call's
-// context and CPU budget in the refill host function and runs without
-// wazero's close-on-context-done; a module that is not metered runs with
-// close-on-context-done, whether or not the plugin sets a timeout.
 package engine
 
 import (

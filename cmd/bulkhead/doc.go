@@ -1,0 +1,21 @@
+// Command bulkhead runs workflows whose nodes are sandboxed WebAssembly
+// plugins: one-shot (`call`, `run`), as a service (`serve`), and as the
+// operator's tool for what the service or the data directory holds (`runs`,
+// `dlq`, `checkpoints`, `plugins`, `config show`), plus `new` for node
+// projects. `bulkhead help COMMAND` lists a command's flags.
+//
+// Exit statuses: 0 success; 1 the plugin or the run failed; 2 bad usage, a
+// module that cannot be loaded, or a data directory or service that cannot
+// be used.
+//
+// This package only wires: flags, configuration, signals and fx live here;
+// the behaviour lives in host, resilience, statestore and plugins. main calls
+// doMain, which takes its arguments and streams and returns the exit status,
+// so tests run the CLI in-process.
+//
+// The data directory is --data, else $RESILIENCE_CHECKPOINT_DIR, else
+// $BULKHEAD_DATA, else ./.bulkhead; compiled code is cached in its cache
+// folder (or $BULKHEAD_CACHE). The commands that read runs, dead letters,
+// checkpoints or plugins talk to a running service instead when --server or
+// $BULKHEAD_SERVER is set.
+package main
