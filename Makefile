@@ -38,7 +38,7 @@ soak:
 
 # Rebuild every committed guest fixture from source (needs the toolchains).
 testdata:
-	$(MAKE) -C testdata
+	$(MAKE) -C testdata all examples
 	$(MAKE) -B -C host/internal/fuel/testdata
 	$(MAKE) -B -C host/supervisor/testdata
 	cd host/testdata && wat2wasm tiny.wat -o tiny.wasm
