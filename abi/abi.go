@@ -3,6 +3,7 @@ package abi
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // Version is the version of the bulkhead host–guest contract. It changes
@@ -199,6 +200,15 @@ func DecodeInvocation(b []byte) (Invocation, error) {
 	}
 	return inv, nil
 }
+
+// ConfigCheckpointInterval is the config key the host sets for every plugin
+// (unless its manifest does): how often, as a duration such as "10s", a
+// node's SDK saves an automatic checkpoint at most (the Go SDK's
+// NewAutoCheckpointer).
+const ConfigCheckpointInterval = "bulkhead.checkpoint_interval"
+
+// DefaultCheckpointInterval is the host's value of ConfigCheckpointInterval.
+const DefaultCheckpointInterval = 10 * time.Second
 
 // Default limits. A manifest or policy may change each of them.
 const (

@@ -34,15 +34,16 @@ const DefaultTimeout = 30 * time.Second
 type Option interface{ apply(*options) }
 
 type options struct {
-	logger         *slog.Logger
-	cacheDir       string
-	defaultTimeout time.Duration
-	janitorEvery   time.Duration
-	policy         resilience.Policy
-	httpPolicy     resilience.Policy
-	resOpts        []resilience.Option
-	fuel           bool
-	fuelFallback   bool
+	logger          *slog.Logger
+	cacheDir        string
+	defaultTimeout  time.Duration
+	janitorEvery    time.Duration
+	policy          resilience.Policy
+	httpPolicy      resilience.Policy
+	resOpts         []resilience.Option
+	fuel            bool
+	fuelFallback    bool
+	checkpointEvery time.Duration
 }
 
 type optionFunc func(*options)
@@ -82,6 +83,13 @@ func WithFuel(on bool) Option { return optionFunc(func(o *options) { o.fuel = on
 // metered; with false, Load refuses it.
 func WithUnmeteredFallback(ok bool) Option {
 	return optionFunc(func(o *options) { o.fuelFallback = ok })
+}
+
+// WithCheckpointInterval sets the automatic checkpoint interval every
+// plugin reads from its config (abi.ConfigCheckpointInterval) unless its
+// manifest sets the key itself.
+func WithCheckpointInterval(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.checkpointEvery = d })
 }
 
 // WithHTTPPolicy sets the policy of the breakers guarding guest HTTP
@@ -146,7 +154,7 @@ type instance struct {
 // New returns a Host. It does no I/O and starts no goroutine.
 func New(opts ...Option) (*Host, error) {
 	o := options{defaultTimeout: DefaultTimeout, janitorEvery: 10 * time.Second, httpPolicy: defaultHTTPPolicy(),
-		fuel: true, fuelFallback: true}
+		fuel: true, fuelFallback: true, checkpointEvery: abi.DefaultCheckpointInterval}
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
@@ -333,12 +341,17 @@ func (h *Host) compile(ctx context.Context, name string, wasm []byte, m abi.Mani
 	if m.Timeout > 0 {
 		g.timeout = time.Duration(m.Timeout)
 	}
+	config := make(map[string]string, len(m.Config)+1)
+	config[abi.ConfigCheckpointInterval] = h.opts.checkpointEvery.String()
+	for k, v := range m.Config {
+		config[k] = v
+	}
 	mod, err := engine.Compile(ctx, engine.Config{
 		Wasm:         wasm,
 		MemoryPages:  uint32((g.memCap + engine.PageSize - 1) / engine.PageSize),
 		AllowedHosts: m.AllowedHosts,
 		AllowedPaths: m.AllowedPaths,
-		Config:       m.Config,
+		Config:       config,
 		HostFuncs:    hostFuncs(),
 		Cache:        h.cache,
 		Log:          h.guestLog,

@@ -82,3 +82,24 @@ func TestHealth_GuestExport(t *testing.T) {
 		t.Fatalf("monitor says %v for a plugin whose health export fails", st.Status)
 	}
 }
+
+// TestHost_CheckpointInterval: plugins read the host's automatic checkpoint
+// interval from their config unless their manifest sets it.
+func TestHost_CheckpointInterval(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		opts []host.Option
+		m    abi.Manifest
+		want string
+	}{
+		{want: "10s"},
+		{opts: []host.Option{host.WithCheckpointInterval(3 * time.Second)}, want: "3s"},
+		{m: abi.Manifest{Config: map[string]string{abi.ConfigCheckpointInterval: "1m"}}, want: "1m0s"},
+	} {
+		h := newHost(t, tt.opts...)
+		load(t, h, "kitchen", tt.m)
+		if out, err := h.Call(ctx, "kitchen", "checkpoint_interval", nil); err != nil || string(out) != tt.want {
+			t.Fatalf("interval = %q, %v; want %s", out, err, tt.want)
+		}
+	}
+}

@@ -303,3 +303,13 @@ func health() int32 {
 		return nil, nil
 	})
 }
+
+// checkpoint_interval outputs the automatic checkpoint interval the host
+// configured.
+//
+//go:wasmexport checkpoint_interval
+func checkpointInterval() int32 {
+	return bulkhead.Handle(func([]byte) ([]byte, error) {
+		return []byte(bulkhead.CheckpointInterval().String()), nil
+	})
+}
