@@ -117,7 +117,7 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 	out = append(out, code[countLen(code):localsEnd]...)
 	out = append(out, 1, typeI64)
 	out = rw.syncIn(out, fuelLocal)
-	out = rw.charge(out, fuelLocal, rw.regions[0])
+	out = rw.charge(out, fuelLocal, rw.regions[0], true)
 	next := 1
 	last := len(rw.instrs) - 1
 	for i, in := range rw.instrs {
@@ -159,7 +159,7 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 		}
 		switch in.kind {
 		case kLoop, kIf, kElse, kEnd, kBrIf, kBr, kBrTable, kReturn, kUnreachable, kReturnCall, kReturnCallIndirect:
-			out = rw.charge(out, fuelLocal, rw.regions[next])
+			out = rw.charge(out, fuelLocal, rw.regions[next], in.kind == kLoop)
 			next++
 		}
 	}
@@ -190,15 +190,19 @@ func (rw *rewriter) syncOut(out []byte, local uint32) []byte {
 	return appendU32(out, rw.counter)
 }
 
-// charge emits the charge point for a region of cost instructions:
+// charge emits the charge of a region of cost instructions. At a check
+// point (function entry and loop header: every cycle passes one) it is
 //
 //	local.get $fuel; i64.const cost; i64.sub; local.tee $fuel
 //	i64.const 0; i64.lt_s
 //	if
-//	  local.get $fuel; global.set $counter
-//	  local.get $fuel; call $refill; local.tee $fuel; global.set $counter
+//	  local.get $fuel; call $refill; local.set $fuel
 //	end
-func (rw *rewriter) charge(out []byte, local uint32, cost int64) []byte {
+//
+// and elsewhere only the subtraction (local.get; i64.const; i64.sub;
+// local.set): straight-line code between two check points is finite, so
+// the counter can only run a bounded way past zero before the next check.
+func (rw *rewriter) charge(out []byte, local uint32, cost int64, check bool) []byte {
 	if cost <= 0 {
 		return out
 	}
@@ -206,17 +210,18 @@ func (rw *rewriter) charge(out []byte, local uint32, cost int64) []byte {
 	out = appendU32(out, local)
 	out = append(out, opI64Const)
 	out = appendS64(out, cost)
+	if !check {
+		out = append(out, opI64Sub, opLocalSet)
+		return appendU32(out, local)
+	}
 	out = append(out, opI64Sub, opLocalTee)
 	out = appendU32(out, local)
 	out = append(out, opI64Const, 0, opI64LtS, opIf, blockEmpty)
-	out = rw.syncOut(out, local)
 	out = append(out, opLocalGet)
 	out = appendU32(out, local)
 	out = append(out, opCall)
 	out = appendU32(out, rw.refill)
-	out = append(out, opLocalTee)
+	out = append(out, opLocalSet)
 	out = appendU32(out, local)
-	out = append(out, opGlobalSet)
-	out = appendU32(out, rw.counter)
 	return append(out, opEnd)
 }

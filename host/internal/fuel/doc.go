@@ -23,11 +23,12 @@
 //     the function runs: loaded from the global at entry and after each
 //     call, stored back before each call, return, branch out of the
 //     function and at its end, so that in loops the counter is a register;
-//   - inserts a charge point at function entry and after every loop, if,
-//     else, end and br_if: it subtracts the instruction count of the region
-//     that follows (up to the next such point; end and else are free) and,
-//     when the counter goes negative, calls refill with it and continues
-//     with the counter refill returns;
+//   - charges the instruction count of each region (the code from
+//     function entry or from a loop, if, else, end or br_if up to the next
+//     of these; end and else are free) where it starts. At function entry
+//     and loop headers (check points) the charge also tests the counter:
+//     when it is negative it calls refill with it and continues with the
+//     counter refill returns. Other regions only subtract;
 //   - points each export of a defined function at a small entry wrapper
 //     with the same type: it zeroes the counter (so the first charge of
 //     every call from the host asks the host: context and budget are
@@ -48,7 +49,8 @@
 // size (tested).
 //
 // Every cycle in a Wasm program passes a loop header or a function entry,
-// so no execution can run more than one region past an empty counter; code
+// so no execution can run further past an empty counter than the longest
+// loop-free path from one check point to the next within one function; code
 // directly after br, br_table, return, unreachable or return_call up to the
 // next end or else is unreachable and gets no charge.
 //
@@ -118,18 +120,24 @@
 // machine; go test -run XXX -bench . -count 6 ./host/internal/fuel):
 //
 //	                        bare       close-on-done      fuel
-//	counting loop, 10^6   0.473 ms   24.0 ms (51x)    0.715 ms (1.51x)
-//	Go guest, SHA-256 1MiB 15.1 ms   92 ms (6.1x)     16.9 ms (1.12x)
-//	fib(25), 250k calls   0.334 ms   (does not stop)  0.440 ms (1.32x)
+//	counting loop, 10^6   0.499 ms   24.8 ms (50x)    0.665 ms (1.33x)
+//	Go guest, SHA-256 1MiB 15.9 ms   96 ms (6.1x)     16.7 ms (1.06x)
+//	fib(25), 250k calls   0.339 ms   (does not stop)  0.449 ms (1.32x)
 //
-// The counting loop is about 1.4 cycles per iteration bare; the charge
-// adds a subtract and a compare-and-branch, which is the floor for any
-// per-iteration check. In call-heavy code the cost is the counter's store
-// before and load after each call: with them removed (an experiment, not
-// correct), fib ran as fast as bare. Skipping redundant stores and loads
-// between calls in straight-line code is the next step if call-heavy
-// guests matter. Single runs on this machine vary by up to 2x, so compare
-// ratios from one run.
+// Testing the counter only at check points, with a call-free refill path
+// elsewhere, brought these from 1.51x, 1.12x and 1.37x (same command).
+// In wazero's compiled code the remaining cost is mostly register
+// pressure: any call inside a loop, even on the cold refill path, makes
+// the compiler keep the loop's locals on the stack (the counting loop
+// loads and stores them every iteration). Hoisting the refill call out of
+// the loop (block/loop/block around it, re-entering the header after the
+// refill) took a hand-rewritten counting loop from 1.31x to 1.20x; it
+// needs every branch label crossing the loop renumbered and is not done.
+// Passing the counter to internal functions as an extra parameter and
+// result instead of through the global did not help fib: the compiler
+// spills it around calls just as it stores the global (a global access
+// is one mov off the module context register). Single runs on this
+// machine vary by up to 2x, so compare ratios from one run.
 //
 // Entry wrappers, not an exported counter: the Extism SDK does not give
 // the host the guest module's globals, so the per-call reset and the

@@ -745,6 +745,11 @@ func (m *module) rewriteCustom(s section, opts Options, remap func(uint32) uint3
 			return nil, false
 		}
 		switch id {
+		case 0: // module name: wazero reads it ignoring the size
+			sr := reader{b: sub}
+			if _, err := sr.name(); err != nil || !sr.eof() {
+				return nil, false
+			}
 		case 1, 2, 3: // function names, local names, label names
 			b, ok := rewriteNameMap(sub, id != 1, remap)
 			if !ok {
