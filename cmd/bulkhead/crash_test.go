@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,21 +85,33 @@ const (
 type child struct {
 	cmd    *exec.Cmd
 	stdout bytes.Buffer
-	mu     sync.Mutex
-	stderr bytes.Buffer
+	begin  time.Time
 	done   chan struct{}
+	// running is closed when the child reports that its run started or
+	// resumed: start-up (store open, plugin load) is over.
+	running chan struct{}
+
+	mu        sync.Mutex
+	stderr    bytes.Buffer
+	runningAt time.Time
+	longAt    time.Time // when "node long finished" was printed
 }
 
 func startCLI(t *testing.T, args ...string) *child {
 	t.Helper()
 	raw, _ := json.Marshal(args)
-	c := &child{cmd: exec.Command(os.Args[0], "-test.run=^TestCLIChild$"), done: make(chan struct{})}
+	c := &child{
+		cmd:     exec.Command(os.Args[0], "-test.run=^TestCLIChild$"),
+		done:    make(chan struct{}),
+		running: make(chan struct{}),
+	}
 	c.cmd.Env = append(os.Environ(), "BULKHEAD_CLI_ARGS="+string(raw), "BULKHEAD_CACHE="+hosttest.CacheDir())
 	c.cmd.Stdout = &c.stdout
 	pipe, err := c.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.begin = time.Now()
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -106,18 +119,67 @@ func startCLI(t *testing.T, args ...string) *child {
 		defer close(c.done)
 		sc := bufio.NewScanner(pipe)
 		for sc.Scan() {
+			line := sc.Text()
 			c.mu.Lock()
-			c.stderr.WriteString(sc.Text() + "\n")
+			c.stderr.WriteString(line + "\n")
+			first := c.runningAt.IsZero() && runLine.MatchString(line)
+			if first {
+				c.runningAt = time.Now()
+			}
+			if strings.HasPrefix(line, "bulkhead: node long finished") {
+				c.longAt = time.Now()
+			}
 			c.mu.Unlock()
+			if first {
+				close(c.running)
+			}
 		}
 	}()
 	return c
 }
 
+// runLine is the progress line a child prints when its run begins.
+var runLine = regexp.MustCompile(`^bulkhead: run \S+ (started|resumed)$`)
+
 func (c *child) errText() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.stderr.String()
+}
+
+// startUp is how long the child took from its start to its run's first
+// progress line (0 before that line).
+func (c *child) startUp() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.runningAt.IsZero() {
+		return 0
+	}
+	return c.runningAt.Sub(c.begin)
+}
+
+// longLife is how long after its run began the child's long node
+// finished (0 before that).
+func (c *child) longLife() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.runningAt.IsZero() || c.longAt.IsZero() {
+		return 0
+	}
+	return c.longAt.Sub(c.runningAt)
+}
+
+// waitRunning waits up to d for the child's run to begin; false when
+// the child exited first or d passed.
+func (c *child) waitRunning(d time.Duration) bool {
+	select {
+	case <-c.running:
+		return true
+	case <-c.done:
+		return false
+	case <-time.After(d):
+		return false
+	}
 }
 
 // exited waits up to d for the child to exit by itself.
@@ -137,13 +199,28 @@ func (c *child) kill() {
 	_ = c.cmd.Wait()
 }
 
+// phase says what the child was doing by its own progress lines.
+func (c *child) phase() string {
+	text := c.errText()
+	switch {
+	case c.startUp() == 0:
+		return "start-up"
+	case strings.Contains(text, "node long started") && !strings.Contains(text, "node long finished"):
+		return "long running"
+	default:
+		return "other nodes"
+	}
+}
+
 // TestRun_Crash kills `bulkhead run` with SIGKILL at random moments of a
 // 50-node workflow and restarts it with the same run ID (a new run when
-// the last one finished), 25 times (1,000 with BULKHEAD_SOAK=1). Then
-// every run's output matches an uninterrupted run's, every node is
-// journaled, no node ran after it was journaled, attempt numbers only
-// grew, and the long node redid at most one checkpoint interval per
-// interruption.
+// the last one finished), 25 times (1,000 with BULKHEAD_SOAK=1). Most
+// kills wait for the run's first progress line and then land at a
+// random moment of the run's life; one in five lands at a random moment
+// of start-up. Then every run's output matches an uninterrupted run's,
+// every node is journaled, no node ran after it was journaled, attempt
+// numbers only grew, the long node redid at most one checkpoint interval
+// per interruption, and at least one kill in five interrupted it.
 func TestRun_Crash(t *testing.T) {
 	kills := 25
 	if os.Getenv("BULKHEAD_SOAK") != "" {
@@ -163,7 +240,8 @@ func TestRun_Crash(t *testing.T) {
 	}
 	common := []string{"--plugins", pluginsDir, "--progress", "plain", "--input", "crash input"}
 
-	// The oracle: one uninterrupted run.
+	// The oracle: one uninterrupted run. It also times start-up and the
+	// run's life, which scale the kill moments to this machine.
 	oracle := startCLI(t, append([]string{"run", flow, "--data", filepath.Join(tmp, "oracle"), "--run-id", "oracle"}, common...)...)
 	if ok, code := oracle.exited(2 * time.Minute); !ok || code != 0 {
 		oracle.kill()
@@ -172,6 +250,18 @@ func TestRun_Crash(t *testing.T) {
 	want := oracle.stdout.String()
 	if !strings.Contains(want, `"node":"end"`) {
 		t.Fatalf("oracle output %q", want)
+	}
+	startUp := oracle.startUp()
+	if startUp <= 0 {
+		t.Fatalf("the uninterrupted run printed no %q line:\n%s", runLine, oracle.errText())
+	}
+	// A mid-run kill lands up to 2/5 of the long node's uninterrupted life
+	// after the run begins: enough for the long node to save checkpoints
+	// between kills, so the kills spread over the run's life, and short
+	// enough that most of them interrupt it.
+	window := oracle.longLife() * 2 / 5
+	if window <= 0 {
+		t.Fatalf("the uninterrupted run did not report the long node finished:\n%s", oracle.errText())
 	}
 
 	data := filepath.Join(tmp, "data")
@@ -184,11 +274,30 @@ func TestRun_Crash(t *testing.T) {
 	}
 	newRun()
 	outputs := map[string]string{}
+	phases := map[string]int{}
 	var logs strings.Builder
 	for k := 0; k < kills; {
 		c := startCLI(t, append([]string{"run", flow, "--data", data, "--run-id", runID}, common...)...)
-		delay := time.Duration(100+rng.IntN(1400)) * time.Millisecond
-		if ok, code := c.exited(delay); ok {
+		var delay time.Duration
+		// The oracle's start-up may include compiling the plugin, so the
+		// first kill waits for the run and the later ones use the last
+		// child's start-up.
+		if k > 0 && rng.IntN(5) == 0 {
+			delay = time.Duration(rng.Int64N(int64(startUp)))
+		} else {
+			if !c.waitRunning(time.Minute) {
+				if ok, _ := c.exited(time.Second); !ok {
+					c.kill()
+					t.Fatalf("run %s printed no progress within a minute:\n%s", runID, c.errText())
+				}
+			}
+			delay = time.Duration(rng.Int64N(int64(window)))
+		}
+		ok, code := c.exited(delay)
+		if s := c.startUp(); s > 0 {
+			startUp = s
+		}
+		if ok {
 			logs.WriteString(c.errText())
 			if code != 0 {
 				t.Fatalf("run %s exited %d:\n%s", runID, code, c.errText())
@@ -197,21 +306,20 @@ func TestRun_Crash(t *testing.T) {
 			newRun()
 			continue
 		}
+		phase := c.phase()
 		c.kill()
+		phases[phase]++
 		logs.WriteString(c.errText())
 		k++
 	}
-	for {
-		c := startCLI(t, append([]string{"run", flow, "--data", data, "--run-id", runID}, common...)...)
-		ok, code := c.exited(2 * time.Minute)
-		logs.WriteString(c.errText())
-		if !ok || code != 0 {
-			c.kill()
-			t.Fatalf("final run %s: exit %d\n%s", runID, code, c.errText())
-		}
-		outputs[runID] = c.stdout.String()
-		break
+	c := startCLI(t, append([]string{"run", flow, "--data", data, "--run-id", runID}, common...)...)
+	ok, code := c.exited(2 * time.Minute)
+	logs.WriteString(c.errText())
+	if !ok || code != 0 {
+		c.kill()
+		t.Fatalf("final run %s: exit %d\n%s", runID, code, c.errText())
 	}
+	outputs[runID] = c.stdout.String()
 	if strings.Contains(logs.String(), "completed twice") {
 		t.Error("a node's completion was journaled twice")
 	}
@@ -265,5 +373,10 @@ func TestRun_Crash(t *testing.T) {
 				id, steps, crashLongSteps, n, crashEvery)
 		}
 	}
-	t.Logf("%d kills over %d runs; the long node was interrupted %d times", kills, len(runIDs), interruptedLong)
+	t.Logf("%d kills over %d runs (last start-up %v, mid-run kill window %v); at the kill: %d in start-up, %d while the long node ran, %d while other nodes ran; the long node was interrupted %d times",
+		kills, len(runIDs), startUp.Round(time.Millisecond), window.Round(time.Millisecond),
+		phases["start-up"], phases["long running"], phases["other nodes"], interruptedLong)
+	if interruptedLong < kills/5 {
+		t.Errorf("the long node was interrupted %d times in %d kills, want at least %d", interruptedLong, kills, kills/5)
+	}
 }

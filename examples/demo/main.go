@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -69,6 +70,9 @@ func demo(ctx context.Context, bin, flow, plugins, data string, killAt int) erro
 	fmt.Printf("after the restart, run (attempt number): %s\n", list(started2))
 	for _, m := range resumed {
 		fmt.Printf("node %s resumed from checkpoint #%s instead of starting over\n", m[0], m[1])
+		if note := attemptNote(m[0], first, second); note != "" {
+			fmt.Println(note)
+		}
 	}
 	for _, m := range append(finished1, matches(second, `node (\S+) finished \(attempt (\d+)\)`)...) {
 		if m[0] == "flaky" {
@@ -133,6 +137,43 @@ func runBulkhead(ctx context.Context, bin string, args []string, killOn string) 
 		return lines, out.String(), 0, err
 	}
 	return lines, out.String(), code, nil
+}
+
+// attemptNote explains node's first attempt number after the restart:
+// before each execution the engine reserves a block of attempt numbers
+// (the policy's max_attempts), so an execution cut off by the kill leaves
+// its unused numbers behind and the next one starts above the block.
+func attemptNote(node string, before, after []string) string {
+	var ran []string
+	for _, s := range matches(before, `node (\S+) started \(attempt (\d+)\)`) {
+		if s[0] == node {
+			ran = append(ran, s[1])
+		}
+	}
+	next := 0
+	for _, s := range matches(after, `node (\S+) started \(attempt (\d+)\)`) {
+		if s[0] == node {
+			next, _ = strconv.Atoi(s[1])
+			break
+		}
+	}
+	if next <= 1 {
+		return ""
+	}
+	reserved := "attempt number 1 was"
+	if next > 2 {
+		reserved = fmt.Sprintf("attempt numbers 1–%d were", next-1)
+	}
+	ranText := "none of them ran"
+	switch len(ran) {
+	case 0:
+	case 1:
+		ranText = "attempt " + ran[0] + " ran"
+	default:
+		ranText = "attempts " + strings.Join(ran, ", ") + " ran"
+	}
+	return fmt.Sprintf("node %s: attempt %d is its first after the restart; %s reserved before the kill (%s): each execution reserves the policy's max_attempts, so numbers never repeat across crashes",
+		node, next, reserved, ranText)
 }
 
 func matches(lines []string, pattern string) [][]string {
