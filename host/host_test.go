@@ -33,34 +33,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// logRecorder is a slog handler that keeps records.
-type logRecorder struct {
-	mu   sync.Mutex
-	recs []slog.Record
-}
-
-func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
-	r.mu.Lock()
-	r.recs = append(r.recs, rec)
-	r.mu.Unlock()
-	return nil
-}
-func (r *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return r }
-func (r *logRecorder) WithGroup(string) slog.Handler      { return r }
-
-func (r *logRecorder) find(msg string) []slog.Level {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []slog.Level
-	for _, rec := range r.recs {
-		if rec.Message == msg {
-			out = append(out, rec.Level)
-		}
-	}
-	return out
-}
-
 func newHost(t *testing.T, opts ...host.Option) *host.Host {
 	t.Helper()
 	return hosttest.New(t, opts...)
@@ -74,7 +46,7 @@ func load(t *testing.T, h *host.Host, name string, m abi.Manifest) {
 }
 
 func TestHost_Conformance(t *testing.T) {
-	rec := &logRecorder{}
+	rec := &logSink{}
 	h := newHost(t, host.WithLogger(slog.New(rec)))
 	load(t, h, "kitchen", abi.Manifest{Config: map[string]string{"greeting": "hello"}, Pool: abi.Pool{Max: 1}})
 	ctx := context.Background()
@@ -127,7 +99,7 @@ func TestHost_Conformance(t *testing.T) {
 		if _, err := call("log", []byte("conformance-log-line")); err != nil {
 			t.Fatal(err)
 		}
-		got := rec.find("conformance-log-line")
+		got := rec.levels("conformance-log-line")
 		want := []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("log levels = %v, want %v", got, want)

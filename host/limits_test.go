@@ -16,7 +16,7 @@ import (
 // TestLimits_DurablePayloadCaps: a checkpoint over the cap is an error the
 // guest sees (naming the limit), not a trap, and nothing is stored.
 func TestLimits_DurablePayloadCaps(t *testing.T) {
-	rec := &logRecorder{}
+	rec := &logSink{}
 	h := newHost(t, host.WithLogger(slog.New(rec)))
 	load(t, h, "kitchen", abi.Manifest{})
 	d := &memDurable{state: map[string][]byte{}}
@@ -32,14 +32,14 @@ func TestLimits_DurablePayloadCaps(t *testing.T) {
 	if len(d.checkpoint) != 1024 {
 		t.Fatalf("stored checkpoint is %d bytes, want the earlier 1024", len(d.checkpoint))
 	}
-	if len(rec.find("checkpoint_save refused")) != 1 {
+	if len(rec.levels("checkpoint_save refused")) != 1 {
 		t.Fatal("the refusal was not logged with its limit")
 	}
 }
 
 // TestLimits_LogLine: a guest log line over max_log_line is cut, and says so.
 func TestLimits_LogLine(t *testing.T) {
-	rec := &logRecorder{}
+	rec := &logSink{}
 	h := newHost(t, host.WithLogger(slog.New(rec)))
 	load(t, h, "kitchen", abi.Manifest{MaxLogLine: 64})
 	if _, err := h.Call(context.Background(), "kitchen", "log", []byte(strings.Repeat("x", 1000))); err != nil {
