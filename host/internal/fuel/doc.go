@@ -151,10 +151,17 @@
 // more of guest work: well under 0.1 %. Bigger slices would not buy
 // measurable speed; smaller ones shorten the wait for slow instructions.
 // Tests: fib(40), an infinite loop and an infinite loop under 5000
-// recursive calls each stop within 50 ms of a 100 ms deadline and just past a 50 M budget, with close-on-context-done
-// off; with four such guests spinning the GC stops the world in a few
-// milliseconds (runtime/metrics /sched/pauses/stopping/gc:seconds).
-// runtime.GC() itself returns in about 100 ms there: it yields between
-// sweeps to runnable goroutines, and four pure-Go spinning goroutines give
-// the same 90-150 ms on this 2-core machine; unmetered, it never returns.
+// recursive calls each stop within 50 ms of a 100 ms deadline and just
+// past a 50 M budget, with close-on-context-done off.
+//
+// Yielding: a spinning guest never blocks, so without help other
+// goroutines get its P only at the Go scheduler's async preemption (10 ms).
+// runtime.GC() yields between sweep steps, and with four metered guests
+// spinning on two Ps it took ~270 ms although the world stopped in under
+// 0.1 ms. Refill therefore also calls runtime.Gosched, at most every
+// yieldEvery (500 µs): runtime.GC() then returns in 5-10 ms in the same test
+// (TestRunaway_GCWhileFourSpin run alone; goal 10 ms). Yielding at every
+// refill cost 6-10 % on the benchmarks (a yield may move the goroutine to
+// another thread); the rate-limited yield costs 1-3 %. Unmetered,
+// runtime.GC() never returns there.
 package fuel

@@ -3,7 +3,9 @@ package fuel
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync/atomic"
+	"time"
 )
 
 // DefaultSlice is the fuel handed to a guest per refill when a Meter is
@@ -24,7 +26,14 @@ type Meter struct {
 	// the guest's counter, which the guest reports on every refill.
 	granted atomic.Int64
 	used    atomic.Int64
+	// yielded is when the guest last yielded its P (unix nanoseconds); it
+	// is only touched on the goroutine running the guest.
+	yielded int64
 }
+
+// yieldEvery is how often a running guest yields its P to the Go
+// scheduler at a refill.
+const yieldEvery = 500 * time.Microsecond
 
 // NewMeter returns a Meter for one call. budget is the most fuel the call
 // may use (about one Wasm instruction per unit); budget <= 0 means no limit,
@@ -103,5 +112,15 @@ func Refill(ctx context.Context, counter int64) (int64, error) {
 		next = min(next, m.budget-used)
 	}
 	m.granted.Store(used + next)
+	// A spinning guest never blocks, so other goroutines get its P only
+	// at async preemption (every 10 ms). runtime.GC yields between sweep
+	// steps: with more spinning guests than Ps it took ~270 ms here. So a
+	// guest yields at a refill every yieldEvery (not every refill: each
+	// yield may move it to another thread, which cost ~8 % when done at
+	// every slice).
+	if now := time.Now().UnixNano(); now-m.yielded >= int64(yieldEvery) {
+		m.yielded = now
+		runtime.Gosched()
+	}
 	return next, nil
 }

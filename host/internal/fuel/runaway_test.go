@@ -85,9 +85,11 @@ func TestRunaway_StopsAtBudget(t *testing.T) {
 
 func TestRunaway_GCWhileFourSpin(t *testing.T) {
 	// runtime.GC() sweeps with a runtime.Gosched() between spans; with
-	// fewer Ps than spinning goroutines each yield waits out a 10 ms
-	// scheduler slice. One P per guest, plus one, measures the guests.
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(6))
+	// fewer Ps than spinning goroutines each of those yields would wait for
+	// a spinning goroutine's 10 ms preemption, but metered guests yield
+	// their P at a refill every yieldEvery. Two Ps, four guests: the hard
+	// case on the 2-core machines bulkhead is measured on.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	r := newRuntime(t, false)
 	wasm := instrument(t, fixture(t, "spin"))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -125,13 +127,14 @@ func TestRunaway_GCWhileFourSpin(t *testing.T) {
 		}
 	}
 	// Without metering runtime.GC() never returns here. With it, the
-	// world stops as soon as each guest reaches its next refill (a slice
-	// is well under a millisecond). On a loaded 2-core machine the OS
-	// scheduler adds tens of milliseconds, and runtime.GC() yields between
-	// sweeps to the spinning goroutines (pure Go spinners take ~100 ms
-	// too), so the bounds here are generous; the figures are logged.
+	// world stops as soon as each guest reaches its next refill, and the
+	// sweeper gets a P at the guests' next yield: ~5 ms when this test
+	// runs alone on a 2-core machine (goal: 10 ms; without the yield it was
+	// ~270 ms). Tests running beside it in the package make the OS
+	// scheduler add up to a few hundred, so the bound is a regression guard
+	// (unmetered, runtime.GC never returns); the figures are logged.
 	t.Logf("slowest runtime.GC(): %v; slowest stop-the-world: <= %v", worst, stopping)
-	if worst > 10*time.Second {
+	if worst > 2*time.Second {
 		t.Errorf("runtime.GC() took %v with four guests spinning", worst)
 	}
 	if stopping > 200*time.Millisecond {
