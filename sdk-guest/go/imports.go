@@ -90,7 +90,6 @@ func hostStateDelete(key uint64) uint32
 //go:wasmimport bulkhead:host/v1 progress
 func hostProgress(h uint64)
 
-
 //go:wasmimport extism:host/env http_request
 func extismHTTPRequest(req, body uint64) uint64
 
