@@ -7,7 +7,11 @@ import (
 
 // Opcodes emitted by the rewriter.
 const (
+	opBlock     = 0x02
+	opLoop      = 0x03
 	opIf        = 0x04
+	opBr        = 0x0c
+	opBrIf      = 0x0d
 	opEnd       = 0x0b
 	opCall      = 0x10
 	opDrop      = 0x1a
@@ -18,6 +22,7 @@ const (
 	opGlobalSet = 0x24
 	opI64Const  = 0x42
 	opI64LtS    = 0x53
+	opI64Add    = 0x7c
 	opI64Sub    = 0x7d
 	blockEmpty  = 0x40
 	typeI64     = 0x7e
@@ -33,10 +38,19 @@ type rewriter struct {
 	refill    uint32 // function index of the imported refill function
 	counter   uint32 // global index of the fuel counter
 	remap     func(uint32) uint32
+	typeParam []uint32 // parameter count of each type
 	instrs    []instr
+	open      []openBlock
 	regions   []int64
 	funcIndex int // for error messages, in the input index space
 	base      int // offset of the body in the input module
+}
+
+// openBlock is a block, loop or if open during the emit pass. A hoisted
+// loop (see loopOpen) has three more labels around it in the output.
+type openBlock struct {
+	hoisted int   // hoisted loops among this block and those around it
+	cost    int64 // charge of a hoisted loop's header
 }
 
 // wrapErr turns a decoding error into ErrMalformed or *UnsupportedError
@@ -120,8 +134,23 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 	out = rw.charge(out, fuelLocal, rw.regions[0], true)
 	next := 1
 	last := len(rw.instrs) - 1
+	rw.open = rw.open[:0]
 	for i, in := range rw.instrs {
+		charged := false
 		switch in.kind {
+		case kBlock, kIf:
+			rw.push(0, 0)
+			out = append(out, code[in.start:in.end]...)
+		case kLoop:
+			cost := rw.regions[next]
+			if bt := code[in.start+1 : in.end]; cost > 0 && rw.noParams(bt) {
+				out = rw.loopOpen(out, bt, fuelLocal, cost)
+				rw.push(1, cost)
+				charged = true
+			} else {
+				rw.push(0, 0)
+				out = append(out, code[in.start:in.end]...)
+			}
 		case kCall:
 			out = rw.syncOut(out, fuelLocal)
 			out = append(out, opCall)
@@ -141,16 +170,30 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 		case kReturn, kReturnCallIndirect:
 			out = rw.syncOut(out, fuelLocal)
 			out = append(out, code[in.start:in.end]...)
-		case kBr, kBrIf, kBrTable:
+		case kBr, kBrIf:
 			if in.toFunc {
 				out = rw.syncOut(out, fuelLocal)
 			}
-			out = append(out, code[in.start:in.end]...)
+			out = append(out, code[in.start])
+			out = appendU32(out, rw.label(in.imm))
+		case kBrTable:
+			if in.toFunc {
+				out = rw.syncOut(out, fuelLocal)
+			}
+			out = rw.brTable(out, code[in.start:in.end])
 		case kEnd:
 			if i == last {
 				out = rw.syncOut(out, fuelLocal)
+				out = append(out, opEnd)
+				break
 			}
-			out = append(out, code[in.start:in.end]...)
+			top := rw.open[len(rw.open)-1]
+			rw.open = rw.open[:len(rw.open)-1]
+			if top.cost > 0 {
+				out = rw.loopClose(out, fuelLocal, top.cost)
+			} else {
+				out = append(out, opEnd)
+			}
 		default:
 			out = append(out, code[in.start:in.end]...)
 		}
@@ -159,11 +202,109 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 		}
 		switch in.kind {
 		case kLoop, kIf, kElse, kEnd, kBrIf, kBr, kBrTable, kReturn, kUnreachable, kReturnCall, kReturnCallIndirect:
-			out = rw.charge(out, fuelLocal, rw.regions[next], in.kind == kLoop)
+			if !charged {
+				out = rw.charge(out, fuelLocal, rw.regions[next], in.kind == kLoop)
+			}
 			next++
 		}
 	}
 	return out, nil
+}
+
+func (rw *rewriter) push(hoisted int, cost int64) {
+	if n := len(rw.open); n > 0 {
+		hoisted += rw.open[n-1].hoisted
+	}
+	rw.open = append(rw.open, openBlock{hoisted: hoisted, cost: cost})
+}
+
+// label returns the output label for input label l: three more for each
+// hoisted loop that the branch leaves.
+func (rw *rewriter) label(l uint32) uint32 {
+	n := len(rw.open)
+	if n == 0 {
+		return l
+	}
+	crossed := rw.open[n-1].hoisted
+	if int64(l) < int64(n) {
+		crossed -= rw.open[n-1-int(l)].hoisted
+	} // else the branch leaves the function: it crosses every open block
+	return l + 3*uint32(crossed)
+}
+
+// brTable re-encodes a br_table instruction (already validated by the
+// decoder) with its labels renumbered.
+func (rw *rewriter) brTable(out, b []byte) []byte {
+	r := reader{b: b, pos: 1}
+	n, _ := r.u32()
+	out = append(out, b[0])
+	out = appendU32(out, n)
+	for i := uint64(0); i <= uint64(n); i++ {
+		l, _ := r.u32()
+		out = appendU32(out, rw.label(l))
+	}
+	return out
+}
+
+// noParams reports whether a block type takes no parameters.
+func (rw *rewriter) noParams(bt []byte) bool {
+	if len(bt) == 1 && (bt[0] == blockEmpty || isValType(bt[0])) {
+		return true
+	}
+	r := reader{b: bt}
+	x, err := r.sleb(33)
+	return err == nil && x >= 0 && x < int64(len(rw.typeParam)) && rw.typeParam[x] == 0
+}
+
+// loopOpen emits the header of a loop without parameters, with the refill
+// call hoisted out of it so that the loop body has no call on any path
+// (wazero's compiler then keeps the loop's values in registers):
+//
+//	block bt                    ;; $exit
+//	  loop bt                   ;; $again
+//	    block                   ;; $need
+//	      loop bt               ;; the original loop
+//	        local.get $fuel; i64.const cost; i64.sub; local.tee $fuel
+//	        i64.const 0; i64.lt_s; br_if $need
+//	        ...                 ;; the original body
+//
+// Branches from inside to labels outside the loop get three more levels.
+func (rw *rewriter) loopOpen(out, bt []byte, local uint32, cost int64) []byte {
+	out = append(out, opBlock)
+	out = append(out, bt...)
+	out = append(out, opLoop)
+	out = append(out, bt...)
+	out = append(out, opBlock, blockEmpty, opLoop)
+	out = append(out, bt...)
+	out = append(out, opLocalGet)
+	out = appendU32(out, local)
+	out = append(out, opI64Const)
+	out = appendS64(out, cost)
+	out = append(out, opI64Sub, opLocalTee)
+	out = appendU32(out, local)
+	return append(out, opI64Const, 0, opI64LtS, opBrIf, 1)
+}
+
+// loopClose emits the end of a loop opened by loopOpen:
+//
+//	      end                   ;; the original loop
+//	      br $exit
+//	    end                     ;; $need: the counter went negative
+//	    local.get $fuel; call $refill
+//	    i64.const cost; i64.add; local.set $fuel
+//	    br $again               ;; the header charges cost again
+//	  end
+//	end
+func (rw *rewriter) loopClose(out []byte, local uint32, cost int64) []byte {
+	out = append(out, opEnd, opBr, 2, opEnd, opLocalGet)
+	out = appendU32(out, local)
+	out = append(out, opCall)
+	out = appendU32(out, rw.refill)
+	out = append(out, opI64Const)
+	out = appendS64(out, cost)
+	out = append(out, opI64Add, opLocalSet)
+	out = appendU32(out, local)
+	return append(out, opBr, 0, opEnd, opEnd)
 }
 
 // countLen returns the length of the LEB128 number at the start of b.

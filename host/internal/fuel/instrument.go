@@ -234,7 +234,7 @@ func (m *module) rewrite(opts Options) ([]byte, error) {
 		newSec[secElement] = b
 	}
 
-	rw := &rewriter{refill: refill, counter: counter, remap: remap}
+	rw := &rewriter{refill: refill, counter: counter, remap: remap, typeParam: m.typeParam}
 	code, err := m.rewriteCode(rw, wrapped)
 	if err != nil {
 		return nil, err
