@@ -41,16 +41,24 @@ type rewriter struct {
 	typeParam []uint32 // parameter count of each type
 	instrs    []instr
 	open      []openBlock
-	regions   []int64
-	funcIndex int // for error messages, in the input index space
-	base      int // offset of the body in the input module
+	// exitGlobal and hasElse: see blockInfo.
+	exitGlobal []bool
+	hasElse    []bool
+	hasCall    []bool
+	loc, glob  bool // where the counter's value is (see needLocal)
+	regions    []int64
+	funcIndex  int // for error messages, in the input index space
+	base       int // offset of the body in the input module
 }
 
 // openBlock is a block, loop or if open during the emit pass. A hoisted
 // loop (see loopOpen) has three more labels around it in the output.
 type openBlock struct {
-	hoisted int   // hoisted loops among this block and those around it
-	cost    int64 // charge of a hoisted loop's header
+	hoisted    int   // hoisted loops among this block and those around it
+	cost       int64 // charge of a hoisted loop's header
+	loop       bool
+	exitGlobal bool // the end label wants the counter in the global
+	loc, glob  bool // where the counter was at an if (for its else)
 }
 
 // wrapErr turns a decoding error into ErrMalformed or *UnsupportedError
@@ -66,13 +74,14 @@ func (rw *rewriter) wrapErr(err error, pos int) error {
 // body rewrites one function body (the bytes after the size prefix) whose
 // type has nParams parameters, appending the result to out.
 //
-// The fuel counter lives in a new i64 local while the function runs; it is
-// loaded from the global at entry and after every call, and stored back
-// before every call and every way out of the function, so the counter is in
-// a register in loops. A charge point is inserted at function entry and
+// The fuel counter lives in a new i64 local while the function runs, so
+// that it is a register in loops; the emit pass tracks whether its value
+// is in the local, the global or both, and syncs them only where the next
+// use needs it (see needLocal). A charge is inserted at function entry and
 // after every loop, if, else, end and br_if: it subtracts the number of
-// instructions of the straight-line region that follows and calls refill
-// when the counter goes negative.
+// instructions of the straight-line region that follows; at entry and loop
+// headers it also calls refill when the counter goes negative (outside the
+// loop where loopOpen applies).
 func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 	d := decoder{r: reader{b: code}}
 	r := &d.r
@@ -126,11 +135,13 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 		return nil, rw.wrapErr(errors.New("code after the end of the function body"), r.pos)
 	}
 
+	rw.blockInfo()
+
 	// Pass 2: emit.
 	out = appendU32(out, nGroups+1)
 	out = append(out, code[countLen(code):localsEnd]...)
 	out = append(out, 1, typeI64)
-	out = rw.syncIn(out, fuelLocal)
+	rw.loc, rw.glob = false, true
 	out = rw.charge(out, fuelLocal, rw.regions[0], true)
 	next := 1
 	last := len(rw.instrs) - 1
@@ -138,60 +149,78 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 	for i, in := range rw.instrs {
 		charged := false
 		switch in.kind {
-		case kBlock, kIf:
-			rw.push(0, 0)
+		case kBlock:
+			rw.push(openBlock{exitGlobal: rw.exitGlobal[i]})
+			out = append(out, code[in.start:in.end]...)
+		case kIf:
+			b := openBlock{exitGlobal: rw.exitGlobal[i]}
+			if !rw.hasElse[i] {
+				// The implicit else path takes the state at the if to
+				// its end.
+				out = rw.meet(out, fuelLocal, b.exitGlobal)
+			}
+			b.loc, b.glob = rw.loc, rw.glob
+			rw.push(b)
+			out = append(out, code[in.start:in.end]...)
+		case kElse:
+			top := &rw.open[len(rw.open)-1]
+			out = rw.meet(out, fuelLocal, top.exitGlobal)
+			rw.loc, rw.glob = top.loc, top.glob
 			out = append(out, code[in.start:in.end]...)
 		case kLoop:
+			out = rw.needLocal(out, fuelLocal)
 			cost := rw.regions[next]
-			if bt := code[in.start+1 : in.end]; cost > 0 && rw.noParams(bt) {
+			if bt := code[in.start+1 : in.end]; cost > 0 && !rw.hasCall[i] && rw.noParams(bt) {
 				out = rw.loopOpen(out, bt, fuelLocal, cost)
-				rw.push(1, cost)
+				rw.push(openBlock{loop: true, hoisted: 1, cost: cost})
+				rw.loc, rw.glob = true, false
 				charged = true
 			} else {
-				rw.push(0, 0)
+				rw.push(openBlock{loop: true})
 				out = append(out, code[in.start:in.end]...)
 			}
 		case kCall:
-			out = rw.syncOut(out, fuelLocal)
+			out = rw.needGlobal(out, fuelLocal)
 			out = append(out, opCall)
 			out = appendU32(out, rw.remap(in.imm))
-			out = rw.syncIn(out, fuelLocal)
+			rw.loc = false
 		case kCallIndirect:
-			out = rw.syncOut(out, fuelLocal)
+			out = rw.needGlobal(out, fuelLocal)
 			out = append(out, code[in.start:in.end]...)
-			out = rw.syncIn(out, fuelLocal)
+			rw.loc = false
 		case kReturnCall:
-			out = rw.syncOut(out, fuelLocal)
+			out = rw.needGlobal(out, fuelLocal)
 			out = append(out, code[in.start])
 			out = appendU32(out, rw.remap(in.imm))
 		case kRefFunc:
 			out = append(out, code[in.start])
 			out = appendU32(out, rw.remap(in.imm))
 		case kReturn, kReturnCallIndirect:
-			out = rw.syncOut(out, fuelLocal)
+			out = rw.needGlobal(out, fuelLocal)
 			out = append(out, code[in.start:in.end]...)
 		case kBr, kBrIf:
-			if in.toFunc {
-				out = rw.syncOut(out, fuelLocal)
-			}
+			out = rw.meet(out, fuelLocal, rw.targetGlobal(in.imm))
 			out = append(out, code[in.start])
 			out = appendU32(out, rw.label(in.imm))
 		case kBrTable:
-			if in.toFunc {
-				out = rw.syncOut(out, fuelLocal)
-			}
-			out = rw.brTable(out, code[in.start:in.end])
+			out = rw.brTable(out, code[in.start:in.end], fuelLocal)
 		case kEnd:
 			if i == last {
-				out = rw.syncOut(out, fuelLocal)
+				out = rw.needGlobal(out, fuelLocal)
 				out = append(out, opEnd)
 				break
 			}
 			top := rw.open[len(rw.open)-1]
 			rw.open = rw.open[:len(rw.open)-1]
-			if top.cost > 0 {
+			switch {
+			case top.cost > 0:
 				out = rw.loopClose(out, fuelLocal, top.cost)
-			} else {
+			case top.loop:
+				out = append(out, opEnd)
+			default:
+				// A join: every path in meets the label's state.
+				out = rw.meet(out, fuelLocal, top.exitGlobal)
+				rw.loc, rw.glob = !top.exitGlobal, top.exitGlobal
 				out = append(out, opEnd)
 			}
 		default:
@@ -199,6 +228,11 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 		}
 		if i == last {
 			break
+		}
+		switch in.kind {
+		case kBr, kBrTable, kReturn, kUnreachable, kReturnCall, kReturnCallIndirect:
+			// Unreachable code up to the next end or else: no sync.
+			rw.loc, rw.glob = true, true
 		}
 		switch in.kind {
 		case kLoop, kIf, kElse, kEnd, kBrIf, kBr, kBrTable, kReturn, kUnreachable, kReturnCall, kReturnCallIndirect:
@@ -211,11 +245,97 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 	return out, nil
 }
 
-func (rw *rewriter) push(hoisted int, cost int64) {
-	if n := len(rw.open); n > 0 {
-		hoisted += rw.open[n-1].hoisted
+// blockInfo computes, for each block and if in rw.instrs (by index),
+// whether its end label keeps the counter in the global (exitGlobal: the
+// end is followed only by ends up to the function's end and the block
+// holds no loop, so a branch there leaves the function without another
+// charge), for each if whether it has an else, and for each loop whether
+// it holds a call (its refill call then stays inside: see loopOpen).
+func (rw *rewriter) blockInfo() {
+	n := len(rw.instrs)
+	rw.exitGlobal = append(rw.exitGlobal[:0], make([]bool, n)...)
+	rw.hasElse = append(rw.hasElse[:0], make([]bool, n)...)
+	rw.hasCall = append(rw.hasCall[:0], make([]bool, n)...)
+	type open struct {
+		at      int
+		hasLoop bool
+		hasCall bool
 	}
-	rw.open = append(rw.open, openBlock{hoisted: hoisted, cost: cost})
+	var stack []open
+	tail := n - 1 // instrs[tail:] are all ends
+	for tail > 0 && rw.instrs[tail-1].kind == kEnd {
+		tail--
+	}
+	for i, in := range rw.instrs[:n-1] {
+		switch in.kind {
+		case kBlock, kIf, kLoop:
+			stack = append(stack, open{at: i, hasLoop: in.kind == kLoop})
+		case kElse:
+			rw.hasElse[stack[len(stack)-1].at] = true
+		case kCall, kCallIndirect:
+			if len(stack) > 0 {
+				stack[len(stack)-1].hasCall = true
+			}
+		case kEnd:
+			top := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if rw.instrs[top.at].kind != kLoop {
+				rw.exitGlobal[top.at] = !top.hasLoop && i >= tail
+			}
+			rw.hasCall[top.at] = top.hasCall
+			if len(stack) > 0 {
+				stack[len(stack)-1].hasLoop = stack[len(stack)-1].hasLoop || top.hasLoop
+				stack[len(stack)-1].hasCall = stack[len(stack)-1].hasCall || top.hasCall
+			}
+		}
+	}
+}
+
+// The counter's truth is in the local (rw.loc), the global (rw.glob) or
+// both. Charges need it in the local, calls and exits from the function in
+// the global; a loop header in the local; the end of a block or if in the
+// local, or in the global where exitGlobal says so.
+
+func (rw *rewriter) needLocal(out []byte, local uint32) []byte {
+	if !rw.loc {
+		out = rw.syncIn(out, local)
+		rw.loc = true
+	}
+	return out
+}
+
+func (rw *rewriter) needGlobal(out []byte, local uint32) []byte {
+	if !rw.glob {
+		out = rw.syncOut(out, local)
+		rw.glob = true
+	}
+	return out
+}
+
+// meet brings the counter where a label wants it.
+func (rw *rewriter) meet(out []byte, local uint32, global bool) []byte {
+	if global {
+		return rw.needGlobal(out, local)
+	}
+	return rw.needLocal(out, local)
+}
+
+// targetGlobal reports whether branch label l wants the counter in the
+// global.
+func (rw *rewriter) targetGlobal(l uint32) bool {
+	n := len(rw.open)
+	if int64(l) >= int64(n) {
+		return true // the function's own label
+	}
+	b := rw.open[n-1-int(l)]
+	return !b.loop && b.exitGlobal
+}
+
+func (rw *rewriter) push(b openBlock) {
+	if n := len(rw.open); n > 0 {
+		b.hoisted += rw.open[n-1].hoisted
+	}
+	rw.open = append(rw.open, b)
 }
 
 // label returns the output label for input label l: three more for each
@@ -233,10 +353,17 @@ func (rw *rewriter) label(l uint32) uint32 {
 }
 
 // brTable re-encodes a br_table instruction (already validated by the
-// decoder) with its labels renumbered.
-func (rw *rewriter) brTable(out, b []byte) []byte {
+// decoder) with its labels renumbered, after bringing the counter where
+// each target wants it.
+func (rw *rewriter) brTable(out, b []byte, local uint32) []byte {
 	r := reader{b: b, pos: 1}
 	n, _ := r.u32()
+	for i := uint64(0); i <= uint64(n); i++ {
+		l, _ := r.u32()
+		out = rw.meet(out, local, rw.targetGlobal(l))
+	}
+	r.pos = 1
+	_, _ = r.u32()
 	out = append(out, b[0])
 	out = appendU32(out, n)
 	for i := uint64(0); i <= uint64(n); i++ {
@@ -256,9 +383,10 @@ func (rw *rewriter) noParams(bt []byte) bool {
 	return err == nil && x >= 0 && x < int64(len(rw.typeParam)) && rw.typeParam[x] == 0
 }
 
-// loopOpen emits the header of a loop without parameters, with the refill
-// call hoisted out of it so that the loop body has no call on any path
-// (wazero's compiler then keeps the loop's values in registers):
+// loopOpen emits the header of a loop without parameters or calls, with
+// the refill call hoisted out of it so that the loop body has no call on
+// any path (wazero's compiler then keeps the loop's values in registers; a
+// loop that calls anyway keeps the plain form, which measured faster there):
 //
 //	block bt                    ;; $exit
 //	  loop bt                   ;; $again
@@ -347,6 +475,8 @@ func (rw *rewriter) charge(out []byte, local uint32, cost int64, check bool) []b
 	if cost <= 0 {
 		return out
 	}
+	out = rw.needLocal(out, local)
+	rw.glob = false
 	out = append(out, opLocalGet)
 	out = appendU32(out, local)
 	out = append(out, opI64Const)
