@@ -25,6 +25,9 @@ import (
 // checkFiles accepts a bad entry at the end of a log and reports one that is
 // followed by more data.
 func checkFiles(dir string) error {
+	if err := removeEmptyMemtables(dir); err != nil {
+		return err
+	}
 	tables, err := filepath.Glob(filepath.Join(dir, "*.sst"))
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrCorrupt, dir, err)
@@ -192,4 +195,27 @@ func firstNonZero(b []byte) int {
 		}
 	}
 	return -1
+}
+
+// removeEmptyMemtables deletes memtable logs of zero bytes. Badger creates
+// a memtable file and then sizes it; a process killed between the two
+// leaves an empty file, which Badger 4.9 then refuses to open ("while
+// opening fid: N err: Create a new file"), so one SIGKILL at the wrong
+// moment would make the store unusable. An empty file holds no entry (not
+// even the log header), so removing it loses nothing.
+func removeEmptyMemtables(dir string) error {
+	mems, err := filepath.Glob(filepath.Join(dir, "*.mem"))
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrCorrupt, dir, err)
+	}
+	for _, p := range mems {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Size() != 0 {
+			continue
+		}
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("%w: %s: remove empty memtable %s: %w", ErrNotWritable, dir, filepath.Base(p), err)
+		}
+	}
+	return nil
 }
