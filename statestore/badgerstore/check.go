@@ -6,11 +6,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	badger "github.com/dgraph-io/badger/v4"
 	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 
 	badgeropts "github.com/dgraph-io/badger/v4/options"
 	"github.com/dgraph-io/badger/v4/table"
@@ -33,7 +36,13 @@ func checkFiles(dir string) error {
 		return fmt.Errorf("%w: %s: %w", ErrCorrupt, dir, err)
 	}
 	sort.Strings(tables)
+	live, known := manifestTables(dir)
 	for _, p := range tables {
+		if known && !live[tableID(p)] {
+			// Not in the MANIFEST: a table a killed flush or compaction
+			// was still writing. Badger deletes it at open.
+			continue
+		}
 		if err := verifyTable(p); err != nil {
 			return fmt.Errorf("%w: %s: table %s fails its checksum check: %v", ErrCorrupt, dir, filepath.Base(p), err)
 		}
@@ -218,4 +227,30 @@ func removeEmptyMemtables(dir string) error {
 		}
 	}
 	return nil
+}
+
+// manifestTables returns the IDs of the tables the MANIFEST references, and
+// whether it could be read (if not, every table is checked and Badger
+// reports the MANIFEST itself).
+func manifestTables(dir string) (map[uint64]bool, bool) {
+	f, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	m, _, err := badger.ReplayManifestFile(f, 0, badger.DefaultOptions(dir))
+	if err != nil {
+		return nil, false
+	}
+	ids := make(map[uint64]bool, len(m.Tables))
+	for id := range m.Tables {
+		ids[id] = true
+	}
+	return ids, true
+}
+
+// tableID parses a table file name such as 000125.sst.
+func tableID(path string) uint64 {
+	id, _ := strconv.ParseUint(strings.TrimSuffix(filepath.Base(path), ".sst"), 10, 64)
+	return id
 }

@@ -1,6 +1,7 @@
 package badgerstore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -212,5 +213,30 @@ func TestOpen_EmptyMemtable(t *testing.T) {
 	res, err := s.NodeResults(context.Background(), "r")
 	if err != nil || len(res) != 50 {
 		t.Fatalf("after reopen: %d results, %v", len(res), err)
+	}
+}
+
+// TestOpen_OrphanTable: a table file the MANIFEST does not reference (a
+// flush or compaction killed while writing it) is not damage: Badger
+// deletes it, and the store opens with every acknowledged record.
+func TestOpen_OrphanTable(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	fill(t, s, 50)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	half := append(bytes.Repeat([]byte{7}, 4096), make([]byte, 4096)...) // written, then zeros
+	orphan := filepath.Join(dir, "999999.sst")
+	if err := os.WriteFile(orphan, half, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	res, err := s.NodeResults(context.Background(), "r")
+	if err != nil || len(res) != 50 {
+		t.Fatalf("after reopen: %d results, %v", len(res), err)
+	}
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Fatalf("orphan table still there: %v", err)
 	}
 }
