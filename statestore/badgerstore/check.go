@@ -28,7 +28,7 @@ import (
 // checkFiles accepts a bad entry at the end of a log and reports one that is
 // followed by more data.
 func checkFiles(dir string) error {
-	if err := removeEmptyMemtables(dir); err != nil {
+	if err := removeEmptyLogs(dir); err != nil {
 		return err
 	}
 	tables, err := filepath.Glob(filepath.Join(dir, "*.sst"))
@@ -206,24 +206,30 @@ func firstNonZero(b []byte) int {
 	return -1
 }
 
-// removeEmptyMemtables deletes memtable logs of zero bytes. Badger creates
-// a memtable file and then sizes it; a process killed between the two
+// removeEmptyLogs deletes memtable and value logs of zero bytes. Badger
+// creates a log file and then sizes it; a process killed between the two
 // leaves an empty file, which Badger 4.9 then refuses to open ("while
-// opening fid: N err: Create a new file"), so one SIGKILL at the wrong
+// opening fid: N err: Create a new file" for a memtable, "Open existing
+// file: … Create a new file" for a value log), so one SIGKILL at the wrong
 // moment would make the store unusable. An empty file holds no entry (not
-// even the log header), so removing it loses nothing.
-func removeEmptyMemtables(dir string) error {
-	mems, err := filepath.Glob(filepath.Join(dir, "*.mem"))
-	if err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrCorrupt, dir, err)
+// even the log header), so nothing can point into it and removing it loses
+// nothing.
+func removeEmptyLogs(dir string) error {
+	var logs []string
+	for _, pat := range []string{"*.mem", "*.vlog"} {
+		m, err := filepath.Glob(filepath.Join(dir, pat))
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrCorrupt, dir, err)
+		}
+		logs = append(logs, m...)
 	}
-	for _, p := range mems {
+	for _, p := range logs {
 		fi, err := os.Stat(p)
 		if err != nil || fi.Size() != 0 {
 			continue
 		}
 		if err := os.Remove(p); err != nil {
-			return fmt.Errorf("%w: %s: remove empty memtable %s: %w", ErrNotWritable, dir, filepath.Base(p), err)
+			return fmt.Errorf("%w: %s: remove empty log %s: %w", ErrNotWritable, dir, filepath.Base(p), err)
 		}
 	}
 	return nil

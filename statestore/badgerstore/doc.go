@@ -30,11 +30,11 @@
 //     the rest; a crash can only tear the last write, so Open accepts a bad
 //     entry followed by nothing but zeros (a torn tail, which was never
 //     acknowledged) and refuses one followed by more data. A process killed
-//     between creating a memtable file and sizing it leaves a zero-byte
-//     .mem file that Badger refuses to open; Open removes such files first
-//     (they hold no entry), and checks only the tables the MANIFEST
+//     between creating a memtable or value log file and sizing it leaves a
+//     zero-byte .mem or .vlog file that Badger refuses to open; Open removes
+//     such files first (they hold no entry), and checks only the tables the MANIFEST
 //     references: a table a killed flush or compaction was still writing
-//     is not damage, and Badger deletes it. The 1,000-kill soak found both.
+//     is not damage, and Badger deletes it. The 1,000-kill soak found all three.
 //
 // Every error names the directory, the file and what is wrong. The checks
 // read every table once at Open; the benchmark below includes them.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -239,4 +240,35 @@ func TestOpen_OrphanTable(t *testing.T) {
 	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
 		t.Fatalf("orphan table still there: %v", err)
 	}
+}
+
+// TestOpen_EmptyValueLog: the same for a value log file killed between
+// creation and sizing.
+func TestOpen_EmptyValueLog(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	fill(t, s, 50)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	vlogs, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
+	if len(vlogs) == 0 {
+		t.Fatal("no value log")
+	}
+	sort.Strings(vlogs)
+	next := filepath.Join(dir, fmt.Sprintf("%06d.vlog", tableIDOf(vlogs[len(vlogs)-1])+1))
+	if err := os.WriteFile(next, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	res, err := s.NodeResults(context.Background(), "r")
+	if err != nil || len(res) != 50 {
+		t.Fatalf("after reopen: %d results, %v", len(res), err)
+	}
+}
+
+func tableIDOf(path string) int {
+	var id int
+	fmt.Sscanf(filepath.Base(path), "%d", &id)
+	return id
 }
