@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,14 +18,10 @@ import (
 const dlqSynopsis = "dlq ls [--run ID] [--limit N] [--after ID] [--json] | show ID [--json] | replay ID [--upgrade] [--plugins DIR] | purge  [--data DIR | --server URL]"
 
 func runDLQ(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fprintf(stderr, "Usage: bulkhead %s\n", dlqSynopsis)
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
+	sub, args, code, ok := splitSubcommand(args, dlqSynopsis, stderr)
+	if !ok {
+		return code
 	}
-	sub, args := args[0], args[1:]
 	fs := newFlagSet("dlq "+sub, dlqSynopsis, stderr)
 	var (
 		env     envFlags
@@ -38,20 +33,13 @@ func runDLQ(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		server  = serverFlag(fs)
 	)
 	env.register(fs)
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flagHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
 	want := 1
 	if sub == "ls" || sub == "purge" {
 		want = 0
 	}
-	if len(pos) != want {
-		fprintf(stderr, "bulkhead dlq %s: want %d argument(s), got %d\n", sub, want, len(pos))
-		return exitUsage
+	pos, code, ok := parseSubcommand(fs, args, "dlq "+sub, want, stderr)
+	if !ok {
+		return code
 	}
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -90,3 +91,34 @@ func cacheDir(data string) string {
 
 // flagHelp is flag.ErrHelp: -h was asked for and usage printed.
 var flagHelp = flag.ErrHelp
+
+// splitSubcommand takes a command's first argument as its subcommand. With
+// none, or -h, it prints the synopsis and returns ok=false with the exit
+// status.
+func splitSubcommand(args []string, synopsis string, stderr io.Writer) (sub string, rest []string, exit int, ok bool) {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fprintf(stderr, "Usage: bulkhead %s\n", synopsis)
+		if len(args) == 0 {
+			return "", nil, exitUsage, false
+		}
+		return "", nil, exitOK, false
+	}
+	return args[0], args[1:], exitOK, true
+}
+
+// parseSubcommand parses a subcommand's flags and checks it got want
+// positional arguments; ok=false comes with the exit status.
+func parseSubcommand(fs *flag.FlagSet, args []string, name string, want int, stderr io.Writer) (pos []string, exit int, ok bool) {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flagHelp) {
+			return nil, exitOK, false
+		}
+		return nil, exitUsage, false
+	}
+	if len(pos) != want {
+		fprintf(stderr, "bulkhead %s: want %d argument(s), got %d\n", name, want, len(pos))
+		return nil, exitUsage, false
+	}
+	return pos, exitOK, true
+}

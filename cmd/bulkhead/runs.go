@@ -21,14 +21,10 @@ import (
 const runsSynopsis = "runs ls [--status S] [--limit N] [--after CURSOR] [--json] | show ID [--json] | cancel ID | resume ID [--upgrade] [--plugins DIR] [--data DIR | --server URL]"
 
 func runRuns(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fprintf(stderr, "Usage: bulkhead %s\n", runsSynopsis)
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
+	sub, args, code, ok := splitSubcommand(args, runsSynopsis, stderr)
+	if !ok {
+		return code
 	}
-	sub, args := args[0], args[1:]
 	fs := newFlagSet("runs "+sub, runsSynopsis, stderr)
 	var (
 		env     envFlags
@@ -40,20 +36,13 @@ func runRuns(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		server  = serverFlag(fs)
 	)
 	env.register(fs)
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flagHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
 	want := 1
 	if sub == "ls" {
 		want = 0
 	}
-	if len(pos) != want {
-		fprintf(stderr, "bulkhead runs %s: want %d argument(s), got %d\n", sub, want, len(pos))
-		return exitUsage
+	pos, code, ok := parseSubcommand(fs, args, "runs "+sub, want, stderr)
+	if !ok {
+		return code
 	}
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
