@@ -47,8 +47,9 @@ type rewriter struct {
 	hasCall    []bool
 	loc, glob  bool // where the counter's value is (see needLocal)
 	regions    []int64
-	funcIndex  int // for error messages, in the input index space
-	base       int // offset of the body in the input module
+	noUnroll   bool // tests: compare with the plain form (see unroll)
+	funcIndex  int  // for error messages, in the input index space
+	base       int  // offset of the body in the input module
 }
 
 // openBlock is a block, loop or if open during the emit pass. A hoisted
@@ -106,33 +107,18 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 	fuelLocal := uint32(nLocals)
 	localsEnd := r.pos
 
-	// Pass 1: instruction boundaries and region costs.
-	rw.instrs = rw.instrs[:0]
-	rw.regions = append(rw.regions[:0], 0)
-	cur := 0
-	for {
-		in, err := d.next()
-		if err != nil {
-			return nil, rw.wrapErr(err, in.start)
-		}
-		rw.instrs = append(rw.instrs, in)
-		if d.depth < 0 {
-			break
-		}
-		if in.kind != kEnd && in.kind != kElse && rw.regions[cur] != deadRegion {
-			rw.regions[cur]++
-		}
-		switch in.kind {
-		case kLoop, kIf, kElse, kEnd, kBrIf:
-			rw.regions = append(rw.regions, 0)
-			cur++
-		case kBr, kBrTable, kReturn, kUnreachable, kReturnCall, kReturnCallIndirect:
-			rw.regions = append(rw.regions, deadRegion)
-			cur++
-		}
+	// Pass 1: instruction boundaries and region costs; then again over
+	// the code with small loops unrolled, if any.
+	if err := rw.scan(code, localsEnd, nil); err != nil {
+		return nil, err
 	}
-	if !r.eof() {
-		return nil, rw.wrapErr(errors.New("code after the end of the function body"), r.pos)
+	if !rw.noUnroll {
+		if unrolled, free := rw.unroll(code); unrolled != nil {
+			code = unrolled
+			if err := rw.scan(code, localsEnd, free); err != nil {
+				return nil, fmt.Errorf("fuel: unrolling function %d: %w", rw.funcIndex, err)
+			}
+		}
 	}
 
 	rw.blockInfo()
@@ -243,6 +229,45 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+// scan decodes the instructions of code from offset from into rw.instrs
+// and counts the instructions of each region into rw.regions, leaving out
+// those starting at the offsets in free (ascending).
+func (rw *rewriter) scan(code []byte, from int, free []int) error {
+	d := decoder{r: reader{b: code, pos: from}}
+	rw.instrs = rw.instrs[:0]
+	rw.regions = append(rw.regions[:0], 0)
+	cur := 0
+	for {
+		in, err := d.next()
+		if err != nil {
+			return rw.wrapErr(err, in.start)
+		}
+		rw.instrs = append(rw.instrs, in)
+		if d.depth < 0 {
+			break
+		}
+		isFree := len(free) > 0 && free[0] == in.start
+		if isFree {
+			free = free[1:]
+		}
+		if in.kind != kEnd && in.kind != kElse && rw.regions[cur] != deadRegion && !isFree {
+			rw.regions[cur]++
+		}
+		switch in.kind {
+		case kLoop, kIf, kElse, kEnd, kBrIf:
+			rw.regions = append(rw.regions, 0)
+			cur++
+		case kBr, kBrTable, kReturn, kUnreachable, kReturnCall, kReturnCallIndirect:
+			rw.regions = append(rw.regions, deadRegion)
+			cur++
+		}
+	}
+	if !d.r.eof() {
+		return rw.wrapErr(errors.New("code after the end of the function body"), d.r.pos)
+	}
+	return nil
 }
 
 // blockInfo computes, for each block and if in rw.instrs (by index),

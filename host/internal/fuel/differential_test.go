@@ -4,19 +4,25 @@ import (
 	"context"
 	"slices"
 	"testing"
+
+	"github.com/tetratelabs/wazero"
 )
 
-// terminating lists fixture calls that finish, with their arguments.
-var terminating = []struct {
+// terminatingCall is a fixture call that finishes, with its arguments.
+type terminatingCall struct {
 	fixture, export string
 	args            []uint64
 	slow            bool // skipped under -short
 	// once: a second call on the same instance behaves differently (data
 	// or element segments dropped; the Go runtime's heap already grown).
 	once bool
-}{
+}
+
+// terminating lists the fixture calls the differential tests make.
+var terminating = []terminatingCall{
 	{"fib", "fib", []uint64{25}, false, false},
 	{"count", "count", []uint64{1_000_000}, false, false},
+	{"loops", "run", nil, false, false},
 	{"multivalue", "run", nil, false, false},
 	{"bulk", "run", nil, false, true},
 	{"reftypes", "run", []uint64{1}, false, true}, // a non-null externref
@@ -27,57 +33,64 @@ var terminating = []struct {
 	{"goguest", "run", []uint64{1024}, true, true}, // sha256 of 1 MiB
 }
 
-func TestInstrument_Differential(t *testing.T) {
+// eachTerminating runs f in a parallel subtest for every terminating
+// fixture call, with the fixture's bytes and a fresh runtime; the slow ones
+// are skipped under -short.
+func eachTerminating(t *testing.T, f func(t *testing.T, tt terminatingCall, bare []byte, r wazero.Runtime)) {
 	for _, tt := range terminating {
 		t.Run(tt.fixture, func(t *testing.T) {
 			if tt.slow && testing.Short() {
 				t.Skip("compiles a 2 MB Go guest")
 			}
 			t.Parallel()
-			ctx := context.Background()
-			bare := fixture(t, tt.fixture)
-			metered := instrument(t, bare)
-			r := newRuntime(t, false)
+			f(t, tt, fixture(t, tt.fixture), newRuntime(t, false))
+		})
+	}
+}
 
-			want, err := instantiate(t, r, bare).ExportedFunction(tt.export).Call(ctx, tt.args...)
+func TestInstrument_Differential(t *testing.T) {
+	eachTerminating(t, func(t *testing.T, tt terminatingCall, bare []byte, r wazero.Runtime) {
+		ctx := context.Background()
+		metered := instrument(t, bare)
+
+		want, err := instantiate(t, r, bare).ExportedFunction(tt.export).Call(ctx, tt.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fuel []int64
+		// Fresh instances; the slice size must not change the count.
+		for _, slice := range []int64{0, 0, 1000} {
+			m := NewMeter(0, slice)
+			got, err := instantiate(t, r, metered).ExportedFunction(tt.export).Call(WithMeter(ctx, m), tt.args...)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var fuel []int64
-			// Fresh instances; the slice size must not change the count.
-			for _, slice := range []int64{0, 0, 1000} {
-				m := NewMeter(0, slice)
-				got, err := instantiate(t, r, metered).ExportedFunction(tt.export).Call(WithMeter(ctx, m), tt.args...)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !slices.Equal(got, want) {
-					t.Fatalf("instrumented: %v, bare: %v", got, want)
-				}
-				fuel = append(fuel, m.Used())
+			if !slices.Equal(got, want) {
+				t.Fatalf("instrumented: %v, bare: %v", got, want)
 			}
-			// Calls on one instance use the same fuel again.
-			mod := instantiate(t, r, metered)
-			for i := range 2 {
-				if i > 0 && tt.once {
-					break
-				}
-				m := NewMeter(0, 0)
-				got, err := mod.ExportedFunction(tt.export).Call(WithMeter(ctx, m), tt.args...)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !slices.Equal(got, want) {
-					t.Fatalf("instrumented: %v, bare: %v", got, want)
-				}
-				fuel = append(fuel, m.Used())
+			fuel = append(fuel, m.Used())
+		}
+		// Calls on one instance use the same fuel again.
+		mod := instantiate(t, r, metered)
+		for i := range 2 {
+			if i > 0 && tt.once {
+				break
 			}
-			if fuel[0] <= 0 || slices.Max(fuel) != slices.Min(fuel) {
-				t.Errorf("fuel not deterministic: %v", fuel)
+			m := NewMeter(0, 0)
+			got, err := mod.ExportedFunction(tt.export).Call(WithMeter(ctx, m), tt.args...)
+			if err != nil {
+				t.Fatal(err)
 			}
-			t.Logf("result %v, fuel %d", want, fuel[0])
-		})
-	}
+			if !slices.Equal(got, want) {
+				t.Fatalf("instrumented: %v, bare: %v", got, want)
+			}
+			fuel = append(fuel, m.Used())
+		}
+		if fuel[0] <= 0 || slices.Max(fuel) != slices.Min(fuel) {
+			t.Errorf("fuel not deterministic: %v", fuel)
+		}
+		t.Logf("result %v, fuel %d", want, fuel[0])
+	})
 }
 
 // The fuel of a call is the number of instructions of the regions it
@@ -110,4 +123,37 @@ func TestMeter_UsedCountsInstructions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Unrolling small loops moves the counter's tests, not its charges: every
+// fixture gives the same results and uses exactly the same fuel unrolled
+// and plain.
+func TestUnroll_SameResultsAndFuel(t *testing.T) {
+	eachTerminating(t, func(t *testing.T, tt terminatingCall, bare []byte, r wazero.Runtime) {
+		ctx := context.Background()
+		plain, err := Instrument(bare, Options{noUnroll: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		unrolled := instrument(t, bare)
+		var results [2][]uint64
+		var fuel [2]int64
+		for i, wasm := range [][]byte{plain, unrolled} {
+			m := NewMeter(0, 0)
+			results[i], err = instantiate(t, r, wasm).ExportedFunction(tt.export).Call(WithMeter(ctx, m), tt.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fuel[i] = m.Used()
+		}
+		if !slices.Equal(results[0], results[1]) || fuel[0] != fuel[1] {
+			t.Errorf("plain: %v with %d fuel; unrolled: %v with %d fuel", results[0], fuel[0], results[1], fuel[1])
+		}
+		switch tt.fixture {
+		case "count", "loops", "spin":
+			if len(unrolled) <= len(plain) {
+				t.Errorf("no loop unrolled: %d bytes plain, %d unrolled", len(plain), len(unrolled))
+			}
+		}
+	})
 }

@@ -22,6 +22,8 @@ type Options struct {
 	// name section that does not parse is dropped). Other custom sections
 	// are always copied as they are.
 	DropNames bool
+
+	noUnroll bool // tests: the plain form, for comparing counts (see unroll)
 }
 
 // Section ids.
@@ -234,7 +236,7 @@ func (m *module) rewrite(opts Options) ([]byte, error) {
 		newSec[secElement] = b
 	}
 
-	rw := &rewriter{refill: refill, counter: counter, remap: remap, typeParam: m.typeParam}
+	rw := &rewriter{refill: refill, counter: counter, remap: remap, typeParam: m.typeParam, noUnroll: opts.noUnroll}
 	code, err := m.rewriteCode(rw, wrapped)
 	if err != nil {
 		return nil, err
