@@ -24,8 +24,11 @@ const (
 	opI64LtS    = 0x53
 	opI64Add    = 0x7c
 	opI64Sub    = 0x7d
+	opI64ShrU   = 0x88
+	opI64ExtI32 = 0xad // i64.extend_i32_u
 	blockEmpty  = 0x40
 	typeI64     = 0x7e
+	typeI32     = 0x7f
 )
 
 // deadRegion marks a region that control cannot enter (code after br,
@@ -124,9 +127,17 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 	rw.blockInfo()
 
 	// Pass 2: emit.
-	out = appendU32(out, nGroups+1)
+	bulk := rw.hasKind(kBulk)
+	if bulk {
+		out = appendU32(out, nGroups+2)
+	} else {
+		out = appendU32(out, nGroups+1)
+	}
 	out = append(out, code[countLen(code):localsEnd]...)
 	out = append(out, 1, typeI64)
+	if bulk {
+		out = append(out, 1, typeI32) // fuelLocal+1: bulkCharge's length
+	}
 	rw.loc, rw.glob = false, true
 	out = rw.charge(out, fuelLocal, rw.regions[0], true)
 	next := 1
@@ -178,6 +189,9 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 			out = rw.needGlobal(out, fuelLocal)
 			out = append(out, code[in.start])
 			out = appendU32(out, rw.remap(in.imm))
+		case kBulk:
+			out = rw.bulkCharge(out, fuelLocal, in.imm)
+			out = append(out, code[in.start:in.end]...)
 		case kRefFunc:
 			out = append(out, code[in.start])
 			out = appendU32(out, rw.remap(in.imm))
@@ -460,6 +474,51 @@ func (rw *rewriter) loopClose(out []byte, local uint32, cost int64) []byte {
 	return append(out, opBr, 0, opEnd, opEnd)
 }
 
+// hasKind reports whether the body in rw.instrs has an instruction of kind k.
+func (rw *rewriter) hasKind(k kind) bool {
+	for _, in := range rw.instrs {
+		if in.kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+// bulkCharge emits, before a bulk memory or table instruction, the part
+// of its cost that grows with its length operand n (an i32 on top of the
+// stack): one unit per 8 bytes of memory (what a loop of i64 loads and
+// stores doing the same would be charged, per store) or per table element.
+// The region already charged the instruction itself.
+//
+//	local.set $n
+//	local.get $fuel; local.get $n; i64.extend_i32_u
+//	i64.const shift; i64.shr_u; i64.sub; local.set $fuel
+//	local.get $n
+//
+// Only a subtraction: the next check point pays the debt (a loop around
+// a big memory.fill reaches the host at every iteration).
+func (rw *rewriter) bulkCharge(out []byte, local, sub uint32) []byte {
+	shift := byte(3)
+	switch sub {
+	case fcTableInit, fcTableCopy, fcTableGrow, fcTableFill:
+		shift = 0
+	}
+	n := local + 1
+	out = appendOp(out, opLocalSet, n)
+	out = rw.needLocal(out, local)
+	rw.glob = false
+	out = appendOp(out, opLocalGet, local)
+	out = appendOp(out, opLocalGet, n)
+	out = append(out, opI64ExtI32, opI64Const, shift, opI64ShrU, opI64Sub)
+	out = appendOp(out, opLocalSet, local)
+	return appendOp(out, opLocalGet, n)
+}
+
+// appendOp appends an instruction with one index immediate.
+func appendOp(out []byte, op byte, idx uint32) []byte {
+	return appendU32(append(out, op), idx)
+}
+
 // countLen returns the length of the LEB128 number at the start of b.
 func countLen(b []byte) int {
 	for i, c := range b {
@@ -502,13 +561,12 @@ func (rw *rewriter) charge(out []byte, local uint32, cost int64, check bool) []b
 	}
 	out = rw.needLocal(out, local)
 	rw.glob = false
-	out = append(out, opLocalGet)
-	out = appendU32(out, local)
+	out = appendOp(out, opLocalGet, local)
 	out = append(out, opI64Const)
 	out = appendS64(out, cost)
 	if !check {
-		out = append(out, opI64Sub, opLocalSet)
-		return appendU32(out, local)
+		out = append(out, opI64Sub)
+		return appendOp(out, opLocalSet, local)
 	}
 	out = append(out, opI64Sub, opLocalTee)
 	out = appendU32(out, local)

@@ -22,6 +22,10 @@ const (
 	kReturnCall
 	kReturnCallIndirect
 	kRefFunc
+	// kBulk: memory.init, memory.copy, memory.fill, table.init,
+	// table.copy, table.grow and table.fill, whose last operand is a
+	// length; imm is the 0xfc sub-opcode.
+	kBulk
 )
 
 // instr is one decoded instruction: its byte range in the code and what the
@@ -209,8 +213,14 @@ func (d *decoder) next() (instr, error) {
 		in.imm = x
 		in.kind = kRefFunc
 	case op == 0xfc:
-		if err := d.prefixFC(); err != nil {
+		sub, err := d.prefixFC()
+		if err != nil {
 			return in, err
+		}
+		switch sub {
+		case fcMemoryInit, fcMemoryCopy, fcMemoryFill, fcTableInit, fcTableCopy, fcTableGrow, fcTableFill:
+			in.kind = kBulk
+			in.imm = sub
 		}
 	case op == 0xfd:
 		if err := d.prefixFD(); err != nil {
@@ -288,41 +298,54 @@ func (d *decoder) memIndex() error {
 	return nil
 }
 
-func (d *decoder) prefixFC() error {
+// 0xfc sub-opcodes of the instructions whose cost grows with a length.
+const (
+	fcMemoryInit = 8
+	fcMemoryCopy = 10
+	fcMemoryFill = 11
+	fcTableInit  = 12
+	fcTableCopy  = 14
+	fcTableGrow  = 15
+	fcTableFill  = 17
+)
+
+// prefixFC decodes the rest of an 0xfc instruction and returns its
+// sub-opcode.
+func (d *decoder) prefixFC() (uint32, error) {
 	r := &d.r
 	sub, err := r.u32()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	switch {
 	case sub <= 7: // saturating truncation
-		return nil
+		return sub, nil
 	case sub == 8: // memory.init data mem
 		if _, err := r.u32(); err != nil {
-			return err
+			return 0, err
 		}
-		return d.memIndex()
+		return sub, d.memIndex()
 	case sub == 9: // data.drop
 		_, err := r.u32()
-		return err
+		return sub, err
 	case sub == 10: // memory.copy mem mem
 		if err := d.memIndex(); err != nil {
-			return err
+			return 0, err
 		}
-		return d.memIndex()
+		return sub, d.memIndex()
 	case sub == 11: // memory.fill mem
-		return d.memIndex()
+		return sub, d.memIndex()
 	case sub == 12 || sub == 14: // table.init elem table, table.copy table table
 		if _, err := r.u32(); err != nil {
-			return err
+			return 0, err
 		}
 		_, err := r.u32()
-		return err
+		return sub, err
 	case sub == 13 || sub == 15 || sub == 16 || sub == 17: // elem.drop, table.grow/size/fill
 		_, err := r.u32()
-		return err
+		return sub, err
 	}
-	return errUnsupported{fmt.Sprintf("opcode 0xfc %d", sub)}
+	return 0, errUnsupported{fmt.Sprintf("opcode 0xfc %d", sub)}
 }
 
 func (d *decoder) prefixFD() error {

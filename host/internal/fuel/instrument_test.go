@@ -99,3 +99,28 @@ func TestInstrument_UnsupportedThreads(t *testing.T) {
 		t.Errorf("got func %d offset %d, want 0, 32: %v", u.Func, u.Offset, err)
 	}
 }
+
+// Bulk memory and table instructions are charged by their length: one
+// unit per 8 bytes or per table element, on top of the instruction.
+func TestMeter_BulkChargedByLength(t *testing.T) {
+	r := newRuntime(t, false)
+	mod := instantiate(t, r, instrument(t, fixture(t, "bulk")))
+	used := func(export string, n uint64) int64 {
+		t.Helper()
+		m := NewMeter(0, 0)
+		if _, err := mod.ExportedFunction(export).Call(WithMeter(context.Background(), m), n); err != nil {
+			t.Fatal(err)
+		}
+		return m.Used()
+	}
+	// memory.fill and memory.copy of n bytes: 2 * n/8 more than of none.
+	if got, want := used("fill", 4096)-used("fill", 0), int64(2*4096/8); got != want {
+		t.Errorf("fill(4096) used %d more than fill(0), want %d", got, want)
+	}
+	if got, want := used("fill", 7)-used("fill", 0), int64(0); got != want {
+		t.Errorf("fill(7) used %d more than fill(0), want %d", got, want)
+	}
+	if got, want := used("tfill", 1000)-used("tfill", 0), int64(1000); got != want {
+		t.Errorf("tfill(1000) used %d more than tfill(0), want %d", got, want)
+	}
+}

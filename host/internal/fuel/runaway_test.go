@@ -17,15 +17,19 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // runaways are guests that never finish on their own: a loop-free
-// recursion (fib(40) takes seconds), an infinite loop and an infinite loop
-// at the bottom of a deep recursion.
+// recursion (fib(40) takes seconds), an infinite loop, an infinite loop at
+// the bottom of a deep recursion, and an infinite loop whose few
+// instructions each fill 1 MiB.
 var runaways = []struct {
 	name, fixture, export string
 	args                  []uint64
+	// over is how far past the budget the refused region may go.
+	over int64
 }{
-	{"fib40", "fib", "fib", []uint64{40}},
-	{"spin", "spin", "spin", nil},
-	{"deep", "deep", "deep", []uint64{5000}},
+	{"fib40", "fib", "fib", []uint64{40}, 100},
+	{"spin", "spin", "spin", nil, 100},
+	{"deep", "deep", "deep", []uint64{5000}, 100},
+	{"fillspin", "fillspin", "spin", nil, 1<<20/8 + 100},
 }
 
 func TestRunaway_StopsAtDeadline(t *testing.T) {
@@ -70,7 +74,7 @@ func TestRunaway_StopsAtBudget(t *testing.T) {
 			}
 			// Used counts the refused region too, which is a few
 			// instructions in these guests.
-			if used := m.Used(); used <= budget || used > budget+100 {
+			if used := m.Used(); used <= budget || used > budget+tt.over {
 				t.Errorf("Used() = %d, want just over %d", used, budget)
 			}
 			// 50 M units are well under a second on any machine that runs

@@ -32,10 +32,12 @@ package fuel
 // Branches in copy j to labels outside the loop cross the blocks still open
 // around it and $exit: they get unrollCopies-j+1 more levels (j from 1).
 //
-// Unrolled: innermost loops without parameters, calls or br_table, of at
-// most unrollMaxInstrs instructions (ends and elses included). A call costs
-// far more than a test, a bigger body makes the test a small share of an
-// iteration, and a loop around a br_table is a dispatch loop (Go's Wasm
+// Unrolled: innermost loops without parameters, calls, bulk memory or table
+// instructions or br_table, of at most unrollMaxInstrs instructions (ends
+// and elses included). A call or a bulk instruction costs far more than a
+// test (and a loop of memory.fill should reach the host at every
+// iteration), a bigger body makes the test a small share of an iteration,
+// and a loop around a br_table is a dispatch loop (Go's Wasm
 // backend builds every resumable function as one), whose copies would
 // repeat the table for nothing. The limits also bound the growth of the
 // code: at most 3 x 32 instructions per loop.
@@ -103,7 +105,7 @@ func (rw *rewriter) smallLoop(expr []byte, i int) (int, bool) {
 	depth := 0
 	for k := i + 1; k < len(instrs) && k-i-1 <= unrollMaxInstrs; k++ {
 		switch instrs[k].kind {
-		case kLoop, kCall, kCallIndirect, kReturnCall, kReturnCallIndirect, kBrTable:
+		case kLoop, kCall, kCallIndirect, kReturnCall, kReturnCallIndirect, kBrTable, kBulk:
 			return 0, false
 		case kBlock, kIf:
 			depth++

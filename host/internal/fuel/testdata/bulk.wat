@@ -1,8 +1,9 @@
 ;; Bulk memory: passive data, memory.init/copy/fill, data.drop (needs the
-;; data count section).
+;; data count section); fill(n) and tfill(n) for the length-based charges.
 ;; Build: wat2wasm --debug-names bulk.wat -o bulk.wasm
 (module
   (memory 1)
+  (table 1000 funcref)
   (data $hello "hello, bulkhead")
   (data (i32.const 200) "active")
   (func (export "run") (result i64)
@@ -16,4 +17,9 @@
         (i64.mul (local.get $sum) (i64.const 31))
         (i64.load8_u (local.get $i))))
       (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 256))))
-    (local.get $sum)))
+    (local.get $sum))
+  (func (export "fill") (param $n i32)
+    (memory.fill (i32.const 0) (i32.const 7) (local.get $n))
+    (memory.copy (i32.const 1) (i32.const 0) (local.get $n)))
+  (func (export "tfill") (param $n i32)
+    (table.fill 0 (i32.const 0) (ref.null func) (local.get $n))))
