@@ -41,7 +41,7 @@ testdata:
 	$(MAKE) -C testdata all examples
 	$(MAKE) -B -C host/internal/fuel/testdata
 	$(MAKE) -B -C host/supervisor/testdata
-	cd host/testdata && wat2wasm tiny.wat -o tiny.wasm
+	cd host/testdata && for f in *.wat; do wat2wasm $$f -o $${f%.wat}.wasm; done
 	cd host/api/testdata && wat2wasm outcomes.wat -o outcomes.wasm
 
 generate:

@@ -146,3 +146,25 @@ func TestHost_SleepingGuestStopsAtDeadline(t *testing.T) {
 		}
 	}
 }
+
+// A module's start function runs while Load instantiates it, before any
+// call: a start function that never returns fails the load at the
+// plugin's timeout instead of hanging it.
+func TestLoad_StartFunctionThatSpinsFailsAtTimeout(t *testing.T) {
+	h := newHost(t)
+	wasm := hosttest.Fixture(t, "../host/testdata/startspin.wasm")
+	start := time.Now()
+	_, err := h.Load(context.Background(), "startspin", wasm, abi.Manifest{Timeout: abi.Duration(200 * time.Millisecond)})
+	took := time.Since(start)
+	var le *host.LoadError
+	if !errors.As(err, &le) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Load = %v, want a *host.LoadError wrapping context.DeadlineExceeded", err)
+	}
+	if took > 5*time.Second {
+		t.Fatalf("Load took %s with a 200ms timeout", took)
+	}
+	if _, ok := h.Plugin("startspin"); ok {
+		t.Fatal("the plugin is loaded")
+	}
+	t.Logf("Load failed after %s: %v", took, err)
+}

@@ -389,19 +389,25 @@ func (h *Host) compile(ctx context.Context, name string, wasm []byte, m abi.Mani
 		Close: func(i *instance) { _ = i.e.Close(context.Background()) },
 	})
 	// One instance proves the module links (its imports resolve) before it
-	// may replace a working version.
-	if err := g.pool.Warm(ctx); err != nil {
-		mod.Close(ctx)
-		return nil, err
-	}
-	if m.Pool.Min == 0 {
-		inst, err := g.pool.Acquire(ctx)
-		if err != nil {
-			_ = g.pool.Close(ctx)
-			mod.Close(ctx)
-			return nil, err
+	// may replace a working version. Instantiating runs the module's start
+	// function (and a reactor's _initialize), so it gets a call's timeout:
+	// a start function that never returns fails the load.
+	ictx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	err = g.pool.Warm(ictx)
+	if err == nil && m.Pool.Min == 0 {
+		var inst *instance
+		if inst, err = g.pool.Acquire(ictx); err == nil {
+			g.pool.Release(inst, true)
 		}
-		g.pool.Release(inst, true)
+	}
+	if err != nil {
+		_ = g.pool.Close(ctx)
+		mod.Close(ctx)
+		if cerr := ictx.Err(); cerr != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("instantiate: not done after %s, the plugin's timeout (a start function that does not return?): %w", g.timeout, cerr)
+		}
+		return nil, err
 	}
 	return g, nil
 }
