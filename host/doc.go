@@ -10,7 +10,8 @@
 // compilation cache (on disk with WithCacheDir, so a restart does not
 // recompile) and starts the janitor that closes idle instances. Load
 // compiles a module beside the version that serves now, proves it
-// instantiates, then swaps atomically: new calls use the new version, calls
+// instantiates (under the plugin's timeout: a start function that never
+// returns fails the load), then swaps atomically: new calls use the new version, calls
 // in flight finish on the old one, whose pool drains in the background and
 // whose compiled code is then freed. A module that fails to compile or
 // instantiate never replaces a working version. Stop refuses new calls,
@@ -22,9 +23,10 @@
 // An instance serves one call at a time. Every call has a deadline: the
 // earliest of the caller's and the plugin's timeout (DefaultTimeout unless
 // the manifest says otherwise). A guest still running at its deadline is
-// stopped by wazero's close-on-context-done, which the runtimes of
-// host/internal/engine always enable; that is the one place the choice is
-// made. An instance that trapped, exited, timed out or hit its memory cap is
+// stopped by fuel metering (host/internal/fuel: the module is rewritten at
+// load time to ask the host at least every slice of work), or, for a module
+// the rewriter cannot meter, by wazero's close-on-context-done;
+// host/internal/engine is the one place the choice is made. An instance that trapped, exited, timed out or hit its memory cap is
 // closed and never pooled again. Guests see the real wall and monotonic
 // clocks, real sleep and crypto/rand; they get no filesystem, network or
 // environment unless the manifest allows hosts or paths.
