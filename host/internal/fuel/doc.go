@@ -123,7 +123,7 @@
 // # Lifecycle and concurrency
 //
 // Instrument is a pure function, safe for concurrent use; instrument once
-// when loading and cache the output with the compiled module (about 22 ms
+// when loading and cache the output with the compiled module (about 28 ms
 // for a 2.4 MB Go guest). HostModule is instantiated once per runtime. A
 // Meter belongs to one call (one goroutine runs the guest and Refill); Used
 // may be read from any goroutine. The package starts no goroutines.
