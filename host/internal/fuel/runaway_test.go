@@ -94,26 +94,7 @@ func TestRunaway_GCWhileFourSpin(t *testing.T) {
 	// their P at a refill every yieldEvery. Two Ps, four guests: the hard
 	// case on the 2-core machines bulkhead is measured on.
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-	r := newRuntime(t, false)
-	wasm := instrument(t, fixture(t, "spin"))
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	meters := make([]*Meter, 4)
-	errs := make([]error, 4)
-	for i := range meters {
-		mod := instantiate(t, r, wasm)
-		meters[i] = NewMeter(0, 0)
-		wg.Add(1)
-		go func(i int, fn api.Function) {
-			defer wg.Done()
-			_, errs[i] = fn.Call(WithMeter(ctx, meters[i]))
-		}(i, mod.ExportedFunction("spin"))
-	}
-	for _, m := range meters { // every guest has started spinning
-		for m.Used() == 0 {
-			runtime.Gosched()
-		}
-	}
+	stop := spinFour(t)
 	var worst time.Duration
 	before := pauses()
 	for range 3 {
@@ -123,9 +104,7 @@ func TestRunaway_GCWhileFourSpin(t *testing.T) {
 	}
 	after := pauses()
 	stopping := maxNew(before[stoppingMetric], after[stoppingMetric])
-	cancel()
-	wg.Wait()
-	for i, err := range errs {
+	for i, err := range stop() {
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("guest %d: got %v, want context.Canceled", i, err)
 		}
@@ -143,6 +122,57 @@ func TestRunaway_GCWhileFourSpin(t *testing.T) {
 	}
 	if stopping > 200*time.Millisecond {
 		t.Errorf("stopping the world took up to %v with four guests spinning", stopping)
+	}
+}
+
+// BenchmarkGCWhileFourSpin: runtime.GC() on two Ps while four metered
+// guests spin, against runtime.GC() with nothing running in the same run.
+// Unmetered guests would keep it from ever returning.
+func BenchmarkGCWhileFourSpin(b *testing.B) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	b.Run("idle", func(b *testing.B) {
+		for b.Loop() {
+			runtime.GC()
+		}
+	})
+	b.Run("fourSpinning", func(b *testing.B) {
+		stop := spinFour(b)
+		defer stop()
+		for b.Loop() {
+			runtime.GC()
+		}
+	})
+}
+
+// spinFour starts four metered guests spinning, each on its own
+// goroutine, and returns once all of them run; stop cancels them and
+// returns their errors.
+func spinFour(tb testing.TB) (stop func() []error) {
+	tb.Helper()
+	r := newRuntime(tb, false)
+	wasm := instrument(tb, fixture(tb, "spin"))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	meters := make([]*Meter, 4)
+	errs := make([]error, 4)
+	for i := range meters {
+		mod := instantiate(tb, r, wasm)
+		meters[i] = NewMeter(0, 0)
+		wg.Add(1)
+		go func(i int, fn api.Function) {
+			defer wg.Done()
+			_, errs[i] = fn.Call(WithMeter(ctx, meters[i]))
+		}(i, mod.ExportedFunction("spin"))
+	}
+	for _, m := range meters {
+		for m.Used() == 0 {
+			runtime.Gosched()
+		}
+	}
+	return func() []error {
+		cancel()
+		wg.Wait()
+		return errs
 	}
 }
 
