@@ -218,8 +218,8 @@
 // 0.1 ms. Refill therefore also calls runtime.Gosched, at most every
 // yieldEvery (500 µs): runtime.GC() then returns in 5-10 ms in the same test
 // (TestRunaway_GCWhileFourSpin run alone; goal 10 ms), 3.7-4.0 ms on
-// average in BenchmarkGCWhileFourSpin (0.2 ms with nothing spinning). Yielding at every
-// refill cost 6-10 % on the benchmarks (a yield may move the goroutine to
-// another thread); the rate-limited yield costs 1-3 %. Unmetered,
+// average in BenchmarkGCWhileFourSpin (0.2 ms with nothing spinning).
+// Yielding at every refill cost 6-10 % on the benchmarks (a yield may move
+// the goroutine to another thread); the rate-limited yield costs 1-3 %. Unmetered,
 // runtime.GC() never returns there.
 package fuel
