@@ -50,7 +50,7 @@ const (
 // unroll returns the function body code (decoded in rw.instrs) with every
 // small loop unrolled, and the offsets in the result of the instructions it
 // added, which cost no fuel. It returns nil if no loop qualifies.
-func (rw *rewriter) unroll(expr []byte) ([]byte, []int) {
+func (rw *rewriter) unroll(code []byte) ([]byte, []int) {
 	instrs := rw.instrs
 	var out []byte
 	var free []int
@@ -59,16 +59,16 @@ func (rw *rewriter) unroll(expr []byte) ([]byte, []int) {
 		if instrs[i].kind != kLoop {
 			continue
 		}
-		end, ok := rw.smallLoop(expr, i)
+		end, ok := rw.smallLoop(code, i)
 		if !ok {
 			continue
 		}
 		if out == nil {
-			out = make([]byte, 0, len(expr)+len(expr)/2)
-			out = append(out, expr[:instrs[0].start]...) // the locals
+			out = make([]byte, 0, len(code)+len(code)/2)
+			out = append(out, code[:instrs[0].start]...) // the locals
 		}
-		out = append(out, expr[instrs[copied].start:instrs[i].start]...)
-		loop := expr[instrs[i].start:instrs[i].end]
+		out = append(out, code[instrs[copied].start:instrs[i].start]...)
+		loop := code[instrs[i].start:instrs[i].end]
 		bt := loop[1:]
 		free = append(free, len(out))
 		out = append(out, opBlock)
@@ -79,7 +79,7 @@ func (rw *rewriter) unroll(expr []byte) ([]byte, []int) {
 			out = append(out, opBlock, blockEmpty)
 		}
 		for j := 1; j <= unrollCopies; j++ {
-			out = rw.copyBody(out, expr, instrs[i+1:end], uint32(unrollCopies-j+1))
+			out = rw.copyBody(out, code, instrs[i+1:end], uint32(unrollCopies-j+1))
 			if j < unrollCopies {
 				free = append(free, len(out))
 				out = append(out, opBr)
@@ -94,13 +94,13 @@ func (rw *rewriter) unroll(expr []byte) ([]byte, []int) {
 	if out == nil {
 		return nil, nil
 	}
-	out = append(out, expr[instrs[copied].start:]...)
+	out = append(out, code[instrs[copied].start:]...)
 	return out, free
 }
 
 // smallLoop reports whether the loop at rw.instrs[i] is one unroll
 // repeats, and the index of its end.
-func (rw *rewriter) smallLoop(expr []byte, i int) (int, bool) {
+func (rw *rewriter) smallLoop(code []byte, i int) (int, bool) {
 	instrs := rw.instrs
 	depth := 0
 	for k := i + 1; k < len(instrs) && k-i-1 <= unrollMaxInstrs; k++ {
@@ -111,7 +111,7 @@ func (rw *rewriter) smallLoop(expr []byte, i int) (int, bool) {
 			depth++
 		case kEnd:
 			if depth == 0 {
-				bt := expr[instrs[i].start+1 : instrs[i].end]
+				bt := code[instrs[i].start+1 : instrs[i].end]
 				return k, rw.noParams(bt)
 			}
 			depth--
@@ -122,7 +122,7 @@ func (rw *rewriter) smallLoop(expr []byte, i int) (int, bool) {
 
 // copyBody appends the instructions body with branches to labels outside
 // the loop moved shift levels out.
-func (rw *rewriter) copyBody(out, expr []byte, body []instr, shift uint32) []byte {
+func (rw *rewriter) copyBody(out, code []byte, body []instr, shift uint32) []byte {
 	depth := uint32(0) // blocks open inside the body
 	relabel := func(l uint32) uint32 {
 		if l > depth {
@@ -131,7 +131,7 @@ func (rw *rewriter) copyBody(out, expr []byte, body []instr, shift uint32) []byt
 		return l
 	}
 	for _, in := range body {
-		b := expr[in.start:in.end]
+		b := code[in.start:in.end]
 		switch in.kind {
 		case kBlock, kIf:
 			depth++
