@@ -24,6 +24,7 @@ const MaxManifestSize = 1 << 20
 //
 //	memory: 64MiB
 //	timeout: 2s
+//	cpu_budget: 50000000   # fuel per call, about one Wasm instruction a unit
 //	pool: {min: 1, max: 8, idle_timeout: 1m}
 //	allowed_hosts: ["api.example.com"]
 //	config: {region: eu}
