@@ -13,6 +13,8 @@ const (
 	opBr        = 0x0c
 	opBrIf      = 0x0d
 	opEnd       = 0x0b
+	opUnreach   = 0x00
+	opReturn    = 0x0f
 	opCall      = 0x10
 	opDrop      = 0x1a
 	opLocalGet  = 0x20
@@ -51,8 +53,10 @@ type rewriter struct {
 	loc, glob  bool // where the counter's value is (see needLocal)
 	regions    []int64
 	noUnroll   bool // tests: compare with the plain form (see unroll)
-	funcIndex  int  // for error messages, in the input index space
-	base       int  // offset of the body in the input module
+	// entryLabels is 2 while the body sits in entryOpen's loop and block.
+	entryLabels uint32
+	funcIndex   int // for error messages, in the input index space
+	base        int // offset of the body in the input module
 }
 
 // openBlock is a block, loop or if open during the emit pass. A hoisted
@@ -139,7 +143,13 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 		out = append(out, 1, typeI32) // fuelLocal+1: bulkCharge's length
 	}
 	rw.loc, rw.glob = false, true
-	out = rw.charge(out, fuelLocal, rw.regions[0], true)
+	entryCost := rw.regions[0]
+	rw.entryLabels = 0
+	if entryCost > 0 && rw.selfRecursive() {
+		out = rw.entryOpen(out, fuelLocal, entryCost)
+	} else {
+		out = rw.charge(out, fuelLocal, entryCost, true)
+	}
 	next := 1
 	last := len(rw.instrs) - 1
 	rw.open = rw.open[:0]
@@ -207,6 +217,9 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 		case kEnd:
 			if i == last {
 				out = rw.needGlobal(out, fuelLocal)
+				if rw.entryLabels > 0 {
+					out = rw.entryClose(out, fuelLocal, entryCost)
+				}
 				out = append(out, opEnd)
 				break
 			}
@@ -382,12 +395,16 @@ func (rw *rewriter) push(b openBlock) {
 func (rw *rewriter) label(l uint32) uint32 {
 	n := len(rw.open)
 	if n == 0 {
-		return l
+		return l + rw.entryLabels // the function's label
 	}
 	crossed := rw.open[n-1].hoisted
 	if int64(l) < int64(n) {
 		crossed -= rw.open[n-1-int(l)].hoisted
-	} // else the branch leaves the function: it crosses every open block
+	} else {
+		// The branch leaves the function: it crosses every open block,
+		// and the entry's (see entryOpen).
+		l += rw.entryLabels
+	}
 	return l + 3*uint32(crossed)
 }
 
@@ -517,6 +534,71 @@ func (rw *rewriter) bulkCharge(out []byte, local, sub uint32) []byte {
 // appendOp appends an instruction with one index immediate.
 func appendOp(out []byte, op byte, idx uint32) []byte {
 	return appendU32(append(out, op), idx)
+}
+
+// selfRecursive reports whether the body in rw.instrs calls its own
+// function directly and has no loop: recursion is then its only way to
+// repeat, and every repetition passes the entry test.
+func (rw *rewriter) selfRecursive() bool {
+	self := false
+	for _, in := range rw.instrs {
+		switch in.kind {
+		case kLoop:
+			return false
+		case kCall, kReturnCall:
+			self = self || int(in.imm) == rw.funcIndex
+		}
+	}
+	return self
+}
+
+// entryOpen emits the entry charge of a self-recursive function with the
+// refill call out of line, after the body, so that the common path falls
+// through into the body instead of jumping over the call (the test is on
+// every call; fib(25) measured 1.17x bare this way, 1.25x with the refill
+// call in an if):
+//
+//	global.get $counter; local.set $fuel
+//	loop                        ;; $retry
+//	  block                     ;; $need
+//	    local.get $fuel; i64.const cost; i64.sub; local.tee $fuel
+//	    i64.const 0; i64.lt_s; br_if $need
+//	    ...                     ;; the body
+//
+// Only there: wrapping every function so cost the Go guest 2-10 %. Branches
+// to the function's label get two more levels.
+func (rw *rewriter) entryOpen(out []byte, local uint32, cost int64) []byte {
+	out = rw.needLocal(out, local)
+	rw.glob = false
+	out = append(out, opLoop, blockEmpty, opBlock, blockEmpty)
+	out = appendOp(out, opLocalGet, local)
+	out = append(out, opI64Const)
+	out = appendS64(out, cost)
+	out = append(out, opI64Sub)
+	out = appendOp(out, opLocalTee, local)
+	rw.entryLabels = 2
+	return append(out, opI64Const, 0, opI64LtS, opBrIf, 0)
+}
+
+// entryClose emits, before the function's end, the end of what entryOpen
+// opened (the counter is already in the global):
+//
+//	    return                  ;; the body's results
+//	  end                       ;; $need: the counter went negative
+//	  local.get $fuel; call $refill
+//	  i64.const cost; i64.add; local.set $fuel
+//	  br $retry                 ;; the entry charges cost again
+//	end
+//	unreachable
+func (rw *rewriter) entryClose(out []byte, local uint32, cost int64) []byte {
+	out = append(out, opReturn, opEnd)
+	out = appendOp(out, opLocalGet, local)
+	out = appendOp(out, opCall, rw.refill)
+	out = append(out, opI64Const)
+	out = appendS64(out, cost)
+	out = append(out, opI64Add)
+	out = appendOp(out, opLocalSet, local)
+	return append(out, opBr, 0, opEnd, opUnreach)
 }
 
 // countLen returns the length of the LEB128 number at the start of b.

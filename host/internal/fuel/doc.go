@@ -43,9 +43,14 @@
 //     block, which calls refill, adds the header's charge back and
 //     re-enters the header through the outer loop (so the counts are those
 //     of the plain form); a normal exit branches past that path. Branches
-//     that leave such a loop get three more label levels;
-//   - unrolls small loops first (innermost, without parameters, calls or
-//     br_table, at most 32 instructions): the body is repeated four times
+//     that leave such a loop get three more label levels. A loop-free
+//     function that calls itself gets the same shape around its whole
+//     body, so its entry test falls through into the body and the refill
+//     call sits after it (branches to the function's label get two more
+//     levels);
+//   - unrolls small loops first (innermost, without parameters, calls,
+//     bulk instructions or br_table, at most 32 instructions): the body is
+//     repeated four times
 //     inside the loop, so the header's test runs once per four iterations
 //     while every copy is still charged what its iteration costs; the
 //     instructions the unrolling adds are free, so counts are those of the
@@ -153,6 +158,7 @@
 //	counting loop, 10^6   0.497 ms   24.9 ms (50x)   0.338 ms (0.68x)
 //	Go guest, SHA-256 1MiB 15.6 ms   92.5 ms (5.9x)  16.7 ms (1.07x)
 //	fib(25), 250k calls   0.340 ms   0.359 ms        0.424 ms (1.25x)
+//	  refill out of line  0.349 ms                   0.408 ms (1.17x)
 //
 // (close-on-context-done does not stop fib at all: it sees loops only).
 // Before the counter lived in a local, with the refill call inside every
@@ -185,14 +191,19 @@
 // Charging all four copies at the header instead would have measured 0.62x,
 // but a loop left in the middle of a group would then pay for copies that
 // did not run; exact counts were kept. The Go guest is unchanged within
-// noise: two of its loops qualify (345 bytes of 2.9 MB). Recursion gets no
-// such help and fib(25) stays at 1.22x; hand-edited variants of fib in one
-// run put the floor near 1.1x for any per-call scheme on wazero's compiler:
-// the entry test alone (a load, a compare and a branch, as an epoch check
-// would be) cost 1.18x with the refill call in an if and 1.08x with the
-// fast path falling through and refill out of line, the count alone
-// (load, subtract, store, no test) 1.06x; inlining the recursive call once
-// made bare fib 0.63x but metered fib 1.3x.
+// noise: two of its loops qualify (345 bytes of 2.9 MB).
+//
+// Recursion pays a test per call. Hand-edited variants of fib in one run
+// put the floor near 1.1x for any per-call scheme on wazero's compiler: the
+// entry test alone (a load, a compare and a branch, as an epoch check would
+// be) cost 1.18x with the refill call in an if and 1.08x with the fast path
+// falling through into the body and the refill call after it, the count
+// alone (load, subtract, store, no test) 1.06x; inlining the recursive call
+// once made bare fib 0.63x but metered fib 1.3x. So a loop-free function
+// that calls itself gets the fall-through entry (fib 1.25x -> 1.17x, same
+// counts); giving it to every function cost the Go guest 2-10 %, because
+// the body then sits in a loop that calls, which makes the compiler keep
+// its loops' locals in memory. No function of the Go guest qualifies.
 //
 // Entry wrappers, not an exported counter: the Extism SDK does not give
 // the host the guest module's globals, so the per-call reset and the

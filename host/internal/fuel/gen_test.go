@@ -85,25 +85,29 @@ func runProgram(t *testing.T, r wazero.Runtime, seed uint64) bool {
 // body is random structured code over two locals.
 func genProgram(seed uint64) []byte {
 	g := &gen{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
-	// x is local 0, a and b are locals 1 and 2; global 0 is the guard.
+	g.noLoops = g.rng.IntN(3) == 0 // loop-free: recursion is its only repetition
+	// Function 1: x is local 0, a and b are locals 1 and 2; global 0 is
+	// the guard.
 	g.code = append(g.code, 1, 2, 0x7f)       // two i32 locals
 	g.code = append(g.code, 0x20, 0, 0x21, 1) // a = x
-	g.code = append(g.code, 0x41)
-	g.code = appendS64(g.code, 300)
-	g.code = append(g.code, 0x24, 0) // guard = 300
 	g.stmts(0, 4+g.rng.IntN(6))
 	g.code = append(g.code, 0x20, 1, 0x20, 2, 0x73, 0x0b) // a ^ b; end
+	// Function 0, run(x): guard = 300; f1(x).
+	run := []byte{0, 0x41}
+	run = appendS64(run, 300)
+	run = append(run, 0x24, 0, 0x20, 0, 0x10, 1, 0x0b)
 
 	var m []byte
 	m = append(m, 0, 'a', 's', 'm', 1, 0, 0, 0)
 	m = appendSection(m, secType, []byte{1, 0x60, 1, 0x7f, 1, 0x7f})
-	m = appendSection(m, secFunction, []byte{1, 0})
+	m = appendSection(m, secFunction, []byte{2, 0, 0})
 	m = appendSection(m, secMemory, []byte{1, 0, 1})
 	m = appendSection(m, secGlobal, []byte{1, 0x7f, 1, 0x41, 0, 0x0b})
 	m = appendSection(m, secExport, append(appendName([]byte{1}, "run"), 0, 0)) // func 0
-	body := appendU32(nil, uint32(len(g.code)))
-	m = appendSection(m, secCode, append(append([]byte{1}, body...), g.code...))
-	return m
+	code := []byte{2}
+	code = append(appendU32(code, uint32(len(run))), run...)
+	code = append(appendU32(code, uint32(len(g.code))), g.code...)
+	return appendSection(m, secCode, code)
 }
 
 type gen struct {
@@ -111,7 +115,8 @@ type gen struct {
 	code []byte
 	// labels open around the current point, innermost last; none has a
 	// branch type (blocks and ifs are empty, loops have no parameters).
-	labels int
+	labels  int
+	noLoops bool
 }
 
 // stmts appends n stack-neutral statements.
@@ -122,11 +127,23 @@ func (g *gen) stmts(depth, n int) {
 }
 
 func (g *gen) stmt(depth int) {
-	k := g.rng.IntN(12)
-	if depth >= 4 && k >= 6 {
+	k := g.rng.IntN(14)
+	if depth >= 4 && k >= 6 && k < 12 {
 		k = g.rng.IntN(6) // deep enough: no more nesting
 	}
+	if g.noLoops && (k == 7 || k == 8 || k == 11) {
+		k = 6
+	}
 	switch k {
+	case 12: // if guard != 0 { guard--; b = f1(a) }
+		g.code = append(g.code, 0x23, 0, 0x04, 0x40, 0x23, 0, 0x41, 1, 0x6b, 0x24, 0)
+		g.code = append(g.code, 0x20, 1, 0x10, 1, 0x21, 2, 0x0b)
+	case 13: // return a, as a conditional branch to the function's label
+		g.code = append(g.code, 0x20, 1)
+		g.cond()
+		g.code = append(g.code, 0x0d)
+		g.code = appendU32(g.code, uint32(g.labels))
+		g.code = append(g.code, 0x1a) // drop when not taken
 	case 0, 1, 2: // a or b = expression
 		g.expr()
 		g.code = append(g.code, 0x21, byte(1+g.rng.IntN(2)))
