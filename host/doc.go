@@ -52,10 +52,13 @@
 //     close-on-context-done 12.0 µs; 1 KiB echo 25.9 µs against 47 µs. The engine seam (host/internal/engine)
 //     keeps go-sdk and wazero types out of this package's API so a leaner
 //     engine can replace it.
-//   - Memory cap: wazero fails a memory.grow past the cap without a distinct
-//     error, so a failed call is classified as KindMemory when the guest
-//     printed a runtime out-of-memory message or its linear memory is within
-//     4 MiB of the cap.
+//   - Memory cap: wazero fails a memory.grow past the cap by returning -1
+//     to the guest, without an error the host sees. A metered module reports
+//     every failed grow through the fuel import, so a failed call during
+//     which a grow failed is KindMemory, and no other is. For an unmetered
+//     module the host guesses: KindMemory when the guest printed a runtime
+//     out-of-memory message or the Extism kernel's memory (go-sdk exposes
+//     no other) is within 4 MiB of the cap.
 //   - Guest logs: go-sdk filters them by a process-wide level and prints its
 //     own trace lines to the standard logger before an instance's logger can
 //     be set, so the host sets that level to debug: guest log_trace lines are

@@ -168,3 +168,31 @@ func TestLoad_StartFunctionThatSpinsFailsAtTimeout(t *testing.T) {
 	}
 	t.Logf("Load failed after %s: %v", took, err)
 }
+
+// A metered module reports every failed memory.grow, so the memory cap is
+// told apart exactly: a guest that traps after a grow failed, its memory
+// far below the cap, is KindMemory; one that traps at its cap after grows
+// that all succeeded is KindTrap.
+func TestMemoryCap_ClassifiedByFailedGrow(t *testing.T) {
+	h := newHost(t)
+	wasm := hosttest.Fixture(t, "../host/testdata/grow.wasm")
+	if _, err := h.Load(context.Background(), "grow", wasm, abi.Manifest{Memory: 16 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		export string
+		want   host.Kind
+	}{
+		{"bigGrow", host.KindMemory},
+		{"nearCapTrap", host.KindTrap},
+	} {
+		_, err := h.Call(context.Background(), "grow", tt.export, nil)
+		var ge *host.GuestError
+		if !errors.As(err, &ge) || ge.Kind != tt.want {
+			t.Errorf("%s = %v, want a %v error", tt.export, err, tt.want)
+		}
+		if tt.want == host.KindMemory && !errors.Is(err, host.ErrMemoryLimit) {
+			t.Errorf("%s = %v, want it to match ErrMemoryLimit", tt.export, err)
+		}
+	}
+}

@@ -594,7 +594,7 @@ func (h *Host) callGen(ctx context.Context, g *generation, fn string, input []by
 		co.stats.Version = g.version
 		co.stats.Metered = meter != nil
 	}
-	out, gerr := h.classify(ctx, g, fn, inst, res, st)
+	out, gerr := h.classify(ctx, g, fn, inst, res, st, meter)
 	healthy := res.Exit == nil && res.Trap == nil && (gerr == nil || gerr.Kind == KindFailed || gerr.Kind == KindPermanent)
 	g.pool.Release(inst, healthy)
 	if gerr != nil {
@@ -621,7 +621,8 @@ func (h *Host) ctxError(g *generation, fn string, start time.Time, err error) *G
 }
 
 // classify turns an engine result into output or a *GuestError.
-func (h *Host) classify(ctx context.Context, g *generation, fn string, inst *instance, res engine.Result, st *callState) ([]byte, *GuestError) {
+// meter is the call's fuel meter, nil for an unmetered module.
+func (h *Host) classify(ctx context.Context, g *generation, fn string, inst *instance, res engine.Result, st *callState, meter *fuel.Meter) ([]byte, *GuestError) {
 	ge := &GuestError{Plugin: g.plugin, Version: g.version, Export: fn, Code: abi.Code(res.Code), Hint: st.hint}
 	switch {
 	case res.Exit != nil:
@@ -633,7 +634,7 @@ func (h *Host) classify(ctx context.Context, g *generation, fn string, inst *ins
 			}
 			return nil, h.ctxError(g, fn, st.start, cerr)
 		}
-		if h.memoryExhausted(g, inst) {
+		if h.memoryExhausted(g, inst, meter) {
 			ge.Kind, ge.Msg, ge.Err = KindMemory, fmt.Sprintf("memory limit %s reached", abi.Size(g.memCap)), ErrMemoryLimit
 			return nil, ge
 		}
@@ -657,7 +658,7 @@ func (h *Host) classify(ctx context.Context, g *generation, fn string, inst *ins
 			ge.Msg = fmt.Sprintf("CPU budget of %d fuel units used up", g.manifest.CPUBudget)
 			return nil, ge
 		}
-		if h.memoryExhausted(g, inst) {
+		if h.memoryExhausted(g, inst, meter) {
 			ge.Kind, ge.Msg, ge.Err = KindMemory, fmt.Sprintf("memory limit %s reached", abi.Size(g.memCap)), ErrMemoryLimit
 			return nil, ge
 		}
@@ -682,11 +683,18 @@ func (h *Host) classify(ctx context.Context, g *generation, fn string, inst *ins
 	return nil, ge
 }
 
-// memoryExhausted reports whether a failed instance is at its memory cap.
-// wazero fails a memory.grow past the cap without a distinct error, so the
-// host looks at what the guest left behind: a runtime out-of-memory message,
-// or a linear memory within one allocation step (4 MiB) of the cap.
-func (h *Host) memoryExhausted(g *generation, inst *instance) bool {
+// memoryExhausted reports whether a failed call hit its memory cap. wazero
+// fails a memory.grow past the cap by returning -1 to the guest, without an
+// error the host sees. A metered module reports every such grow (see
+// fuel.Meter.GrowFailed), which decides. For an unmetered one the host
+// guesses from what the guest left behind: a runtime out-of-memory message,
+// or memory within one allocation step (4 MiB) of the cap — the Extism
+// kernel's memory, the only one go-sdk exposes (it holds inputs, outputs
+// and variables), not the guest's own.
+func (h *Host) memoryExhausted(g *generation, inst *instance, meter *fuel.Meter) bool {
+	if meter != nil {
+		return meter.GrowFailed()
+	}
 	if strings.Contains(inst.e.Stderr(), "out of memory") {
 		return true
 	}

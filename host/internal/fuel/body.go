@@ -23,6 +23,8 @@ const (
 	opGlobalGet = 0x23
 	opGlobalSet = 0x24
 	opI64Const  = 0x42
+	opI32Const  = 0x41
+	opI32Eq     = 0x46
 	opI64LtS    = 0x53
 	opI64Add    = 0x7c
 	opI64Sub    = 0x7d
@@ -131,7 +133,7 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 	rw.blockInfo()
 
 	// Pass 2: emit.
-	bulk := rw.hasKind(kBulk)
+	bulk := rw.hasKind(kBulk) || rw.hasKind(kGrow)
 	if bulk {
 		out = appendU32(out, nGroups+2)
 	} else {
@@ -140,7 +142,7 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 	out = append(out, code[countLen(code):localsEnd]...)
 	out = append(out, 1, typeI64)
 	if bulk {
-		out = append(out, 1, typeI32) // fuelLocal+1: bulkCharge's length
+		out = append(out, 1, typeI32) // fuelLocal+1: bulkCharge's length, growReport's result
 	}
 	rw.loc, rw.glob = false, true
 	entryCost := rw.regions[0]
@@ -202,6 +204,9 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 		case kBulk:
 			out = rw.bulkCharge(out, fuelLocal, in.imm)
 			out = append(out, code[in.start:in.end]...)
+		case kGrow:
+			out = append(out, code[in.start:in.end]...)
+			out = rw.growReport(out, fuelLocal)
 		case kRefFunc:
 			out = append(out, code[in.start])
 			out = appendU32(out, rw.remap(in.imm))
@@ -529,6 +534,25 @@ func (rw *rewriter) bulkCharge(out []byte, local, sub uint32) []byte {
 	out = append(out, opI64ExtI32, opI64Const, shift, opI64ShrU, opI64Sub)
 	out = appendOp(out, opLocalSet, local)
 	return appendOp(out, opLocalGet, n)
+}
+
+// growReport emits, after a memory.grow, a report of its failure to the
+// host (wazero fails a grow past the memory limit by returning -1, without
+// an error the host could see):
+//
+//	local.tee $r; i32.const -1; i32.eq
+//	if; i64.const GrowFailedCounter; call $refill; drop; end
+//	local.get $r
+//
+// The counter is not touched.
+func (rw *rewriter) growReport(out []byte, local uint32) []byte {
+	r := local + 1
+	out = appendOp(out, opLocalTee, r)
+	out = append(out, opI32Const, 0x7f, opI32Eq, opIf, blockEmpty, opI64Const)
+	out = appendS64(out, GrowFailedCounter)
+	out = appendOp(out, opCall, rw.refill)
+	out = append(out, opDrop, opEnd)
+	return appendOp(out, opLocalGet, r)
 }
 
 // appendOp appends an instruction with one index immediate.

@@ -55,6 +55,11 @@
 //     while every copy is still charged what its iteration costs; the
 //     instructions the unrolling adds are free, so counts are those of the
 //     plain loop (see unroll.go);
+//   - after every memory.grow that returns -1 (wazero fails a grow past
+//     the memory limit that way, with no error the host sees), calls refill
+//     with GrowFailedCounter, which marks the call's Meter (GrowFailed) and
+//     leaves the counter alone: the host tells a call that hit its memory
+//     cap from any other failure exactly;
 //   - points each export of a defined function at a small entry wrapper
 //     with the same type: it zeroes the counter (so the first charge of
 //     every call from the host asks the host: context and budget are

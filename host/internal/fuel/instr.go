@@ -22,6 +22,8 @@ const (
 	kReturnCall
 	kReturnCallIndirect
 	kRefFunc
+	// kGrow: memory.grow.
+	kGrow
 	// kBulk: memory.init, memory.copy, memory.fill, table.init,
 	// table.copy, table.grow and table.fill, whose last operand is a
 	// length; imm is the 0xfc sub-opcode.
@@ -178,6 +180,9 @@ func (d *decoder) next() (instr, error) {
 	case op == 0x3f || op == 0x40: // memory.size, memory.grow
 		if err := d.memIndex(); err != nil {
 			return in, err
+		}
+		if op == 0x40 {
+			in.kind = kGrow
 		}
 	case op == 0x41:
 		if _, err := r.sleb(32); err != nil {

@@ -124,3 +124,25 @@ func TestMeter_BulkChargedByLength(t *testing.T) {
 		t.Errorf("tfill(1000) used %d more than tfill(0), want %d", got, want)
 	}
 }
+
+// A failed memory.grow, which wazero reports only by returning -1 to the
+// guest, is reported to the host through refill.
+func TestMeter_GrowFailed(t *testing.T) {
+	r := newRuntime(t, false)
+	mod := instantiate(t, r, instrument(t, fixture(t, "bulk")))
+	grow := func(pages uint64) (int32, bool) {
+		t.Helper()
+		m := NewMeter(0, 0)
+		res, err := mod.ExportedFunction("grow").Call(WithMeter(context.Background(), m), pages)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int32(res[0]), m.GrowFailed()
+	}
+	if got, failed := grow(1); got != 1 || failed {
+		t.Errorf("grow(1) = %d, failed %v; want 1 (the old size), not failed", got, failed)
+	}
+	if got, failed := grow(70_000); got != -1 || !failed {
+		t.Errorf("grow(70000) = %d, failed %v; want -1, failed", got, failed)
+	}
+}

@@ -3,6 +3,7 @@ package fuel
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,8 @@ type Meter struct {
 	// the guest's counter, which the guest reports on every refill.
 	granted atomic.Int64
 	used    atomic.Int64
+	// growFailed: a memory.grow of the call failed (see GrowFailedCounter).
+	growFailed atomic.Bool
 	// yielded is when the guest last yielded its P (unix nanoseconds); it
 	// is only touched on the goroutine running the guest.
 	yielded int64
@@ -54,6 +57,16 @@ func (m *Meter) Used() int64 { return m.used.Load() }
 
 // Budget returns the budget the Meter was created with (<= 0: none).
 func (m *Meter) Budget() int64 { return m.budget }
+
+// GrowFailedCounter, passed to refill as the counter, reports a failed
+// memory.grow (the instrumented module does so after every memory.grow
+// that returns -1). No real counter reaches it.
+const GrowFailedCounter int64 = math.MinInt64
+
+// GrowFailed reports whether a memory.grow failed during the call: the
+// guest asked for more memory than its limit allows. wazero reports such a
+// grow only by returning -1 to the guest.
+func (m *Meter) GrowFailed() bool { return m.growFailed.Load() }
 
 type meterKey struct{}
 
@@ -84,8 +97,18 @@ func MeterFrom(ctx context.Context) *Meter {
 //
 // Without a Meter in ctx, Refill only checks ctx and hands out
 // DefaultSlice.
+//
+// A counter of GrowFailedCounter is not a counter: the guest reports that a
+// memory.grow failed (see Meter.GrowFailed); Refill returns 0, which the
+// guest drops.
 func Refill(ctx context.Context, counter int64) (int64, error) {
 	m := MeterFrom(ctx)
+	if counter == GrowFailedCounter {
+		if m != nil {
+			m.growFailed.Store(true)
+		}
+		return 0, nil
+	}
 	if counter >= 0 {
 		if m != nil {
 			m.used.Store(m.granted.Load() - counter)

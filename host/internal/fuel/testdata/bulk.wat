@@ -1,5 +1,6 @@
 ;; Bulk memory: passive data, memory.init/copy/fill, data.drop (needs the
-;; data count section); fill(n) and tfill(n) for the length-based charges.
+;; data count section); fill(n) and tfill(n) for the length-based charges,
+;; grow(n) for the report of a failed memory.grow.
 ;; Build: wat2wasm --debug-names bulk.wat -o bulk.wasm
 (module
   (memory 1)
@@ -22,4 +23,6 @@
     (memory.fill (i32.const 0) (i32.const 7) (local.get $n))
     (memory.copy (i32.const 1) (i32.const 0) (local.get $n)))
   (func (export "tfill") (param $n i32)
-    (table.fill 0 (i32.const 0) (ref.null func) (local.get $n))))
+    (table.fill 0 (i32.const 0) (ref.null func) (local.get $n)))
+  (func (export "grow") (param $n i32) (result i32)
+    (memory.grow (local.get $n))))
