@@ -37,8 +37,8 @@
 //     and loop headers (check points) the charge also tests the counter:
 //     when it is negative it calls refill with it and continues with the
 //     counter refill returns. Other regions only subtract. At the header of
-//     a loop without parameters or calls the refill call sits outside the loop: the
-//     loop is wrapped as block, loop, block, loop (the original); its
+//     a loop without parameters or calls the refill call sits outside the
+//     loop: the loop is wrapped as block, loop, block, loop (the original); its
 //     header charge branches on a negative counter to the end of the inner
 //     block, which calls refill, adds the header's charge back and
 //     re-enters the header through the outer loop (so the counts are those
@@ -50,11 +50,10 @@
 //     levels);
 //   - unrolls small loops first (innermost, without parameters, calls,
 //     bulk instructions or br_table, at most 32 instructions): the body is
-//     repeated four times
-//     inside the loop, so the header's test runs once per four iterations
-//     while every copy is still charged what its iteration costs; the
-//     instructions the unrolling adds are free, so counts are those of the
-//     plain loop (see unroll.go);
+//     repeated four times inside the loop, so the header's test runs once
+//     per four iterations while every copy is still charged what its
+//     iteration costs; the instructions the unrolling adds are free, so
+//     counts are those of the plain loop (see unroll.go);
 //   - after every memory.grow that returns -1 (wazero fails a grow past
 //     the memory limit that way, with no error the host sees), calls refill
 //     with GrowFailedCounter, which marks the call's Meter (GrowFailed) and
@@ -69,7 +68,8 @@
 //
 // Imports (apart from the one added), export names and types, the ABI, and
 // what the module computes are unchanged: the differential tests run every
-// fixture and a Go-built guest both ways and compare results.
+// fixture, a Go-built guest and thousands of generated programs both ways
+// and compare results.
 //
 // The cost model: fuel counts executed Wasm instructions, each about one
 // unit, charged per region before the region runs, so a region left early
@@ -84,19 +84,18 @@
 // 64 MiB memory and copying half of it took 4.3-5 ms (12.6 M units, so
 // bulk work runs about 2.6 G units/s against 19-32 G for other code; one
 // unit per 8 bytes is about what a copying loop would be charged per
-// store). Only
-// memory.grow costs one unit whatever it adds: the memory limit bounds
-// what all grows of an instance can add. Counts are deterministic: the same
-// call on the same input in a fresh instance uses the same fuel, whatever
-// the slice size (tested).
+// store). Only memory.grow costs one unit whatever it adds: the memory
+// limit bounds what all grows of an instance can add. Counts are
+// deterministic: the same call on the same input in a fresh instance uses
+// the same fuel, whatever the slice size (tested).
 //
 // Every cycle in a Wasm program passes a loop header or a function entry,
 // so no execution can run further past an empty counter than the longest
 // loop-free path from one check point to the next within one function (for
 // an unrolled loop, four iterations of its body), plus the length charge
-// of one bulk instruction on that path; code
-// directly after br, br_table, return, unreachable or return_call up to the
-// next end or else is unreachable and gets no charge.
+// of one bulk instruction on that path; code directly after br, br_table,
+// return, unreachable or return_call up to the next end or else is
+// unreachable and gets no charge.
 //
 // Accepted: everything wazero 1.12 enables by default (api.CoreFeaturesV2:
 // multi-value, bulk memory with the data count section, reference types
