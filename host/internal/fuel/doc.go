@@ -174,9 +174,9 @@
 // loop and the counter synced around every call, the fuel ratios were
 // 1.41x, 1.08x and 1.32x; the counting loop was 1.20x before unrolling.
 //
-// Testing the counter only at check points,
-// with a call-free refill path elsewhere, had brought the fuel ratios from
-// 1.51x, 1.12x and 1.37x. In wazero's compiled code the remaining cost is
+// Testing the counter only at check points, with a call-free refill path
+// elsewhere, had brought the fuel ratios from 1.51x, 1.12x and 1.37x. In
+// wazero's compiled code the remaining cost is
 // mostly register pressure: any call inside a loop, even on the cold
 // refill path, makes the compiler keep the loop's locals on the stack (the
 // counting loop loaded and stored them every iteration), hence the refill
@@ -244,6 +244,6 @@
 // (TestRunaway_GCWhileFourSpin run alone; goal 10 ms), 3.7-4.0 ms on
 // average in BenchmarkGCWhileFourSpin (0.2 ms with nothing spinning).
 // Yielding at every refill cost 6-10 % on the benchmarks (a yield may move
-// the goroutine to another thread); the rate-limited yield costs 1-3 %. Unmetered,
-// runtime.GC() never returns there.
+// the goroutine to another thread); the rate-limited yield costs 1-3 %.
+// Unmetered, runtime.GC() never returns there.
 package fuel
