@@ -43,6 +43,7 @@ testdata:
 	$(MAKE) -B -C host/supervisor/testdata
 	cd host/testdata && for f in *.wat; do wat2wasm $$f -o $${f%.wat}.wasm; done
 	cd host/api/testdata && wat2wasm outcomes.wat -o outcomes.wasm
+	cd host/testdata/escape && clang --target=wasm32-wasi -mexec-model=reactor -Os -Wl,--strip-all -I../../../sdk-guest/c -o escape.wasm escape.c
 
 generate:
 	$(GO) generate ./...

@@ -15,9 +15,11 @@ import (
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/bulkhead-run/bulkhead/host/internal/fuel"
+	"github.com/bulkhead-run/bulkhead/host/internal/jailfs"
 )
 
 // PageSize is the size of one Wasm memory page.
@@ -50,6 +52,8 @@ type Config struct {
 	Wasm         []byte
 	MemoryPages  uint32 // 0 = wazero's default (4 GiB)
 	AllowedHosts []string
+	// AllowedPaths maps a host directory ("ro:" prefix = read-only) to the
+	// guest path it is mounted at. Each mount is a jailfs.FS.
 	AllowedPaths map[string]string
 	Config       map[string]string
 	HostFuncs    []HostFunc
@@ -111,6 +115,9 @@ func Compile(ctx context.Context, cfg Config) (*Module, error) {
 			return nil, fmt.Errorf("cpu metering: %w", err)
 		}
 	}
+	if err := checkMounts(cfg.AllowedPaths); err != nil {
+		return nil, err
+	}
 	// Validate and compile first, with the plugin runtime's configuration:
 	// go-sdk's own compilation below then comes from the cache.
 	exports, err := listExports(ctx, wasm, cfg.Cache, !metered)
@@ -140,7 +147,9 @@ func Compile(ctx context.Context, cfg Config) (*Module, error) {
 		Memory:       mem,
 		Config:       cfg.Config,
 		AllowedHosts: cfg.AllowedHosts,
-		AllowedPaths: cfg.AllowedPaths,
+		// No AllowedPaths: go-sdk would mount them with wazero's directory
+		// mounts, which follow symbolic links out of the directory.
+		// Instantiate mounts jailfs file systems instead.
 	}
 	cp, err := extism.NewCompiledPlugin(ctx, m, extism.PluginConfig{RuntimeConfig: rc, EnableWasi: true}, funcs)
 	if err != nil {
@@ -199,6 +208,7 @@ func (m *Module) Close(ctx context.Context) error { return m.cp.Close(ctx) }
 // Instance is one instantiation of a Module. It serves one call at a time.
 type Instance struct {
 	p      *extism.Plugin
+	mounts []*jailfs.FS
 	stderr *tail
 	// Tag is free for the owner of the instance (the host keeps the
 	// current call's state there for log lines).
@@ -227,11 +237,19 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 		// it an empty one. Other host functions still trap there.
 		ctx = context.WithValue(ctx, extism.PluginCtxKey("plugin"), (*extism.Plugin)(nil))
 	}
+	mounts, fsc, err := openMounts(m.cfg.AllowedPaths)
+	if err != nil {
+		return nil, err
+	}
+	if fsc != nil {
+		mc = mc.WithFSConfig(fsc)
+	}
 	p, err := m.cp.Instance(ctx, extism.PluginInstanceConfig{ModuleConfig: mc})
 	if err != nil {
+		closeMounts(mounts)
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
-	inst = &Instance{p: p, stderr: stderr}
+	inst = &Instance{p: p, mounts: mounts, stderr: stderr}
 	if m.cfg.Log != nil {
 		logf := m.cfg.Log
 		p.SetLogger(func(level extism.LogLevel, msg string) {
@@ -302,7 +320,51 @@ func (i *Instance) MemoryBytes() uint64 {
 }
 
 // Close frees the instance.
-func (i *Instance) Close(ctx context.Context) error { return i.p.Close(ctx) }
+func (i *Instance) Close(ctx context.Context) error {
+	err := i.p.Close(ctx)
+	closeMounts(i.mounts)
+	return err
+}
+
+// checkMounts opens and closes every allowed directory, so a missing one
+// fails the load rather than each instantiation.
+func checkMounts(paths map[string]string) error {
+	mounts, _, err := openMounts(paths)
+	closeMounts(mounts)
+	return err
+}
+
+// openMounts opens one jailfs.FS per allowed path and the wazero file
+// system configuration that mounts them (nil when there are none).
+func openMounts(paths map[string]string) ([]*jailfs.FS, wazero.FSConfig, error) {
+	if len(paths) == 0 {
+		return nil, nil, nil
+	}
+	hostDirs := make([]string, 0, len(paths))
+	for d := range paths {
+		hostDirs = append(hostDirs, d)
+	}
+	sort.Strings(hostDirs)
+	fsc := wazero.NewFSConfig()
+	mounts := make([]*jailfs.FS, 0, len(paths))
+	for _, d := range hostDirs {
+		dir, ro := strings.CutPrefix(d, "ro:")
+		j, err := jailfs.Open(dir, ro)
+		if err != nil {
+			closeMounts(mounts)
+			return nil, nil, fmt.Errorf("allowed path: %w", err)
+		}
+		mounts = append(mounts, j)
+		fsc = fsc.(sysfs.FSConfig).WithSysFSMount(j, paths[d])
+	}
+	return mounts, fsc, nil
+}
+
+func closeMounts(mounts []*jailfs.FS) {
+	for _, j := range mounts {
+		_ = j.Close()
+	}
+}
 
 // kernelMemory adapts go-sdk's CurrentPlugin to Memory.
 type kernelMemory struct{ p *extism.CurrentPlugin }
