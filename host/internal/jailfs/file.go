@@ -120,8 +120,8 @@ func (f *file) Stat() (sys.Stat_t, experimentalsys.Errno) {
 
 // Read implements experimentalsys.File.
 func (f *file) Read(buf []byte) (int, experimentalsys.Errno) {
-	if len(buf) == 0 {
-		return 0, f.closedErrno()
+	if e := f.readable(); e != 0 || len(buf) == 0 {
+		return 0, e
 	}
 	n, err := f.f.Read(buf)
 	return n, f.errno(err)
@@ -132,8 +132,8 @@ func (f *file) Pread(buf []byte, off int64) (int, experimentalsys.Errno) {
 	if off < 0 {
 		return 0, experimentalsys.EINVAL
 	}
-	if len(buf) == 0 {
-		return 0, f.closedErrno()
+	if e := f.readable(); e != 0 || len(buf) == 0 {
+		return 0, e
 	}
 	n, err := f.f.ReadAt(buf, off)
 	return n, f.errno(err)
@@ -258,6 +258,18 @@ func (f *file) Close() experimentalsys.Errno {
 func (f *file) closedErrno() experimentalsys.Errno {
 	if f.closed {
 		return experimentalsys.EBADF
+	}
+	return 0
+}
+
+// readable reports EBADF for a closed file and EISDIR for a directory,
+// which Go's os package reports as EINVAL.
+func (f *file) readable() experimentalsys.Errno {
+	if f.closed {
+		return experimentalsys.EBADF
+	}
+	if dir, _ := f.IsDir(); dir {
+		return experimentalsys.EISDIR
 	}
 	return 0
 }
