@@ -8,4 +8,9 @@
 // context and CPU budget in the refill host function and runs without
 // wazero's close-on-context-done; a module that is not metered runs with
 // close-on-context-done, whether or not the plugin sets a timeout.
+//
+// Allowed paths are mounted here too, each instance with its own
+// host/internal/jailfs file systems (closed with the instance), never with
+// go-sdk's or wazero's directory mounts, which follow symbolic links out of
+// the directory.
 package engine
