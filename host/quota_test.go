@@ -276,3 +276,31 @@ func TestLimits_LogRate(t *testing.T) {
 		})
 	}
 }
+
+// TestLimits_HostWarningsRateLimited: a guest repeating a refused host
+// call gets its code every time, but the host logs at most 10 warnings a
+// second for the plugin and a summary of the rest at most every second.
+func TestLimits_HostWarningsRateLimited(t *testing.T) {
+	rec := &logSink{}
+	h := newHost(t, host.WithLogger(slog.New(rec)))
+	loadAbuse(t, h, "abuse", abi.Manifest{})
+	d := &memDurable{state: map[string][]byte{}}
+	start := time.Now()
+	ok, rc := loop(t, h, "abuse", "state_loop", d, 100, abi.DefaultMaxStateValue+8, 0)
+	secs := 1 + time.Since(start).Seconds()
+	if ok != 0 || rc != uint64(abi.HostTooLarge) {
+		t.Fatalf("%d oversized values accepted, last code %d", ok, rc)
+	}
+	n := len(rec.messages("state_set refused"))
+	if n == 0 || float64(n) > 10*secs {
+		t.Fatalf("%d warnings for 100 refusals in %.2fs", n, secs-1)
+	}
+	sums := rec.messages("host function warnings suppressed")
+	var dropped int64
+	for _, s := range sums {
+		dropped += attr(s, "lines").Int64()
+	}
+	if len(sums) == 0 || float64(len(sums)) > secs+1 || dropped == 0 || n+int(dropped) > 100 {
+		t.Fatalf("%d summaries of %d suppressed warnings, %d logged", len(sums), dropped, n)
+	}
+}
