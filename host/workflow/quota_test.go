@@ -23,8 +23,8 @@ type sizeSink struct {
 }
 
 func (s *sizeSink) Enabled(context.Context, slog.Level) bool { return true }
-func (s *sizeSink) WithAttrs([]slog.Attr) slog.Handler        { return s }
-func (s *sizeSink) WithGroup(string) slog.Handler             { return s }
+func (s *sizeSink) WithAttrs([]slog.Attr) slog.Handler       { return s }
+func (s *sizeSink) WithGroup(string) slog.Handler            { return s }
 func (s *sizeSink) Handle(_ context.Context, r slog.Record) error {
 	n := len(r.Message)
 	r.Attrs(func(a slog.Attr) bool { n += len(a.Key) + len(a.Value.String()); return true })
