@@ -28,9 +28,9 @@ type Error struct {
 
 func (e *Error) Error() string {
 	if e.Limit == "state_keys" {
-		return fmt.Sprintf("the state holds %d keys, the %s quota", e.Used, e.Limit)
+		return fmt.Sprintf("quota used up: the state holds %d keys, state_keys is %d", e.Used, e.Max)
 	}
-	return fmt.Sprintf("the state holds %d bytes; %d more would pass the %s quota of %d", e.Used, e.Add, e.Limit, e.Max)
+	return fmt.Sprintf("quota used up: the state holds %d bytes, %d more would pass state_bytes of %d", e.Used, e.Add, e.Max)
 }
 
 // Delta is the change of usage when key's value becomes value: old is the
