@@ -30,8 +30,9 @@ type Manifest struct {
 	LogLinesPerSecond int64 `json:"log_lines_per_second,omitempty" yaml:"log_lines_per_second,omitempty"`
 	LogBytesPerSecond Size  `json:"log_bytes_per_second,omitempty" yaml:"log_bytes_per_second,omitempty"`
 	// MaxCheckpoint caps one checkpoint (default 4 MiB, at most 256 MiB).
-	// The store keeps the newest 10 checkpoints of a node, so a node of a
-	// run holds at most ten times MaxCheckpoint.
+	// The store keeps the newest checkpoints of a node (10 unless the host
+	// is configured otherwise), so a node of a run holds at most ten times
+	// MaxCheckpoint.
 	MaxCheckpoint Size `json:"max_checkpoint,omitempty" yaml:"max_checkpoint,omitempty"`
 	// StateKeys and StateBytes are the quota of the plugin's durable state
 	// (default 10,000 keys and 64 MiB, counting the bytes of keys and
