@@ -28,7 +28,7 @@ const MaxManifestSize = 1 << 20
 //	max_error: 64KiB       # a guest's error message
 //	log_lines_per_second: 100
 //	log_bytes_per_second: 256KiB
-//	max_checkpoint: 4MiB   # one checkpoint; a node keeps its newest few
+//	max_checkpoint: 4MiB   # one checkpoint; a node keeps store.max_checkpoints
 //	state_keys: 10000      # the plugin's durable state quota
 //	state_bytes: 64MiB     # keys plus values
 //	pool: {min: 1, max: 8, idle_timeout: 1m}
