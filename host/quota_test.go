@@ -208,7 +208,7 @@ func TestLimits_ErrorMessage(t *testing.T) {
 	if len(ge.Msg) > max || len(err.Error()) > max+200 {
 		t.Fatalf("message is %d bytes, error %d; want at most %d", len(ge.Msg), len(err.Error()), max)
 	}
-	want := fmt.Sprintf("bytes dropped at max_error 64KiB]")
+	want := "bytes dropped at max_error 64KiB]"
 	if !strings.HasPrefix(ge.Msg, "éé") || !strings.HasSuffix(ge.Msg, want) || !strings.Contains(ge.Msg, fmt.Sprint(len(huge)-strings.Index(ge.Msg, "…"))) {
 		t.Fatalf("message does not end with how much was dropped: …%q", ge.Msg[len(ge.Msg)-80:])
 	}
