@@ -116,12 +116,14 @@ const (
 )
 
 // Result codes of the host functions that return an i32 (checkpoint_save,
-// state_set, state_delete).
+// state_set, state_delete). HostQuota came after the others: a guest built
+// before it sees a non-zero code, as for any failure.
 const (
 	HostOK          int32 = 0 // done (for checkpoint_save: durable)
 	HostFailed      int32 = 1 // the store failed; the call may retry
 	HostUnavailable int32 = 3 // no durable store in this call (bulkhead call)
 	HostTooLarge    int32 = 4 // over the host's size limit (see the Default* limits)
+	HostQuota       int32 = 5 // the plugin's state quota (keys or bytes) is used up
 )
 
 // Retryable reports whether a failure with code c may succeed on another attempt.
@@ -220,4 +222,16 @@ const (
 	DefaultMaxStateKey     = 1 << 10
 	DefaultMaxStateValue   = 1 << 20
 	DefaultMaxProgress     = 4 << 10
+	DefaultMaxErrorBytes   = 64 << 10
+	// DefaultStateKeys and DefaultStateBytes are the quota of one plugin's
+	// durable state: keys, and bytes of keys plus values.
+	DefaultStateKeys  = 10000
+	DefaultStateBytes = 64 << 20
+	// DefaultLogLinesPerSecond and DefaultLogBytesPerSecond are the rate of
+	// guest log lines one plugin may write.
+	DefaultLogLinesPerSecond = 100
+	DefaultLogBytesPerSecond = 256 << 10
 )
+
+// MaxCheckpointLimit is the largest max_checkpoint a manifest may set.
+const MaxCheckpointLimit = 256 << 20

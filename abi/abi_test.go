@@ -73,6 +73,31 @@ func TestManifest_ValidateReportsAll(t *testing.T) {
 	}
 }
 
+// TestManifest_Quotas: the quota, error and log-rate fields decode from
+// JSON and refuse negative values and an oversized max_checkpoint.
+func TestManifest_Quotas(t *testing.T) {
+	var m Manifest
+	in := `{"max_error":"16KiB","log_lines_per_second":50,"log_bytes_per_second":"128KiB","max_checkpoint":"1MiB","state_keys":500,"state_bytes":"8MiB"}`
+	if err := json.Unmarshal([]byte(in), &m); err != nil {
+		t.Fatal(err)
+	}
+	want := Manifest{MaxError: 16 << 10, LogLinesPerSecond: 50, LogBytesPerSecond: 128 << 10, MaxCheckpoint: 1 << 20, StateKeys: 500, StateBytes: 8 << 20}
+	if m.MaxError != want.MaxError || m.LogLinesPerSecond != want.LogLinesPerSecond || m.LogBytesPerSecond != want.LogBytesPerSecond ||
+		m.MaxCheckpoint != want.MaxCheckpoint || m.StateKeys != want.StateKeys || m.StateBytes != want.StateBytes {
+		t.Fatalf("decoded %+v", m)
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bad := Manifest{MaxError: -1, LogLinesPerSecond: -1, LogBytesPerSecond: -1, StateKeys: -1, StateBytes: -1, MaxCheckpoint: MaxCheckpointLimit + 1}
+	err := bad.Validate()
+	for _, name := range []string{"max_error", "log_lines_per_second", "log_bytes_per_second", "state_keys", "state_bytes", "max_checkpoint"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("Validate = %v; want it to name %s", err, name)
+		}
+	}
+}
+
 func TestCode_Retryable(t *testing.T) {
 	for c, want := range map[Code]bool{CodeOK: false, CodePermanent: false, CodeRetryable: true, 7: true, -1: true} {
 		if c.Retryable() != want {

@@ -43,9 +43,11 @@
 //
 // checkpoint_save, state_set and state_delete return HostOK (0), HostFailed
 // (1: the store failed), HostUnavailable (3: the call has no durable store,
-// as under `bulkhead call`) or HostTooLarge (4: a checkpoint, key or value
-// over the host's limit: DefaultMaxCheckpoint, DefaultMaxStateKey,
-// DefaultMaxStateValue). A handle the host cannot resolve (not allocated,
+// as under `bulkhead call`), HostTooLarge (4: a checkpoint, key or value
+// over the host's limit: the manifest's max_checkpoint, DefaultMaxStateKey,
+// DefaultMaxStateValue) or HostQuota (5: state_set only, the plugin's state
+// would pass its quota of keys or bytes, state_keys and state_bytes;
+// deleting keys frees it). A handle the host cannot resolve (not allocated,
 // freed, out of range) makes the calling export trap; it never harms the
 // host or other calls.
 //

@@ -19,6 +19,26 @@ type Manifest struct {
 	MaxInput   Size `json:"max_input,omitempty" yaml:"max_input,omitempty"`
 	MaxOutput  Size `json:"max_output,omitempty" yaml:"max_output,omitempty"`
 	MaxLogLine Size `json:"max_log_line,omitempty" yaml:"max_log_line,omitempty"`
+	// MaxError caps the message a guest sets with error_set (default
+	// 64 KiB); a longer one is cut and ends by saying how many bytes were
+	// dropped, in the call's error, logs, run record and dead letters.
+	MaxError Size `json:"max_error,omitempty" yaml:"max_error,omitempty"`
+	// LogLinesPerSecond and LogBytesPerSecond cap the guest log lines one
+	// plugin writes, across its instances (default 100 lines and 256 KiB a
+	// second, with a burst of one second's worth); lines over the rate are
+	// dropped and counted in one summary line at most every second.
+	LogLinesPerSecond int64 `json:"log_lines_per_second,omitempty" yaml:"log_lines_per_second,omitempty"`
+	LogBytesPerSecond Size  `json:"log_bytes_per_second,omitempty" yaml:"log_bytes_per_second,omitempty"`
+	// MaxCheckpoint caps one checkpoint (default 4 MiB, at most 256 MiB).
+	// The store keeps the newest checkpoints of a node (10 unless the host
+	// is configured otherwise), so a node of a run holds at most ten times
+	// MaxCheckpoint.
+	MaxCheckpoint Size `json:"max_checkpoint,omitempty" yaml:"max_checkpoint,omitempty"`
+	// StateKeys and StateBytes are the quota of the plugin's durable state
+	// (default 10,000 keys and 64 MiB, counting the bytes of keys and
+	// values); a state_set that would go past either returns HostQuota.
+	StateKeys  int64 `json:"state_keys,omitempty" yaml:"state_keys,omitempty"`
+	StateBytes Size  `json:"state_bytes,omitempty" yaml:"state_bytes,omitempty"`
 	// Timeout bounds one call (one attempt) when the caller sets no shorter
 	// deadline. Zero means the host's default (30 s).
 	Timeout Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
@@ -52,10 +72,21 @@ func (m Manifest) Validate() error {
 	if m.Memory != 0 && m.Memory < 2<<20 {
 		errs = append(errs, fmt.Errorf("memory %s is below the 2 MiB minimum", m.Memory))
 	}
-	for name, s := range map[string]Size{"max_input": m.MaxInput, "max_output": m.MaxOutput, "max_log_line": m.MaxLogLine} {
-		if s < 0 {
-			errs = append(errs, fmt.Errorf("%s must not be negative", name))
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"max_input", int64(m.MaxInput)}, {"max_output", int64(m.MaxOutput)}, {"max_log_line", int64(m.MaxLogLine)},
+		{"max_error", int64(m.MaxError)}, {"log_lines_per_second", m.LogLinesPerSecond},
+		{"log_bytes_per_second", int64(m.LogBytesPerSecond)}, {"max_checkpoint", int64(m.MaxCheckpoint)},
+		{"state_keys", m.StateKeys}, {"state_bytes", int64(m.StateBytes)},
+	} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative", f.name))
 		}
+	}
+	if m.MaxCheckpoint > MaxCheckpointLimit {
+		errs = append(errs, fmt.Errorf("max_checkpoint %s is over the %s maximum", m.MaxCheckpoint, Size(MaxCheckpointLimit)))
 	}
 	if m.Timeout < 0 {
 		errs = append(errs, errors.New("timeout must not be negative"))

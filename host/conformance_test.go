@@ -259,6 +259,16 @@ func (d *memDurable) StateDelete(_ context.Context, k string) error {
 	return nil
 }
 
+func (d *memDurable) StateUsage(context.Context) (keys, bytes int64, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k, v := range d.state {
+		keys++
+		bytes += int64(len(k) + len(v))
+	}
+	return keys, bytes, nil
+}
+
 func (d *memDurable) Progress(_ context.Context, p abi.Progress) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -31,6 +31,27 @@
 // clocks, real sleep and crypto/rand; they get no filesystem, network or
 // environment unless the manifest allows hosts or paths.
 //
+// # Guest resources
+//
+// What a guest hands the host is bounded by its manifest (abi.Manifest):
+// an error message is cut at max_error in GuestError.Msg, so in every log
+// line, run record and dead letter made from it; log lines are cut at
+// max_log_line and rate-limited per plugin version (log_lines_per_second,
+// log_bytes_per_second), dropped lines counted in a summary line at most
+// once a second; the host's own warnings about failed host function calls
+// are limited to 10 a second per plugin version the same way; one
+// checkpoint is capped at max_checkpoint. A plugin's durable state has a
+// quota of state_keys keys and state_bytes bytes (keys plus values): the
+// host counts it per plugin name, starting from Durable.StateUsage on the
+// plugin's first state write and counting on from every write it makes
+// (host/internal/quota). A state_set that would pass the quota returns
+// abi.HostQuota and stores nothing. The guarantee: while every write of a
+// plugin's state goes through one Host, the state never holds more than
+// its quota, also under concurrent instances (writes of one key are
+// serialized, and a write reserves its growth before it is stored). State
+// written behind the host's back, by another process, is counted from the
+// next start; after a failed store write the count is read again.
+//
 // # Errors
 //
 // A failed guest call is a *GuestError; its Kind says how it failed and it
@@ -63,7 +84,8 @@
 //     own trace lines to the standard logger before an instance's logger can
 //     be set, so the host sets that level to debug: guest log_trace lines are
 //     dropped, the others reach the host's slog logger with plugin, version,
-//     run and node attributes, cut at max_log_line.
+//     run and node attributes, cut at max_log_line and within the
+//     plugin's log rate.
 //   - Guest HTTP: go-sdk sends http_request through http.DefaultClient, so
 //     the first Host wraps that client's transport (see http.go) to put a
 //     breaker per destination host in front of guest requests only.

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
@@ -23,6 +24,7 @@ import (
 	"github.com/bulkhead-run/bulkhead/host/internal/engine"
 	"github.com/bulkhead-run/bulkhead/host/internal/fuel"
 	"github.com/bulkhead-run/bulkhead/host/internal/pool"
+	"github.com/bulkhead-run/bulkhead/host/internal/quota"
 	"github.com/bulkhead-run/bulkhead/resilience"
 )
 
@@ -115,6 +117,10 @@ type Host struct {
 	mu      sync.RWMutex
 	plugins map[string]*plugin
 
+	// accounts counts each plugin's state against its quota, by plugin
+	// name, across versions and reloads (*quota.Account).
+	accounts sync.Map
+
 	closed   atomic.Bool
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -140,6 +146,13 @@ type generation struct {
 	maxOut   int64
 	maxLog   int
 	memCap   uint64
+	maxErr   int
+	// maxCheckpoint caps one checkpoint; stateLimits is the state quota.
+	maxCheckpoint int
+	stateLimits   quota.Limits
+	// logLimit rates the guest's log lines, warnLimit the host's warnings
+	// about its failed host function calls.
+	logLimit, warnLimit *quota.Limiter
 
 	calls, failures, fuelUsed atomic.Uint64
 }
@@ -217,6 +230,7 @@ func (h *Host) janitor(ctx context.Context) {
 		case <-t.C:
 			for _, g := range h.generations() {
 				g.pool.EvictIdle()
+				g.summarize(ctx, h.log, time.Now())
 			}
 		}
 	}
@@ -337,6 +351,14 @@ func (h *Host) compile(ctx context.Context, name string, wasm []byte, m abi.Mani
 		maxOut:   int64(orDefault(m.MaxOutput, abi.DefaultMaxOutputBytes)),
 		maxLog:   int(orDefault(m.MaxLogLine, abi.DefaultMaxLogLineBytes)),
 		memCap:   uint64(orDefault(m.Memory, abi.DefaultMemoryBytes)),
+		maxErr:   int(orDefault(m.MaxError, abi.DefaultMaxErrorBytes)),
+
+		maxCheckpoint: int(orDefault(m.MaxCheckpoint, abi.DefaultMaxCheckpoint)),
+		stateLimits: quota.Limits{Keys: int64(orDefault(abi.Size(m.StateKeys), abi.DefaultStateKeys)),
+			Bytes: int64(orDefault(m.StateBytes, abi.DefaultStateBytes))},
+		logLimit: quota.NewLimiter(int64(orDefault(abi.Size(m.LogLinesPerSecond), abi.DefaultLogLinesPerSecond)),
+			int64(orDefault(m.LogBytesPerSecond, abi.DefaultLogBytesPerSecond))),
+		warnLimit: quota.NewLimiter(warnsPerSecond, 0),
 	}
 	if m.Timeout > 0 {
 		g.timeout = time.Duration(m.Timeout)
@@ -354,7 +376,7 @@ func (h *Host) compile(ctx context.Context, name string, wasm []byte, m abi.Mani
 		Config:       config,
 		HostFuncs:    hostFuncs(),
 		Cache:        h.cache,
-		Log:          h.guestLog,
+		Log:          func(e *engine.Instance, l extism.LogLevel, msg string) { h.guestLog(g, e, l, msg) },
 		Sleep:        guestSleep,
 		Fuel:         h.opts.fuel,
 		FuelFallback: h.opts.fuelFallback,
@@ -562,7 +584,7 @@ func (h *Host) callGen(ctx context.Context, g *generation, fn string, input []by
 			return nil, h.ctxError(g, fn, start, ctxErr)
 		}
 		return nil, &GuestError{Plugin: g.plugin, Version: g.version, Export: fn, Kind: KindTrap,
-			Msg: "instantiate: " + err.Error(), Err: err}
+			Msg: capText("instantiate: "+err.Error(), g.maxErr, "max_error"), Err: err}
 	}
 	st := &callState{host: h, gen: g, inv: co.inv, durable: co.durable, logger: co.logger, start: start, done: ctx.Done()}
 	st.inv.Plugin, st.inv.PluginVersion = g.plugin, g.version
@@ -595,6 +617,14 @@ func (h *Host) callGen(ctx context.Context, g *generation, fn string, input []by
 		co.stats.Metered = meter != nil
 	}
 	out, gerr := h.classify(ctx, g, fn, inst, res, st, meter)
+	if gerr != nil {
+		gerr.Msg = capText(gerr.Msg, g.maxErr, "max_error")
+	}
+	log := co.logger
+	if log == nil {
+		log = h.log
+	}
+	g.summarize(ctx, log, time.Now())
 	healthy := res.Exit == nil && res.Trap == nil && (gerr == nil || gerr.Kind == KindFailed || gerr.Kind == KindPermanent)
 	g.pool.Release(inst, healthy)
 	if gerr != nil {
@@ -736,20 +766,52 @@ func guestSleep(e *engine.Instance, d time.Duration) {
 	}
 }
 
-// guestLog sends a guest log line to the call's logger.
-func (h *Host) guestLog(e *engine.Instance, level extism.LogLevel, msg string) {
+// warnsPerSecond is how many warnings about failed host function calls
+// one plugin version logs a second; the rest are counted in a summary.
+const warnsPerSecond = 10
+
+// summarize logs what g's limiters dropped, at most once a second each.
+func (g *generation) summarize(ctx context.Context, log *slog.Logger, now time.Time) {
+	if lines, bytes, ok := g.logLimit.Summary(now); ok {
+		log.WarnContext(ctx, "guest log lines suppressed over the plugin's log rate", "plugin", g.plugin,
+			"version", short(g.version), "lines", lines, "bytes", bytes)
+	}
+	if lines, _, ok := g.warnLimit.Summary(now); ok {
+		log.WarnContext(ctx, "host function warnings suppressed", "plugin", g.plugin, "version", short(g.version), "lines", lines)
+	}
+}
+
+// capText cuts s to at most max bytes (on a UTF-8 boundary), ending it
+// with a marker that says how many bytes were dropped at which limit.
+func capText(s string, max int, limit string) string {
+	if len(s) <= max {
+		return s
+	}
+	marker := func(dropped int) string {
+		return fmt.Sprintf("… [%d bytes dropped at %s %s]", dropped, limit, abi.Size(max))
+	}
+	keep := max - len(marker(len(s)))
+	if keep < 0 {
+		keep = 0
+	}
+	for keep > 0 && !utf8.RuneStart(s[keep]) {
+		keep--
+	}
+	return s[:keep] + marker(len(s)-keep)
+}
+
+// guestLog sends a guest log line of version g to the call's logger, cut
+// at max_log_line and within the plugin's log rate. Lines logged while an
+// instance starts have no call: they go to the host's logger.
+func (h *Host) guestLog(g *generation, e *engine.Instance, level extism.LogLevel, msg string) {
 	inst, _ := e.Tag.(*instance)
 	var st *callState
 	if inst != nil {
 		st = inst.state
 	}
 	log := h.log
-	var g *generation
-	if st != nil {
-		g = st.gen
-		if st.logger != nil {
-			log = st.logger
-		}
+	if st != nil && st.logger != nil {
+		log = st.logger
 	}
 	var lvl slog.Level
 	switch level {
@@ -768,15 +830,26 @@ func (h *Host) guestLog(e *engine.Instance, level extism.LogLevel, msg string) {
 	if !log.Enabled(ctx, lvl) {
 		return
 	}
-	attrs := []slog.Attr{}
-	if g != nil {
-		if len(msg) > g.maxLog {
-			msg = msg[:g.maxLog] + fmt.Sprintf("… [truncated at max_log_line %s]", abi.Size(g.maxLog))
-		}
-		attrs = append(attrs, slog.String("plugin", g.plugin), slog.String("version", short(g.version)))
-		if st.inv.RunID != "" {
-			attrs = append(attrs, slog.String("run_id", st.inv.RunID), slog.String("node", st.inv.Node))
-		}
+	if len(msg) > g.maxLog {
+		msg = msg[:g.maxLog] + fmt.Sprintf("… [truncated at max_log_line %s]", abi.Size(g.maxLog))
+	}
+	now := time.Now()
+	if !g.logLimit.Allow(now, len(msg)) {
+		return
+	}
+	g.summarize(ctx, log, now)
+	attrs := []slog.Attr{slog.String("plugin", g.plugin), slog.String("version", short(g.version))}
+	if st != nil && st.inv.RunID != "" {
+		attrs = append(attrs, slog.String("run_id", st.inv.RunID), slog.String("node", st.inv.Node))
 	}
 	log.LogAttrs(ctx, lvl, msg, attrs...)
+}
+
+// account returns the state quota account of plugin.
+func (h *Host) account(plugin string) *quota.Account {
+	if a, ok := h.accounts.Load(plugin); ok {
+		return a.(*quota.Account)
+	}
+	a, _ := h.accounts.LoadOrStore(plugin, new(quota.Account))
+	return a.(*quota.Account)
 }

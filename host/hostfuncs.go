@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/host/internal/engine"
+	"github.com/bulkhead-run/bulkhead/host/internal/quota"
 )
 
 // Durable is what a call's durable host functions (checkpoints, plugin
@@ -27,6 +29,11 @@ type Durable interface {
 	StateGet(ctx context.Context, key string) ([]byte, error)
 	StateSet(ctx context.Context, key string, value []byte) error
 	StateDelete(ctx context.Context, key string) error
+	// StateUsage returns how many keys the plugin's state holds and the
+	// bytes of those keys and their values. The host calls it once per
+	// plugin (and again after a failed write) and counts on from there,
+	// so every Durable it is given for one plugin must reach one state.
+	StateUsage(ctx context.Context) (keys, bytes int64, err error)
 	// Progress records the node's progress.
 	Progress(ctx context.Context, p abi.Progress)
 }
@@ -94,9 +101,9 @@ func stateFrom(ctx context.Context) *callState {
 	return st
 }
 
-// Limits of durable host function payloads.
+// Limits of durable host function payloads. A checkpoint's is the
+// manifest's max_checkpoint.
 const (
-	maxCheckpoint = abi.DefaultMaxCheckpoint
 	maxStateKey   = abi.DefaultMaxStateKey
 	maxStateValue = abi.DefaultMaxStateValue
 	maxProgress   = abi.DefaultMaxProgress
@@ -130,6 +137,7 @@ const (
 	rcFailed      = uint64(abi.HostFailed)
 	rcUnavailable = uint64(abi.HostUnavailable)
 	rcTooLarge    = uint64(abi.HostTooLarge)
+	rcQuota       = uint64(abi.HostQuota)
 )
 
 // readCapped resolves a guest handle for a function that reports errors
@@ -171,7 +179,7 @@ func hostFuncs() []engine.HostFunc {
 		{Module: mod, Name: abi.FuncCheckpointSave, Params: []api.ValueType{i64}, Results: []api.ValueType{i32},
 			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
 				st := stateFrom(ctx)
-				data, ok := readCapped(ctx, m, stack[0], abi.FuncCheckpointSave, "checkpoint", maxCheckpoint)
+				data, ok := readCapped(ctx, m, stack[0], abi.FuncCheckpointSave, "max_checkpoint", st.gen.maxCheckpoint)
 				if !ok {
 					stack[0] = rcTooLarge
 					return
@@ -231,12 +239,7 @@ func hostFuncs() []engine.HostFunc {
 				if st.durable == nil {
 					return
 				}
-				if err := st.durable.StateSet(ctx, string(key), val); err != nil {
-					st.warn(ctx, "state not set", err)
-					stack[0] = rcFailed
-					return
-				}
-				stack[0] = rcOK
+				stack[0] = st.stateSet(ctx, string(key), val)
 			}},
 		{Module: mod, Name: abi.FuncStateDelete, Params: []api.ValueType{i64}, Results: []api.ValueType{i32},
 			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
@@ -250,12 +253,7 @@ func hostFuncs() []engine.HostFunc {
 				if st.durable == nil {
 					return
 				}
-				if err := st.durable.StateDelete(ctx, string(key)); err != nil {
-					st.warn(ctx, "state not deleted", err)
-					stack[0] = rcFailed
-					return
-				}
-				stack[0] = rcOK
+				stack[0] = st.stateDelete(ctx, string(key))
 			}},
 		{Module: mod, Name: abi.FuncProgress, Params: []api.ValueType{i64},
 			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
@@ -271,12 +269,73 @@ func hostFuncs() []engine.HostFunc {
 	}
 }
 
+// stateSet writes key under the plugin's state quota (see
+// host/internal/quota): the key's current value is read under its lock, the
+// growth is reserved, then written.
+func (st *callState) stateSet(ctx context.Context, key string, val []byte) uint64 {
+	acc := st.host.account(st.gen.plugin)
+	unlock := acc.Lock(key)
+	defer unlock()
+	old, err := st.durable.StateGet(ctx, key)
+	if err != nil {
+		st.warn(ctx, "state not set", err)
+		return rcFailed
+	}
+	d := quota.Delta(key, old, old != nil, val)
+	if err := acc.Reserve(st.gen.stateLimits, d, st.stateUsage(ctx)); err != nil {
+		st.warn(ctx, "state not set", err)
+		if errors.As(err, new(*quota.Error)) {
+			return rcQuota
+		}
+		return rcFailed
+	}
+	err = st.durable.StateSet(ctx, key, val)
+	acc.Done(d, err == nil)
+	if err != nil {
+		st.warn(ctx, "state not set", err)
+		return rcFailed
+	}
+	return rcOK
+}
+
+func (st *callState) stateDelete(ctx context.Context, key string) uint64 {
+	acc := st.host.account(st.gen.plugin)
+	unlock := acc.Lock(key)
+	defer unlock()
+	old, err := st.durable.StateGet(ctx, key)
+	if err == nil {
+		d := quota.DeleteDelta(key, old, old != nil)
+		if err = acc.Reserve(st.gen.stateLimits, d, st.stateUsage(ctx)); err == nil {
+			err = st.durable.StateDelete(ctx, key)
+			acc.Done(d, err == nil)
+		}
+	}
+	if err != nil {
+		st.warn(ctx, "state not deleted", err)
+		return rcFailed
+	}
+	return rcOK
+}
+
+func (st *callState) stateUsage(ctx context.Context) func() (quota.Usage, error) {
+	return func() (quota.Usage, error) {
+		k, b, err := st.durable.StateUsage(ctx)
+		return quota.Usage{Keys: k, Bytes: b}, err
+	}
+}
+
+// warn logs a failed host function call, at most warnsPerSecond lines a
+// second per plugin version; the rest are counted in a summary line.
 func (st *callState) warn(ctx context.Context, msg string, err error) {
 	log := st.logger
-	if log == nil && st.host != nil {
+	if log == nil {
 		log = st.host.log
 	}
-	if log != nil {
-		log.WarnContext(ctx, msg, "plugin", st.gen.plugin, "run_id", st.inv.RunID, "node", st.inv.Node, "err", err)
+	g := st.gen
+	now := time.Now()
+	if !g.warnLimit.Allow(now, 0) {
+		return
 	}
+	g.summarize(ctx, log, now)
+	log.WarnContext(ctx, msg, "plugin", g.plugin, "run_id", st.inv.RunID, "node", st.inv.Node, "err", err)
 }

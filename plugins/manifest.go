@@ -25,6 +25,12 @@ const MaxManifestSize = 1 << 20
 //	memory: 64MiB
 //	timeout: 2s
 //	cpu_budget: 50000000   # fuel per call, about one Wasm instruction a unit
+//	max_error: 64KiB       # a guest's error message
+//	log_lines_per_second: 100
+//	log_bytes_per_second: 256KiB
+//	max_checkpoint: 4MiB   # one checkpoint; a node keeps store.max_checkpoints
+//	state_keys: 10000      # the plugin's durable state quota
+//	state_bytes: 64MiB     # keys plus values
 //	pool: {min: 1, max: 8, idle_timeout: 1m}
 //	allowed_hosts: ["api.example.com"]
 //	config: {region: eu}

@@ -10,7 +10,9 @@
 //     attempt after a crash gets a higher number.
 //   - Checkpoints: the snapshots a long node saves while it runs; the newest N
 //     per run and node are kept (DefaultMaxCheckpoints).
-//   - Plugin state: durable key-value pairs scoped to a plugin name.
+//   - Plugin state: durable key-value pairs scoped to a plugin name;
+//     StateUsage counts a plugin's keys and bytes, from which the host
+//     enforces the plugin's quota.
 //   - Dead letters: nodes that exhausted their policy, with every attempt's
 //     error, kept until deleted.
 //

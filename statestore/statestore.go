@@ -275,6 +275,17 @@ type PluginState interface {
 	// StateDelete durably removes the key; removing a missing key is not an
 	// error. Errors: ErrInvalid, ErrClosed.
 	StateDelete(ctx context.Context, plugin, key string) error
+	// StateUsage returns how many keys the plugin's state holds and their
+	// bytes. It reads every key of the plugin, so callers count on from its
+	// answer rather than asking per write. Errors: ErrInvalid, ErrClosed.
+	StateUsage(ctx context.Context, plugin string) (StateUsage, error)
+}
+
+// StateUsage is the size of one plugin's state: Bytes counts the bytes of
+// every key and value.
+type StateUsage struct {
+	Keys  int64
+	Bytes int64
 }
 
 // DeadLetters stores nodes that exhausted their policy. A run that has dead

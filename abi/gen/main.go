@@ -153,10 +153,14 @@ func constants() []constant {
 		{"HOST_FAILED", abi.HostFailed, "host function result: the store failed"},
 		{"HOST_UNAVAILABLE", abi.HostUnavailable, "host function result: no durable store in this call"},
 		{"HOST_TOO_LARGE", abi.HostTooLarge, "host function result: over the host's size limit"},
+		{"HOST_QUOTA", abi.HostQuota, "host function result: the plugin's state quota is used up"},
 		{"MAX_CHECKPOINT_BYTES", int32(abi.DefaultMaxCheckpoint), "default cap of one checkpoint"},
 		{"MAX_STATE_KEY_BYTES", int32(abi.DefaultMaxStateKey), "default cap of a state key"},
 		{"MAX_STATE_VALUE_BYTES", int32(abi.DefaultMaxStateValue), "default cap of a state value"},
 		{"MAX_PROGRESS_BYTES", int32(abi.DefaultMaxProgress), "default cap of a progress report"},
+		{"MAX_ERROR_BYTES", int32(abi.DefaultMaxErrorBytes), "default cap of an error message"},
+		{"STATE_KEYS", int32(abi.DefaultStateKeys), "default quota of keys of a plugin's state"},
+		{"STATE_BYTES", int32(abi.DefaultStateBytes), "default quota of bytes (keys plus values) of a plugin's state"},
 	}
 }
 

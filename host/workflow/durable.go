@@ -58,6 +58,11 @@ func (d *durable) StateDelete(ctx context.Context, key string) error {
 	return d.e.store.StateDelete(ctx, d.plugin, key)
 }
 
+func (d *durable) StateUsage(ctx context.Context) (keys, bytes int64, err error) {
+	u, err := d.e.store.StateUsage(ctx, d.plugin)
+	return u.Keys, u.Bytes, err
+}
+
 func (d *durable) Progress(_ context.Context, p abi.Progress) {
 	sp := statestore.Progress{Done: p.Done, Total: p.Total, Message: p.Message}
 	d.rs.mu.Lock()

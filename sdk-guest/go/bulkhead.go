@@ -248,6 +248,8 @@ func hostError(rc uint32) string {
 		return "no durable store in this call"
 	case abi.HostTooLarge:
 		return "over the host's size limit"
+	case abi.HostQuota:
+		return "the plugin's state quota is used up"
 	case abi.HostFailed:
 		return "the store failed"
 	}

@@ -50,6 +50,37 @@ func (s *Store) StateDelete(ctx context.Context, plugin, k string) error {
 	return s.write(ctx, func(w *writer) error { return w.del(kk) })
 }
 
+// StateUsage implements statestore.PluginState. Keys are iterated without
+// their values; a value kept in the value log is read for its exact size.
+func (s *Store) StateUsage(ctx context.Context, plugin string) (statestore.StateUsage, error) {
+	if err := statestore.CheckID("plugin", plugin); err != nil {
+		return statestore.StateUsage{}, err
+	}
+	var u statestore.StateUsage
+	prefix := append(key(pState, plugin), 0)
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			item := it.Item()
+			n := 0
+			if err := item.Value(func(v []byte) error { n = len(v); return nil }); err != nil {
+				return err
+			}
+			u.Keys++
+			u.Bytes += int64(len(item.Key())-len(prefix)) + int64(n)
+		}
+		return nil
+	})
+	if err != nil {
+		return statestore.StateUsage{}, err
+	}
+	return u, nil
+}
+
 // PutDeadLetter implements statestore.DeadLetters.
 func (s *Store) PutDeadLetter(ctx context.Context, d statestore.DeadLetter) (statestore.DeadLetter, error) {
 	d, err := rules.PrepareDeadLetter(d, s.opts.now())

@@ -442,6 +442,25 @@ func (s *Store) StateDelete(ctx context.Context, plugin, key string) error {
 	return nil
 }
 
+// StateUsage implements statestore.PluginState.
+func (s *Store) StateUsage(ctx context.Context, plugin string) (statestore.StateUsage, error) {
+	if err := statestore.CheckID("plugin", plugin); err != nil {
+		return statestore.StateUsage{}, err
+	}
+	if err := s.lock(ctx); err != nil {
+		return statestore.StateUsage{}, err
+	}
+	defer s.mu.Unlock()
+	var u statestore.StateUsage
+	for k, v := range s.state {
+		if k[0] == plugin {
+			u.Keys++
+			u.Bytes += int64(len(k[1]) + len(v))
+		}
+	}
+	return u, nil
+}
+
 // PutDeadLetter implements statestore.DeadLetters.
 func (s *Store) PutDeadLetter(ctx context.Context, d statestore.DeadLetter) (statestore.DeadLetter, error) {
 	d, err := rules.PrepareDeadLetter(d, s.opts.now())

@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) statestore.Store) {
 		{"Checkpoints", testCheckpoints},
 		{"Checkpoints_Hammer", testCheckpointsHammer},
 		{"PluginState", testPluginState},
+		{"StateUsage", testStateUsage},
 		{"DeadLetters", testDeadLetters},
 		{"Copies", testCopies},
 		{"InvalidArguments", testInvalid},
@@ -635,6 +636,41 @@ func testPluginState(t *testing.T, s statestore.Store) {
 	}
 }
 
+// testStateUsage: StateUsage counts a plugin's keys and the bytes of its
+// keys and values exactly, through overwrites, deletes, empty and large
+// values, and nothing of another plugin (also one whose name extends it).
+func testStateUsage(t *testing.T, s statestore.Store) {
+	ctx := context.Background()
+	want := func(plugin string, keys, bytes int64) {
+		t.Helper()
+		u, err := s.StateUsage(ctx, plugin)
+		if err != nil || u != (statestore.StateUsage{Keys: keys, Bytes: bytes}) {
+			t.Fatalf("StateUsage(%s) = %+v, %v; want %d keys, %d bytes", plugin, u, err, keys, bytes)
+		}
+	}
+	want("p", 0, 0)
+	big := make([]byte, 1<<20)
+	for _, kv := range []struct{ plugin, key, value string }{
+		{"p", "a", "12345"}, {"p", "bb", ""}, {"p", "a", "123"}, {"pp", "a", "other"}, {"q", "x", "y"},
+		{"p", "big", string(big)},
+	} {
+		if err := s.StateSet(ctx, kv.plugin, kv.key, []byte(kv.value)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want("p", 3, 1+3+2+3+(1<<20))
+	want("pp", 1, 6)
+	if err := s.StateDelete(ctx, "p", "big"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StateDelete(ctx, "p", "missing"); err != nil {
+		t.Fatal(err)
+	}
+	want("p", 2, 1+3+2)
+	_, err := s.StateUsage(ctx, "")
+	wantErr(t, "StateUsage without plugin", err, statestore.ErrInvalid)
+}
+
 func testDeadLetters(t *testing.T, s statestore.Store) {
 	ctx := context.Background()
 	if n, err := s.CountDeadLetters(ctx); err != nil || n != 0 {
@@ -775,6 +811,7 @@ func testClosed(t *testing.T, s statestore.Store) {
 	_, errs["StateGet"] = s.StateGet(ctx, "p", "k")
 	errs["StateSet"] = s.StateSet(ctx, "p", "k", nil)
 	errs["StateDelete"] = s.StateDelete(ctx, "p", "k")
+	_, errs["StateUsage"] = s.StateUsage(ctx, "p")
 	_, errs["PutDeadLetter"] = s.PutDeadLetter(ctx, statestore.DeadLetter{RunID: "r1"})
 	_, errs["GetDeadLetter"] = s.GetDeadLetter(ctx, "x")
 	_, _, errs["ListDeadLetters"] = s.ListDeadLetters(ctx, statestore.DeadLetterFilter{})
