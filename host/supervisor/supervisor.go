@@ -34,7 +34,7 @@ type Supervisor struct {
 	queues  map[string][]job // pending work by plugin; present while its worker runs
 	started bool
 	stopped bool
-	closing bool // no new worker may start
+	closing bool            // no new worker may start
 	ctx     context.Context // lifetime: set by Start, cancelled by Stop
 	cancel  context.CancelFunc
 
