@@ -26,6 +26,10 @@ import (
 	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
 )
 
+// pluginsWait bounds how long the start waits for the plugins of the
+// start-up scan before it starts the workflow engine anyway.
+const pluginsWait = time.Minute
+
 // StopSlack is added to the drain grace period for fx's stop timeout:
 // the time the server, supervisor, host and store get to stop.
 const StopSlack = 30 * time.Second
@@ -387,6 +391,15 @@ func register(p params) {
 	p.LC.Append(fx.Hook{OnStart: p.Server.Start, OnStop: p.Server.Stop})
 	p.LC.Append(fx.Hook{
 		OnStart: func(ctx context.Context) error {
+			// Runs resumed by the engine's start call plugins: let the
+			// scan's plugins settle first (each load is bounded by the
+			// host's start timeout), while the server already answers.
+			wctx, cancel := context.WithTimeout(ctx, pluginsWait)
+			err := p.Sup.WaitReady(wctx)
+			cancel()
+			if err != nil {
+				p.Log.Warn("starting the workflow engine before every plugin is loaded", "waited", pluginsWait)
+			}
 			if err := p.Engine.LoadWorkflows(p.Cfg.WorkflowsDir, workflow.ParseOptions{}); err != nil {
 				p.Log.Warn("some workflows were not loaded", "dir", p.Cfg.WorkflowsDir, "err", err)
 			}
