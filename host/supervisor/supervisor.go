@@ -349,7 +349,11 @@ func (s *Supervisor) handleEvent(ev plugins.Event) {
 		}
 		e := s.lock(ev.Name)
 		defer e.load.Unlock()
-		if ev.Invalid {
+		switch {
+		case ev.Invalid && ev.Version == "":
+			s.refuse(e, cause, "", ev.Err) // the module file itself is refused
+			return
+		case ev.Invalid:
 			s.refuse(e, cause, ev.Version, fmt.Errorf("manifest: %w", ev.Err))
 			return
 		}
