@@ -86,6 +86,7 @@ func newHost(cfg *config.Config, log *slog.Logger, pol resilience.Policy, hooks 
 		host.WithLogger(log.With("module", "host")),
 		host.WithCacheDir(cfg.CacheDir),
 		host.WithPolicy(pol),
+		host.WithStartTimeout(cfg.Plugins.StartTimeout.D()),
 	}, hooks.HostOptions()...)
 	return host.New(opts...)
 }
@@ -94,7 +95,8 @@ func newSupervisor(cfg *config.Config, log *slog.Logger, h *host.Host, hooks *su
 	return supervisor.New(h, cfg.PluginsDir,
 		supervisor.WithLogger(log.With("module", "supervisor")),
 		supervisor.WithHooks(hooks),
-		supervisor.WithDefaultPolicy(pol))
+		supervisor.WithDefaultPolicy(pol),
+		supervisor.WithRegistryOptions(plugins.WithMaxModuleSize(int64(cfg.Plugins.MaxModuleSize))))
 }
 
 // counters counts engine events the metrics report.
