@@ -3,15 +3,21 @@
 // functions (module "bulkhead:host/v1") and runs every call under a
 // deadline, a memory cap and size limits. Invoke adds the resilience
 // pipeline (retry ⊃ breaker ⊃ limiter ⊃ attempt timeout) on top of Call.
+// A plugin's policy has two layers: SetPolicy sets the one its manifest
+// asks for, and OverridePolicy a runtime one that wins over it until the
+// host stops, whatever SetPolicy does meanwhile (a reload, a rebuild);
+// Policy says which runs.
 //
 // # Lifecycle
 //
 // New validates options and allocates; it does no I/O. Start opens the
 // compilation cache (on disk with WithCacheDir, so a restart does not
 // recompile) and starts the janitor that closes idle instances. Load
-// compiles a module beside the version that serves now, proves it
-// instantiates (under the plugin's timeout: a start function that never
-// returns fails the load), then swaps atomically: new calls use the new version, calls
+// compiles a module beside the version that serves now (at most
+// WithMaxCompiles compiles at once), proves it instantiates (under the
+// start timeout, WithStartTimeout, default DefaultStartTimeout: a start
+// function still running then fails the load, whatever the call timeout),
+// then swaps atomically: new calls use the new version, calls
 // in flight finish on the old one, whose pool drains in the background and
 // whose compiled code is then freed. A module that fails to compile or
 // instantiate never replaces a working version. Stop refuses new calls,

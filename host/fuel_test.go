@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,20 +149,23 @@ func TestHost_SleepingGuestStopsAtDeadline(t *testing.T) {
 }
 
 // A module's start function runs while Load instantiates it, before any
-// call: a start function that never returns fails the load at the
-// plugin's timeout instead of hanging it.
-func TestLoad_StartFunctionThatSpinsFailsAtTimeout(t *testing.T) {
-	h := newHost(t)
+// call: a start function that never returns fails the load at the start
+// timeout, whatever the plugin's call timeout, instead of hanging it.
+func TestLoad_StartFunctionThatSpinsFailsAtStartTimeout(t *testing.T) {
+	h := newHost(t, host.WithStartTimeout(200*time.Millisecond))
 	wasm := hosttest.Fixture(t, "../host/testdata/startspin.wasm")
 	start := time.Now()
-	_, err := h.Load(context.Background(), "startspin", wasm, abi.Manifest{Timeout: abi.Duration(200 * time.Millisecond)})
+	_, err := h.Load(context.Background(), "startspin", wasm, abi.Manifest{Timeout: abi.Duration(time.Hour)})
 	took := time.Since(start)
 	var le *host.LoadError
 	if !errors.As(err, &le) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Load = %v, want a *host.LoadError wrapping context.DeadlineExceeded", err)
 	}
+	if !strings.Contains(err.Error(), "start timeout (200ms)") {
+		t.Errorf("Load = %v, want the start timeout named", err)
+	}
 	if took > 5*time.Second {
-		t.Fatalf("Load took %s with a 200ms timeout", took)
+		t.Fatalf("Load took %s with a 200ms start timeout", took)
 	}
 	if _, ok := h.Plugin("startspin"); ok {
 		t.Fatal("the plugin is loaded")

@@ -32,6 +32,11 @@ import (
 // a shorter deadline.
 const DefaultTimeout = 30 * time.Second
 
+// DefaultStartTimeout bounds the instantiation Load does to prove a module
+// works: the module's start function (and a reactor's _initialize) must
+// return within it.
+const DefaultStartTimeout = 5 * time.Second
+
 // Option configures a Host.
 type Option interface{ apply(*options) }
 
@@ -39,6 +44,8 @@ type options struct {
 	logger          *slog.Logger
 	cacheDir        string
 	defaultTimeout  time.Duration
+	startTimeout    time.Duration
+	compiles        int
 	janitorEvery    time.Duration
 	policy          resilience.Policy
 	httpPolicy      resilience.Policy
@@ -64,6 +71,20 @@ func WithCacheDir(dir string) Option { return optionFunc(func(o *options) { o.ca
 func WithDefaultTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.defaultTimeout = d })
 }
+
+// WithStartTimeout changes DefaultStartTimeout: how long Load lets a
+// module's start function run before it refuses the module. It is separate
+// from the call timeout, so a module that spins at start is refused within
+// seconds whatever its manifest's timeout.
+func WithStartTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.startTimeout = d })
+}
+
+// WithMaxCompiles bounds how many modules Load compiles at once (default
+// GOMAXPROCS). Loads beyond it wait for a slot; instantiation, which runs
+// guest code, is outside the bound, so a module that spins at start never
+// holds a slot.
+func WithMaxCompiles(n int) Option { return optionFunc(func(o *options) { o.compiles = n }) }
 
 // WithPolicy sets the resilience policy of plugins that have none of
 // their own (default: the zero Policy, whose fields mean their documented
@@ -112,7 +133,9 @@ type Host struct {
 	log   *slog.Logger
 	cache wazero.CompilationCache
 
-	execs *resilience.Registry
+	execs    *resilience.Registry
+	pols     policies
+	compiles chan struct{} // one token per compile running
 
 	mu      sync.RWMutex
 	plugins map[string]*plugin
@@ -166,13 +189,19 @@ type instance struct {
 
 // New returns a Host. It does no I/O and starts no goroutine.
 func New(opts ...Option) (*Host, error) {
-	o := options{defaultTimeout: DefaultTimeout, janitorEvery: 10 * time.Second, httpPolicy: defaultHTTPPolicy(),
+	o := options{defaultTimeout: DefaultTimeout, startTimeout: DefaultStartTimeout, compiles: runtime.GOMAXPROCS(0), janitorEvery: 10 * time.Second, httpPolicy: defaultHTTPPolicy(),
 		fuel: true, fuelFallback: true, checkpointEvery: abi.DefaultCheckpointInterval}
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
 	if o.defaultTimeout <= 0 {
 		return nil, fmt.Errorf("host: default timeout must be positive, got %s", o.defaultTimeout)
+	}
+	if o.startTimeout <= 0 {
+		return nil, fmt.Errorf("host: start timeout must be positive, got %s", o.startTimeout)
+	}
+	if o.compiles <= 0 {
+		return nil, fmt.Errorf("host: max compiles must be positive, got %d", o.compiles)
 	}
 	log := o.logger
 	if log == nil {
@@ -183,7 +212,8 @@ func New(opts ...Option) (*Host, error) {
 	}
 	installGuestTransport()
 	ropts := append([]resilience.Option{resilience.WithClassifier(Classify), resilience.WithLogger(log)}, o.resOpts...)
-	return &Host{opts: o, log: log, plugins: make(map[string]*plugin), execs: resilience.NewRegistry(ropts...)}, nil
+	return &Host{opts: o, log: log, plugins: make(map[string]*plugin), execs: resilience.NewRegistry(ropts...),
+		compiles: make(chan struct{}, o.compiles)}, nil
 }
 
 // Start opens the compilation cache and starts the janitor that closes idle
@@ -368,6 +398,11 @@ func (h *Host) compile(ctx context.Context, name string, wasm []byte, m abi.Mani
 	for k, v := range m.Config {
 		config[k] = v
 	}
+	select {
+	case h.compiles <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	mod, err := engine.Compile(ctx, engine.Config{
 		Wasm:         wasm,
 		MemoryPages:  uint32((g.memCap + engine.PageSize - 1) / engine.PageSize),
@@ -382,6 +417,7 @@ func (h *Host) compile(ctx context.Context, name string, wasm []byte, m abi.Mani
 		FuelFallback: h.opts.fuelFallback,
 		FuelCacheDir: h.fuelCacheDir(),
 	})
+	<-h.compiles
 	if err != nil {
 		return nil, err
 	}
@@ -412,9 +448,9 @@ func (h *Host) compile(ctx context.Context, name string, wasm []byte, m abi.Mani
 	})
 	// One instance proves the module links (its imports resolve) before it
 	// may replace a working version. Instantiating runs the module's start
-	// function (and a reactor's _initialize), so it gets a call's timeout:
-	// a start function that never returns fails the load.
-	ictx, cancel := context.WithTimeout(ctx, g.timeout)
+	// function (and a reactor's _initialize), so it gets the start timeout:
+	// a start function that does not return in time fails the load.
+	ictx, cancel := context.WithTimeout(ctx, h.opts.startTimeout)
 	defer cancel()
 	err = g.pool.Warm(ictx)
 	if err == nil && m.Pool.Min == 0 {
@@ -427,7 +463,7 @@ func (h *Host) compile(ctx context.Context, name string, wasm []byte, m abi.Mani
 		_ = g.pool.Close(ctx)
 		mod.Close(ctx)
 		if cerr := ictx.Err(); cerr != nil && ctx.Err() == nil {
-			return nil, fmt.Errorf("instantiate: not done after %s, the plugin's timeout (a start function that does not return?): %w", g.timeout, cerr)
+			return nil, fmt.Errorf("instantiate: start function still running at the start timeout (%s): %w", h.opts.startTimeout, cerr)
 		}
 		return nil, err
 	}

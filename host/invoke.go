@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"sync"
 
 	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/resilience"
@@ -45,12 +47,75 @@ type InvokeResult struct {
 // PolicyName is the executor name of a plugin's own policy.
 func PolicyName(plugin string) string { return "plugin:" + plugin }
 
-// SetPolicy sets the resilience policy of a plugin's calls. The breaker,
-// limiter and retry budget keep their state across changes.
+// policies holds each plugin's policy in two layers: the base its
+// manifest asks for (SetPolicy) and a runtime override (OverridePolicy),
+// which wins over the base and outlives every SetPolicy, so a reload or a
+// rebuild keeps it. mu is held while the executor is updated, so the two
+// layers never apply out of order.
+type policies struct {
+	mu   sync.Mutex
+	base map[string]resilience.Policy
+	over map[string]resilience.Policy
+}
+
+// SetPolicy sets the resilience policy of a plugin's calls, as its
+// manifest asks. A runtime override set with OverridePolicy stays in force
+// over it. The breaker, limiter and retry budget keep their state across
+// changes.
 func (h *Host) SetPolicy(plugin string, p resilience.Policy) error {
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("plugin %s: policy: %w", plugin, err)
 	}
+	h.pols.mu.Lock()
+	defer h.pols.mu.Unlock()
+	if h.pols.base == nil {
+		h.pols.base = map[string]resilience.Policy{}
+	}
+	h.pols.base[plugin] = p
+	if _, ok := h.pols.over[plugin]; ok {
+		return nil
+	}
+	return h.applyPolicy(plugin, p)
+}
+
+// OverridePolicy sets a runtime policy for a plugin's calls that wins over
+// the one SetPolicy sets, until the host stops: reloads, rebuilds and
+// manifest changes keep it. It is held in memory only.
+func (h *Host) OverridePolicy(plugin string, p resilience.Policy) error {
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("plugin %s: policy: %w", plugin, err)
+	}
+	h.pols.mu.Lock()
+	defer h.pols.mu.Unlock()
+	if h.pols.over == nil {
+		h.pols.over = map[string]resilience.Policy{}
+	}
+	h.pols.over[plugin] = p
+	return h.applyPolicy(plugin, p)
+}
+
+// Policy returns the policy a plugin's calls run with: its override, else
+// the policy SetPolicy set, else the host's default.
+func (h *Host) Policy(plugin string) resilience.Policy {
+	h.pols.mu.Lock()
+	defer h.pols.mu.Unlock()
+	if p, ok := h.pols.over[plugin]; ok {
+		return p
+	}
+	if p, ok := h.pols.base[plugin]; ok {
+		return p
+	}
+	return h.opts.policy
+}
+
+// PolicyOverrides returns the overrides OverridePolicy set, by plugin.
+func (h *Host) PolicyOverrides() map[string]resilience.Policy {
+	h.pols.mu.Lock()
+	defer h.pols.mu.Unlock()
+	return maps.Clone(h.pols.over)
+}
+
+func (h *Host) applyPolicy(plugin string, p resilience.Policy) error {
 	name := PolicyName(plugin)
 	if _, ok := h.execs.Get(name); ok {
 		return h.execs.Update(name, p)

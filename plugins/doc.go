@@ -11,13 +11,27 @@
 // leading dot or dash. Everything else in the directory is ignored: hidden files
 // (names starting with "."), editor and temp files ("x.wasm.tmp",
 // "x.wasm~", ".x.wasm.swp"), other suffixes (".yml", ".txt"),
-// subdirectories and names that are not plugin names. Symbolic links are
-// followed.
+// subdirectories and names that are not plugin names.
+//
+// Every file is opened through an os.Root of the directory, so nothing
+// outside it is read: a symbolic link is followed while it stays inside
+// (a Kubernetes ConfigMap's "..data" links, "p.wasm -> v2/p.wasm"), and one
+// that leads outside is refused with ErrOutsideDir. A module larger than
+// WithMaxModuleSize (default DefaultMaxModuleSize, 256 MiB) is refused with
+// ErrTooLarge from its size, before it is read, and the read stops one byte
+// past the cap, so a file that grows meanwhile is never read whole; a
+// sidecar is capped at MaxManifestSize the same way. A refused module is an
+// invalid plugin without a version: its Added or Changed event has Invalid
+// set, no Bytes and no Version, and Err (and Info.ModuleErr) is a
+// *FileError saying why. A refused sidecar is a broken sidecar whose
+// problem is a *FileError.
 //
 // A sidecar is decoded strictly: an unknown key, a malformed size or
 // duration, a duplicate key or a limit that abi.Manifest.Validate rejects is
 // an error that names the file and the line ("plugins/p.yaml:3: unknown key
-// \"memroy\""), as a *ManifestError. The "policy" section is kept as raw
+// \"memroy\""), as a *ManifestError. Its text never repeats the file's
+// content beyond a quoted key or value cut at 32 bytes: the file may not be
+// a manifest at all. The "policy" section is kept as raw
 // YAML (Manifest.PolicyYAML) for the resilience layer; WithPolicyValidator
 // lets the caller reject a bad preset or policy when the sidecar is read.
 //
@@ -106,7 +120,8 @@
 //
 // # Errors
 //
-// ErrNotFound, ErrInvalidName and ErrUnstable come from Read; ErrStarted
+// ErrNotFound, ErrInvalidName and ErrUnstable come from Read, and a
+// *FileError (ErrTooLarge, ErrOutsideDir) for a refused file; ErrStarted
 // from a second Start. Manifest problems are *ManifestError values, joined
 // with errors.Join when a sidecar has several. Unreadable files and
 // directory errors after Start are logged (WithLogger) and retried by the

@@ -68,9 +68,35 @@ type ManifestError struct {
 
 func (e *ManifestError) Error() string {
 	if e.Line > 0 {
-		return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err)
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, redact(e.Err.Error()))
 	}
-	return fmt.Sprintf("%s: %v", e.File, e.Err)
+	return fmt.Sprintf("%s: %s", e.File, redact(e.Err.Error()))
+}
+
+// maxEcho is how much of a quoted key or value a manifest error repeats.
+const maxEcho = 32
+
+var quoted = regexp.MustCompile("`[^`]*`|\"(?:[^\"\\\\]|\\\\.)*\"")
+
+// redact keeps a manifest error from repeating the file's content, which
+// may not be a manifest at all: the YAML decoder's excerpts of a value
+// (between backquotes) are dropped, and a quoted key or value longer than
+// maxEcho bytes is cut.
+func redact(msg string) string {
+	msg = quoted.ReplaceAllStringFunc(msg, func(q string) string {
+		if q[0] == '`' {
+			return ""
+		}
+		if len(q) <= maxEcho+2 {
+			return q
+		}
+		cut := maxEcho + 1
+		for cut > 1 && !utf8.RuneStart(q[cut]) {
+			cut--
+		}
+		return q[:cut] + "…\""
+	})
+	return strings.Join(strings.Fields(msg), " ")
 }
 
 func (e *ManifestError) Unwrap() error { return e.Err }

@@ -5,9 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -27,6 +25,12 @@ var (
 	ErrUnstable = errors.New("plugins: file is being written")
 	// ErrStarted: Start was called twice, or after Stop.
 	ErrStarted = errors.New("plugins: registry already started")
+	// ErrTooLarge: a module is over the size cap (WithMaxModuleSize), or
+	// a sidecar over MaxManifestSize.
+	ErrTooLarge = errors.New("plugins: file too large")
+	// ErrOutsideDir: the file is a symbolic link that leads outside the
+	// plugin directory.
+	ErrOutsideDir = errors.New("plugins: symbolic link leads outside the plugin directory")
 )
 
 // File name suffixes of a plugin's module and its sidecar manifest.
@@ -39,6 +43,7 @@ const (
 const (
 	DefaultDebounce       = 100 * time.Millisecond
 	DefaultRescanInterval = 2 * time.Second
+	DefaultMaxModuleSize  = 256 << 20
 )
 
 // Kind says what happened to a plugin.
@@ -93,8 +98,10 @@ type Event struct {
 	// Invalid false, Manifest is the last good one and stays in force.
 	Err error
 	// Invalid: the plugin has had no usable manifest since it appeared
-	// (its sidecar was broken from the start). Do not load it; Err says
-	// why. A later ManifestChanged with Invalid false makes it usable.
+	// (its sidecar was broken from the start), or, for Added and Changed
+	// without Bytes or Version, its module file is refused (Err is then a
+	// *FileError). Do not load it; Err says why. A later ManifestChanged
+	// with Invalid false, or a new module file, makes it usable.
 	Invalid bool
 }
 
@@ -110,6 +117,10 @@ type Info struct {
 	Manifest    Manifest
 	ManifestErr error
 	Invalid     bool
+	// ModuleErr is why the module file is refused (a *FileError: over the
+	// size cap, or a symbolic link that leads outside the directory);
+	// Version is then empty.
+	ModuleErr error
 }
 
 // Option configures a Registry.
@@ -126,6 +137,7 @@ type options struct {
 	rescan    time.Duration
 	fsnotify  bool
 	validator func(preset string, raw []byte) error
+	maxModule int64
 }
 
 // WithHandler sets the function that receives every event (see the
@@ -147,6 +159,11 @@ func WithDebounce(d time.Duration) Option { return optionFunc(func(o *options) {
 func WithRescanInterval(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.rescan = d })
 }
+
+// WithMaxModuleSize sets the largest module file the registry reads
+// (default DefaultMaxModuleSize). A larger one is refused from its size,
+// without being read; it must be positive.
+func WithMaxModuleSize(n int64) Option { return optionFunc(func(o *options) { o.maxModule = n }) }
 
 // WithFSNotify turns the file watcher on (the default) or off. With it
 // off, only the periodic rescan sees changes.
@@ -188,8 +205,9 @@ type Registry struct {
 // plugin is the state of one module file.
 type plugin struct {
 	path    string
-	version string
+	version string // "" when refused
 	stat    fileStat
+	refused error // a *FileError
 }
 
 // sidecar is the state of one manifest file.
@@ -203,7 +221,7 @@ type sidecar struct {
 
 // New returns a registry of dir. It does no I/O and starts nothing.
 func New(dir string, opts ...Option) (*Registry, error) {
-	o := options{debounce: DefaultDebounce, rescan: DefaultRescanInterval, fsnotify: true}
+	o := options{debounce: DefaultDebounce, rescan: DefaultRescanInterval, fsnotify: true, maxModule: DefaultMaxModuleSize}
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
@@ -212,6 +230,9 @@ func New(dir string, opts ...Option) (*Registry, error) {
 	}
 	if o.debounce <= 0 {
 		return nil, fmt.Errorf("plugins: debounce %v must be positive", o.debounce)
+	}
+	if o.maxModule <= 0 {
+		return nil, fmt.Errorf("plugins: max module size %d must be positive", o.maxModule)
 	}
 	if !o.fsnotify && o.rescan <= 0 {
 		return nil, errors.New("plugins: with the file watcher off, the rescan interval must be positive")
@@ -259,7 +280,7 @@ func (r *Registry) infoLocked(name string) Info {
 	m, merr, invalid := r.manifestLocked(name)
 	return Info{
 		Name: name, Version: p.version, Path: p.path, Size: p.stat.size, ModTime: p.stat.mtime,
-		Manifest: m, ManifestErr: merr, Invalid: invalid,
+		Manifest: m, ManifestErr: merr, Invalid: invalid, ModuleErr: p.refused,
 	}
 }
 
@@ -289,7 +310,7 @@ func (r *Registry) Read(name string) ([]byte, string, Manifest, error) {
 	var err error
 	for range 3 {
 		var st fileStat
-		b, st, err = readStable(path)
+		b, st, err = r.readStable(path, true)
 		if err == nil && st.exists {
 			break
 		}
@@ -309,8 +330,8 @@ func (r *Registry) Read(name string) ([]byte, string, Manifest, error) {
 
 func (r *Registry) readSidecar(name string) (Manifest, error) {
 	path := filepath.Join(r.dir, name+ManifestExt)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	b, st, err := r.readStable(path, false)
+	if err == nil && !st.exists {
 		return Manifest{}, nil
 	}
 	if err == nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -118,56 +117,6 @@ func (r *Registry) Stop(ctx context.Context) error {
 	}
 }
 
-// fileStat is what the stability check compares.
-type fileStat struct {
-	exists bool
-	bad    bool // stat failed for another reason than absence
-	size   int64
-	mtime  time.Time
-	id     fileID // inode and change time where the platform has them
-}
-
-func (a fileStat) same(b fileStat) bool {
-	return a.exists == b.exists && a.bad == b.bad && a.size == b.size && a.mtime.Equal(b.mtime) && a.id == b.id
-}
-
-func statFile(path string) fileStat {
-	fi, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fileStat{}
-	case err != nil:
-		return fileStat{bad: true}
-	case !fi.Mode().IsRegular():
-		return fileStat{}
-	}
-	return fileStat{exists: true, size: fi.Size(), mtime: fi.ModTime(), id: idOf(fi)}
-}
-
-// readStable reads path if it is unchanged across the read. A missing file
-// is a zero fileStat and no error.
-func readStable(path string) ([]byte, fileStat, error) {
-	before := statFile(path)
-	if before.bad {
-		_, err := os.Stat(path)
-		return nil, before, err
-	}
-	if !before.exists {
-		return nil, before, nil
-	}
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fileStat{}, ErrUnstable
-	}
-	if err != nil {
-		return nil, before, err
-	}
-	if after := statFile(path); !after.same(before) || int64(len(b)) != before.size {
-		return nil, after, ErrUnstable
-	}
-	return b, before, nil
-}
-
 // pend is a file waiting to be looked at.
 type pend struct {
 	name   string
@@ -207,11 +156,14 @@ func (l *loop) initialScan(ctx context.Context) error {
 		}
 		path := filepath.Join(l.r.dir, base)
 		name, module, _ := fileKind(base)
-		b, st, err := readStable(path)
+		b, st, err := l.r.readStable(path, module)
+		var fe *FileError
 		switch {
+		case errors.As(err, &fe):
+			l.refuse(path, name, module, st, fe)
 		case err != nil:
 			l.r.log.Debug("plugin file not ready at start", keyPath, path, keyErr, err)
-			l.schedule(path, name, module, statFile(path), time.Now())
+			l.schedule(path, name, module, l.r.statFile(path), time.Now())
 		case st.exists:
 			l.apply(path, name, module, b, st)
 		}
@@ -287,7 +239,7 @@ func (l *loop) notify(path string) {
 	if !ok {
 		return
 	}
-	l.schedule(path, name, module, statFile(path), time.Now())
+	l.schedule(path, name, module, l.r.statFile(path), time.Now())
 }
 
 func (l *loop) schedule(path, name string, module bool, st fileStat, now time.Time) {
@@ -320,7 +272,7 @@ func (l *loop) rescan() {
 		if _, ok := l.pending[path]; ok {
 			continue
 		}
-		st := statFile(path)
+		st := l.r.statFile(path)
 		if known, ok := l.known(name, module); ok && known.same(st) {
 			continue
 		}
@@ -345,7 +297,7 @@ func (l *loop) rescan() {
 	for _, p := range gone {
 		path := l.pathOf(p.name, p.module)
 		if _, ok := l.pending[path]; !ok {
-			l.schedule(path, p.name, p.module, statFile(path), now)
+			l.schedule(path, p.name, p.module, l.r.statFile(path), now)
 		}
 	}
 }
@@ -407,14 +359,13 @@ func (l *loop) due(ctx context.Context) {
 // look is the stability check: the file must be as it was at the previous
 // look (or event), a debounce ago, and unchanged across the read.
 func (l *loop) look(path string, p *pend, now time.Time) {
-	st := statFile(path)
+	st := l.r.statFile(path)
 	if !st.same(p.seen) {
 		p.seen, p.due = st, now.Add(l.r.opts.debounce)
 		return
 	}
 	if st.bad {
-		_, err := os.Stat(path)
-		l.r.log.Warn("plugin file unreadable", keyPath, path, keyErr, err)
+		l.r.log.Warn("plugin file unreadable", keyPath, path, keyErr, st.err)
 		delete(l.pending, path)
 		l.failed[path] = st
 		return
@@ -424,10 +375,15 @@ func (l *loop) look(path string, p *pend, now time.Time) {
 		l.gone(path, p.name, p.module)
 		return
 	}
-	b, got, err := readStable(path)
+	b, got, err := l.r.readStable(path, p.module)
+	var fe *FileError
 	switch {
 	case errors.Is(err, ErrUnstable):
 		p.seen, p.due = got, now.Add(l.r.opts.debounce)
+		return
+	case errors.As(err, &fe):
+		delete(l.pending, path)
+		l.refuse(path, p.name, p.module, got, fe)
 		return
 	case err != nil:
 		l.r.log.Warn("plugin file unreadable", keyPath, path, keyErr, err)
@@ -440,6 +396,32 @@ func (l *loop) look(path string, p *pend, now time.Time) {
 	}
 	delete(l.pending, path)
 	l.apply(path, p.name, p.module, b, got)
+}
+
+// refuse records a file the registry will not read (fe says why) and
+// emits what changed: a module becomes an invalid plugin without a
+// version, a sidecar a broken one.
+func (l *loop) refuse(path, name string, module bool, st fileStat, fe *FileError) {
+	r := l.r
+	if !module {
+		l.sidecar(path, name, nil, st, Manifest{}, fe)
+		return
+	}
+	r.mu.Lock()
+	p, known := r.plugins[name]
+	if known && p.version == "" && p.stat.same(st) {
+		r.mu.Unlock()
+		return
+	}
+	kind := Added
+	if known {
+		kind = Changed
+	}
+	r.plugins[name] = &plugin{path: path, stat: st, refused: fe}
+	m, _, _ := r.manifestLocked(name)
+	r.mu.Unlock()
+	r.log.Warn("plugin file refused", keyPlugin, name, keyErr, fe)
+	r.q.push(Event{Kind: kind, Name: name, Manifest: m, Path: path, Err: fe, Invalid: true})
 }
 
 // apply records a stable file and emits what changed.
@@ -478,8 +460,19 @@ func (l *loop) apply(path, name string, module bool, b []byte, st fileStat) {
 		return
 	}
 	m, err := r.parse(path, b) // outside the lock: the validator is caller code
+	l.sidecar(path, name, b, st, m, err)
+}
+
+// sidecar records a sidecar read as b (nil when refused) that parsed as m,
+// or failed with err, and emits ManifestChanged if its plugin runs.
+func (l *loop) sidecar(path, name string, b []byte, st fileStat, m Manifest, err error) {
+	r := l.r
+	sum := ""
+	if b != nil {
+		sum = versionOf(b)
+	}
 	r.mu.Lock()
-	s, ok = r.sidecars[name]
+	s, ok := r.sidecars[name]
 	if !ok {
 		// A plugin that ran without a sidecar ran with the zero
 		// manifest: that is its last good one.

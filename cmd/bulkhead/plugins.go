@@ -97,6 +97,10 @@ func runPlugins(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fprintf(stderr, "bulkhead plugins: %v\n", err)
 		return exitUsage
 	}
+	if err := sv.WaitReady(ctx); err != nil {
+		fprintf(stderr, "bulkhead plugins: %v\n", err)
+		return exitFailure
+	}
 	sts := sv.Statuses()
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

@@ -217,7 +217,10 @@ func openRuntime(ctx context.Context, cmd string, env *envFlags, stderr io.Write
 
 func (rt *runtime) known(name string) bool { return rt.names[name] }
 
-// loadPlugins loads every *.wasm of dir with its sidecar manifest and policy.
+// loadPlugins loads every *.wasm of dir with its sidecar manifest and
+// policy. The loads run at once, so a module that is slow to load (one
+// whose start function spins until the host's start timeout) delays no
+// other; the messages come out in name order.
 func (rt *runtime) loadPlugins(ctx context.Context, dir string, stderr io.Writer) error {
 	reg, err := plugins.New(dir)
 	if err != nil {
@@ -227,32 +230,55 @@ func (rt *runtime) loadPlugins(ctx context.Context, dir string, stderr io.Writer
 	if err != nil {
 		return fmt.Errorf("plugins directory: %w", err)
 	}
+	type loaded struct {
+		name string
+		pol  *resilience.Policy
+		skip string // why it is skipped, "" when loaded
+	}
+	var names []string
 	for _, ent := range entries {
 		name, ok := strings.CutSuffix(ent.Name(), plugins.ModuleExt)
-		if !ok || ent.IsDir() || !plugins.ValidName(name) {
+		if ok && !ent.IsDir() && plugins.ValidName(name) {
+			names = append(names, name)
+		}
+	}
+	out := make([]loaded, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = loaded{name: name}
+			wasm, _, m, err := reg.Read(name)
+			if err != nil {
+				out[i].skip = err.Error()
+				return
+			}
+			pol, err := pluginPolicy(m)
+			if err != nil {
+				out[i].skip = "policy: " + err.Error()
+				return
+			}
+			if _, err := rt.host.Load(ctx, name, wasm, m.Manifest); err != nil {
+				out[i].skip = err.Error()
+				return
+			}
+			out[i].pol = pol
+		}()
+	}
+	wg.Wait()
+	for _, l := range out {
+		if l.skip != "" {
+			fprintf(stderr, "bulkhead %s: skipping plugin %s: %s\n", rt.cmd, l.name, l.skip)
 			continue
 		}
-		wasm, _, m, err := reg.Read(name)
-		if err != nil {
-			fprintf(stderr, "bulkhead %s: skipping plugin %s: %v\n", rt.cmd, name, err)
-			continue
-		}
-		pol, err := pluginPolicy(m)
-		if err != nil {
-			fprintf(stderr, "bulkhead %s: skipping plugin %s: policy: %v\n", rt.cmd, name, err)
-			continue
-		}
-		if _, err := rt.host.Load(ctx, name, wasm, m.Manifest); err != nil {
-			fprintf(stderr, "bulkhead %s: skipping plugin %s: %v\n", rt.cmd, name, err)
-			continue
-		}
-		if pol != nil {
-			if err := rt.host.SetPolicy(name, *pol); err != nil {
+		if l.pol != nil {
+			if err := rt.host.SetPolicy(l.name, *l.pol); err != nil {
 				return err
 			}
-			rt.attempt[name] = pol.WithDefaults().Retry.MaxAttempts
+			rt.attempt[l.name] = l.pol.WithDefaults().Retry.MaxAttempts
 		}
-		rt.names[name] = true
+		rt.names[l.name] = true
 	}
 	return nil
 }

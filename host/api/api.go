@@ -101,10 +101,9 @@ type API struct {
 	tokenSum [32]byte
 	draining atomic.Bool
 
-	polMu    sync.Mutex
-	policy   resilience.Policy
-	preset   string
-	plugPols map[string]resilience.Policy
+	polMu  sync.Mutex
+	policy resilience.Policy
+	preset string
 }
 
 // Route is one registered endpoint.
@@ -134,7 +133,7 @@ func New(cfg Config, deps Deps) (*API, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	a := &API{cfg: cfg, deps: deps, log: log, mux: http.NewServeMux(),
-		policy: cfg.Policy, preset: cfg.Preset, plugPols: map[string]resilience.Policy{}}
+		policy: cfg.Policy, preset: cfg.Preset}
 	a.tokenSum = sha256.Sum256([]byte(cfg.Token))
 	a.register()
 	return a, nil

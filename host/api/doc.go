@@ -57,5 +57,7 @@
 // work before the process stops. Server.Start binds and serves in one
 // goroutine; Server.Stop shuts down within its context and waits for it.
 // All methods are safe for concurrent use; the runtime resilience
-// configuration is guarded by one mutex.
+// configuration is guarded by one mutex. A per-plugin policy set through
+// PUT /v1/config/resilience is a host override (host.OverridePolicy): it
+// outlives reloads and rebuilds, and lives in memory only.
 package api

@@ -33,18 +33,20 @@ func (a *API) health(w http.ResponseWriter, _ *http.Request) error {
 }
 
 // ResilienceView is GET /v1/config/resilience: the default policy and
-// the per-plugin policies set through the API.
+// the per-plugin policies set through the API, as the plugins run them.
 type ResilienceView struct {
 	Preset  string                       `json:"preset,omitempty"`
 	Policy  resilience.Policy            `json:"policy"`
 	Plugins map[string]resilience.Policy `json:"plugins"`
 }
 
-// ResilienceUpdate is the body of PUT /v1/config/resilience (the seed's
-// updateResilienceConfig). Policy holds only the fields to change; they
-// are laid over Preset when given, else over the current policy. With
-// Plugin set, the change applies to that plugin only; without, to the
-// default policy and to every loaded plugin.
+// ResilienceUpdate is the body of PUT /v1/config/resilience. Policy holds
+// only the fields to change; they are laid over Preset when given, else
+// over the current policy (with Plugin set, the policy that plugin runs
+// with). With Plugin set, the change applies to that plugin only and stays
+// in force over its manifest's policy across reloads and rebuilds, until
+// the service stops; without, to the default policy and to every loaded
+// plugin without an override of its own.
 type ResilienceUpdate struct {
 	Plugin string          `json:"plugin,omitempty"`
 	Preset string          `json:"preset,omitempty"`
@@ -59,7 +61,7 @@ func (a *API) getResilience(w http.ResponseWriter, _ *http.Request) error {
 
 func (a *API) resilienceViewLocked() ResilienceView {
 	v := ResilienceView{Preset: a.preset, Policy: a.policy.WithDefaults(), Plugins: map[string]resilience.Policy{}}
-	for n, p := range a.plugPols {
+	for n, p := range a.deps.Host.PolicyOverrides() {
 		v.Plugins[n] = p.WithDefaults()
 	}
 	return v
@@ -73,8 +75,8 @@ func (a *API) putResilience(w http.ResponseWriter, r *http.Request) error {
 	a.polMu.Lock()
 	defer a.polMu.Unlock()
 	base := a.policy
-	if p, ok := a.plugPols[req.Plugin]; ok && req.Plugin != "" {
-		base = p
+	if req.Plugin != "" {
+		base = a.deps.Host.Policy(req.Plugin)
 	}
 	if req.Preset != "" {
 		p, err := resilience.Preset(req.Preset)
@@ -98,13 +100,13 @@ func (a *API) putResilience(w http.ResponseWriter, r *http.Request) error {
 		if _, ok := a.deps.Host.Plugin(req.Plugin); !ok {
 			return Errorf(http.StatusNotFound, CodePluginNotFound, "no plugin %q is loaded", req.Plugin)
 		}
-		if err := a.deps.Host.SetPolicy(req.Plugin, base); err != nil {
+		if err := a.deps.Host.OverridePolicy(req.Plugin, base); err != nil {
 			return err
 		}
-		a.plugPols[req.Plugin] = base
 	} else {
+		own := a.deps.Host.PolicyOverrides()
 		for _, p := range a.deps.Host.Plugins() {
-			if _, own := a.plugPols[p.Name]; own {
+			if _, ok := own[p.Name]; ok {
 				continue
 			}
 			if err := a.deps.Host.SetPolicy(p.Name, base); err != nil {

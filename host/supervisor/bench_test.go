@@ -45,6 +45,9 @@ func startDir(tb testing.TB, dir, cache string, n int, timed func(func())) {
 		if err := sv.Start(ctx); err != nil {
 			tb.Fatal(err)
 		}
+		if err := sv.WaitReady(ctx); err != nil {
+			tb.Fatal(err)
+		}
 	})
 	sts := sv.Statuses()
 	ok := 0

@@ -13,12 +13,20 @@
 //     host.SetPolicy with the plugin's resilience policy (PolicyOf: the
 //     sidecar's preset, or WithDefaultPolicy, with its inline policy laid
 //     over it). Load compiles beside the serving version and swaps
-//     atomically; calls in flight finish on the old version.
+//     atomically; calls in flight finish on the old version. A runtime
+//     override (host.OverridePolicy) stays in force over that policy.
 //   - ManifestChanged: a change of limits, pool, sandbox or config reloads
 //     the module (read from disk) with the new manifest; a change of the
 //     preset or policy only is applied with SetPolicy, without a reload.
 //   - Removed: host.Unload, which waits (up to WithDrainTimeout) for the
 //     calls in flight.
+//
+// Each plugin's events and rebuilds run on that plugin's own worker
+// goroutine, in order, one at a time; different plugins' work runs at
+// once. The registry's delivery only queues work, so a load that takes
+// long (a large module, or a start function that spins until the host's
+// start timeout) delays no other plugin and no later event of another
+// plugin.
 //
 // An event whose version is no longer the registry's newest is skipped:
 // the newer file's own event follows, so a burst of writes never swaps an
@@ -30,8 +38,9 @@
 // StateFailed when the last change (module or sidecar) was refused and the
 // previous version keeps serving, with Reason saying why (the
 // *host.LoadError text, e.g. "not a WebAssembly module: bad magic number",
-// or the sidecar's file:line problem); StateQuarantined when the plugin
-// never had a working version. Calls to a quarantined plugin fail fast:
+// or the sidecar's file:line problem, or a module file the registry
+// refused: over its size cap or a link leading outside the directory);
+// StateQuarantined when the plugin never had a working version. Calls to a quarantined plugin fail fast:
 // Check returns a *QuarantineError (ErrQuarantined, permanent) naming the
 // reason, and Supervisor.Invoke is host.Invoke behind Check, so no retry,
 // breaker or timeout is spent on it. Callers that use host.Invoke directly
@@ -65,23 +74,25 @@
 // # Lifecycle
 //
 // New validates and allocates; it does no I/O and starts nothing. Start
-// scans the directory, loads every plugin in it and returns once each one
-// has been loaded, refused or quarantined; then it watches the directory
-// and supervises until Stop. Stop stops the registry (the changes it
-// already observed are still applied), stops supervising and waits for
-// every goroutine the supervisor started; it leaves the plugins loaded in
-// the host, whose own Stop unloads them. Stop is idempotent. Reload
+// scans the directory, starts loading every plugin in it and returns
+// without waiting for the loads; Ready is closed (WaitReady returns) once
+// each plugin of the scan has been loaded, refused or quarantined. The
+// supervisor watches the directory and supervises until Stop. Stop stops
+// the registry, cancels the loads in progress, drops the work not started,
+// stops supervising and waits for every goroutine the supervisor started;
+// it leaves the plugins loaded in the host, whose own Stop unloads them. Stop is idempotent. Reload
 // reloads one plugin from disk on demand, before Start too (that is how
 // `bulkhead plugins reload` checks a file).
 //
 // # Concurrency
 //
 // All methods are safe for concurrent use. Loads and unloads of one plugin
-// are serialised by that plugin's lock; loads of different plugins may run
-// at once (an event and a rebuild). Lock order: a plugin's lock, then the
-// supervisor's mutex, which guards the statuses and is never held across a
-// host call. Goroutines: the registry's two, and the supervisor's loop
-// that runs rebuilds.
+// are serialised by that plugin's lock (its worker and Reload take it);
+// loads of different plugins run at once. Lock order: a plugin's lock,
+// then the supervisor's mutex, which guards the statuses and the work
+// queues and is never held across a host call. Goroutines: the registry's
+// two, the supervisor's loop that schedules rebuilds, one that logs
+// readiness, and one worker per plugin with work queued.
 //
 // # Measured
 //
@@ -92,8 +103,9 @@
 // BenchmarkStart50: 108–114 ms with an empty compilation cache, 40–43 ms
 // on a restart with a warm one. Go guests cost more per plugin: a warm
 // restart of 10 copies of the 3.8 MB kitchen fixture takes 1.07 s
-// (BenchmarkStartGo10; about 0.1 s each, against 1.6 s each cold). Plugins
-// are loaded one after the other, in the registry's event order.
+// (BenchmarkStartGo10; about 0.1 s each, against 1.6 s each cold). These
+// figures were taken when plugins loaded one after the other; they now
+// load at once, with the host compiling at most GOMAXPROCS at a time.
 //
 // # Errors
 //

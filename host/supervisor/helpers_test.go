@@ -76,6 +76,9 @@ func newEnv(t testing.TB, files map[string][]byte, opts ...supervisor.Option) *e
 	if err := sv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := sv.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
 	// Registered after the host's cleanup, so it runs first.
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

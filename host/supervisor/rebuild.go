@@ -119,8 +119,9 @@ func (s *Supervisor) pollBreakers() {
 	}
 }
 
-// runDue rebuilds every plugin whose trigger is due and returns when the
-// next one will be (zero: none pending).
+// runDue queues a rebuild of every plugin whose trigger is due, on that
+// plugin's worker, and returns when the next one will be (zero: none
+// pending).
 func (s *Supervisor) runDue(ctx context.Context) time.Time {
 	for {
 		now := time.Now()
@@ -148,20 +149,20 @@ func (s *Supervisor) runDue(ctx context.Context) time.Time {
 		if name == "" || ctx.Err() != nil {
 			return next
 		}
-		s.rebuild(ctx, name, cause)
+		s.schedule(name, cause)
 	}
 }
 
-// rebuild reloads plugin from disk as it is now: a fresh compile and pool
-// of the same bytes, or the file that replaced them.
-func (s *Supervisor) rebuild(ctx context.Context, plugin string, cause Cause) {
-	e := s.lockExisting(plugin)
-	if e == nil {
-		return
-	}
-	defer e.load.Unlock()
+// schedule starts the backoff step of a rebuild of plugin and queues the
+// rebuild on the plugin's worker.
+func (s *Supervisor) schedule(plugin string, cause Cause) {
 	now := time.Now()
 	s.mu.Lock()
+	e := s.entries[plugin]
+	if e == nil {
+		s.mu.Unlock()
+		return
+	}
 	if now.Sub(e.lastRebuild) > 2*s.opts.backoffMax {
 		e.steps = 0
 	}
@@ -177,6 +178,17 @@ func (s *Supervisor) rebuild(ctx context.Context, plugin string, cause Cause) {
 	n := e.st.Rebuilds
 	s.mu.Unlock()
 	s.log.Warn("rebuilding plugin", keyPlugin, plugin, keyCause, cause, keyRebuilds, n, keyBackoff, delay)
+	s.enqueue(plugin, job{rebuild: cause})
+}
+
+// rebuild reloads plugin from disk as it is now: a fresh compile and pool
+// of the same bytes, or the file that replaced them.
+func (s *Supervisor) rebuild(ctx context.Context, plugin string, cause Cause) {
+	e := s.lockExisting(plugin)
+	if e == nil {
+		return
+	}
+	defer e.load.Unlock()
 	b, version, m, err := s.reg.Read(plugin)
 	if err != nil {
 		s.refuse(e, cause, version, err)

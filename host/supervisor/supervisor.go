@@ -31,8 +31,10 @@ type Supervisor struct {
 	handled map[string]bool  // plugins whose events were handled, until ready
 	waiting map[string]bool  // plugins of the initial scan not handled yet
 	ready   chan struct{}
+	queues  map[string][]job // pending work by plugin; present while its worker runs
 	started bool
 	stopped bool
+	closing bool            // no new worker may start
 	ctx     context.Context // lifetime: set by Start, cancelled by Stop
 	cancel  context.CancelFunc
 
@@ -93,6 +95,7 @@ func New(h *host.Host, dir string, opts ...Option) (*Supervisor, error) {
 		h: h, opts: o, log: log,
 		entries: make(map[string]*entry),
 		trig:    make(map[string]Cause),
+		queues:  make(map[string][]job),
 		ready:   make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 	}
@@ -117,10 +120,11 @@ func (s *Supervisor) Registry() *plugins.Registry { return s.reg }
 // Host is the host the supervisor deploys into.
 func (s *Supervisor) Host() *host.Host { return s.h }
 
-// Start scans the directory, loads every plugin found in it and returns
-// once each has been loaded, refused or quarantined (or when ctx ends,
-// with its error; call Stop then). It then keeps watching the directory
-// and supervising the plugins until Stop.
+// Start scans the directory, starts loading every plugin found in it and
+// returns: it does not wait for the loads, so a module that is slow to load
+// delays nothing. Ready is closed once each plugin of the scan has been
+// loaded, refused or quarantined. Start then keeps watching the directory
+// and supervising the plugins until Stop. ctx bounds only the scan.
 func (s *Supervisor) Start(ctx context.Context) error {
 	s.mu.Lock()
 	if s.started || s.stopped {
@@ -147,10 +151,27 @@ func (s *Supervisor) Start(ctx context.Context) error {
 
 	s.wg.Add(1)
 	go s.loop(s.ctx)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-s.ready:
+			s.log.Info("plugins ready", keyDir, s.reg.Dir(), keyCount, len(s.Statuses()))
+		case <-s.ctx.Done():
+		}
+	}()
+	return nil
+}
 
+// Ready is closed once every plugin found by Start's scan has been loaded,
+// refused or quarantined.
+func (s *Supervisor) Ready() <-chan struct{} { return s.ready }
+
+// WaitReady waits until Ready is closed or ctx ends (then it returns
+// ctx.Err()).
+func (s *Supervisor) WaitReady(ctx context.Context) error {
 	select {
 	case <-s.ready:
-		s.log.Info("plugins ready", keyDir, s.reg.Dir(), keyCount, len(s.Statuses()))
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -164,10 +185,10 @@ func (s *Supervisor) checkReadyLocked() {
 	}
 }
 
-// Stop stops watching (delivering the changes already observed), stops
-// supervising and waits for every goroutine the supervisor started. It
-// leaves the plugins loaded: the host's Stop unloads them. It is
-// idempotent.
+// Stop stops watching, cancels the loads in progress, drops the work not
+// started yet, stops supervising and waits for every goroutine the
+// supervisor started. It leaves the plugins loaded: the host's Stop
+// unloads them. It is idempotent.
 func (s *Supervisor) Stop(ctx context.Context) error {
 	var err error
 	s.stopOnce.Do(func() {
@@ -182,6 +203,9 @@ func (s *Supervisor) Stop(ctx context.Context) error {
 			return
 		}
 		err = s.reg.Stop(ctx)
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
 		s.cancel()
 		done := make(chan struct{})
 		go func() { s.wg.Wait(); close(done) }()
@@ -189,7 +213,7 @@ func (s *Supervisor) Stop(ctx context.Context) error {
 		case <-done:
 		case <-ctx.Done():
 			err = errors.Join(err, ctx.Err())
-			<-done // the loop only waits on a load, which s.cancel ends
+			<-done // the goroutines only wait on loads, which s.cancel ends
 		}
 	})
 	return err
@@ -240,8 +264,63 @@ func (s *Supervisor) lockExisting(name string) *entry {
 	return e
 }
 
-// handle receives the registry's events, one at a time.
-func (s *Supervisor) handle(ev plugins.Event) {
+// job is one piece of work on one plugin: an event, or a rebuild when
+// rebuild is set.
+type job struct {
+	ev      plugins.Event
+	rebuild Cause
+}
+
+// handle receives the registry's events, one at a time, and queues each
+// for its plugin's worker, so the registry's delivery never waits on a
+// load.
+func (s *Supervisor) handle(ev plugins.Event) { s.enqueue(ev.Name, job{ev: ev}) }
+
+// enqueue queues j for name's worker, starting the worker if none runs.
+// Each plugin's work runs in order, one job at a time; different plugins'
+// work runs at once.
+func (s *Supervisor) enqueue(name string, j job) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return
+	}
+	q, running := s.queues[name]
+	s.queues[name] = append(q, j)
+	if running {
+		return
+	}
+	s.wg.Add(1)
+	go s.work(name)
+}
+
+// work runs name's queued jobs until none is left.
+func (s *Supervisor) work(name string) {
+	defer s.wg.Done()
+	for {
+		s.mu.Lock()
+		q := s.queues[name]
+		if len(q) == 0 {
+			delete(s.queues, name)
+			s.mu.Unlock()
+			return
+		}
+		j := q[0]
+		q[0] = job{}
+		s.queues[name] = q[1:]
+		s.mu.Unlock()
+		if j.rebuild != "" {
+			if s.ctx.Err() == nil {
+				s.rebuild(s.ctx, name, j.rebuild)
+			}
+			continue
+		}
+		s.handleEvent(j.ev)
+	}
+}
+
+// handleEvent applies one registry event.
+func (s *Supervisor) handleEvent(ev plugins.Event) {
 	defer func() {
 		s.mu.Lock()
 		if s.handled != nil {
@@ -254,6 +333,9 @@ func (s *Supervisor) handle(ev plugins.Event) {
 		s.mu.Unlock()
 	}()
 	ctx := s.lifetime(context.Background())
+	if ctx.Err() != nil {
+		return // stopping
+	}
 	switch ev.Kind {
 	case plugins.Added, plugins.Changed:
 		if info, ok := s.reg.Get(ev.Name); ok && info.Version != ev.Version {
@@ -267,7 +349,11 @@ func (s *Supervisor) handle(ev plugins.Event) {
 		}
 		e := s.lock(ev.Name)
 		defer e.load.Unlock()
-		if ev.Invalid {
+		switch {
+		case ev.Invalid && ev.Version == "":
+			s.refuse(e, cause, "", ev.Err) // the module file itself is refused
+			return
+		case ev.Invalid:
 			s.refuse(e, cause, ev.Version, fmt.Errorf("manifest: %w", ev.Err))
 			return
 		}

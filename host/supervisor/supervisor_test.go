@@ -429,6 +429,9 @@ func TestSupervisor_PollsBreakersWithoutHooks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sv.Stop(context.Background())
+	if err := sv.WaitReady(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	for range 2 {
 		sv.Invoke(context.Background(), host.InvokeRequest{Plugin: "p"})
 	}

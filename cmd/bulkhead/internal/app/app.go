@@ -26,6 +26,10 @@ import (
 	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
 )
 
+// pluginsWait bounds how long the start waits for the plugins of the
+// start-up scan before it starts the workflow engine anyway.
+const pluginsWait = time.Minute
+
 // StopSlack is added to the drain grace period for fx's stop timeout:
 // the time the server, supervisor, host and store get to stop.
 const StopSlack = 30 * time.Second
@@ -82,6 +86,7 @@ func newHost(cfg *config.Config, log *slog.Logger, pol resilience.Policy, hooks 
 		host.WithLogger(log.With("module", "host")),
 		host.WithCacheDir(cfg.CacheDir),
 		host.WithPolicy(pol),
+		host.WithStartTimeout(cfg.Plugins.StartTimeout.D()),
 	}, hooks.HostOptions()...)
 	return host.New(opts...)
 }
@@ -90,7 +95,8 @@ func newSupervisor(cfg *config.Config, log *slog.Logger, h *host.Host, hooks *su
 	return supervisor.New(h, cfg.PluginsDir,
 		supervisor.WithLogger(log.With("module", "supervisor")),
 		supervisor.WithHooks(hooks),
-		supervisor.WithDefaultPolicy(pol))
+		supervisor.WithDefaultPolicy(pol),
+		supervisor.WithRegistryOptions(plugins.WithMaxModuleSize(int64(cfg.Plugins.MaxModuleSize))))
 }
 
 // counters counts engine events the metrics report.
@@ -149,11 +155,7 @@ func newEngine(log *slog.Logger, store statestore.Store, sv *supervisor.Supervis
 		workflow.WithLogger(log.With("module", "engine")),
 		workflow.WithObserver(c.observe),
 		workflow.WithMaxAttempts(func(plugin string) int {
-			p, err := sv.Policy(plugin)
-			if err != nil {
-				return resilience.DefaultMaxAttempts
-			}
-			return p.WithDefaults().Retry.MaxAttempts
+			return h.Policy(plugin).WithDefaults().Retry.MaxAttempts
 		}))
 }
 
@@ -279,11 +281,11 @@ func mapError(a func() *api.API) api.ErrorMapper {
 	}
 }
 
-// readiness is what /readyz checks besides draining.
+// readiness is what /readyz checks besides draining and the plugins of
+// the start-up scan.
 type readiness struct {
-	mu      sync.Mutex
-	plugins bool
-	engine  bool
+	mu     sync.Mutex
+	engine bool
 }
 
 func (r *readiness) set(f func()) { r.mu.Lock(); f(); r.mu.Unlock() }
@@ -298,11 +300,14 @@ func newAPI(cfg *config.Config, log *slog.Logger, h *host.Host, sv *supervisor.S
 		MapError: mapError(func() *api.API { return a }),
 		Ready: func(ctx context.Context) error {
 			ready.mu.Lock()
-			p, e := ready.plugins, ready.engine
+			e := ready.engine
 			ready.mu.Unlock()
-			switch {
-			case !p:
+			select {
+			case <-sv.Ready():
+			default:
 				return errors.New("plugins not loaded yet")
+			}
+			switch {
 			case !e:
 				return errors.New("workflow engine not started")
 			}
@@ -355,16 +360,11 @@ type params struct {
 func register(p params) {
 	p.LC.Append(fx.Hook{OnStop: func(context.Context) error { return p.Store.Close() }})
 	p.LC.Append(fx.Hook{OnStart: p.Host.Start, OnStop: p.Host.Stop})
-	p.LC.Append(fx.Hook{
-		OnStart: func(ctx context.Context) error {
-			if err := p.Sup.Start(ctx); err != nil {
-				return err
-			}
-			p.Ready.set(func() { p.Ready.plugins = true })
-			return nil
-		},
-		OnStop: p.Sup.Stop,
-	})
+	// The supervisor's Start does not wait for the loads: the service
+	// serves while a slow or bad module is still being loaded or
+	// quarantined, and /readyz says so until every plugin of the scan is
+	// settled.
+	p.LC.Append(fx.Hook{OnStart: p.Sup.Start, OnStop: p.Sup.Stop})
 	p.LC.Append(fx.Hook{
 		OnStart: func(ctx context.Context) error {
 			every := p.Cfg.Resilience.HealthCheckInterval.D()
@@ -381,8 +381,8 @@ func register(p params) {
 			}, every); err != nil {
 				return err
 			}
-			for _, st := range p.Sup.Statuses() {
-				if err := p.Mon.Register("plugin:"+st.Name, p.Host.PluginCheck(st.Name), every); err != nil {
+			for _, info := range p.Sup.Registry().List() {
+				if err := p.Mon.Register("plugin:"+info.Name, p.Host.PluginCheck(info.Name), every); err != nil {
 					return err
 				}
 			}
@@ -393,6 +393,15 @@ func register(p params) {
 	p.LC.Append(fx.Hook{OnStart: p.Server.Start, OnStop: p.Server.Stop})
 	p.LC.Append(fx.Hook{
 		OnStart: func(ctx context.Context) error {
+			// Runs resumed by the engine's start call plugins: let the
+			// scan's plugins settle first (each load is bounded by the
+			// host's start timeout), while the server already answers.
+			wctx, cancel := context.WithTimeout(ctx, pluginsWait)
+			err := p.Sup.WaitReady(wctx)
+			cancel()
+			if err != nil {
+				p.Log.Warn("starting the workflow engine before every plugin is loaded", "waited", pluginsWait)
+			}
 			if err := p.Engine.LoadWorkflows(p.Cfg.WorkflowsDir, workflow.ParseOptions{}); err != nil {
 				p.Log.Warn("some workflows were not loaded", "dir", p.Cfg.WorkflowsDir, "err", err)
 			}

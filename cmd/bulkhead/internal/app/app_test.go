@@ -2,13 +2,17 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
@@ -58,6 +62,15 @@ func TestOptions_StartServeStop(t *testing.T) {
 	app := fxtest.New(t, Options(testConfig(t), slog.New(slog.NewTextHandler(io.Discard, nil))), fx.Populate(&srv))
 	app.RequireStart()
 	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	// Start does not wait for the plugins: /readyz does.
+	waitUntil(t, "/readyz", 30*time.Second, func() bool {
+		resp, err := hc.Get("http://" + srv.Addr() + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
 	for _, path := range []string{"/readyz", "/v1/plugins"} {
 		resp, err := hc.Get("http://" + srv.Addr() + path)
 		if err != nil {
@@ -92,5 +105,100 @@ func TestMapError_Plugins(t *testing.T) {
 		if got := m(tt.err); got == nil || got.Status != tt.want {
 			t.Errorf("mapError(%v) = %+v, want status %d", tt.err, got, tt.want)
 		}
+	}
+}
+
+// Modules whose start function spins, in the plugins directory beside a
+// good plugin, do not hold the service back: it answers /healthz within
+// 2 s of its start, the good plugin is callable within 2 s too, and the
+// spinners end up quarantined with a reason naming the start timeout,
+// after which /readyz answers 200.
+func TestOptions_StartSpinningModulesDelayNothing(t *testing.T) {
+	cfg := testConfig(t)
+	spin, err := os.ReadFile("../../../../host/testdata/startspin.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a-spin1", "a-spin2", "a-spin3"} {
+		if err := os.WriteFile(filepath.Join(cfg.PluginsDir, name+".wasm"), spin, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A known port, so the test can knock while the start is under way.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg.Listen = addr
+	app := fxtest.New(t, Options(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	begin := time.Now()
+	started := make(chan error, 1)
+	go func() { started <- app.Start(context.Background()) }()
+	defer func() {
+		if err := <-started; err != nil {
+			t.Errorf("start: %v", err)
+		}
+		app.RequireStop()
+	}()
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	status := func(method, path string) int {
+		req, _ := http.NewRequestWithContext(context.Background(), method, "http://"+addr+path, nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitUntil(t, "/healthz to answer", 10*time.Second, func() bool { return status("GET", "/healthz") == 200 })
+	if took := time.Since(begin); took > 2*time.Second {
+		t.Errorf("/healthz answered %v after start, want within 2 s", took)
+	}
+	waitUntil(t, "the good plugin to be callable", 10*time.Second, func() bool {
+		return status("POST", "/v1/plugins/tiny/call?function=noop") == 200
+	})
+	if took := time.Since(begin); took > 2*time.Second {
+		t.Errorf("the good plugin was callable %v after start, want within 2 s", took)
+	} else {
+		t.Logf("healthz and the good plugin served %v after start", took)
+	}
+
+	waitUntil(t, "the spinners to be quarantined", time.Minute, func() bool {
+		resp, err := hc.Get("http://" + addr + "/v1/plugins")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Plugins []api.PluginStatus `json:"plugins"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, p := range body.Plugins {
+			if strings.HasPrefix(p.Name, "a-spin") && p.State == "quarantined" {
+				if !strings.Contains(p.Reason, "start timeout") {
+					t.Fatalf("%s quarantined with reason %q, want the start timeout named", p.Name, p.Reason)
+				}
+				n++
+			}
+		}
+		return n == 3
+	})
+	waitUntil(t, "/readyz to answer 200", 30*time.Second, func() bool { return status("GET", "/readyz") == 200 })
+}
+
+// waitUntil polls cond until it holds, failing the test after bound.
+func waitUntil(t *testing.T, what string, bound time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", bound, what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -40,6 +40,7 @@ type Config struct {
 	Resilience Resilience `yaml:"resilience"`
 	HTTP       HTTP       `yaml:"http"`
 	Limits     Limits     `yaml:"limits"`
+	Plugins    Plugins    `yaml:"plugins"`
 	Store      Store      `yaml:"store"`
 	Drain      Drain      `yaml:"drain"`
 
@@ -84,6 +85,16 @@ type Limits struct {
 	MaxRunInput abi.Size `yaml:"max_run_input"`
 }
 
+// Plugins bounds what a plugin file may cost before it serves.
+type Plugins struct {
+	// MaxModuleSize caps a module file; a larger one is refused without
+	// being read. Default 256MiB.
+	MaxModuleSize abi.Size `yaml:"max_module_size"`
+	// StartTimeout bounds a module's start function when it is loaded;
+	// one still running then is refused. Default 5s.
+	StartTimeout resilience.Duration `yaml:"start_timeout"`
+}
+
 // Store configures the state store.
 type Store struct {
 	// Retention keeps finished runs this long. Default 168h.
@@ -116,6 +127,8 @@ const (
 	DefaultIdleTimeout         = 2 * time.Minute
 	DefaultMaxBody             = 4 << 20
 	DefaultMaxRunInput         = 1 << 20
+	DefaultMaxModuleSize       = 256 << 20
+	DefaultStartTimeout        = 5 * time.Second
 	DefaultRetention           = 7 * 24 * time.Hour
 	DefaultMaxCheckpoints      = 10
 	DefaultGracePeriod         = 30 * time.Second
@@ -236,6 +249,10 @@ func (c *Config) validate() []keyError {
 	pos("http.idle_timeout", c.HTTP.IdleTimeout)
 	pos("store.retention", c.Store.Retention)
 	pos("drain.grace_period", c.Drain.GracePeriod)
+	pos("plugins.start_timeout", c.Plugins.StartTimeout)
+	if c.Plugins.MaxModuleSize <= 0 {
+		bad("plugins.max_module_size", "must be positive, got %s", c.Plugins.MaxModuleSize)
+	}
 	if c.Limits.MaxBody <= 0 {
 		bad("limits.max_body", "must be positive, got %s", c.Limits.MaxBody)
 	}

@@ -172,6 +172,8 @@ var fields = []field{
 	durField("http.idle_timeout", env("BULKHEAD_HTTP_IDLE_TIMEOUT"), "", "", func(c *Config) *resilience.Duration { return &c.HTTP.IdleTimeout }, DefaultIdleTimeout),
 	sizeField("limits.max_body", env("BULKHEAD_MAX_BODY"), "max-body", "largest request body (`SIZE`)", func(c *Config) *abi.Size { return &c.Limits.MaxBody }, DefaultMaxBody),
 	sizeField("limits.max_run_input", env("BULKHEAD_MAX_RUN_INPUT"), "max-run-input", "largest run input (`SIZE`)", func(c *Config) *abi.Size { return &c.Limits.MaxRunInput }, DefaultMaxRunInput),
+	sizeField("plugins.max_module_size", env("BULKHEAD_MAX_MODULE_SIZE"), "max-module-size", "largest plugin module file (`SIZE`)", func(c *Config) *abi.Size { return &c.Plugins.MaxModuleSize }, DefaultMaxModuleSize),
+	durField("plugins.start_timeout", env("BULKHEAD_START_TIMEOUT"), "start-timeout", "refuse a module whose start function runs longer than `DURATION`", func(c *Config) *resilience.Duration { return &c.Plugins.StartTimeout }, DefaultStartTimeout),
 	durField("store.retention", env("BULKHEAD_RETENTION"), "retention", "keep finished runs for `DURATION`", func(c *Config) *resilience.Duration { return &c.Store.Retention }, DefaultRetention),
 	intField("store.max_checkpoints", env("BULKHEAD_MAX_CHECKPOINTS"), "max-checkpoints", "checkpoints kept per node (`N`)", func(c *Config) *int { return &c.Store.MaxCheckpoints }, DefaultMaxCheckpoints),
 	durField("drain.grace_period", env("BULKHEAD_GRACE_PERIOD"), "grace-period", "on SIGTERM, let running nodes finish for `DURATION`", func(c *Config) *resilience.Duration { return &c.Drain.GracePeriod }, DefaultGracePeriod),
