@@ -110,7 +110,8 @@ type Host struct {
 	log   *slog.Logger
 	cache wazero.CompilationCache
 
-	execs *resilience.Registry
+	execs    *resilience.Registry
+	guestNet guestNet // transports of guest HTTP requests (http.go)
 
 	mu      sync.RWMutex
 	plugins map[string]*plugin
@@ -255,6 +256,7 @@ func (h *Host) Stop(ctx context.Context) error {
 			}
 		}
 		h.wg.Wait()
+		h.guestNet.close()
 		h.mu.Lock()
 		if h.cache != nil {
 			errs = append(errs, h.cache.Close(context.Background()))
