@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -31,6 +32,14 @@ type Config struct {
 	MaxRunInput int64
 	// Dashboard serves the HTML dashboard at /.
 	Dashboard bool
+	// Listen is the listen address; without a token, its host is one of
+	// the names the Host header may carry (with localhost and every
+	// loopback address).
+	Listen string
+	// PublicNames are more names the service answers to ("host" or
+	// "host:port"), for a service reached through a proxy or by a name;
+	// their http and https origins count as the service's own.
+	PublicNames []string
 	// Preset and Policy are the default resilience policy as configured,
 	// reported and changed by /v1/config/resilience.
 	Preset string
@@ -98,6 +107,7 @@ type API struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	routes   []Route
+	guard    *guard
 	tokenSum [32]byte
 	draining atomic.Bool
 
@@ -133,7 +143,11 @@ func New(cfg Config, deps Deps) (*API, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &API{cfg: cfg, deps: deps, log: log, mux: http.NewServeMux(),
+	g, err := newGuard(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a := &API{cfg: cfg, deps: deps, log: log, mux: http.NewServeMux(), guard: g,
 		policy: cfg.Policy, preset: cfg.Preset, plugPols: map[string]resilience.Policy{}}
 	a.tokenSum = sha256.Sum256([]byte(cfg.Token))
 	a.register()
@@ -202,6 +216,10 @@ func (a *API) Routes() []Route { return append([]Route(nil), a.routes...) }
 
 // ServeHTTP serves the API; unknown paths and methods get JSON errors.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if e := a.guard.check(r); e != nil {
+		writeError(w, e)
+		return
+	}
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		var allow []string
 		for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
@@ -265,18 +283,26 @@ func readBody(r *http.Request) ([]byte, error) {
 	return io.ReadAll(r.Body)
 }
 
+// decodeJSON decodes the body, which must be one JSON value declared as
+// such (or empty, leaving v as is), into v.
 func decodeJSON(r *http.Request, v any) error {
 	b, err := readBody(r)
 	if err != nil {
 		return err
 	}
+	if e := checkJSON(r, b); e != nil {
+		return e
+	}
 	if len(b) == 0 {
 		return nil
 	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return Errorf(http.StatusBadRequest, CodeBadRequest, "body: %v", err)
+		return Errorf(http.StatusBadRequest, CodeBadRequest, "body: %s", truncate(err.Error(), 256))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Errorf(http.StatusBadRequest, CodeBadRequest, "body: data after the JSON value")
 	}
 	return nil
 }
