@@ -384,6 +384,17 @@ func TestServe_InvalidConfigFailsWithFileAndLine(t *testing.T) {
 	if code != exitUsage || !strings.Contains(stderr, file+":1: listen: 0.0.0.0:7070") || !strings.Contains(stderr, "token") {
 		t.Errorf("public address without token: exit %d, stderr:\n%s", code, stderr)
 	}
+	for _, cmd := range [][]string{{"serve"}, {"config", "show"}} {
+		code, _, stderr = bulkhead(t, "", append(cmd, "--listen", "127.0.0.1:99999")...)
+		if code != exitUsage || !strings.Contains(stderr, "flag --listen: listen:") || !strings.Contains(stderr, "99999") {
+			t.Errorf("%s with port 99999: exit %d, stderr:\n%s", cmd[0], code, stderr)
+		}
+	}
+	t.Setenv("BULKHEAD_TOKEN", "short")
+	code, _, stderr = bulkhead(t, "", "serve", "--config", file)
+	if code != exitUsage || !strings.Contains(stderr, "env BULKHEAD_TOKEN: token:") {
+		t.Errorf("public address with a short token: exit %d, stderr:\n%s", code, stderr)
+	}
 }
 
 func TestConfigShow_FlagOverEnvOverFile(t *testing.T) {
