@@ -174,7 +174,7 @@ func (a *API) handle(method, path string, public bool, h func(w http.ResponseWri
 			if e.Status >= 500 && e.Code != CodeDraining {
 				a.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", err)
 			}
-			writeError(w, e)
+			writeError(w, bounded(e))
 		}
 	})
 }
@@ -231,10 +231,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if len(allow) > 0 {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
-			writeError(w, Errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+			writeError(w, Errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", truncate(r.Method, 16), truncate(r.URL.Path, 256), strings.Join(allow, ", ")))
 			return
 		}
-		writeError(w, Errorf(http.StatusNotFound, CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
+		writeError(w, Errorf(http.StatusNotFound, CodeNotFound, "no route %s %s", truncate(r.Method, 16), truncate(r.URL.Path, 256)))
 		return
 	}
 	a.mux.ServeHTTP(w, r)
@@ -377,6 +377,9 @@ func (a *API) reloadPlugin(w http.ResponseWriter, r *http.Request) error {
 	if a.deps.Plugins == nil {
 		return Errorf(http.StatusServiceUnavailable, CodeUnavailable, "no plugin directory is deployed")
 	}
+	if err := checkName("plugin", CodePluginNotFound, r.PathValue("name")); err != nil {
+		return err
+	}
 	st, err := a.deps.Plugins.Reload(r.Context(), r.PathValue("name"))
 	if err != nil {
 		return err
@@ -396,6 +399,9 @@ func (a *API) callPlugin(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	name := r.PathValue("name")
+	if err := checkName("plugin", CodePluginNotFound, name); err != nil {
+		return err
+	}
 	req := host.InvokeRequest{Plugin: name, Function: r.URL.Query().Get("function"), Input: in, Logger: a.log}
 	start := time.Now()
 	var res host.InvokeResult

@@ -42,7 +42,7 @@ type fixture struct {
 
 // newFixture serves an API over a host with the tiny plugin loaded, and
 // with outcomes (testdata/outcomes.wat) too when asked.
-func newFixture(t *testing.T, cfg api.Config, outcomes bool) *fixture {
+func newFixture(t testing.TB, cfg api.Config, outcomes bool) *fixture {
 	t.Helper()
 	h := hosttest.New(t)
 	ctx := context.Background()

@@ -128,6 +128,28 @@ func idByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-'
 }
 
+// maxMessage caps an error response's message.
+const maxMessage = 4 << 10
+
+// bounded returns e with its message cut to maxMessage bytes.
+func bounded(e *Error) *Error {
+	if len(e.Message) <= maxMessage {
+		return e
+	}
+	c := *e
+	c.Message = truncate(c.Message, maxMessage)
+	return &c
+}
+
+// checkName refuses a plugin or workflow name longer than any that can
+// exist (names are at most 128 bytes) as not found, without echoing it.
+func checkName(what, code, name string) error {
+	if len(name) <= MaxIDLen {
+		return nil
+	}
+	return Errorf(http.StatusNotFound, code, "no %s %q", what, truncate(name, 64))
+}
+
 // truncate cuts s to n bytes for an error message.
 func truncate(s string, n int) string {
 	if len(s) <= n {

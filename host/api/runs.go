@@ -61,6 +61,9 @@ func (a *API) submitRun(w http.ResponseWriter, r *http.Request) error {
 	if int64(len(req.Input)) > a.cfg.MaxRunInput {
 		return Errorf(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "run input of %d bytes is over the %d-byte limit", len(req.Input), a.cfg.MaxRunInput)
 	}
+	if err := checkName("workflow", CodeNotFound, r.PathValue("name")); err != nil {
+		return err
+	}
 	run, err := wf.Submit(r.Context(), r.PathValue("name"), req.Input, req.RunID)
 	if err != nil {
 		return err
@@ -85,7 +88,7 @@ func limitParam(r *http.Request) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 || n > 1000 {
-		return 0, Errorf(http.StatusBadRequest, CodeBadRequest, "limit must be an integer in [0,1000], got %q", s)
+		return 0, Errorf(http.StatusBadRequest, CodeBadRequest, "limit must be an integer in [0,1000], got %q", truncate(s, 32))
 	}
 	return n, nil
 }
