@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"net/http/httptest"
 	"net/url"
-	"strings"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
