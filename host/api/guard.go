@@ -31,8 +31,15 @@ type guard struct {
 func newGuard(cfg Config) (*guard, error) {
 	g := &guard{cop: http.NewCrossOriginProtection()}
 	for _, n := range cfg.PublicNames {
-		for _, scheme := range []string{"http://", "https://"} {
-			if err := g.cop.AddTrustedOrigin(scheme + n); err != nil {
+		origins := []string{"http://" + n, "https://" + n}
+		// A browser leaves the scheme's default port out of an origin.
+		if h, port, err := net.SplitHostPort(n); err == nil && port == "80" {
+			origins = append(origins, "http://"+h)
+		} else if err == nil && port == "443" {
+			origins = append(origins, "https://"+h)
+		}
+		for _, o := range origins {
+			if err := g.cop.AddTrustedOrigin(o); err != nil {
 				return nil, fmt.Errorf("api: public name %q: %w", n, err)
 			}
 		}

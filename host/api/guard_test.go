@@ -154,6 +154,14 @@ func TestAPI_HostChecked(t *testing.T) {
 	if code, b := f.send(t, "POST", "/v1/workflows/echo/runs", `{"run_id":"proxied"}`, hdr); code != 202 {
 		t.Errorf("public name's origin: %d %s", code, b)
 	}
+	g := newFixture(t, api.Config{Token: noToken, PublicNames: []string{"tls.example:443"}}, false)
+	hdr["Origin"] = "https://tls.example"
+	if code, b := g.send(t, "POST", "/v1/workflows/echo/runs", `{"run_id":"proxied"}`, hdr); code != 202 {
+		t.Errorf("public name's origin without its default port: %d %s", code, b)
+	}
+	if _, err := api.New(api.Config{PublicNames: []string{"a b/c"}}, api.Deps{Host: f.h}); err == nil {
+		t.Error("a public name that is no origin was accepted")
+	}
 
 	// With a token, the token is the guard: any Host is served.
 	tf := newFixture(t, api.Config{}, false)
