@@ -33,7 +33,7 @@ test.all:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
 
-# Soaks, then a bounded fuzz of the HTTP API (the seed corpus alone runs
+# Soaks, then a bounded fuzz of the HTTP API (its starting inputs alone run
 # in `test`).
 soak:
 	BULKHEAD_SOAK=1 $(GO) test -race -run 'Soak|Crash' -timeout 120m ./...
