@@ -33,8 +33,11 @@ test.all:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
 
+# Soaks, then a bounded fuzz of the HTTP API (its starting inputs alone run
+# in `test`).
 soak:
 	BULKHEAD_SOAK=1 $(GO) test -race -run 'Soak|Crash' -timeout 120m ./...
+	$(GO) test -run '^$$' -fuzz FuzzAPI_Requests -fuzztime 60s -fuzzminimizetime 10s ./host/api/
 
 # Rebuild every committed guest fixture from source (needs the toolchains).
 testdata:

@@ -47,7 +47,10 @@ type Manifest struct {
 	CPUBudget int64 `json:"cpu_budget,omitempty" yaml:"cpu_budget,omitempty"`
 	// Pool sizes the instance pool.
 	Pool Pool `json:"pool,omitempty" yaml:"pool,omitempty"`
-	// AllowedHosts are host name globs the guest may reach with http_request.
+	// AllowedHosts are host name globs the guest may reach with http_request,
+	// at every redirect hop. A link-local or cloud metadata address is
+	// reached only when an entry names it (not through a name resolving to
+	// it, nor through "*").
 	AllowedHosts []string `json:"allowed_hosts,omitempty" yaml:"allowed_hosts,omitempty"`
 	// AllowedPaths maps a host directory to the guest path it is mounted
 	// at. A host directory prefixed with "ro:" is mounted read-only.

@@ -93,8 +93,12 @@
 //     run and node attributes, cut at max_log_line and within the
 //     plugin's log rate.
 //   - Guest HTTP: go-sdk sends http_request through http.DefaultClient, so
-//     the first Host wraps that client's transport (see http.go) to put a
-//     breaker per destination host in front of guest requests only.
+//     the first Host wraps that client's transport (see http.go). The
+//     wrapper hands guest requests to the Host's own transports, which put
+//     a breaker per destination host in front of them, check every redirect
+//     hop against allowed_hosts and refuse to dial a link-local or cloud
+//     metadata address the list does not name; other requests pass through
+//     to the transport the wrapper replaced, untouched.
 //   - go-sdk runs a Go guest's _initialize inside its first call (~2 ms),
 //     which counts against that call's deadline.
 //

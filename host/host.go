@@ -136,6 +136,7 @@ type Host struct {
 	execs    *resilience.Registry
 	pols     policies
 	compiles chan struct{} // one token per compile running
+	guestNet guestNet      // transports of guest HTTP requests (http.go)
 
 	mu      sync.RWMutex
 	plugins map[string]*plugin
@@ -299,6 +300,7 @@ func (h *Host) Stop(ctx context.Context) error {
 			}
 		}
 		h.wg.Wait()
+		h.guestNet.close()
 		h.mu.Lock()
 		if h.cache != nil {
 			errs = append(errs, h.cache.Close(context.Background()))

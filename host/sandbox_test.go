@@ -3,12 +3,15 @@ package host_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/bulkhead-run/bulkhead/abi"
@@ -78,5 +81,82 @@ func TestSandbox_Allowed(t *testing.T) {
 	_, err := h.Call(ctx, "kitchen", "http_get", []byte("http://localhost:1/"))
 	if err == nil || !strings.Contains(err.Error(), "not allowed") {
 		t.Fatalf("a host outside the allow list = %v", err)
+	}
+}
+
+// guestHost returns a host with the kitchen fixture loaded under m, whose
+// guest requests also refuse the addresses in refuse.
+func guestHost(t *testing.T, m abi.Manifest, refuse ...netip.Prefix) *host.Host {
+	t.Helper()
+	h := newHost(t)
+	host.RefuseGuestAddresses(h, refuse...)
+	load(t, h, "kitchen", m)
+	return h
+}
+
+// counting serves body and counts the requests it receives.
+func counting(t *testing.T, body string) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+// A redirect is a hop like any other: to a host the plugin may not reach,
+// it is refused before a byte is sent there; to an allowed one, it works.
+func TestGuestTransport_RedirectChecked(t *testing.T) {
+	target, hits := counting(t, "secret")
+	tu, _ := url.Parse(target.URL)
+	// The target is reached as "localhost", a name the list below lacks.
+	elsewhere := "http://localhost:" + tu.Port() + "/"
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere, http.StatusFound)
+	}))
+	defer redirector.Close()
+	ctx := context.Background()
+
+	h := guestHost(t, abi.Manifest{AllowedHosts: []string{"127.0.0.1"}})
+	out, err := h.Call(ctx, "kitchen", "http_get", []byte(redirector.URL))
+	if err == nil || !strings.Contains(err.Error(), `redirect to "localhost" refused`) {
+		t.Fatalf("redirect to a host outside allowed_hosts = %q, %v; want it refused", out, err)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the disallowed server received %d requests", n)
+	}
+
+	h2 := guestHost(t, abi.Manifest{AllowedHosts: []string{"127.0.0.1", "local*"}})
+	if out, err := h2.Call(ctx, "kitchen", "http_get", []byte(redirector.URL)); err != nil || string(out) != "200 secret" {
+		t.Fatalf("redirect to an allowed host = %q, %v", out, err)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("the allowed server received %d requests, want 1", n)
+	}
+}
+
+// An allowed name that resolves to a refused address is refused at the
+// dial, before any packet leaves: the test refuses loopback too, so the
+// whole path runs against a local server; naming the address opens it.
+func TestGuestTransport_ResolvedAddressChecked(t *testing.T) {
+	srv, hits := counting(t, "reached")
+	u, _ := url.Parse(srv.URL)
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	ctx := context.Background()
+	byName := "http://localhost:" + u.Port() + "/"
+
+	h := guestHost(t, abi.Manifest{AllowedHosts: []string{"localhost"}}, loopback...)
+	_, err := h.Call(ctx, "kitchen", "http_get", []byte(byName))
+	if err == nil || !strings.Contains(err.Error(), "link-local or metadata address not in allowed_hosts") {
+		t.Fatalf("an allowed name resolving to a refused address = %v, want it refused", err)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the server received %d requests", n)
+	}
+	h2 := guestHost(t, abi.Manifest{AllowedHosts: []string{"localhost", "127.0.0.1", "::1"}}, loopback...)
+	if out, err := h2.Call(ctx, "kitchen", "http_get", []byte(byName)); err != nil || string(out) != "200 reached" {
+		t.Fatalf("with the address allowed = %q, %v", out, err)
 	}
 }

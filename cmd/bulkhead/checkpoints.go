@@ -41,6 +41,11 @@ func runCheckpoints(args []string, stdin io.Reader, stdout, stderr io.Writer) in
 		fprintf(stderr, "bulkhead checkpoints ls: want RUN [NODE], got %d arguments\n", len(pos))
 		return exitUsage
 	}
+	for _, id := range pos {
+		if !checkID("checkpoints ls", "ID", id, stderr) {
+			return exitUsage
+		}
+	}
 	node := ""
 	if len(pos) == 2 {
 		node = pos[1]

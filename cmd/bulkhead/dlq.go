@@ -41,6 +41,11 @@ func runDLQ(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
+	for _, f := range []struct{ name, v string }{{"--run", *run}, {"--after", *after}} {
+		if f.v != "" && !checkID("dlq "+sub, f.name, f.v, stderr) {
+			return exitUsage
+		}
+	}
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
 	rm, code := dialRemote("dlq "+sub, *server, stderr)

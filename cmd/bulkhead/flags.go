@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/bulkhead-run/bulkhead/abi"
+	"github.com/bulkhead-run/bulkhead/host/api"
 )
 
 func fprintf(w io.Writer, format string, args ...any) { fmt.Fprintf(w, format, args...) }
@@ -120,5 +121,28 @@ func parseSubcommand(fs *flag.FlagSet, args []string, name string, want int, std
 		fprintf(stderr, "bulkhead %s: want %d argument(s), got %d\n", name, want, len(pos))
 		return nil, exitUsage, false
 	}
+	// The runs and dlq subcommands take IDs only.
+	for _, id := range pos {
+		if !checkID(name, "ID", id, stderr) {
+			return nil, exitUsage, false
+		}
+	}
 	return pos, exitOK, true
+}
+
+// checkID reports whether id (a run, dead-letter or node ID, or a
+// cursor, which is one too) is well formed, as the API checks it; if not
+// it says why on stderr.
+func checkID(cmd, what, id string, stderr io.Writer) bool {
+	err := api.CheckID(what, id)
+	if err == nil {
+		return true
+	}
+	msg := err.Error()
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		msg = ae.Message
+	}
+	fprintf(stderr, "bulkhead %s: %s\n", cmd, msg)
+	return false
 }

@@ -55,6 +55,9 @@ func runRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fprintf(stderr, "bulkhead run: use --input or --input-file, not both\n")
 		return exitUsage
 	}
+	if *runID != "" && !checkID("run", "--run-id", *runID, stderr) {
+		return exitUsage
+	}
 	flow := pos[0]
 	if env.plugins == "" {
 		env.plugins = defaultPluginsDir(flow)

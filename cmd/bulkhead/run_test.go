@@ -114,4 +114,24 @@ func TestRun_Usage(t *testing.T) {
 	if code, _, _ := bulkhead(t, "", "runs", "bogus", "--data", filepath.Join(tmp, "d")); code != exitUsage {
 		t.Errorf("runs bogus: %d", code)
 	}
+	// IDs are checked as the API checks them, before the store sees them.
+	long := strings.Repeat("r", 65000)
+	good := filepath.Join(tmp, "good.yaml")
+	os.WriteFile(good, []byte("name: good\nnodes:\n  a: {plugin: nope}\n"), 0o644)
+	data := "--data=" + filepath.Join(tmp, "d")
+	for _, args := range [][]string{
+		{"run", good, "--run-id", long},
+		{"run", good, "--run-id", "a/b"},
+		{"runs", "show", long},
+		{"runs", "cancel", long},
+		{"runs", "resume", long},
+		{"dlq", "show", long},
+		{"dlq", "ls", "--run", long},
+		{"checkpoints", "ls", long},
+	} {
+		code, out, errOut := bulkhead(t, "", append(args, data)...)
+		if code != exitUsage || !strings.Contains(errOut, "limit") && !strings.Contains(errOut, "only letters") || len(errOut) > 512 {
+			t.Errorf("%s %s with a bad ID: exit %d, %d bytes: %.300s%.300s", args[0], args[1], code, len(errOut), out, errOut)
+		}
+	}
 }

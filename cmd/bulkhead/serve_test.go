@@ -45,6 +45,7 @@ func TestServe(t *testing.T) {
 	t.Run("RunsOverHTTP", func(t *testing.T) { testRunsOverHTTP(t, bin) })
 	t.Run("DrainOnSIGTERMAndResume", func(t *testing.T) { testDrainAndResume(t, bin) })
 	t.Run("Load", func(t *testing.T) { testLoad(t, bin) })
+	t.Run("NoTokenChecksHostAndOrigin", func(t *testing.T) { testNoToken(t, bin) })
 }
 
 // service is a running `bulkhead serve`.
@@ -87,7 +88,13 @@ var listenRE = regexp.MustCompile(`"msg":"listening".*"addr":"([^"]+)"`)
 // until it is ready.
 func startService(t *testing.T, bin, dir string, extra ...string) *service {
 	t.Helper()
-	s := &service{t: t, token: "test-token-" + strconv.Itoa(os.Getpid()), done: make(chan struct{})}
+	return startServiceToken(t, bin, dir, "test-token-"+strconv.Itoa(os.Getpid()), extra...)
+}
+
+// startServiceToken is startService with the given token ("" for none).
+func startServiceToken(t *testing.T, bin, dir, token string, extra ...string) *service {
+	t.Helper()
+	s := &service{t: t, token: token, done: make(chan struct{})}
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--plugins", filepath.Join(dir, "plugins"),
 		"--workflows", filepath.Join(dir, "workflows"), "--data", filepath.Join(dir, "data"),
 		"--log-format", "json", "--preset", "development"}, extra...)
@@ -384,6 +391,17 @@ func TestServe_InvalidConfigFailsWithFileAndLine(t *testing.T) {
 	if code != exitUsage || !strings.Contains(stderr, file+":1: listen: 0.0.0.0:7070") || !strings.Contains(stderr, "token") {
 		t.Errorf("public address without token: exit %d, stderr:\n%s", code, stderr)
 	}
+	for _, cmd := range [][]string{{"serve"}, {"config", "show"}} {
+		code, _, stderr = bulkhead(t, "", append(cmd, "--listen", "127.0.0.1:99999")...)
+		if code != exitUsage || !strings.Contains(stderr, "flag --listen: listen:") || !strings.Contains(stderr, "99999") {
+			t.Errorf("%s with port 99999: exit %d, stderr:\n%s", cmd[0], code, stderr)
+		}
+	}
+	t.Setenv("BULKHEAD_TOKEN", "short")
+	code, _, stderr = bulkhead(t, "", "serve", "--config", file)
+	if code != exitUsage || !strings.Contains(stderr, "env BULKHEAD_TOKEN: token:") {
+		t.Errorf("public address with a short token: exit %d, stderr:\n%s", code, stderr)
+	}
 }
 
 func TestConfigShow_FlagOverEnvOverFile(t *testing.T) {
@@ -417,5 +435,59 @@ func TestConfigShow_FlagOverEnvOverFile(t *testing.T) {
 	}
 	if code != exitOK || json.Unmarshal([]byte(out), &doc) != nil || doc.Settings[0].Key != "listen" || doc.Settings[0].Source.Kind != "flag" {
 		t.Errorf("config show --json: %d %s", code, out)
+	}
+}
+
+// Without a token, the dashboard and the CLI keep working while a page on
+// another origin, or one reached through a rebinding name, is refused.
+func testNoToken(t *testing.T, bin string) {
+	dir := svcDir(t, map[string]string{"chain": chainFlow})
+	s := startServiceToken(t, bin, dir, "")
+	ctx := context.Background()
+	if _, err := s.client.Submit(ctx, "chain", json.RawMessage(`{"n":1}`), "nt-1"); err != nil {
+		t.Fatalf("client submit: %v", err)
+	}
+	t.Setenv("BULKHEAD_SERVER", "")
+	t.Setenv("BULKHEAD_TOKEN", "")
+	t.Setenv("BULKHEAD_TOKEN_FILE", "")
+	if code, out, errOut := bulkhead(t, "", "runs", "show", "nt-1", "--server=http://"+s.addr); code != exitOK || !strings.Contains(out, "nt-1") {
+		t.Errorf("runs show: exit %d\n%s%s", code, out, errOut)
+	}
+	send := func(method, path, body string, hdr map[string]string) (int, string) {
+		req, _ := http.NewRequest(method, "http://"+s.addr+path, strings.NewReader(body))
+		for k, v := range hdr {
+			if k == "Host" {
+				req.Host = v
+			} else {
+				req.Header.Set(k, v)
+			}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := send("GET", "/", "", map[string]string{"Sec-Fetch-Site": "none"}); code != 200 || !strings.Contains(body, "<title>bulkhead") {
+		t.Errorf("dashboard: %d", code)
+	}
+	if code, body := send("GET", "/v1/runs/nt-1", "", map[string]string{"Sec-Fetch-Site": "same-origin"}); code != 200 {
+		t.Errorf("dashboard read: %d %s", code, body)
+	}
+	evil := map[string]string{"Origin": "http://evil.example", "Content-Type": "text/plain"}
+	if code, body := send("POST", "/v1/workflows/chain/runs", `{"run_id":"csrf"}`, evil); code != 403 || !strings.Contains(body, `"cross_origin"`) {
+		t.Errorf("cross-origin submit: %d %s", code, body)
+	}
+	if code, body := send("POST", "/v1/plugins/nodes/call?function=work", "{}", evil); code != 403 {
+		t.Errorf("cross-origin call: %d %s", code, body)
+	}
+	if code, body := send("GET", "/v1/runs", "", map[string]string{"Host": "rebind.evil.example:7070"}); code != 403 || !strings.Contains(body, `"host_not_allowed"`) {
+		t.Errorf("rebinding Host: %d %s", code, body)
+	}
+	var run json.RawMessage
+	if err := s.client.Run(ctx, "csrf", &run); err == nil {
+		t.Errorf("the cross-origin submit made a run: %s", run)
 	}
 }

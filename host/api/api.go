@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -31,6 +32,14 @@ type Config struct {
 	MaxRunInput int64
 	// Dashboard serves the HTML dashboard at /.
 	Dashboard bool
+	// Listen is the listen address; without a token, its host is one of
+	// the names the Host header may carry (with localhost and every
+	// loopback address).
+	Listen string
+	// PublicNames are more names the service answers to ("host" or
+	// "host:port"), for a service reached through a proxy or by a name;
+	// their http and https origins count as the service's own.
+	PublicNames []string
 	// Preset and Policy are the default resilience policy as configured,
 	// reported and changed by /v1/config/resilience.
 	Preset string
@@ -98,6 +107,7 @@ type API struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	routes   []Route
+	guard    *guard
 	tokenSum [32]byte
 	draining atomic.Bool
 
@@ -132,7 +142,11 @@ func New(cfg Config, deps Deps) (*API, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &API{cfg: cfg, deps: deps, log: log, mux: http.NewServeMux(),
+	g, err := newGuard(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a := &API{cfg: cfg, deps: deps, log: log, mux: http.NewServeMux(), guard: g,
 		policy: cfg.Policy, preset: cfg.Preset}
 	a.tokenSum = sha256.Sum256([]byte(cfg.Token))
 	a.register()
@@ -159,7 +173,7 @@ func (a *API) handle(method, path string, public bool, h func(w http.ResponseWri
 			if e.Status >= 500 && e.Code != CodeDraining {
 				a.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", err)
 			}
-			writeError(w, e)
+			writeError(w, bounded(e))
 		}
 	})
 }
@@ -201,6 +215,10 @@ func (a *API) Routes() []Route { return append([]Route(nil), a.routes...) }
 
 // ServeHTTP serves the API; unknown paths and methods get JSON errors.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if e := a.guard.check(r); e != nil {
+		writeError(w, e)
+		return
+	}
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		var allow []string
 		for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
@@ -212,10 +230,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if len(allow) > 0 {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
-			writeError(w, Errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+			writeError(w, Errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", truncate(r.Method, 16), truncate(r.URL.Path, 256), strings.Join(allow, ", ")))
 			return
 		}
-		writeError(w, Errorf(http.StatusNotFound, CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
+		writeError(w, Errorf(http.StatusNotFound, CodeNotFound, "no route %s %s", truncate(r.Method, 16), truncate(r.URL.Path, 256)))
 		return
 	}
 	a.mux.ServeHTTP(w, r)
@@ -264,18 +282,26 @@ func readBody(r *http.Request) ([]byte, error) {
 	return io.ReadAll(r.Body)
 }
 
+// decodeJSON decodes the body, which must be one JSON value declared as
+// such (or empty, leaving v as is), into v.
 func decodeJSON(r *http.Request, v any) error {
 	b, err := readBody(r)
 	if err != nil {
 		return err
 	}
+	if e := checkJSON(r, b); e != nil {
+		return e
+	}
 	if len(b) == 0 {
 		return nil
 	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return Errorf(http.StatusBadRequest, CodeBadRequest, "body: %v", err)
+		return Errorf(http.StatusBadRequest, CodeBadRequest, "body: %s", truncate(err.Error(), 256))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Errorf(http.StatusBadRequest, CodeBadRequest, "body: data after the JSON value")
 	}
 	return nil
 }
@@ -350,6 +376,9 @@ func (a *API) reloadPlugin(w http.ResponseWriter, r *http.Request) error {
 	if a.deps.Plugins == nil {
 		return Errorf(http.StatusServiceUnavailable, CodeUnavailable, "no plugin directory is deployed")
 	}
+	if err := checkName("plugin", CodePluginNotFound, r.PathValue("name")); err != nil {
+		return err
+	}
 	st, err := a.deps.Plugins.Reload(r.Context(), r.PathValue("name"))
 	if err != nil {
 		return err
@@ -369,6 +398,9 @@ func (a *API) callPlugin(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	name := r.PathValue("name")
+	if err := checkName("plugin", CodePluginNotFound, name); err != nil {
+		return err
+	}
 	req := host.InvokeRequest{Plugin: name, Function: r.URL.Query().Get("function"), Input: in, Logger: a.log}
 	start := time.Now()
 	var res host.InvokeResult

@@ -29,6 +29,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const token = "t0ken"
 
+// noToken given as Config.Token makes newFixture serve without a token.
+const noToken = "\x00none"
+
 type fixture struct {
 	h   *host.Host
 	a   *api.API
@@ -39,7 +42,7 @@ type fixture struct {
 
 // newFixture serves an API over a host with the tiny plugin loaded, and
 // with outcomes (testdata/outcomes.wat) too when asked.
-func newFixture(t *testing.T, cfg api.Config, outcomes bool) *fixture {
+func newFixture(t testing.TB, cfg api.Config, outcomes bool) *fixture {
 	t.Helper()
 	h := hosttest.New(t)
 	ctx := context.Background()
@@ -60,8 +63,11 @@ func newFixture(t *testing.T, cfg api.Config, outcomes bool) *fixture {
 	metrics := api.NewMetrics(api.Sources{Host: h, Monitor: mon, Finished: wf.counts,
 		DeadLetters: func(context.Context) (int, error) { return 0, nil }})
 	cfg.Dashboard = true
-	if cfg.Token == "" {
+	switch cfg.Token {
+	case "":
 		cfg.Token = token
+	case noToken:
+		cfg.Token = ""
 	}
 	a, err := api.New(cfg, api.Deps{Host: h, Workflows: wf, Monitor: mon, Metrics: metrics})
 	if err != nil {
@@ -81,6 +87,9 @@ func newFixture(t *testing.T, cfg api.Config, outcomes bool) *fixture {
 func (f *fixture) do(t *testing.T, method, path string, body io.Reader, tok string) (int, []byte, http.Header) {
 	t.Helper()
 	req, _ := http.NewRequest(method, f.srv.URL+path, body)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}

@@ -33,6 +33,16 @@
 // sets read-header, read, write and idle timeouts. Refusing a public
 // address without a token is cmd's job (it has the listen address).
 //
+// Before any route, without a token, the Host header must name localhost,
+// a loopback address, Config.Listen's host or one of Config.PublicNames
+// (403 host_not_allowed: DNS rebinding). With or without one, a POST, PUT
+// or DELETE that a browser sends from another origin is refused (403
+// cross_origin, by net/http's CrossOriginProtection; the public names'
+// origins are trusted). JSON endpoints take only application/json (415
+// unsupported_media_type) and one JSON value (400 for trailing data). Run
+// and dead-letter IDs are checked by CheckID (400) before the store sees
+// them; error messages are cut at 4 KiB.
+//
 // # Metrics
 //
 // Most metrics are read at scrape time from the counters the components

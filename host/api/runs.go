@@ -53,8 +53,16 @@ func (a *API) submitRun(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
+	if req.RunID != "" {
+		if err := CheckID("run_id", req.RunID); err != nil {
+			return err
+		}
+	}
 	if int64(len(req.Input)) > a.cfg.MaxRunInput {
 		return Errorf(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "run input of %d bytes is over the %d-byte limit", len(req.Input), a.cfg.MaxRunInput)
+	}
+	if err := checkName("workflow", CodeNotFound, r.PathValue("name")); err != nil {
+		return err
 	}
 	run, err := wf.Submit(r.Context(), r.PathValue("name"), req.Input, req.RunID)
 	if err != nil {
@@ -80,7 +88,7 @@ func limitParam(r *http.Request) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 || n > 1000 {
-		return 0, Errorf(http.StatusBadRequest, CodeBadRequest, "limit must be an integer in [0,1000], got %q", s)
+		return 0, Errorf(http.StatusBadRequest, CodeBadRequest, "limit must be an integer in [0,1000], got %q", truncate(s, 32))
 	}
 	return n, nil
 }
@@ -93,7 +101,13 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	f := statestore.RunFilter{Status: statestore.RunStatus(q.Get("status")), After: q.Get("after"), Newest: q.Get("newest") == "true"}
 	if f.Status != "" && !f.Status.Valid() {
-		return Errorf(http.StatusBadRequest, CodeBadRequest, "unknown status %q", f.Status)
+		return Errorf(http.StatusBadRequest, CodeBadRequest, "unknown status %q", truncate(string(f.Status), 64))
+	}
+	if f.After != "" {
+		// A cursor is 16 hex digits, a dot and a run ID.
+		if err := checkToken("after", f.After, 17+MaxIDLen); err != nil {
+			return err
+		}
 	}
 	if f.Limit, err = limitParam(r); err != nil {
 		return err
@@ -109,6 +123,9 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getRun(w http.ResponseWriter, r *http.Request) error {
+	if err := CheckID("run ID", r.PathValue("id")); err != nil {
+		return err
+	}
 	wf, err := a.workflows()
 	if err != nil {
 		return err
@@ -121,6 +138,9 @@ func (a *API) getRun(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) cancelRun(w http.ResponseWriter, r *http.Request) error {
+	if err := CheckID("run ID", r.PathValue("id")); err != nil {
+		return err
+	}
 	wf, err := a.workflows()
 	if err != nil {
 		return err
@@ -135,6 +155,9 @@ func (a *API) cancelRun(w http.ResponseWriter, r *http.Request) error {
 func (a *API) resumeRun(w http.ResponseWriter, r *http.Request) error {
 	if a.Draining() {
 		return ErrDraining
+	}
+	if err := CheckID("run ID", r.PathValue("id")); err != nil {
+		return err
 	}
 	wf, err := a.workflows()
 	if err != nil {
@@ -157,11 +180,20 @@ type CheckpointView struct {
 }
 
 func (a *API) runCheckpoints(w http.ResponseWriter, r *http.Request) error {
+	if err := CheckID("run ID", r.PathValue("id")); err != nil {
+		return err
+	}
 	wf, err := a.workflows()
 	if err != nil {
 		return err
 	}
-	cps, err := wf.Checkpoints(r.Context(), r.PathValue("id"), r.URL.Query().Get("node"))
+	node := r.URL.Query().Get("node")
+	if node != "" {
+		if err := CheckID("node", node); err != nil {
+			return err
+		}
+	}
+	cps, err := wf.Checkpoints(r.Context(), r.PathValue("id"), node)
 	if err != nil {
 		return err
 	}
@@ -190,6 +222,14 @@ func (a *API) listDLQ(w http.ResponseWriter, r *http.Request) error {
 	}
 	q := r.URL.Query()
 	f := statestore.DeadLetterFilter{RunID: q.Get("run_id"), After: q.Get("after")}
+	for _, p := range []struct{ what, v string }{{"run_id", f.RunID}, {"after", f.After}} {
+		if p.v == "" {
+			continue
+		}
+		if err := CheckID(p.what, p.v); err != nil {
+			return err
+		}
+	}
 	if f.Limit, err = limitParam(r); err != nil {
 		return err
 	}
@@ -204,6 +244,9 @@ func (a *API) listDLQ(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getDLQ(w http.ResponseWriter, r *http.Request) error {
+	if err := CheckID("dead-letter ID", r.PathValue("id")); err != nil {
+		return err
+	}
 	wf, err := a.workflows()
 	if err != nil {
 		return err
@@ -219,6 +262,9 @@ func (a *API) replayDLQ(w http.ResponseWriter, r *http.Request) error {
 	if a.Draining() {
 		return ErrDraining
 	}
+	if err := CheckID("dead-letter ID", r.PathValue("id")); err != nil {
+		return err
+	}
 	wf, err := a.workflows()
 	if err != nil {
 		return err
@@ -231,6 +277,9 @@ func (a *API) replayDLQ(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) deleteDLQ(w http.ResponseWriter, r *http.Request) error {
+	if err := CheckID("dead-letter ID", r.PathValue("id")); err != nil {
+		return err
+	}
 	wf, err := a.workflows()
 	if err != nil {
 		return err

@@ -327,13 +327,19 @@ func (e *Engine) Submit(ctx context.Context, workflow string, input []byte, runI
 		runID = NewRunID()
 	}
 	versions := make(map[string]string, len(w.Nodes))
+	var missing []error
 	for _, name := range w.Order {
 		n := w.Nodes[name]
 		v, err := e.loadedVersion(n.Plugin, n.Version)
 		if err != nil {
-			return statestore.Run{}, fmt.Errorf("node %s: %w", name, err)
+			missing = append(missing, fmt.Errorf("node %s (line %d): %w", name, n.Line, err))
+			continue
 		}
 		versions[name] = v
+	}
+	if len(missing) > 0 {
+		// Every node whose plugin is missing, not just the first.
+		return statestore.Run{}, errors.Join(missing...)
 	}
 	r := statestore.Run{ID: runID, Workflow: w.Name, Input: input, Status: statestore.StatusRunning,
 		Versions: versions, Attrs: map[string]string{AttrSource: string(w.Source)}}

@@ -1,6 +1,7 @@
 package workflow_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -83,5 +84,63 @@ func TestLoadDir_ExampleWorkflows(t *testing.T) {
 	w := ws["demo"]
 	if w == nil || len(w.Nodes) != 6 || w.Output != "join" || w.Order[0] != "fetch" {
 		t.Fatalf("demo workflow: %+v", w)
+	}
+}
+
+// A workflow whose plugins are gone by the time a run is submitted names
+// every such node, with its line, not only the first.
+func TestEngine_SubmitNamesEveryMissingPlugin(t *testing.T) {
+	f := newFixture(t)
+	e := f.engine(t, `name: gone
+nodes:
+  a: {plugin: ghost}
+  b: {plugin: nodes, needs: [a]}
+  c: {plugin: phantom, needs: [b]}
+`)
+	_, err := e.Submit(context.Background(), "gone", nil, "")
+	if !errors.Is(err, workflow.ErrUnknownPlugin) {
+		t.Fatalf("err = %v, want ErrUnknownPlugin", err)
+	}
+	for _, w := range []string{"node a (line 3)", "ghost", "node c (line 5)", "phantom"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("%q lacks %q", err, w)
+		}
+	}
+	if strings.Contains(err.Error(), "node b") {
+		t.Errorf("%q names node b, whose plugin is loaded", err)
+	}
+}
+
+// Parse reports an unknown plugin along with every other problem of the
+// file, each with its line.
+func TestParse_UnknownPluginHidesNothing(t *testing.T) {
+	src := `name: "bad name!"
+nodes:
+  a: {plugin: ghost, function: run, policy: reckless}
+  b: {plugin: "ghost@xyz", needs: [a, zz], bogus: 1}
+  c: {plugin: ok, needs: [d], fallback: {plugin: phantom}}
+  d: {plugin: ok, needs: [c]}
+output: nope
+`
+	_, err := workflow.Parse("bad.yaml", []byte(src), workflow.ParseOptions{KnownPlugin: func(n string) bool { return n == "ok" }})
+	want := []string{
+		`bad.yaml:1: name "bad name!"`,
+		`bad.yaml:3: node a: unknown plugin "ghost"`,
+		`bad.yaml:3: policy: unknown preset "reckless"`,
+		`bad.yaml:4: node b: plugin version "xyz"`,
+		`bad.yaml:4: node b: unknown plugin "ghost"`,
+		`bad.yaml:4: node "b": unknown key "bogus"`,
+		`bad.yaml:4: node "b" needs unknown node "zz"`,
+		`bad.yaml:5: node c fallback: unknown plugin "phantom"`,
+		`bad.yaml:5: cycle among nodes c, d`,
+		`bad.yaml:7: output names unknown node "nope"`,
+	}
+	if err == nil {
+		t.Fatal("parsed")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in\n%s", w, err)
+		}
 	}
 }

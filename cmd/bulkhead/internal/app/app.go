@@ -317,6 +317,7 @@ func newAPI(cfg *config.Config, log *slog.Logger, h *host.Host, sv *supervisor.S
 	a, err := api.New(api.Config{
 		Token: cfg.Token(), MaxBody: int64(cfg.Limits.MaxBody), MaxRunInput: int64(cfg.Limits.MaxRunInput),
 		Dashboard: cfg.DashboardEnabled(), Preset: cfg.Resilience.Preset, Policy: pol,
+		Listen: cfg.Listen, PublicNames: cfg.PublicNames,
 	}, deps)
 	return a, ready, err
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +19,12 @@ import (
 type Config struct {
 	// Listen is the HTTP listen address. Default 127.0.0.1:7070.
 	Listen string `yaml:"listen"`
+	// PublicNames are the names ("host" or "host:port") clients reach the
+	// service by besides its loopback names and the listen host, such as
+	// the name a reverse proxy forwards. Without a token, a request whose
+	// Host header names none of them is refused (DNS rebinding). Their
+	// http and https origins count as the service's own.
+	PublicNames []string `yaml:"public_names"`
 	// TokenFile holds the bearer token (trimmed). BULKHEAD_TOKEN, an
 	// environment-only setting, wins over it.
 	TokenFile string `yaml:"token_file"`
@@ -206,8 +213,13 @@ func (c *Config) validate() []keyError {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, keyError{key: key, err: fmt.Errorf(format, args...)})
 	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		bad("listen", "%q is not HOST:PORT: %v", c.Listen, err)
+	if err := checkHostPort(c.Listen, true); err != nil {
+		bad("listen", "%q: %v", c.Listen, err)
+	}
+	for _, n := range c.PublicNames {
+		if err := checkHostPort(n, false); err != nil {
+			bad("public_names", "%q: %v", n, err)
+		}
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
@@ -269,6 +281,34 @@ func (c *Config) validate() []keyError {
 	}
 	return errs
 }
+
+// checkHostPort checks a HOST:PORT (HOST alone too unless needPort), whose
+// port is a number from 0 to 65535.
+func checkHostPort(s string, needPort bool) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		if needPort || strings.ContainsAny(s, ":/[]") {
+			return errors.New("want HOST:PORT")
+		}
+		host = s
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 || port != strconv.Itoa(n) {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	if !needPort && host == "" {
+		return errors.New("empty host")
+	}
+	if strings.ContainsAny(host, "/ @?#") {
+		return fmt.Errorf("host %q is not a name or an address", host)
+	}
+	return nil
+}
+
+// MinTokenLen is the shortest token accepted on a non-loopback address.
+const MinTokenLen = 16
+
+// ErrShortToken: a non-loopback listen address needs a token of at least
+// MinTokenLen characters.
+var ErrShortToken = fmt.Errorf("config: a token on a non-loopback address needs at least %d characters", MinTokenLen)
 
 // ErrNoToken: a non-loopback listen address needs a token.
 var ErrNoToken = errors.New("config: listening on a non-loopback address needs a token (BULKHEAD_TOKEN or token_file)")

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"io"
 	"os"
@@ -195,13 +196,23 @@ func TestLoad_Token(t *testing.T) {
 		t.Fatalf("public listen without token: %v", err)
 	}
 	tokFile := filepath.Join(t.TempDir(), "token")
-	os.WriteFile(tokFile, []byte("s3cret\n"), 0o600)
+	os.WriteFile(tokFile, []byte("s3cret-s3cret-s3cret\n"), 0o600)
 	c, err := Load(Options{Env: envOf(nil), Flags: parseFlags(t, "--listen", "0.0.0.0:7070", "--token-file", tokFile)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Token() != "s3cret" {
+	if c.Token() != "s3cret-s3cret-s3cret" {
 		t.Errorf("token %q", c.Token())
+	}
+	// A short token is refused on a public address, kept on loopback.
+	for _, tok := range []string{"x", strings.Repeat("y", MinTokenLen-1)} {
+		_, err = Load(Options{Env: envOf(map[string]string{"BULKHEAD_TOKEN": tok}), Flags: parseFlags(t, "--listen", "0.0.0.0:7070")})
+		if !errors.Is(err, ErrShortToken) || !strings.Contains(err.Error(), "env BULKHEAD_TOKEN: token:") {
+			t.Errorf("token of %d characters on 0.0.0.0: %v", len(tok), err)
+		}
+		if _, err := Load(Options{Env: envOf(map[string]string{"BULKHEAD_TOKEN": tok})}); err != nil {
+			t.Errorf("token of %d characters on loopback: %v", len(tok), err)
+		}
 	}
 	c, err = Load(Options{Env: envOf(map[string]string{"BULKHEAD_TOKEN": "fromenv"}), Flags: parseFlags(t, "--token-file", tokFile)})
 	if err != nil || c.Token() != "fromenv" {
@@ -228,6 +239,38 @@ func TestLoopback(t *testing.T) {
 	for _, tt := range tests {
 		if got := Loopback(tt.give); got != tt.want {
 			t.Errorf("Loopback(%q) = %v", tt.give, got)
+		}
+	}
+}
+
+func TestLoad_ListenAndPublicNames(t *testing.T) {
+	for _, give := range []string{"127.0.0.1:99999", "127.0.0.1:-1", "127.0.0.1:http", "127.0.0.1", "127.0.0.1:07070", "127.0.0.1:65536"} {
+		_, err := Load(Options{Env: envOf(nil), Flags: parseFlags(t, "--listen", give)})
+		if err == nil || !strings.Contains(err.Error(), "flag --listen: listen:") {
+			t.Errorf("listen %q: %v", give, err)
+		}
+	}
+	for _, give := range []string{"127.0.0.1:0", "[::1]:65535", "localhost:7070"} {
+		if _, err := Load(Options{Env: envOf(nil), Flags: parseFlags(t, "--listen", give)}); err != nil {
+			t.Errorf("listen %q: %v", give, err)
+		}
+	}
+	file := writeFile(t, "public_names: [bulkhead.example.com, \"proxy.example:8443\"]\n")
+	c, err := Load(Options{File: file, Env: envOf(nil)})
+	if err != nil || strings.Join(c.PublicNames, " ") != "bulkhead.example.com proxy.example:8443" {
+		t.Fatalf("public_names from the file: %q %v", c.PublicNames, err)
+	}
+	if s := setting(t, c, "public_names"); s.Value != "bulkhead.example.com,proxy.example:8443" || s.Source.String() != "file "+file+":1" {
+		t.Errorf("public_names setting %+v", s)
+	}
+	c, err = Load(Options{Env: envOf(map[string]string{"BULKHEAD_PUBLIC_NAMES": " a.example , b.example:80,"})})
+	if err != nil || strings.Join(c.PublicNames, " ") != "a.example b.example:80" {
+		t.Errorf("public_names from the environment: %q %v", c.PublicNames, err)
+	}
+	for _, give := range []string{"http://a.example", "a.example:99999", "a.example/x", ":80"} {
+		_, err := Load(Options{Env: envOf(nil), Flags: parseFlags(t, "--public-names", give)})
+		if err == nil || !strings.Contains(err.Error(), "public_names:") {
+			t.Errorf("public name %q: %v", give, err)
 		}
 	}
 }

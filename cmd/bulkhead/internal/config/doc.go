@@ -20,7 +20,12 @@
 // and line ("bulkhead.yaml:4: field listen_addr not found"). Validation
 // problems name the key and where its value came from (file and line, the
 // variable or the flag). Load reports every problem at once (errors.Join).
-// A non-loopback listen address without a token is refused (ErrNoToken).
+// The listen address must be HOST:PORT with a port from 0 to 65535. A
+// non-loopback listen address without a token is refused (ErrNoToken), and
+// so is one with a token shorter than MinTokenLen (ErrShortToken).
+// public_names (BULKHEAD_PUBLIC_NAMES, --public-names; comma-separated in
+// both) lists the names the service answers to beyond loopback and the
+// listen host.
 //
 // # Design
 //

@@ -88,6 +88,25 @@ func parseDuration(s string) (resilience.Duration, error) {
 	return d, err
 }
 
+// listField is a list of strings, comma-separated in variables and flags.
+func listField(key string, env []string, flg, usage string, p func(*Config) *[]string) field {
+	return field{key: key, env: env, flag: flg, usage: usage,
+		get: func(c *Config) string { return strings.Join(*p(c), ",") },
+		set: func(c *Config, s string) error {
+			var out []string
+			for _, v := range strings.Split(s, ",") {
+				if v = strings.TrimSpace(v); v != "" {
+					out = append(out, v)
+				}
+			}
+			*p(c) = out
+			return nil
+		},
+		zero: func(c *Config) bool { return len(*p(c)) == 0 },
+		def:  func(c *Config) { *p(c) = nil },
+	}
+}
+
 func durField(key string, env []string, flg, usage string, p func(*Config) *resilience.Duration, def time.Duration) field {
 	return field{key: key, env: env, flag: flg, usage: usage,
 		get: func(c *Config) string { return p(c).String() },
@@ -155,6 +174,7 @@ func env(names ...string) []string { return names }
 // fields lists every scalar setting in the order `config show` prints them.
 var fields = []field{
 	strField("listen", env("BULKHEAD_LISTEN"), "listen", "listen on `ADDR` (HOST:PORT)", func(c *Config) *string { return &c.Listen }, DefaultListen),
+	listField("public_names", env("BULKHEAD_PUBLIC_NAMES"), "public-names", "more `NAMES` (comma-separated HOST or HOST:PORT) the service is reached by", func(c *Config) *[]string { return &c.PublicNames }),
 	strField("token_file", env("BULKHEAD_TOKEN_FILE"), "token-file", "read the API bearer token from `PATH` (BULKHEAD_TOKEN wins)", func(c *Config) *string { return &c.TokenFile }, ""),
 	strField("plugins_dir", env("BULKHEAD_PLUGINS"), "plugins", "plugin `DIR`", func(c *Config) *string { return &c.PluginsDir }, DefaultPluginsDir),
 	strField("workflows_dir", env("BULKHEAD_WORKFLOWS"), "workflows", "workflow `DIR`", func(c *Config) *string { return &c.WorkflowsDir }, DefaultWorkflowsDir),
@@ -290,8 +310,13 @@ func Load(o Options) (*Config, error) {
 	for _, ke := range c.validate() {
 		errs = append(errs, c.at(ke.key, ke.err))
 	}
-	if len(errs) == 0 && c.token == "" && !Loopback(c.Listen) {
-		errs = append(errs, c.at("listen", fmt.Errorf("%s: %w", c.Listen, ErrNoToken)))
+	if len(errs) == 0 && !Loopback(c.Listen) {
+		switch {
+		case c.token == "":
+			errs = append(errs, c.at("listen", fmt.Errorf("%s: %w", c.Listen, ErrNoToken)))
+		case len(c.token) < MinTokenLen:
+			errs = append(errs, c.at("token", fmt.Errorf("%d characters with listen %s: %w", len(c.token), c.Listen, ErrShortToken)))
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -1,0 +1,12 @@
+package host
+
+import "net/netip"
+
+// RefuseGuestAddresses makes h's guest requests refuse the addresses in
+// refuse too (tests refuse loopback to exercise the dial check without
+// leaving it). Call it before the first guest request.
+func RefuseGuestAddresses(h *Host, refuse ...netip.Prefix) {
+	h.guestNet.mu.Lock()
+	defer h.guestNet.mu.Unlock()
+	h.guestNet.refuse = refuse
+}
