@@ -34,6 +34,17 @@ type Manifest struct {
 	AllowedPaths map[string]string `json:"allowed_paths,omitempty" yaml:"allowed_paths,omitempty"`
 	// Config is what the guest reads with config_get.
 	Config map[string]string `json:"config,omitempty" yaml:"config,omitempty"`
+
+	// MaxStack bounds the call stack of one call (default 4 MiB, at most
+	// 1 GiB), on top of Memory: an instance takes at most Memory of linear
+	// memory plus about MaxStack of host memory for its call stack. Each
+	// function call takes 32 bytes plus 16 per parameter and local until it
+	// returns (about twice what the compiled frame uses), so the default
+	// allows about 87 000 nested calls of a one-parameter function. A call
+	// that would go deeper traps as a stack overflow. Only metered modules
+	// are bounded so; an unmetered one overflows at the runtime's own limit
+	// (about 50 MB of stack, 100 MB or more of host memory while it lasts).
+	MaxStack Size `json:"max_stack,omitempty" yaml:"max_stack,omitempty"`
 }
 
 // Pool sizes the instance pool of one plugin version.
@@ -68,6 +79,9 @@ func (m Manifest) Validate() error {
 	}
 	if m.Pool.Max > 0 && m.Pool.Min > m.Pool.Max {
 		errs = append(errs, fmt.Errorf("pool min %d exceeds max %d", m.Pool.Min, m.Pool.Max))
+	}
+	if m.MaxStack < 0 || m.MaxStack > MaxStackLimit {
+		errs = append(errs, fmt.Errorf("max_stack %s is out of range (0 to %s)", m.MaxStack, Size(MaxStackLimit)))
 	}
 	for hostDir, guestDir := range m.AllowedPaths {
 		if strings.TrimPrefix(hostDir, "ro:") == "" || guestDir == "" {

@@ -1,0 +1,158 @@
+package host_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-run/bulkhead/abi"
+	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/host/hosttest"
+	"github.com/bulkhead-run/bulkhead/resilience"
+)
+
+// wantStackOverflow fails t unless err is a trap for a call stack over
+// max_stack, which Invoke retries on a fresh instance.
+func wantStackOverflow(t *testing.T, err error) {
+	t.Helper()
+	var ge *host.GuestError
+	if !errors.As(err, &ge) || ge.Kind != host.KindTrap || !errors.Is(err, host.ErrTrap) ||
+		!strings.Contains(ge.Msg, "stack overflow") || !strings.Contains(ge.Msg, "max_stack") {
+		t.Fatalf("got %v, want a stack overflow trap naming max_stack", err)
+	}
+	if c := host.Classify(err); c != resilience.Retryable {
+		t.Fatalf("classified %v, want retryable", c)
+	}
+}
+
+// TestLimits_MaxStack: loop-free recursion without end traps as a stack
+// overflow at the plugin's max_stack; a deep recursion within the default
+// succeeds, and fails once max_stack is lowered below what it needs.
+func TestLimits_MaxStack(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	wasm := hosttest.Fixture(t, "../host/testdata/stack.wasm")
+	if _, err := h.Load(ctx, "stack", wasm, abi.Manifest{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Load(ctx, "small", wasm, abi.Manifest{MaxStack: 512 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the trapped instance is replaced
+		_, err := h.Call(ctx, "stack", "runaway", nil)
+		wantStackOverflow(t, err)
+		if _, err := h.Call(ctx, "stack", "deep", nil); err != nil {
+			t.Fatalf("deep, default max_stack: %v", err)
+		}
+	}
+	_, err := h.Call(ctx, "small", "deep", nil)
+	wantStackOverflow(t, err)
+	if !strings.Contains(err.Error(), "512KiB") {
+		t.Fatalf("%v does not name the bound", err)
+	}
+}
+
+// TestLimits_MaxStackHostMemoryHammer: 16 concurrent runaway recursions
+// grow the process's resident memory by a bounded amount (wazero's stack
+// buffer for a call within max_stack, 4 MiB by default, takes at most about
+// twice that, plus copies left behind as it grows; without the bound each
+// call grew it to over 100 MiB), and once the trapped instances are
+// discarded their memory is garbage.
+func TestLimits_MaxStackHostMemoryHammer(t *testing.T) {
+	const calls = 16
+	h := newHost(t)
+	ctx := context.Background()
+	wasm := hosttest.Fixture(t, "../host/testdata/stack.wasm")
+	if _, err := h.Load(ctx, "stack", wasm, abi.Manifest{Pool: abi.Pool{Max: calls}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Call(ctx, "stack", "deep", nil); err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	base, baseHeap := rss(), heap()
+	if base == 0 {
+		t.Skip("no VmRSS in /proc/self/status")
+	}
+
+	stop := make(chan struct{})
+	peak := make(chan int64)
+	go func() {
+		top := base
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				peak <- top
+				return
+			case <-tick.C:
+				top = max(top, rss())
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make([]error, calls)
+	for i := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = h.Call(ctx, "stack", "runaway", nil)
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	top := <-peak
+	for _, err := range errs {
+		wantStackOverflow(t, err)
+	}
+	runtime.GC()
+	t.Logf("RSS %d MiB before, %d MiB at most during the calls, %d MiB after; Go heap %d MiB before, %d MiB after",
+		base>>20, top>>20, rss()>>20, baseHeap>>20, heap()>>20)
+	// Four times max_stack a call covers the stack buffer, the copies it
+	// leaves as it grows and a new instance; the race detector shadows
+	// what the runtime copies, which triples it.
+	limit := int64(calls * 4 * abi.DefaultMaxStackBytes)
+	if raceEnabled {
+		limit *= 3
+	}
+	if grew := top - base; grew > limit {
+		t.Errorf("resident memory grew by %d MiB during %d runaway calls, want < %d MiB", grew>>20, calls, limit>>20)
+	}
+	if grew := int64(heap()) - int64(baseHeap); grew > 4*abi.DefaultMaxStackBytes {
+		t.Errorf("Go heap %d MiB above its level before the calls once they returned", grew>>20)
+	}
+}
+
+// heap returns the bytes of live and not yet swept heap objects.
+func heap() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// rss returns the process's resident set size, 0 if unknown.
+func rss() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) == 3 && f[0] == "VmRSS:" && f[2] == "kB" {
+			n, err := strconv.ParseInt(f[1], 10, 64)
+			if err == nil {
+				return n << 10
+			}
+		}
+	}
+	return 0
+}
