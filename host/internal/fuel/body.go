@@ -60,6 +60,7 @@ type rewriter struct {
 	loc, glob  bool // where the counter's value is (see needLocal)
 	regions    []int64
 	noUnroll   bool // tests: compare with the plain form (see unroll)
+	noStack    bool // benchmarks: no stack bound
 	// entryLabels is 2 while the body sits in entryOpen's loop and block.
 	entryLabels uint32
 	// frame is the current function's FrameCost; stackLocal holds the
@@ -143,7 +144,7 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 
 	// Pass 2: emit.
 	bulk := rw.hasKind(kBulk) || rw.hasKind(kGrow)
-	calls := rw.hasKind(kCall) || rw.hasKind(kCallIndirect) || rw.hasKind(kReturnCall) || rw.hasKind(kReturnCallIndirect)
+	calls := !rw.noStack && (rw.hasKind(kCall) || rw.hasKind(kCallIndirect) || rw.hasKind(kReturnCall) || rw.hasKind(kReturnCallIndirect))
 	var i32s byte
 	if bulk {
 		i32s++ // fuelLocal+1: bulkCharge's length, growReport's result
@@ -163,7 +164,9 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 		out = append(out, i32s, typeI32)
 	}
 	rw.frame = FrameCost(nLocals)
-	out = rw.stackEnter(out, calls)
+	if !rw.noStack {
+		out = rw.stackEnter(out, calls)
+	}
 	rw.loc, rw.glob = false, true
 	entryCost := rw.regions[0]
 	rw.entryLabels = 0
@@ -689,6 +692,9 @@ func (rw *rewriter) stackEnter(out []byte, calls bool) []byte {
 
 // stackRestore emits, after a call, local.get $left; global.set $stack.
 func (rw *rewriter) stackRestore(out []byte) []byte {
+	if rw.noStack {
+		return out
+	}
 	out = appendOp(out, opLocalGet, rw.stackLocal)
 	return appendOp(out, opGlobalSet, rw.stack)
 }
@@ -698,6 +704,9 @@ func (rw *rewriter) stackRestore(out []byte) []byte {
 // callee's frame replaces this one, so a loop of tail calls runs in
 // constant stack.
 func (rw *rewriter) stackLeave(out []byte) []byte {
+	if rw.noStack {
+		return out
+	}
 	out = appendOp(out, opLocalGet, rw.stackLocal)
 	out = append(out, opI32Const)
 	out = appendS64(out, rw.frame)

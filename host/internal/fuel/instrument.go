@@ -29,6 +29,7 @@ type Options struct {
 	MaxStack int64
 
 	noUnroll bool // tests: the plain form, for comparing counts (see unroll)
+	noStack  bool // benchmarks: no stack bound, for comparing speed
 }
 
 // Call stack bounds (see Options.MaxStack).
@@ -266,7 +267,7 @@ func (m *module) rewrite(opts Options) ([]byte, error) {
 	}
 
 	rw := &rewriter{refill: refill, counter: counter, stack: counter + 1, maxStack: opts.MaxStack,
-		remap: remap, typeParam: m.typeParam, noUnroll: opts.noUnroll}
+		remap: remap, typeParam: m.typeParam, noUnroll: opts.noUnroll, noStack: opts.noStack}
 	code, err := m.rewriteCode(rw, wrapped)
 	if err != nil {
 		return nil, err
@@ -738,9 +739,11 @@ func (m *module) rewriteCode(rw *rewriter, wrapped []uint32) ([]byte, error) {
 // lets the host settle the fuel the call used.
 func (rw *rewriter) wrapper(out []byte, f, nParams uint32) []byte {
 	out = append(out, 0) // no locals
-	out = append(out, opI32Const)
-	out = appendS64(out, rw.maxStack)
-	out = appendOp(out, opGlobalSet, rw.stack)
+	if !rw.noStack {
+		out = append(out, opI32Const)
+		out = appendS64(out, rw.maxStack)
+		out = appendOp(out, opGlobalSet, rw.stack)
+	}
 	out = append(out, opI64Const, 0, opGlobalSet)
 	out = appendU32(out, rw.counter)
 	for i := uint32(0); i < nParams; i++ {
