@@ -61,8 +61,10 @@ type rewriter struct {
 	regions    []int64
 	noUnroll   bool // tests: compare with the plain form (see unroll)
 	noStack    bool // benchmarks: no stack bound
-	// entryLabels is 2 while the body sits in entryOpen's loop and block.
+	// entryLabels counts the labels the body sits in: 1 for stackEnter's
+	// block, 2 for entryOpen's loop and block (entryLoop).
 	entryLabels uint32
+	entryLoop   bool
 	// frame is the current function's FrameCost; stackLocal holds the
 	// stack left below its frame, in functions that call.
 	frame      int64
@@ -164,12 +166,12 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 		out = append(out, i32s, typeI32)
 	}
 	rw.frame = FrameCost(nLocals)
+	rw.entryLabels, rw.entryLoop = 0, false
 	if !rw.noStack {
 		out = rw.stackEnter(out, calls)
 	}
 	rw.loc, rw.glob = false, true
 	entryCost := rw.regions[0]
-	rw.entryLabels = 0
 	if entryCost > 0 && rw.selfRecursive() {
 		out = rw.entryOpen(out, fuelLocal, entryCost)
 	} else {
@@ -252,8 +254,11 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 		case kEnd:
 			if i == last {
 				out = rw.needGlobal(out, fuelLocal)
-				if rw.entryLabels > 0 {
+				if rw.entryLoop {
 					out = rw.entryClose(out, fuelLocal, entryCost)
+				}
+				if !rw.noStack {
+					out = rw.stackClose(out)
 				}
 				out = append(out, opEnd)
 				break
@@ -630,7 +635,8 @@ func (rw *rewriter) entryOpen(out []byte, local uint32, cost int64) []byte {
 	out = appendS64(out, cost)
 	out = append(out, opI64Sub)
 	out = appendOp(out, opLocalTee, local)
-	rw.entryLabels = 2
+	rw.entryLabels += 2
+	rw.entryLoop = true
 	return append(out, opI64Const, 0, opI64LtS, opBrIf, 0)
 }
 
@@ -656,21 +662,24 @@ func (rw *rewriter) entryClose(out []byte, local uint32, cost int64) []byte {
 }
 
 // stackEnter emits the stack check at function entry, before anything
-// else. $stack is the stack bound left to the function; its frame takes
-// rw.frame of it. A function that calls keeps the rest in a local and in
-// $stack (for its callees):
+// else, with the trap out of line (see stackClose) so that the common path
+// falls through. $stack is the stack bound left to the function; its frame
+// takes rw.frame of it. A function that calls keeps the rest in a local
+// and in $stack (for its callees):
 //
-//	global.get $stack; i32.const frame; i32.sub; local.tee $left
-//	i32.const 0; i32.lt_s
-//	if; i64.const StackExhaustedCounter; call $refill; drop; unreachable; end
-//	local.get $left; global.set $stack
+//	block                       ;; $overflow
+//	  global.get $stack; i32.const frame; i32.sub; local.tee $left
+//	  i32.const 0; i32.lt_s; br_if $overflow
+//	  local.get $left; global.set $stack
+//	  ...                       ;; the body
 //
 // and restores $stack from the local after each call (stackRestore), which
 // undoes whatever the callee took, however it returned. A function that
 // does not call only tests (global.get $stack; i32.const frame; i32.lt_s;
-// if ...), leaving $stack alone. The refill call traps with
-// ErrStackExhausted.
+// br_if $overflow), leaving $stack alone. Branches to the function's label
+// get one more level.
 func (rw *rewriter) stackEnter(out []byte, calls bool) []byte {
+	out = append(out, opBlock, blockEmpty)
 	out = appendOp(out, opGlobalGet, rw.stack)
 	out = append(out, opI32Const)
 	out = appendS64(out, rw.frame)
@@ -679,15 +688,29 @@ func (rw *rewriter) stackEnter(out []byte, calls bool) []byte {
 		out = appendOp(out, opLocalTee, rw.stackLocal)
 		out = append(out, opI32Const, 0)
 	}
-	out = append(out, opI32LtS, opIf, blockEmpty, opI64Const)
-	out = appendS64(out, StackExhaustedCounter)
-	out = appendOp(out, opCall, rw.refill)
-	out = append(out, opDrop, opUnreach, opEnd)
+	out = append(out, opI32LtS, opBrIf, 0)
 	if calls {
 		out = appendOp(out, opLocalGet, rw.stackLocal)
 		out = appendOp(out, opGlobalSet, rw.stack)
 	}
+	rw.entryLabels++
 	return out
+}
+
+// stackClose emits, before the function's end, the end of what
+// stackEnter opened: the refill call traps with ErrStackExhausted.
+//
+//	  return                    ;; the body's results
+//	end                         ;; $overflow
+//	i64.const StackExhaustedCounter; call $refill; drop; unreachable
+func (rw *rewriter) stackClose(out []byte) []byte {
+	if !rw.entryLoop {
+		out = append(out, opReturn)
+	}
+	out = append(out, opEnd, opI64Const)
+	out = appendS64(out, StackExhaustedCounter)
+	out = appendOp(out, opCall, rw.refill)
+	return append(out, opDrop, opUnreach)
 }
 
 // stackRestore emits, after a call, local.get $left; global.set $stack.
