@@ -60,6 +60,30 @@ func TestLimits_MaxStack(t *testing.T) {
 	}
 }
 
+// TestLimits_MaxStackCachedPerBound: the on-disk cache of rewritten
+// modules keeps one per bound, so the same module loaded with another
+// max_stack gets its own.
+func TestLimits_MaxStackCachedPerBound(t *testing.T) {
+	h := newHost(t, host.WithCacheDir(t.TempDir()))
+	ctx := context.Background()
+	wasm := hosttest.Fixture(t, "../host/testdata/stack.wasm")
+	for _, tt := range []struct {
+		max  abi.Size
+		fits bool
+	}{{512 << 10, false}, {0, true}, {512 << 10, false}} {
+		if _, err := h.Load(ctx, "stack", wasm, abi.Manifest{MaxStack: tt.max}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := h.Call(ctx, "stack", "deep", nil)
+		if tt.fits && err != nil {
+			t.Fatalf("max_stack %v: %v", tt.max, err)
+		}
+		if !tt.fits {
+			wantStackOverflow(t, err)
+		}
+	}
+}
+
 // TestLimits_MaxStackHostMemoryHammer: 16 concurrent runaway recursions
 // grow the process's resident memory by a bounded amount (wazero's stack
 // buffer for a call within max_stack, 4 MiB by default, takes at most about
