@@ -656,7 +656,8 @@ func (h *Host) classify(ctx context.Context, g *generation, fn string, inst *ins
 		}
 		if errors.Is(res.Trap, fuel.ErrStackExhausted) {
 			ge.Kind, ge.Err = KindTrap, res.Trap
-			ge.Msg = fmt.Sprintf("stack overflow: call stack over the max_stack bound of %s", orDefault(g.manifest.MaxStack, abi.DefaultMaxStackBytes))
+			ge.Msg = fmt.Sprintf("stack overflow: call stack over the max_stack bound of %s",
+				orDefault(g.manifest.MaxStack, abi.DefaultMaxStackBytes))
 			return nil, ge
 		}
 		if errors.Is(res.Trap, fuel.ErrBudgetExhausted) {

@@ -732,9 +732,9 @@ func (m *module) rewriteCode(rw *rewriter, wrapped []uint32) ([]byte, error) {
 //	local.get 0 ... local.get n-1; call $f
 //	global.get $counter; call $refill; drop
 //
-// Every call from the host starts with the whole stack bound. Zeroing the
-// counter makes the first charge of every call from the host ask the host
-// (which checks the context and starts the call's budget);
+// Setting $stack gives every call from the host the whole stack bound.
+// Zeroing the counter makes the first charge of every call from the host
+// ask the host (which checks the context and starts the call's budget);
 // handing the counter to refill on the way out, as a non-negative value,
 // lets the host settle the fuel the call used.
 func (rw *rewriter) wrapper(out []byte, f, nParams uint32) []byte {
