@@ -36,15 +36,16 @@ type Manifest struct {
 	Config map[string]string `json:"config,omitempty" yaml:"config,omitempty"`
 
 	// MaxStack bounds the call stack of one call (default 4 MiB, at most
-	// 1 GiB). A function call takes 64 bytes plus 16 per parameter and
-	// local until it returns (at or above what its compiled frame uses), so
-	// the default allows about 52 000 nested calls of a one-parameter
-	// function; a call that would go deeper traps as a stack overflow. The
-	// stack comes on top of Memory: an instance may take Memory of linear
-	// memory plus up to twice MaxStack of host memory for the stack of the
-	// call it runs (the runtime doubles its stack buffer as it grows). Only
-	// metered modules are bounded so; an unmetered one overflows at the
-	// runtime's own limit, after taking over 100 MiB.
+	// 1 GiB). A function call takes 64 bytes plus 16 per parameter, local
+	// and value it keeps on the operand stack across a call until it
+	// returns (at or above what its compiled frame uses), so the default
+	// allows about 52 000 nested calls of a one-parameter function; a call
+	// that would go deeper traps as a stack overflow. The stack comes on
+	// top of Memory: an instance may take Memory of linear memory plus up
+	// to twice MaxStack of host memory for the stack of the call it runs
+	// (the runtime doubles its stack buffer as it grows). Only metered
+	// modules are bounded so; an unmetered one overflows at the runtime's
+	// own limit, after taking over 100 MiB.
 	MaxStack Size `json:"max_stack,omitempty" yaml:"max_stack,omitempty"`
 }
 

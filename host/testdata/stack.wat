@@ -1,6 +1,6 @@
 ;; Call depth: runaway recurses without end and without a loop (each call
 ;; a new frame, nothing else); deep recurses 20 000 calls deep and returns
-;; 0, well within the default max_stack (4 MiB: 20 000 frames of 80 bytes
+;; 0, well within the default max_stack (4 MiB: 20 000 frames of 96 bytes
 ;; as charged) but over a max_stack of 512 KiB.
 ;;
 ;; Build: wat2wasm stack.wat -o stack.wasm

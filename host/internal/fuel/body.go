@@ -51,8 +51,12 @@ type rewriter struct {
 	maxStack  int64
 	remap     func(uint32) uint32
 	typeParam []uint32 // parameter count of each type
-	instrs    []instr
-	open      []openBlock
+	// typeResult is the result count of each type, funcType the type of
+	// each function in the input index space.
+	typeResult []uint32
+	funcType   []uint32
+	instrs     []instr
+	open       []openBlock
 	// exitGlobal and hasElse: see blockInfo.
 	exitGlobal []bool
 	hasElse    []bool
@@ -165,7 +169,7 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 	if i32s > 0 {
 		out = append(out, i32s, typeI32)
 	}
-	rw.frame = FrameCost(nLocals)
+	rw.frame = FrameCost(nLocals + uint64(rw.liveAtCalls(code)))
 	rw.entryLabels, rw.entryLoop = 0, false
 	if !rw.noStack {
 		out = rw.stackEnter(out, calls)

@@ -62,7 +62,8 @@
 //   - bounds the call stack (see Call stack below): appends a mutable i32
 //     global, the stack left, initialised to Options.MaxStack; every
 //     function entry tests it against the function's FrameCost (64 bytes
-//     plus 16 per parameter and local) and below that branches to a call
+//     plus 16 per parameter, local and operand stack value live across a
+//     call) and below that branches to a call
 //     of refill with StackExhaustedCounter after the body (the body sits
 //     in a block, so branches to the function's label get one more level),
 //     which traps with ErrStackExhausted. A function that calls keeps what

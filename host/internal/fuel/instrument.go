@@ -41,11 +41,13 @@ const (
 	MaxMaxStack int64 = 1 << 30
 )
 
-// FrameCost is what one call of a function with n parameters and locals
-// takes from the stack bound until it returns: 64 + 16n bytes, at or above
-// what wazero's compiled frames of instrumented functions measured (about
-// 55 bytes without locals, 71 with four parameters, 164 with sixteen i64
-// locals kept across the call).
+// FrameCost is what one call of a function takes from the stack bound until
+// it returns, where n counts its parameters and locals and (an upper bound
+// on) the operand stack values it keeps across a call: 64 + 16n bytes, at
+// or above what wazero's compiled frames of instrumented functions
+// measured (about 55 bytes without locals, 71 with four parameters, 164
+// with sixteen i64 locals kept across the call, 790 with 100 values left
+// on the operand stack across the call).
 func FrameCost(n uint64) int64 { return 64 + 16*int64(n) }
 
 // Section ids.
@@ -92,10 +94,14 @@ type module struct {
 	sections  []section
 	types     [][]byte // raw entries
 	typeParam []uint32
-	nFuncImp  uint32
-	nGlobImp  uint32
-	funcTypes []uint32 // type index of each defined function
-	nGlobals  uint32   // defined globals
+	// typeResult is the result count of each type; funcType the type of
+	// each function, imported ones first.
+	typeResult []uint32
+	funcType   []uint32
+	nFuncImp   uint32
+	nGlobImp   uint32
+	funcTypes  []uint32 // type index of each defined function
+	nGlobals   uint32   // defined globals
 	// wrapperNames names each export wrapper (in order) after the first
 	// export that points at it, for the name section.
 	wrapperNames []string
@@ -267,7 +273,8 @@ func (m *module) rewrite(opts Options) ([]byte, error) {
 	}
 
 	rw := &rewriter{refill: refill, counter: counter, stack: counter + 1, maxStack: opts.MaxStack,
-		remap: remap, typeParam: m.typeParam, noUnroll: opts.noUnroll, noStack: opts.noStack}
+		remap: remap, typeParam: m.typeParam, typeResult: m.typeResult, funcType: append(m.funcType, m.funcTypes...),
+		noUnroll: opts.noUnroll, noStack: opts.noStack}
 	code, err := m.rewriteCode(rw, wrapped)
 	if err != nil {
 		return nil, err
@@ -349,6 +356,8 @@ func (m *module) readTypes() error {
 			}
 			if j == 0 {
 				params = k
+			} else {
+				m.typeResult = append(m.typeResult, k)
 			}
 			for v := uint32(0); v < k; v++ {
 				t, err := r.byte()
@@ -409,6 +418,7 @@ func (m *module) readImports() ([]byte, error) {
 			if int(t) >= len(m.types) {
 				return nil, fmt.Errorf("%w: import of unknown type %d", ErrMalformed, t)
 			}
+			m.funcType = append(m.funcType, t)
 			m.nFuncImp++
 		case 1:
 			if _, err := r.byte(); err != nil {

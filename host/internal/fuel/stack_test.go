@@ -13,8 +13,10 @@ import (
 // to their own label do not drain it.
 func TestInstrument_StackBound(t *testing.T) {
 	const maxStack = 64 << 10
-	frame := FrameCost(1) // down, forever and ring: one parameter, no locals
-	depth := uint64(maxStack / frame)
+	// down and ring: one parameter, and the 1 they add to the call's
+	// result is on the operand stack across the call.
+	depth := uint64(maxStack / FrameCost(2))
+	pending := uint64(maxStack/FrameCost(1+40)) - 2
 	tests := []struct {
 		name, export string
 		arg          uint64
@@ -28,6 +30,10 @@ func TestInstrument_StackBound(t *testing.T) {
 		{"table past", "ring", depth + 2, 0, ErrStackExhausted},
 		{"tail calls", "tail", 10_000_000, 0, nil},
 		// Even n: 7; n%4 == 1: 10; n%4 == 3: 9.
+		// 40 values live across each call: FrameCost(1+40) a frame;
+		// sum over k of k, k+1, ..., k+39.
+		{"operand stack within", "pending", pending, 40*pending*(pending+1)/2 + 780*pending, nil},
+		{"operand stack past", "pending", pending + 4, 0, ErrStackExhausted},
 		{"branch exits", "leave", 1_000_000, 500_000*7 + 250_000*10 + 250_000*9, nil},
 	}
 	out, err := Instrument(fixture(t, "recurse"), Options{MaxStack: maxStack})
@@ -56,7 +62,7 @@ func TestInstrument_StackBound(t *testing.T) {
 // the whole bound, also on an instance whose last call trapped.
 func TestInstrument_StackBoundPerCall(t *testing.T) {
 	const maxStack = 64 << 10
-	depth := uint64(maxStack/FrameCost(1)) - 2
+	depth := uint64(maxStack/FrameCost(2)) - 2
 	out, err := Instrument(fixture(t, "recurse"), Options{MaxStack: maxStack})
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,8 @@
 ;; end and without a loop; tail counts n down in n tail calls (constant
 ;; stack); leave calls early n times, a function that leaves through a
 ;; branch to its own label or a br_table; ring recurses n deep through a
-;; table.
+;; table; pending recurses n deep holding 40 values on the operand stack
+;; across each call.
 ;; Build: wat2wasm --debug-names --enable-tail-call recurse.wat -o recurse.wasm
 (module
   (type $i2i (func (param i32) (result i32)))
@@ -41,4 +42,87 @@
     (if (result i32) (i32.eqz (local.get $n))
       (then (i32.const 0))
       (else (i32.add (i32.const 1)
-        (call_indirect (type $i2i) (i32.sub (local.get $n) (i32.const 1)) (i32.const 0)))))))
+        (call_indirect (type $i2i) (i32.sub (local.get $n) (i32.const 1)) (i32.const 0))))))
+  (func $pending (export "pending") (param $n i32) (result i64)
+    (if (i32.eqz (local.get $n)) (then (return (i64.const 0))))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 0)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 1)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 2)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 3)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 4)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 5)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 6)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 7)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 8)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 9)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 10)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 11)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 12)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 13)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 14)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 15)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 16)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 17)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 18)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 19)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 20)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 21)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 22)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 23)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 24)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 25)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 26)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 27)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 28)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 29)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 30)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 31)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 32)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 33)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 34)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 35)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 36)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 37)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 38)))
+    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 39)))
+    (call $pending (i32.sub (local.get $n) (i32.const 1)))
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add
+    i64.add))
