@@ -84,12 +84,14 @@ func TestLimits_MaxStackCachedPerBound(t *testing.T) {
 	}
 }
 
-// TestLimits_MaxStackHostMemoryHammer: 16 concurrent runaway recursions
-// grow the process's resident memory by a bounded amount (wazero's stack
-// buffer for a call within max_stack, 4 MiB by default, takes at most about
-// twice that, plus copies left behind as it grows; without the bound each
-// call grew it to over 100 MiB), and once the trapped instances are
-// discarded their memory is garbage.
+// TestLimits_MaxStackHostMemoryHammer: each of 16 concurrent runaway
+// recursions allocates a bounded amount, and together they grow the
+// process's resident memory by a bounded amount (wazero's stack buffer for
+// a call within max_stack, 4 MiB by default, takes at most about twice
+// that, plus copies left behind as it grows; without the bound each call
+// grew it to over 100 MiB), also when each frame keeps many values on the
+// operand stack; once the trapped instances are discarded their memory is
+// garbage.
 func TestLimits_MaxStackHostMemoryHammer(t *testing.T) {
 	const calls = 16
 	h := newHost(t)
@@ -101,58 +103,69 @@ func TestLimits_MaxStackHostMemoryHammer(t *testing.T) {
 	if _, err := h.Call(ctx, "stack", "deep", nil); err != nil {
 		t.Fatal(err)
 	}
-	runtime.GC()
-	base, baseHeap := rss(), heap()
-	if base == 0 {
-		t.Skip("no VmRSS in /proc/self/status")
-	}
-
-	stop := make(chan struct{})
-	peak := make(chan int64)
-	go func() {
-		top := base
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				peak <- top
-				return
-			case <-tick.C:
-				top = max(top, rss())
-			}
+	for _, export := range []string{"runaway", "wide"} {
+		runtime.GC()
+		base, baseHeap := rss(), heap()
+		var ms0 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
+		if base == 0 {
+			t.Skip("no VmRSS in /proc/self/status")
 		}
-	}()
-	var wg sync.WaitGroup
-	errs := make([]error, calls)
-	for i := range calls {
-		wg.Add(1)
+		stop := make(chan struct{})
+		peak := make(chan int64)
 		go func() {
-			defer wg.Done()
-			_, errs[i] = h.Call(ctx, "stack", "runaway", nil)
+			top := base
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					peak <- top
+					return
+				case <-tick.C:
+					top = max(top, rss())
+				}
+			}
 		}()
-	}
-	wg.Wait()
-	close(stop)
-	top := <-peak
-	runtime.GC()
-	t.Logf("RSS %d MiB before, %d MiB at most during the calls, %d MiB after; Go heap %d MiB before, %d MiB after",
-		base>>20, top>>20, rss()>>20, baseHeap>>20, heap()>>20)
-	// Four times max_stack a call covers the stack buffer, the copies it
-	// leaves as it grows and a new instance; the race detector shadows
-	// what the runtime copies, which triples it.
-	limit := int64(calls * 4 * abi.DefaultMaxStackBytes)
-	if raceEnabled {
-		limit *= 3
-	}
-	if grew := top - base; grew > limit {
-		t.Errorf("resident memory grew by %d MiB during %d runaway calls, want < %d MiB", grew>>20, calls, limit>>20)
-	}
-	if grew := int64(heap()) - int64(baseHeap); grew > 4*abi.DefaultMaxStackBytes {
-		t.Errorf("Go heap %d MiB above its level before the calls once they returned", grew>>20)
-	}
-	for _, err := range errs {
-		wantStackOverflow(t, err)
+		var wg sync.WaitGroup
+		errs := make([]error, calls)
+		for i := range calls {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = h.Call(ctx, "stack", export, nil)
+			}()
+		}
+		wg.Wait()
+		close(stop)
+		top := <-peak
+		var ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms1)
+		perCall := int64(ms1.TotalAlloc-ms0.TotalAlloc) / calls
+		runtime.GC()
+		t.Logf("%s: %d MiB allocated per call; RSS %d MiB before, %d MiB at most during the calls, %d MiB after; Go heap %d MiB before, %d MiB after",
+			export, perCall>>20, base>>20, top>>20, rss()>>20, baseHeap>>20, heap()>>20)
+		// What a call allocates does not depend on how many run at once:
+		// the stack buffers it grows through and a new instance.
+		if perCall > 6*abi.DefaultMaxStackBytes {
+			t.Errorf("%s: %d MiB allocated per call, want < %d MiB", export, perCall>>20, 6*abi.DefaultMaxStackBytes>>20)
+		}
+		// Four times max_stack a call covers the stack buffer, the copies
+		// it leaves as it grows and a new instance; the race detector
+		// shadows what the runtime copies, which triples it.
+		limit := int64(calls * 4 * abi.DefaultMaxStackBytes)
+		if raceEnabled {
+			limit *= 3
+		}
+		if grew := top - base; grew > limit {
+			t.Errorf("%s: resident memory grew by %d MiB during %d calls, want < %d MiB", export, grew>>20, calls, limit>>20)
+		}
+		if grew := int64(heap()) - int64(baseHeap); grew > 4*abi.DefaultMaxStackBytes {
+			t.Errorf("%s: Go heap %d MiB above its level before the calls once they returned", export, grew>>20)
+		}
+		for _, err := range errs {
+			wantStackOverflow(t, err)
+		}
 	}
 }
 
