@@ -262,9 +262,10 @@
 // out, so one sequence covers return, end and branches to the function's
 // label alike. The overflow call sits after the body: with it in an if at
 // entry the bound made fib 1.06-1.21x slower than fuel alone, after the
-// body 1.02-1.09x (medians of 300 alternating calls, thread CPU time, six
-// runs each on a machine with a load of 13 on 2 cores); the Go guest
-// stayed within that noise.
+// body 1.02-1.10x (medians of 300 alternating calls, thread CPU time, runs
+// on a machine with a load of 4 to 13 on 2 cores; BenchmarkFib's fuel and
+// fuelNoStackBound, medians of three: 0.530 and 0.483 ms); the Go guest
+// stayed within 1.00-1.05x.
 //
 // Entry wrappers, not an exported counter: the Extism SDK does not give
 // the host the guest module's globals, so the per-call reset and the
