@@ -37,10 +37,10 @@ type Manifest struct {
 
 	// MaxStack bounds the call stack of one call (default 4 MiB, at most
 	// 1 GiB). A function call takes 64 bytes plus 16 per parameter, local
-	// and value it keeps on the operand stack across a call until it
-	// returns (at or above what its compiled frame uses), so the default
-	// allows about 52 000 nested calls of a one-parameter function; a call
-	// that would go deeper traps as a stack overflow. The stack comes on
+	// and value it holds on the operand stack at a call until it returns
+	// (at or above what its compiled frame uses), so the default allows
+	// about 37 000 nested calls of a function like fib(n); a call that
+	// would go deeper traps as a stack overflow. The stack comes on
 	// top of Memory: an instance may take Memory of linear memory plus up
 	// to twice MaxStack of host memory for the stack of the call it runs
 	// (the runtime doubles its stack buffer as it grows). Only metered

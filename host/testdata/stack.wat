@@ -1,6 +1,6 @@
 ;; Call depth: runaway recurses without end and without a loop (each call
 ;; a new frame, nothing else); deep recurses 20 000 calls deep and returns
-;; 0, well within the default max_stack (4 MiB: 20 000 frames of 96 bytes
+;; 0, well within the default max_stack (4 MiB: 20 000 frames of 112 bytes
 ;; as charged) but over a max_stack of 512 KiB; wide recurses without end
 ;; like runaway, keeping 100 values on the operand stack across each call
 ;; (each a slot of its frame).

@@ -15,7 +15,7 @@ import (
 
 // fuelFormat names the rewriter's output format in the on-disk cache; bump
 // it whenever Instrument's output for the same input changes.
-const fuelFormat = "fuel10"
+const fuelFormat = "fuel11"
 
 // refillFunc is the host side of the import every metered module has.
 var refillFunc = HostFunc{

@@ -129,25 +129,25 @@
 //
 // # Call stack
 //
-// wazero runs a call on a stack it allocates as a Go byte slice, host
-// memory outside the guest's linear memory, and doubles it as the guest
-// recurses until more than 50 MB are in use (about 80 MB of buffer, plus
-// the copies left behind until the next garbage collection: a loop-free
-// recursion without end took 125 MiB per call, 2 GB for 16 concurrent
-// calls). No RuntimeConfig option lowers that ceiling. An instrumented
-// module bounds its own stack instead: a call's frames may take at most
-// Options.MaxStack (default DefaultMaxStack, 4 MiB) as charged by
-// FrameCost, which is at or above what wazero's frames of instrumented
-// functions use, so a call's stack buffer stays within about twice
-// MaxStack. The default allows about 52 000 nested calls of a function with
-// one parameter; the conformance fixtures built from the Go, Rust, C and
-// AssemblyScript SDKs pass their whole suite under a bound of 16 KiB (the
-// Go one needs more than 4 KiB to decode JSON). The bound is baked into the output (the entry wrappers reset
-// the stack left to it), so a cache of output must key on it. Functions
-// the host calls through an exported table, not an export, start with the
-// stack the previous call left (the whole bound less one frame after a
-// normal return). A module Instrument does not rewrite (metering off, or
-// refused and run unmetered) is bounded by wazero's ceiling alone.
+// wazero runs a call on a stack it allocates as a Go byte slice, host memory
+// outside the guest's linear memory, and doubles it as the guest recurses
+// until more than 50 MB are in use (about 80 MB of buffer, plus the copies
+// left behind until the next garbage collection: a loop-free recursion
+// without end took 125 MiB per call, 2 GB for 16 concurrent calls). No
+// RuntimeConfig option lowers that ceiling. An instrumented module bounds
+// its own stack instead: a call's frames may take at most Options.MaxStack
+// (default DefaultMaxStack, 4 MiB) as charged by FrameCost, which is at or
+// above what wazero's frames of instrumented functions use, so a call's
+// stack buffer stays within about twice MaxStack. The default allows about
+// 37 000 nested calls of a function like fib(n) (112 bytes a frame); the
+// conformance fixtures built from the Go, Rust, C and AssemblyScript SDKs
+// pass their whole suite under a bound of 16 KiB (the Go one needs more than
+// 4 KiB to decode JSON). The bound is baked into the output (the entry
+// wrappers reset the stack left to it), so a cache of output must key on it.
+// Functions the host calls through an exported table, not an export, start
+// with the stack the previous call left (the whole bound less one frame
+// after a normal return). A module Instrument does not rewrite (metering
+// off, or refused and run unmetered) is bounded by wazero's ceiling alone.
 //
 // # Host side
 //

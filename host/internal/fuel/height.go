@@ -1,11 +1,13 @@
 package fuel
 
 // liveAtCalls returns an upper bound on the number of operand stack values
-// that stay live across a call (call or call_indirect) in the body in
-// rw.instrs: the values under the call's arguments. wazero keeps each of
-// them in a stack slot of the frame while the callee runs, so a function
-// holding many values there across a recursive call takes more stack than
-// its locals say (100 pending i64 values: about 790 bytes a frame).
+// a call (call or call_indirect) in the body in rw.instrs needs in the
+// frame: the values under the call's arguments, which wazero keeps in
+// stack slots while the callee runs, and the arguments and results
+// themselves, of which those beyond the registers pass through the frame.
+// A function holding many values there across a recursive call takes more
+// stack than its locals say (100 pending i64 values: about 790 bytes a
+// frame).
 //
 // Every instruction outside control flow and calls pushes at most one
 // value; the count uses each one's exact effect where it is known and, for
@@ -44,7 +46,7 @@ func (rw *rewriter) liveAtCalls(code []byte) int64 {
 		case kBrTable, kBr, kReturn, kUnreachable, kReturnCall, kReturnCallIndirect:
 		case kCall:
 			p, r := rw.funcArity(in.imm)
-			live = max(live, h-p)
+			live = max(live, h, h-p+r)
 			h += r - p
 		case kCallIndirect:
 			r := reader{b: code, pos: in.start + 1}
@@ -53,7 +55,7 @@ func (rw *rewriter) liveAtCalls(code []byte) int64 {
 			if int(t) < len(rw.typeParam) {
 				p, res = int64(rw.typeParam[t]), int64(rw.typeResult[t])
 			}
-			live = max(live, h-p-1)
+			live = max(live, h, h-p-1+res)
 			h += res - p - 1
 		case kGrow:
 		case kBulk:

@@ -43,11 +43,12 @@ const (
 
 // FrameCost is what one call of a function takes from the stack bound until
 // it returns, where n counts its parameters and locals and (an upper bound
-// on) the operand stack values it keeps across a call: 64 + 16n bytes, at
-// or above what wazero's compiled frames of instrumented functions
-// measured (about 55 bytes without locals, 71 with four parameters, 164
-// with sixteen i64 locals kept across the call, 790 with 100 values left
-// on the operand stack across the call).
+// on) the operand stack values a call in it needs (those under the call's
+// arguments, which stay live across it, and its arguments and results):
+// 64 + 16n bytes, at or above what wazero's compiled frames of instrumented
+// functions measured (about 55 bytes without locals, 71 with four
+// parameters, 164 with sixteen i64 locals kept across the call, 790 with
+// 100 values left on the operand stack across the call).
 func FrameCost(n uint64) int64 { return 64 + 16*int64(n) }
 
 // Section ids.

@@ -13,10 +13,12 @@ import (
 // to their own label do not drain it.
 func TestInstrument_StackBound(t *testing.T) {
 	const maxStack = 64 << 10
-	// down and ring: one parameter, and the 1 they add to the call's
-	// result is on the operand stack across the call.
-	depth := uint64(maxStack / FrameCost(2))
-	pending := uint64(maxStack/FrameCost(1+40)) - 2
+	// One parameter each; on the operand stack at the call: down the 1 it
+	// adds to the result and the argument, ring those and the table index,
+	// pending 40 values and the argument.
+	depth := uint64(maxStack / FrameCost(1+2))
+	ring := uint64(maxStack / FrameCost(1+3))
+	pending := uint64(maxStack/FrameCost(1+41)) - 2
 	tests := []struct {
 		name, export string
 		arg          uint64
@@ -26,12 +28,11 @@ func TestInstrument_StackBound(t *testing.T) {
 		{"within the bound", "down", depth - 2, depth - 2, nil},
 		{"past the bound", "down", depth + 2, 0, ErrStackExhausted},
 		{"forever", "forever", 0, 0, ErrStackExhausted},
-		{"table within", "ring", depth - 2, depth - 2, nil},
-		{"table past", "ring", depth + 2, 0, ErrStackExhausted},
+		{"table within", "ring", ring - 2, ring - 2, nil},
+		{"table past", "ring", ring + 2, 0, ErrStackExhausted},
 		{"tail calls", "tail", 10_000_000, 0, nil},
 		// Even n: 7; n%4 == 1: 10; n%4 == 3: 9.
-		// 40 values live across each call: FrameCost(1+40) a frame;
-		// sum over k of k, k+1, ..., k+39.
+		// The sum over k of k, k+1, ..., k+39.
 		{"operand stack within", "pending", pending, 40*pending*(pending+1)/2 + 780*pending, nil},
 		{"operand stack past", "pending", pending + 4, 0, ErrStackExhausted},
 		{"branch exits", "leave", 1_000_000, 500_000*7 + 250_000*10 + 250_000*9, nil},
@@ -62,7 +63,7 @@ func TestInstrument_StackBound(t *testing.T) {
 // the whole bound, also on an instance whose last call trapped.
 func TestInstrument_StackBoundPerCall(t *testing.T) {
 	const maxStack = 64 << 10
-	depth := uint64(maxStack/FrameCost(2)) - 2
+	depth := uint64(maxStack/FrameCost(1+2)) - 2
 	out, err := Instrument(fixture(t, "recurse"), Options{MaxStack: maxStack})
 	if err != nil {
 		t.Fatal(err)
