@@ -66,9 +66,9 @@
 //     with a message naming max_stack. An unmetered module has only
 //     wazero's ceiling. The trapped instance is discarded and its stack is
 //     garbage: after 16 concurrent runaway recursions the Go heap is back
-//     to its level at the next collection, resident memory only in part,
-//     as Go's scavenger returns it (20 MiB before, 146 MiB after, 82 MiB
-//     from five seconds on; without the bound 1976 MiB, then 1733 MiB).
+//     to its level at the next collection and resident memory as Go's
+//     scavenger returns it (20 MiB before, 53 MiB after, 18 MiB five
+//     seconds later; without the bound 1976 MiB, then 1733 MiB for good).
 //   - Guest logs: go-sdk filters them by a process-wide level and prints its
 //     own trace lines to the standard logger before an instance's logger can
 //     be set, so the host sets that level to debug: guest log_trace lines are
