@@ -68,7 +68,7 @@
 //     garbage: after 16 concurrent runaway recursions the Go heap is back
 //     to its level at the next collection and resident memory as Go's
 //     scavenger returns it (20 MiB before, 53 MiB after, 18 MiB five
-//     seconds later; without the bound 1976 MiB, then 1733 MiB for good).
+//     seconds later; without the bound 1976 MiB, still 1733 MiB at 30 s).
 //   - Guest logs: go-sdk filters them by a process-wide level and prints its
 //     own trace lines to the standard logger before an instance's logger can
 //     be set, so the host sets that level to debug: guest log_trace lines are
