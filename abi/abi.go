@@ -212,6 +212,12 @@ const ConfigCheckpointInterval = "bulkhead.checkpoint_interval"
 // DefaultCheckpointInterval is the host's value of ConfigCheckpointInterval.
 const DefaultCheckpointInterval = 10 * time.Second
 
+// Call stack bound (Manifest.MaxStack).
+const (
+	DefaultMaxStackBytes = 4 << 20 // call stack of one call
+	MaxStackLimit        = 1 << 30 // largest max_stack a manifest may set
+)
+
 // Default limits. A manifest or policy may change each of them.
 const (
 	DefaultMemoryBytes     = 64 << 20 // linear memory of one instance

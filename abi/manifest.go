@@ -57,6 +57,19 @@ type Manifest struct {
 	AllowedPaths map[string]string `json:"allowed_paths,omitempty" yaml:"allowed_paths,omitempty"`
 	// Config is what the guest reads with config_get.
 	Config map[string]string `json:"config,omitempty" yaml:"config,omitempty"`
+
+	// MaxStack bounds the call stack of one call (default 4 MiB, at most
+	// 1 GiB). A function call takes 64 bytes plus 16 per parameter, local
+	// and value it holds on the operand stack at a call until it returns
+	// (at or above what its compiled frame uses), so the default allows
+	// about 37 000 nested calls of a function like fib(n); a call that
+	// would go deeper traps as a stack overflow. The stack comes on
+	// top of Memory: an instance may take Memory of linear memory plus up
+	// to twice MaxStack of host memory for the stack of the call it runs
+	// (the runtime doubles its stack buffer as it grows). Only metered
+	// modules are bounded so; an unmetered one overflows at the runtime's
+	// own limit, after taking over 100 MiB.
+	MaxStack Size `json:"max_stack,omitempty" yaml:"max_stack,omitempty"`
 }
 
 // Pool sizes the instance pool of one plugin version.
@@ -102,6 +115,9 @@ func (m Manifest) Validate() error {
 	}
 	if m.Pool.Max > 0 && m.Pool.Min > m.Pool.Max {
 		errs = append(errs, fmt.Errorf("pool min %d exceeds max %d", m.Pool.Min, m.Pool.Max))
+	}
+	if m.MaxStack < 0 || m.MaxStack > MaxStackLimit {
+		errs = append(errs, fmt.Errorf("max_stack %s is out of range (0 to %s)", m.MaxStack, Size(MaxStackLimit)))
 	}
 	for hostDir, guestDir := range m.AllowedPaths {
 		if strings.TrimPrefix(hostDir, "ro:") == "" || guestDir == "" {

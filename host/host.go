@@ -418,6 +418,7 @@ func (h *Host) compile(ctx context.Context, name string, wasm []byte, m abi.Mani
 		Fuel:         h.opts.fuel,
 		FuelFallback: h.opts.fuelFallback,
 		FuelCacheDir: h.fuelCacheDir(),
+		MaxStack:     int64(orDefault(m.MaxStack, abi.DefaultMaxStackBytes)),
 	})
 	<-h.compiles
 	if err != nil {
@@ -720,6 +721,12 @@ func (h *Host) classify(ctx context.Context, g *generation, fn string, inst *ins
 	case res.Trap != nil:
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, h.ctxError(g, fn, st.start, cerr)
+		}
+		if errors.Is(res.Trap, fuel.ErrStackExhausted) {
+			ge.Kind, ge.Err = KindTrap, res.Trap
+			ge.Msg = fmt.Sprintf("stack overflow: call stack over the max_stack bound of %s",
+				orDefault(g.manifest.MaxStack, abi.DefaultMaxStackBytes))
+			return nil, ge
 		}
 		if errors.Is(res.Trap, fuel.ErrBudgetExhausted) {
 			ge.Kind, ge.Err = KindCPU, ErrCPUBudget

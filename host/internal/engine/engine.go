@@ -67,6 +67,10 @@ type Config struct {
 	FuelFallback bool
 	// FuelCacheDir keeps instrumented modules on disk ("" = no cache).
 	FuelCacheDir string
+	// MaxStack bounds a metered module's call stack, in bytes as the fuel
+	// rewriter charges frames (0 = fuel.DefaultMaxStack). An unmetered
+	// module overflows at wazero's own limit.
+	MaxStack int64
 	// Log receives guest log lines of the instance that logged them.
 	Log func(inst *Instance, level extism.LogLevel, msg string)
 	// Sleep, when set, implements the guest's sleep (WASI poll_oneoff on a
@@ -102,7 +106,7 @@ func Compile(ctx context.Context, cfg Config) (*Module, error) {
 	var metered bool
 	var unmetered string
 	if cfg.Fuel {
-		inst, err := instrument(cfg.Wasm, cfg.FuelCacheDir)
+		inst, err := instrument(cfg.Wasm, cfg.FuelCacheDir, cfg.MaxStack)
 		var ue *fuel.UnsupportedError
 		switch {
 		case err == nil:

@@ -15,7 +15,7 @@ import (
 
 // fuelFormat names the rewriter's output format in the on-disk cache; bump
 // it whenever Instrument's output for the same input changes.
-const fuelFormat = "fuel8"
+const fuelFormat = "fuel11"
 
 // refillFunc is the host side of the import every metered module has.
 var refillFunc = HostFunc{
@@ -32,18 +32,19 @@ var refillFunc = HostFunc{
 	},
 }
 
-// instrument meters wasm, through an on-disk cache of rewritten modules
-// keyed by the input's hash when dir is set.
-func instrument(wasm []byte, dir string) ([]byte, error) {
+// instrument meters wasm and bounds its call stack to maxStack bytes (see
+// fuel.Options), through an on-disk cache of rewritten modules keyed by the
+// input's hash and the bound when dir is set.
+func instrument(wasm []byte, dir string, maxStack int64) ([]byte, error) {
 	var path string
 	if dir != "" {
 		sum := sha256.Sum256(wasm)
-		path = filepath.Join(dir, fuelFormat+"-"+hex.EncodeToString(sum[:])+".wasm")
+		path = filepath.Join(dir, fmt.Sprintf("%s-%s-s%d.wasm", fuelFormat, hex.EncodeToString(sum[:]), maxStack))
 		if b, err := os.ReadFile(path); err == nil {
 			return b, nil
 		}
 	}
-	out, err := fuel.Instrument(wasm, fuel.Options{})
+	out, err := fuel.Instrument(wasm, fuel.Options{MaxStack: maxStack})
 	if err != nil {
 		return nil, err
 	}

@@ -8,12 +8,16 @@ import (
 	"github.com/tetratelabs/wazero/api"
 )
 
-// benchGuest runs fn three ways in one benchmark: bare (no metering; a
-// spinning guest could not be stopped), under wazero's close-on-context-done
-// and instrumented with fuel.
+// benchGuest runs fn four ways in one benchmark: bare (no metering; a
+// spinning guest could not be stopped), under wazero's close-on-context-done,
+// instrumented with fuel and the stack bound, and with fuel alone.
 func benchGuest(b *testing.B, name, export string, args ...uint64) {
 	wasm := fixture(b, name)
 	metered := instrument(b, wasm)
+	unbounded, err := Instrument(wasm, Options{noStack: true})
+	if err != nil {
+		b.Fatal(err)
+	}
 	variants := []struct {
 		name        string
 		wasm        []byte
@@ -23,6 +27,7 @@ func benchGuest(b *testing.B, name, export string, args ...uint64) {
 		{"bare", wasm, false, false},
 		{"closeOnDone", wasm, true, false},
 		{"fuel", metered, false, true},
+		{"fuelNoStackBound", unbounded, false, true},
 	}
 	for _, v := range variants {
 		b.Run(v.name, func(b *testing.B) {

@@ -25,6 +25,9 @@ const (
 	opI64Const  = 0x42
 	opI32Const  = 0x41
 	opI32Eq     = 0x46
+	opI32LtS    = 0x48
+	opI32Add    = 0x6a
+	opI32Sub    = 0x6b
 	opI64LtS    = 0x53
 	opI64Add    = 0x7c
 	opI64Sub    = 0x7d
@@ -44,10 +47,16 @@ const deadRegion = -1
 type rewriter struct {
 	refill    uint32 // function index of the imported refill function
 	counter   uint32 // global index of the fuel counter
+	stack     uint32 // global index of the stack left (see stackEnter)
+	maxStack  int64
 	remap     func(uint32) uint32
 	typeParam []uint32 // parameter count of each type
-	instrs    []instr
-	open      []openBlock
+	// typeResult is the result count of each type, funcType the type of
+	// each function in the input index space.
+	typeResult []uint32
+	funcType   []uint32
+	instrs     []instr
+	open       []openBlock
 	// exitGlobal and hasElse: see blockInfo.
 	exitGlobal []bool
 	hasElse    []bool
@@ -55,10 +64,17 @@ type rewriter struct {
 	loc, glob  bool // where the counter's value is (see needLocal)
 	regions    []int64
 	noUnroll   bool // tests: compare with the plain form (see unroll)
-	// entryLabels is 2 while the body sits in entryOpen's loop and block.
+	noStack    bool // benchmarks: no stack bound
+	// entryLabels counts the labels the body sits in: 1 for stackEnter's
+	// block, 2 for entryOpen's loop and block (entryLoop).
 	entryLabels uint32
-	funcIndex   int // for error messages, in the input index space
-	base        int // offset of the body in the input module
+	entryLoop   bool
+	// frame is the current function's FrameCost; stackLocal holds the
+	// stack left below its frame, in functions that call.
+	frame      int64
+	stackLocal uint32
+	funcIndex  int // for error messages, in the input index space
+	base       int // offset of the body in the input module
 }
 
 // openBlock is a block, loop or if open during the emit pass. A hoisted
@@ -134,19 +150,32 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 
 	// Pass 2: emit.
 	bulk := rw.hasKind(kBulk) || rw.hasKind(kGrow)
+	calls := !rw.noStack && (rw.hasKind(kCall) || rw.hasKind(kCallIndirect) || rw.hasKind(kReturnCall) || rw.hasKind(kReturnCallIndirect))
+	var i32s byte
 	if bulk {
+		i32s++ // fuelLocal+1: bulkCharge's length, growReport's result
+	}
+	if calls {
+		rw.stackLocal = fuelLocal + 1 + uint32(i32s)
+		i32s++
+	}
+	if i32s > 0 {
 		out = appendU32(out, nGroups+2)
 	} else {
 		out = appendU32(out, nGroups+1)
 	}
 	out = append(out, code[countLen(code):localsEnd]...)
 	out = append(out, 1, typeI64)
-	if bulk {
-		out = append(out, 1, typeI32) // fuelLocal+1: bulkCharge's length, growReport's result
+	if i32s > 0 {
+		out = append(out, i32s, typeI32)
+	}
+	rw.frame = FrameCost(nLocals + uint64(rw.liveAtCalls(code)))
+	rw.entryLabels, rw.entryLoop = 0, false
+	if !rw.noStack {
+		out = rw.stackEnter(out, calls)
 	}
 	rw.loc, rw.glob = false, true
 	entryCost := rw.regions[0]
-	rw.entryLabels = 0
 	if entryCost > 0 && rw.selfRecursive() {
 		out = rw.entryOpen(out, fuelLocal, entryCost)
 	} else {
@@ -192,13 +221,16 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 			out = rw.needGlobal(out, fuelLocal)
 			out = append(out, opCall)
 			out = appendU32(out, rw.remap(in.imm))
+			out = rw.stackRestore(out)
 			rw.loc = false
 		case kCallIndirect:
 			out = rw.needGlobal(out, fuelLocal)
 			out = append(out, code[in.start:in.end]...)
+			out = rw.stackRestore(out)
 			rw.loc = false
 		case kReturnCall:
 			out = rw.needGlobal(out, fuelLocal)
+			out = rw.stackLeave(out)
 			out = append(out, code[in.start])
 			out = appendU32(out, rw.remap(in.imm))
 		case kBulk:
@@ -210,7 +242,11 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 		case kRefFunc:
 			out = append(out, code[in.start])
 			out = appendU32(out, rw.remap(in.imm))
-		case kReturn, kReturnCallIndirect:
+		case kReturnCallIndirect:
+			out = rw.needGlobal(out, fuelLocal)
+			out = rw.stackLeave(out)
+			out = append(out, code[in.start:in.end]...)
+		case kReturn:
 			out = rw.needGlobal(out, fuelLocal)
 			out = append(out, code[in.start:in.end]...)
 		case kBr, kBrIf:
@@ -222,8 +258,11 @@ func (rw *rewriter) body(out, code []byte, nParams uint32) ([]byte, error) {
 		case kEnd:
 			if i == last {
 				out = rw.needGlobal(out, fuelLocal)
-				if rw.entryLabels > 0 {
+				if rw.entryLoop {
 					out = rw.entryClose(out, fuelLocal, entryCost)
+				}
+				if !rw.noStack {
+					out = rw.stackClose(out)
 				}
 				out = append(out, opEnd)
 				break
@@ -600,7 +639,8 @@ func (rw *rewriter) entryOpen(out []byte, local uint32, cost int64) []byte {
 	out = appendS64(out, cost)
 	out = append(out, opI64Sub)
 	out = appendOp(out, opLocalTee, local)
-	rw.entryLabels = 2
+	rw.entryLabels += 2
+	rw.entryLoop = true
 	return append(out, opI64Const, 0, opI64LtS, opBrIf, 0)
 }
 
@@ -623,6 +663,82 @@ func (rw *rewriter) entryClose(out []byte, local uint32, cost int64) []byte {
 	out = append(out, opI64Add)
 	out = appendOp(out, opLocalSet, local)
 	return append(out, opBr, 0, opEnd, opUnreach)
+}
+
+// stackEnter emits the stack check at function entry, before anything
+// else, with the trap out of line (see stackClose) so that the common path
+// falls through. $stack is the stack bound left to the function; its frame
+// takes rw.frame of it. A function that calls keeps the rest in a local
+// and in $stack (for its callees):
+//
+//	block                       ;; $overflow
+//	  global.get $stack; i32.const frame; i32.sub; local.tee $left
+//	  i32.const 0; i32.lt_s; br_if $overflow
+//	  local.get $left; global.set $stack
+//	  ...                       ;; the body
+//
+// and restores $stack from the local after each call (stackRestore), which
+// undoes whatever the callee took, however it returned. A function that
+// does not call only tests (global.get $stack; i32.const frame; i32.lt_s;
+// br_if $overflow), leaving $stack alone. Branches to the function's label
+// get one more level.
+func (rw *rewriter) stackEnter(out []byte, calls bool) []byte {
+	out = append(out, opBlock, blockEmpty)
+	out = appendOp(out, opGlobalGet, rw.stack)
+	out = append(out, opI32Const)
+	out = appendS64(out, rw.frame)
+	if calls {
+		out = append(out, opI32Sub)
+		out = appendOp(out, opLocalTee, rw.stackLocal)
+		out = append(out, opI32Const, 0)
+	}
+	out = append(out, opI32LtS, opBrIf, 0)
+	if calls {
+		out = appendOp(out, opLocalGet, rw.stackLocal)
+		out = appendOp(out, opGlobalSet, rw.stack)
+	}
+	rw.entryLabels++
+	return out
+}
+
+// stackClose emits, before the function's end, the end of what
+// stackEnter opened: the refill call traps with ErrStackExhausted.
+//
+//	  return                    ;; the body's results
+//	end                         ;; $overflow
+//	i64.const StackExhaustedCounter; call $refill; drop; unreachable
+func (rw *rewriter) stackClose(out []byte) []byte {
+	if !rw.entryLoop {
+		out = append(out, opReturn)
+	}
+	out = append(out, opEnd, opI64Const)
+	out = appendS64(out, StackExhaustedCounter)
+	out = appendOp(out, opCall, rw.refill)
+	return append(out, opDrop, opUnreach)
+}
+
+// stackRestore emits, after a call, local.get $left; global.set $stack.
+func (rw *rewriter) stackRestore(out []byte) []byte {
+	if rw.noStack {
+		return out
+	}
+	out = appendOp(out, opLocalGet, rw.stackLocal)
+	return appendOp(out, opGlobalSet, rw.stack)
+}
+
+// stackLeave emits, before a tail call, the return of the frame to $stack
+// (local.get $left; i32.const frame; i32.add; global.set $stack): the
+// callee's frame replaces this one, so a loop of tail calls runs in
+// constant stack.
+func (rw *rewriter) stackLeave(out []byte) []byte {
+	if rw.noStack {
+		return out
+	}
+	out = appendOp(out, opLocalGet, rw.stackLocal)
+	out = append(out, opI32Const)
+	out = appendS64(out, rw.frame)
+	out = append(out, opI32Add)
+	return appendOp(out, opGlobalSet, rw.stack)
 }
 
 // countLen returns the length of the LEB128 number at the start of b.

@@ -59,17 +59,32 @@
 //     with GrowFailedCounter, which marks the call's Meter (GrowFailed) and
 //     leaves the counter alone: the host tells a call that hit its memory
 //     cap from any other failure exactly;
+//   - bounds the call stack (see Call stack below): appends a mutable i32
+//     global, the stack left, initialised to Options.MaxStack; every
+//     function entry tests it against the function's FrameCost (64 bytes
+//     plus 16 per parameter, local and operand stack value live across a
+//     call) and below that branches to a call
+//     of refill with StackExhaustedCounter after the body (the body sits
+//     in a block, so branches to the function's label get one more level),
+//     which traps with ErrStackExhausted. A function that calls keeps what
+//     is left below its frame in one more i32 local and in the global, and
+//     sets the global back from the local after every call, so its
+//     callee's frame is given back however the callee left (return, its
+//     end, a branch or br_table to its own label); before a tail call it
+//     gives its own frame back, so tail calls in a loop run in constant
+//     stack. A function that calls nothing only tests. These instructions
+//     are free: fuel counts are those of the module without them;
 //   - points each export of a defined function at a small entry wrapper
-//     with the same type: it zeroes the counter (so the first charge of
-//     every call from the host asks the host: context and budget are
-//     checked before the guest runs), calls the original function and hands
-//     the counter left to refill as a non-negative value (the call's
-//     settlement; see Refill).
+//     with the same type: it sets the stack left to Options.MaxStack,
+//     zeroes the counter (so the first charge of every call from the host
+//     asks the host: context and budget are checked before the guest
+//     runs), calls the original function and hands the counter left to
+//     refill as a non-negative value (the call's settlement; see Refill).
 //
 // Imports (apart from the one added), export names and types, the ABI, and
-// what the module computes are unchanged: the differential tests run every
-// fixture, a Go-built guest and thousands of generated programs both ways
-// and compare results.
+// what the module computes (within the stack bound) are unchanged: the
+// differential tests run every fixture, a Go-built guest and thousands of
+// generated programs both ways and compare results.
 //
 // The cost model: fuel counts executed Wasm instructions, each about one
 // unit, charged per region before the region runs, so a region left early
@@ -111,6 +126,28 @@
 // memory", so Instrument running first also shields the compiler from
 // that). ErrInstrumented: a module that already imports refill. Instrument
 // never returns unmetered output.
+//
+// # Call stack
+//
+// wazero runs a call on a stack it allocates as a Go byte slice, host memory
+// outside the guest's linear memory, and doubles it as the guest recurses
+// until more than 50 MB are in use (about 80 MB of buffer, plus the copies
+// left behind until the next garbage collection: a loop-free recursion
+// without end took 125 MiB per call, 2 GB for 16 concurrent calls). No
+// RuntimeConfig option lowers that ceiling. An instrumented module bounds
+// its own stack instead: a call's frames may take at most Options.MaxStack
+// (default DefaultMaxStack, 4 MiB) as charged by FrameCost, which is at or
+// above what wazero's frames of instrumented functions use, so a call's
+// stack buffer stays within about twice MaxStack. The default allows about
+// 37 000 nested calls of a function like fib(n) (112 bytes a frame); the
+// conformance fixtures built from the Go, Rust, C and AssemblyScript SDKs
+// pass their whole suite under a bound of 16 KiB (the Go one needs more than
+// 4 KiB to decode JSON). The bound is baked into the output (the entry
+// wrappers reset the stack left to it), so a cache of output must key on it.
+// Functions the host calls through an exported table, not an export, start
+// with the stack the previous call left (the whole bound less one frame
+// after a normal return). A module Instrument does not rewrite (metering
+// off, or refused and run unmetered) is bounded by wazero's ceiling alone.
 //
 // # Host side
 //
@@ -217,6 +254,18 @@
 // (every function of a Go guest starts with its resumption loop) looked
 // free but made the Go guest slower, 1.13x against 1.05x in one run, so
 // every entry keeps its test.
+//
+// Stack bound in the rewriter, in bytes charged per frame: wazero has no
+// setting for its ceiling, and a bound on depth alone would let a function
+// with 50 000 locals take 800 KB a frame. The caller gives a callee's frame
+// back (it resets the global after each call), not the callee on each way
+// out, so one sequence covers return, end and branches to the function's
+// label alike. The overflow call sits after the body: with it in an if at
+// entry the bound made fib 1.06-1.21x slower than fuel alone, after the
+// body 1.02-1.10x (medians of 300 alternating calls, thread CPU time, runs
+// on a machine with a load of 4 to 13 on 2 cores; BenchmarkFib's fuel and
+// fuelNoStackBound, medians of three: 0.530 and 0.483 ms); the Go guest
+// stayed within 1.00-1.05x.
 //
 // Entry wrappers, not an exported counter: the Extism SDK does not give
 // the host the guest module's globals, so the per-call reset and the

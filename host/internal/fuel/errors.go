@@ -18,6 +18,10 @@ var (
 	// ErrBudgetExhausted is the error a guest traps with when its call has
 	// used up its CPU budget.
 	ErrBudgetExhausted = errors.New("fuel: cpu budget exhausted")
+
+	// ErrStackExhausted is the error a guest traps with when a call would
+	// take its call stack past the bound set by Options.MaxStack.
+	ErrStackExhausted = errors.New("fuel: stack overflow: call stack over its bound")
 )
 
 // UnsupportedError reports a well-formed module that uses something the

@@ -19,7 +19,7 @@ func FuzzInstrument(f *testing.F) {
 	f.Add(atomicModule)
 	ctx := context.Background()
 	// The interpreter validates exactly as the compiler does, faster.
-	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().WithCoreFeatures(withTailCalls))
 	f.Cleanup(func() { _ = r.Close(ctx) })
 	valid := func(b []byte) error {
 		cm, err := r.CompileModule(ctx, b)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 )
 
@@ -44,12 +45,16 @@ func instrument(tb testing.TB, wasm []byte) []byte {
 	return out
 }
 
+// withTailCalls is what wazero enables by default plus tail calls, which
+// the rewriter accepts (the recurse fixture uses them).
+const withTailCalls = api.CoreFeaturesV2 | experimental.CoreFeaturesTailCall
+
 // newRuntime returns a wazero runtime with the fuel host module, WASI and
 // the "env" module some fixtures import, closed at the end of the test.
 func newRuntime(tb testing.TB, closeOnDone bool) wazero.Runtime {
 	tb.Helper()
 	ctx := context.Background()
-	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(closeOnDone))
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(closeOnDone).WithCoreFeatures(withTailCalls))
 	tb.Cleanup(func() { _ = r.Close(ctx) })
 	if _, err := HostModule(ctx, r); err != nil {
 		tb.Fatal(err)

@@ -13,7 +13,7 @@ func TestInstrument_ValidatesEveryFixture(t *testing.T) {
 	ctx := context.Background()
 	// The interpreter validates exactly as the compiler does, and compiles
 	// the 2 MB Go guest much faster (which matters under -race).
-	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().WithCoreFeatures(withTailCalls))
 	defer r.Close(ctx)
 	for _, name := range fixtures(t) {
 		t.Run(name, func(t *testing.T) {

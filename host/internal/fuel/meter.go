@@ -63,6 +63,11 @@ func (m *Meter) Budget() int64 { return m.budget }
 // that returns -1). No real counter reaches it.
 const GrowFailedCounter int64 = math.MinInt64
 
+// StackExhaustedCounter, passed to refill as the counter, reports a call
+// that would take the call stack past its bound (see Options.MaxStack):
+// Refill returns ErrStackExhausted. No real counter reaches it.
+const StackExhaustedCounter int64 = math.MinInt64 + 1
+
 // GrowFailed reports whether a memory.grow failed during the call: the
 // guest asked for more memory than its limit allows. wazero reports such a
 // grow only by returning -1 to the guest.
@@ -100,9 +105,13 @@ func MeterFrom(ctx context.Context) *Meter {
 //
 // A counter of GrowFailedCounter is not a counter: the guest reports that a
 // memory.grow failed (see Meter.GrowFailed); Refill returns 0, which the
-// guest drops.
+// guest drops. A counter of StackExhaustedCounter is a guest whose call
+// stack reached its bound: Refill returns ErrStackExhausted.
 func Refill(ctx context.Context, counter int64) (int64, error) {
 	m := MeterFrom(ctx)
+	if counter == StackExhaustedCounter {
+		return counter, ErrStackExhausted
+	}
 	if counter == GrowFailedCounter {
 		if m != nil {
 			m.growFailed.Store(true)
