@@ -144,7 +144,9 @@ type Engine struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	stopped chan struct{}
-	busy    int
+	// stopping is closed when Stop begins; it wakes the progress flusher.
+	stopping chan struct{}
+	busy     int
 
 	conflicts atomic.Int64
 }
@@ -182,7 +184,7 @@ func New(store statestore.Store, inv Invoker, opts ...Option) (*Engine, error) {
 	}
 	e := &Engine{store: store, inv: inv, o: o, log: log,
 		workflows: map[string]*Workflow{}, bySource: map[string]*Workflow{},
-		runs: map[string]*runState{}, stopped: make(chan struct{})}
+		runs: map[string]*runState{}, stopped: make(chan struct{}), stopping: make(chan struct{})}
 	e.cond = sync.NewCond(&e.mu)
 	return e, nil
 }
@@ -292,6 +294,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		}
 	}
 	e.state = stateStopped
+	close(e.stopping)
 	e.cond.Broadcast()
 	e.mu.Unlock()
 	done := make(chan struct{})
@@ -956,6 +959,8 @@ func (e *Engine) emit(ev Event) {
 }
 
 // flusher writes reported progress to the runs every progress interval.
+// Stop wakes it, so it never holds Stop up for an interval; Stop writes
+// what is left.
 func (e *Engine) flusher() {
 	defer e.wg.Done()
 	t := time.NewTicker(e.o.progressEvery)
@@ -963,6 +968,8 @@ func (e *Engine) flusher() {
 	for {
 		select {
 		case <-e.base.Done():
+			return
+		case <-e.stopping:
 			return
 		case <-t.C:
 			e.mu.Lock()

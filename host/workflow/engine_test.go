@@ -178,3 +178,35 @@ func TestEngine_DiamondRunsEachNodeOnceAndJoins(t *testing.T) {
 		t.Errorf("node a ran %v times after resubmits", got)
 	}
 }
+
+// TestEngine_StopWakesTheProgressFlusher: Stop returns once the work is
+// done, without waiting for the progress interval to tick; with an
+// interval of an hour a flusher that only woke on its ticker would hold
+// Stop up until the drain deadline.
+func TestEngine_StopWakesTheProgressFlusher(t *testing.T) {
+	f := newFixture(t)
+	e, err := workflow.New(f.store, f.h, workflow.WithProgressInterval(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := workflow.Parse("wf.yaml", []byte(diamond), workflow.ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.AddWorkflow(w)
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.Submit(context.Background(), "diamond", []byte(`"x"`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := wait(t, e, r.ID); got.Status != statestore.StatusSucceeded {
+		t.Fatalf("run %s: %s", got.Status, got.Error)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.Stop(ctx); err != nil {
+		t.Fatalf("Stop waited for the progress interval: %v", err)
+	}
+}
