@@ -601,11 +601,12 @@ func (e *Engine) execNode(rs *runState, name string) string {
 	e.emit(Event{Kind: EventNodeStarted, RunID: rs.id, Workflow: w.Name, Node: name, Attempt: first})
 
 	started := time.Now()
+	dur := &durable{e: e, rs: rs, node: name, plugin: n.Plugin, attempt: first}
 	req := host.InvokeRequest{
 		Plugin: n.Plugin, Function: n.Function, Input: input, Version: rs.versions[name],
 		Invocation: abi.Invocation{RunID: rs.id, Workflow: w.Name, Node: name, Attempt: first,
 			IdempotencyKey: abi.IdempotencyKey(rs.id, name)},
-		Durable: &durable{e: e, rs: rs, node: name, plugin: n.Plugin, attempt: first},
+		Durable: dur,
 		Logger:  e.log,
 	}
 	if req.Version == "" {
@@ -622,6 +623,16 @@ func (e *Engine) execNode(rs *runState, name string) string {
 		rs.mu.Lock()
 		delete(rs.running, name)
 		rs.mu.Unlock()
+		return ""
+	}
+	if serr := dur.refused(); err != nil && serr != nil {
+		// The store refused the node's checkpoint or state for lack of
+		// space: the node is not at fault, and the run resumes on the
+		// next start instead of failing.
+		rs.mu.Lock()
+		delete(rs.running, name)
+		rs.mu.Unlock()
+		e.storeTrouble(rs, "node "+name, fmt.Errorf("node failed after the store refused its write: %w (node error: %v)", serr, err))
 		return ""
 	}
 	if err != nil && n.Fallback != nil {

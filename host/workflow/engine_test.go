@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -208,5 +209,32 @@ func TestEngine_StopWakesTheProgressFlusher(t *testing.T) {
 	defer cancel()
 	if err := e.Stop(ctx); err != nil {
 		t.Fatalf("Stop waited for the progress interval: %v", err)
+	}
+}
+
+// fullStore refuses plugin state writes as a full disk does.
+type fullStore struct{ statestore.Store }
+
+func (fullStore) StateSet(context.Context, string, string, []byte) error {
+	return fmt.Errorf("%w: test disk is full", statestore.ErrNoSpace)
+}
+
+// TestEngine_NoSpaceInANodePausesTheRun: a node that fails after the store
+// refused its state write for lack of space is not at fault: its run is
+// left unfinished, with no dead letter, to resume on the next start.
+func TestEngine_NoSpaceInANodePausesTheRun(t *testing.T) {
+	f := newFixture(t)
+	f.store = fullStore{f.store}
+	e := f.engine(t, diamond)
+	r, err := e.Submit(context.Background(), "diamond", []byte(`"x"`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := wait(t, e, r.ID)
+	if got.Status.Finished() {
+		t.Fatalf("run %s: %s, want it left unfinished", got.Status, got.Error)
+	}
+	if n, err := f.store.CountDeadLetters(context.Background()); err != nil || n != 0 {
+		t.Errorf("dead letters: %d %v", n, err)
 	}
 }
