@@ -163,14 +163,20 @@ func inspect(dir string, repair bool) (rep Report, err error) {
 			}
 		}
 	}
-	unreadable, err := readBack(dir, repair)
+	unreadable, lost, err := readBack(dir, repair)
 	if err != nil {
 		rep.Problems = append(rep.Problems, err.Error())
 		rep.Unrepairable = true
 		return rep, nil
 	}
-	if repair && len(damaged) > 0 {
-		rep.Lost = append(rep.Lost, unreadable...)
+	if repair {
+		why := " (its value cannot be read; removed)"
+		if len(damaged) > 0 {
+			why = " (its value was in the dropped bytes; removed)"
+		}
+		for _, l := range lost {
+			rep.Lost = append(rep.Lost, l+why)
+		}
 	} else {
 		rep.Unreadable = unreadable
 	}
@@ -318,10 +324,10 @@ func cutLog(path string, from, size int64) error {
 
 // readBack opens the store with Badger (read-only unless writable) and
 // reads every stored value, returning the records whose value cannot be
-// read.
-func readBack(dir string, writable bool) (bad []string, err error) {
+// read, with and without the reason; when writable, it deletes them.
+func readBack(dir string, writable bool) (bad, records []string, err error) {
 	if err := removeEmptyLogs(dir); err != nil && writable {
-		return nil, err
+		return nil, nil, err
 	}
 	bo := badger.DefaultOptions(dir).
 		WithLogger(nil).
@@ -333,7 +339,7 @@ func readBack(dir string, writable bool) (bad []string, err error) {
 		WithValueThreshold(valueThreshold)
 	db, err := openBadger(bo)
 	if err != nil {
-		return nil, fmt.Errorf("Badger cannot open the directory: %v", err)
+		return nil, nil, fmt.Errorf("Badger cannot open the directory: %v", err)
 	}
 	defer func() {
 		if cerr := db.Close(); cerr != nil && err == nil {
@@ -348,15 +354,16 @@ func readBack(dir string, writable bool) (bad []string, err error) {
 			item := it.Item()
 			if verr := readValue(item); verr != nil {
 				badKeys = append(badKeys, item.KeyCopy(nil))
+				records = append(records, describeKey(item.KeyCopy(nil)))
 				bad = append(bad, describeKey(item.KeyCopy(nil))+": "+verr.Error())
 			}
 		}
 		return nil
 	})
 	if err != nil || !writable || len(badKeys) == 0 {
-		return bad, err
+		return bad, records, err
 	}
-	return bad, dropRecords(db, badKeys)
+	return bad, records, dropRecords(db, badKeys)
 }
 
 // dropRecords deletes records whose value is lost, and the index entries

@@ -77,6 +77,10 @@ func (sp *space) noSpaceError(free, need int64) error {
 // allocated.
 func (sp *space) admit(mem, vlog int64) error {
 	free, err := freeBytes(sp.dir)
+	if errors.Is(err, syscall.ENOENT) {
+		// Badger's files are unlinked: nothing written now would survive.
+		return fmt.Errorf("badgerstore: %s: store directory removed: %w", sp.dir, err)
+	}
 	if err == nil && free-mem-vlog < sp.reserve {
 		return sp.noSpaceError(free, mem+vlog)
 	}
