@@ -136,3 +136,49 @@ func lastLogLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestRun_ExitIsBoundedWhenTheStoreCannotFlush removes the data directory
+// under a running `bulkhead run`: Badger then cannot flush its memtable
+// and would retry forever, so the command must still exit, non-zero, with
+// an error that says the store was not closed.
+func TestRun_ExitIsBoundedWhenTheStoreCannotFlush(t *testing.T) {
+	tmp := t.TempDir()
+	plugins := filepath.Join(tmp, "plugins")
+	if err := os.Mkdir(plugins, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wasm, err := os.ReadFile("../../testdata/go/nodes/nodes.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(plugins, "nodes.wasm"), wasm, 0o644)
+	flow := filepath.Join(tmp, "slow.yaml")
+	os.WriteFile(flow, []byte(`name: slow
+nodes:
+  a: {plugin: nodes, function: work}
+  b:
+    plugin: nodes
+    function: long
+    config: {steps: 100, step_ms: 20, every: 10}
+    needs: [a]
+`), 0o644)
+	data := filepath.Join(tmp, "data")
+	c := startCLI(t, "run", flow, "--data", data, "--plugins", plugins, "--progress", "plain")
+	if !c.waitRunning(60 * time.Second) {
+		c.kill()
+		t.Fatalf("the run did not start:\n%s", c.errText())
+	}
+	if err := os.RemoveAll(data); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	exited, code := c.exited(90 * time.Second)
+	if !exited {
+		c.kill()
+		t.Fatalf("bulkhead run did not exit within 90s of its data directory being removed:\n%s", c.errText())
+	}
+	t.Logf("exit %d, %s after the data directory was removed", code, time.Since(start).Round(time.Millisecond))
+	if code == exitOK || !strings.Contains(c.errText(), "close store") || !strings.Contains(c.errText(), "not closed in time") {
+		t.Fatalf("exit %d, stderr:\n%s", code, c.errText())
+	}
+}
