@@ -339,11 +339,11 @@ func readBack(dir string, writable bool) (bad, records []string, err error) {
 		WithValueThreshold(valueThreshold)
 	db, err := openBadger(bo)
 	if err != nil {
-		return nil, nil, fmt.Errorf("Badger cannot open the directory: %v", err)
+		return nil, nil, fmt.Errorf("open with Badger: %v", err)
 	}
 	defer func() {
 		if cerr := db.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("Badger cannot close the directory: %v", cerr)
+			err = fmt.Errorf("close with Badger: %v", cerr)
 		}
 	}()
 	var badKeys [][]byte

@@ -1,6 +1,7 @@
 package badgerstore
 
 import (
+	"errors"
 	"os"
 	"syscall"
 )
@@ -28,7 +29,7 @@ func fallocate(path string, off, n int64) error {
 	defer f.Close()
 	for {
 		err = syscall.Fallocate(int(f.Fd()), fallocKeepSize, off, n)
-		if err != syscall.EINTR {
+		if !errors.Is(err, syscall.EINTR) {
 			return err
 		}
 	}
