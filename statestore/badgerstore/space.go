@@ -32,7 +32,7 @@ const DefaultReserve = 128 << 20
 const (
 	// preallocWindow is how far ahead of Badger's writes the live memtable
 	// log and value log are allocated.
-	preallocWindow = 8 << 20
+	preallocWindow = 4 << 20
 	// entryOverhead bounds what Badger's log adds to an entry's key and
 	// value (header, checksum, transaction marks).
 	entryOverhead = 64
@@ -112,12 +112,14 @@ func (sp *space) wrote(mem, vlog int64) {
 	}
 }
 
-// grow allocates f up to n bytes past its estimated end plus the window.
+// grow makes sure f is allocated at least the window past its estimated
+// end after n more bytes; it allocates two windows at a time, so that it
+// calls fallocate once per window of writes.
 func (sp *space) grow(f *liveFile, n int64) error {
-	want := min(f.size, f.est+n+preallocWindow)
-	if want <= f.alloc {
+	if f.alloc >= f.size || f.est+n+preallocWindow <= f.alloc {
 		return nil
 	}
+	want := min(f.size, f.est+n+2*preallocWindow)
 	err := fallocate(f.path, f.alloc, want-f.alloc)
 	switch {
 	case err == nil:
