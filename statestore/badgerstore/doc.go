@@ -12,8 +12,8 @@
 // CloseContext also until its context ends: Badger retries a memtable flush
 // that fails (disk full, directory removed) forever, and Close then returns
 // an error matching ErrCloseTimeout, leaving Badger's goroutines and the
-// directory lock to the process's exit. That loses nothing acknowledged:
-// the next Open replays the logs. CollectGarbage runs one GC pass on demand.
+// directory lock to the process's exit. On a full disk that loses nothing
+// acknowledged: the next Open replays the logs. CollectGarbage runs one GC pass on demand.
 //
 // # Open errors
 //

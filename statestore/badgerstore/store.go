@@ -221,8 +221,8 @@ func (s *Store) Dir() string { return s.dir }
 // (WithCloseTimeout): Badger retries a failed flush forever (a full disk,
 // the directory removed), and then Close returns an error matching
 // ErrCloseTimeout and leaves Badger and the directory lock to the process's
-// exit. Nothing acknowledged is lost that way: the next Open replays the
-// logs.
+// exit. Unless the directory was removed, nothing acknowledged is lost
+// that way: the next Open replays the logs.
 func (s *Store) Close() error {
 	return s.CloseContext(context.Background())
 }
@@ -237,7 +237,10 @@ func (s *Store) CloseContext(ctx context.Context) error {
 	case <-s.closeDone:
 		return s.closeErr
 	case <-t.C:
-		return fmt.Errorf("%w: %s: Badger has not flushed after %s (is the disk full or the directory gone?); acknowledged writes are in its logs and the next open replays them",
+		if _, err := os.Stat(s.dir); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w: %s: Badger has not flushed after %s: the directory was removed", ErrCloseTimeout, s.dir, s.opts.closeTimeout)
+		}
+		return fmt.Errorf("%w: %s: Badger has not flushed after %s (is the disk full?); acknowledged writes are in its logs and the next open replays them",
 			ErrCloseTimeout, s.dir, s.opts.closeTimeout)
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %s: %w", ErrCloseTimeout, s.dir, ctx.Err())
