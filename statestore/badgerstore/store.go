@@ -29,8 +29,8 @@ var (
 	// damaged MANIFEST, table or log), or data of another layout.
 	ErrCorrupt = errors.New("badgerstore: store directory corrupt")
 	// ErrCloseTimeout: Close gave up waiting for Badger to flush (a full
-	// disk, a directory removed underneath). Every acknowledged write is in
-	// the logs, and the next Open replays them.
+	// disk, a directory removed underneath). On a full disk every
+	// acknowledged write is in the logs, and the next Open replays them.
 	ErrCloseTimeout = errors.New("badgerstore: store not closed in time")
 )
 
