@@ -212,29 +212,63 @@ func TestEngine_StopWakesTheProgressFlusher(t *testing.T) {
 	}
 }
 
-// fullStore refuses plugin state writes as a full disk does.
-type fullStore struct{ statestore.Store }
+// fullStore refuses plugin state writes, or only checkpoints, as a full
+// disk does.
+type fullStore struct {
+	statestore.Store
+	checkpointsOnly bool
+}
 
-func (fullStore) StateSet(context.Context, string, string, []byte) error {
-	return fmt.Errorf("%w: test disk is full", statestore.ErrNoSpace)
+var errTestFull = fmt.Errorf("%w: test disk is full", statestore.ErrNoSpace)
+
+func (s fullStore) StateSet(ctx context.Context, plugin, key string, value []byte) error {
+	if s.checkpointsOnly {
+		return s.Store.StateSet(ctx, plugin, key, value)
+	}
+	return errTestFull
+}
+
+func (fullStore) SaveCheckpoint(context.Context, string, string, []byte) (uint64, error) {
+	return 0, errTestFull
 }
 
 // TestEngine_NoSpaceInANodePausesTheRun: a node that fails after the store
-// refused its state write for lack of space is not at fault: its run is
-// left unfinished, with no dead letter, to resume on the next start.
+// refused its state write or checkpoint for lack of space (the guest sees
+// the host function's failure code) is not at fault: its run is left
+// unfinished, with no dead letter, to resume on the next start.
 func TestEngine_NoSpaceInANodePausesTheRun(t *testing.T) {
-	f := newFixture(t)
-	f.store = fullStore{f.store}
-	e := f.engine(t, diamond)
-	r, err := e.Submit(context.Background(), "diamond", []byte(`"x"`), "")
-	if err != nil {
-		t.Fatal(err)
+	const longFlow = `
+name: long
+nodes:
+  a:
+    plugin: nodes
+    function: long
+    config: {steps: 20, step_ms: 1, every: 5}
+`
+	tests := []struct {
+		name            string
+		flow, workflow  string
+		checkpointsOnly bool
+	}{
+		{"state", diamond, "diamond", false},
+		{"checkpoint", longFlow, "long", true},
 	}
-	got := wait(t, e, r.ID)
-	if got.Status.Finished() {
-		t.Fatalf("run %s: %s, want it left unfinished", got.Status, got.Error)
-	}
-	if n, err := f.store.CountDeadLetters(context.Background()); err != nil || n != 0 {
-		t.Errorf("dead letters: %d %v", n, err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.store = fullStore{Store: f.store, checkpointsOnly: tt.checkpointsOnly}
+			e := f.engine(t, tt.flow)
+			r, err := e.Submit(context.Background(), tt.workflow, []byte(`"x"`), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := wait(t, e, r.ID)
+			if got.Status.Finished() {
+				t.Fatalf("run %s: %s, want it left unfinished", got.Status, got.Error)
+			}
+			if n, err := f.store.CountDeadLetters(context.Background()); err != nil || n != 0 {
+				t.Errorf("dead letters: %d %v", n, err)
+			}
+		})
 	}
 }
