@@ -2,9 +2,11 @@ package badgerstore
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -204,20 +206,84 @@ func findLogDamage(path string) (*logDamage, error) {
 		return nil, nil
 	}
 	d := &logDamage{path: path, bad: off, size: size, dataAfterE: off + end}
-	if k, n, ok := entryKey(f, off, size); ok {
+	if k, _, ok := entryKey(f, off, size); ok && !bytes.HasPrefix(k, badgerPrefix) {
 		d.badKey = describeLogKey(k)
-		if n > 0 && off+n < size {
-			var keys []string
-			next, _ := walkLog(f, off+n, size, func(k []byte) { keys = append(keys, describeLogKey(k)) })
-			if next > off+n {
-				d.after = len(keys)
-				d.afterKeys = dedupe(keys)
-			}
-		}
 	}
 	// Where the data after the entry begins and ends, for the report.
 	d.dataAfterE, d.dataEnd = dataExtent(f, off+end, size)
+	// The valid entries after the damage, found by looking for the next
+	// offset where an entry passes its checksum.
+	var keys []string
+	for pos := off + 1; pos < d.dataEnd; {
+		start, ok := resync(f, pos, min(d.dataEnd, pos+resyncWindow), size)
+		if !ok {
+			break
+		}
+		stop, _ := walkLog(f, start, size, func(k []byte) {
+			if !bytes.HasPrefix(k, badgerPrefix) { // Badger's transaction marks hold no record
+				keys = append(keys, describeLogKey(k))
+			}
+		})
+		pos = stop + 1
+	}
+	d.after = len(keys)
+	d.afterKeys = dedupe(keys)
 	return d, nil
+}
+
+var badgerPrefix = []byte("!badger!")
+
+// resyncWindow bounds how far past damage resync looks for the next entry.
+const resyncWindow = 1 << 20
+
+// resync returns the first offset in [from, to) where a valid entry starts.
+func resync(f *os.File, from, to, size int64) (int64, bool) {
+	buf := make([]byte, min(size-from, to-from+2<<20))
+	n, _ := f.ReadAt(buf, from)
+	buf = buf[:n]
+	for o := int64(0); from+o < to && o < int64(len(buf)); o++ {
+		if validEntryAt(f, buf, o, from, size) {
+			return from + o, true
+		}
+	}
+	return 0, false
+}
+
+// validEntryAt reports whether an entry that passes its checksum starts at
+// buf[o:] (buf holds the file from offset base on).
+func validEntryAt(f *os.File, buf []byte, o, base, size int64) bool {
+	hdr := buf[o:min(int64(len(buf)), o+maxEntryHeader)]
+	if len(hdr) < 5 {
+		return false
+	}
+	p := 2
+	klen, c1 := binary.Uvarint(hdr[p:])
+	if c1 <= 0 || klen == 0 || klen > maxKeyLen {
+		return false
+	}
+	p += c1
+	vlen, c2 := binary.Uvarint(hdr[p:])
+	if c2 <= 0 {
+		return false
+	}
+	p += c2
+	_, c3 := binary.Uvarint(hdr[p:])
+	if c3 <= 0 {
+		return false
+	}
+	p += c3
+	total := int64(p) + int64(klen) + int64(vlen) + 4
+	if base+o+total > size {
+		return false
+	}
+	e := buf[o:min(int64(len(buf)), o+total)]
+	if int64(len(e)) < total {
+		e = make([]byte, total)
+		if n, _ := f.ReadAt(e, base+o); int64(n) < total {
+			return false
+		}
+	}
+	return crc32.Checksum(e[:total-4], castagnoli) == binary.BigEndian.Uint32(e[total-4:])
 }
 
 // walkLog reads valid entries from off and returns the offset of the first

@@ -108,3 +108,41 @@ func TestCheck_InUse(t *testing.T) {
 		t.Errorf("Check of a sound store: %+v %v", rep, err)
 	}
 }
+
+// TestRepair_MemtableLogSaysWhatIsLost damages a memtable log in the
+// middle: Repair cuts it there and names the node results logged after the
+// damage, which it cannot keep.
+func TestRepair_MemtableLogSaysWhatIsLost(t *testing.T) {
+	live := t.TempDir()
+	s := open(t, live)
+	fill(t, s, 100)
+	dir := crashCopy(t, live)
+	_ = s.Close()
+	mem := glob1(t, filepath.Join(dir, "*.mem"))
+	garble(t, mem, 9000)
+	rep, err := badgerstore.Repair(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := strings.Join(rep.Lost, "\n")
+	t.Logf("%d records lost:\n%s", len(rep.Lost), lost)
+	if !strings.Contains(lost, `result of node "n099" of run "r"`) || len(rep.Lost) < 10 {
+		t.Fatalf("Lost does not name the results logged after the damage: %+v", rep)
+	}
+	s = open(t, dir)
+	res, err := s.NodeResults(context.Background(), "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range rep.Lost {
+		var node string
+		if _, err := fmt.Sscanf(l, "result of node %q", &node); err == nil {
+			if _, ok := res[node]; ok {
+				t.Errorf("%s reported lost but stored", node)
+			}
+		}
+	}
+	if len(res) == 0 || len(res) == 100 {
+		t.Errorf("%d results kept", len(res))
+	}
+}
