@@ -120,9 +120,11 @@ func TestServe_DiskFull(t *testing.T) {
 		}
 		return true
 	})
-	var r statestore.Run
-	if err := s2.client.Run(ctx, acked[len(acked)-1], &r); err != nil || len(r.Input) != len(input) {
-		t.Errorf("last accepted run's input: %d bytes, %v", len(r.Input), err)
+	for _, id := range acked {
+		var r statestore.Run
+		if err := s2.client.Run(ctx, id, &r); err != nil || !bytes.Equal(r.Input, input) {
+			t.Errorf("accepted run %s: input of %d bytes, %v", id, len(r.Input), err)
+		}
 	}
 	if exit, _ := s2.stop(syscall.SIGTERM, 60*time.Second); exit != 0 {
 		t.Errorf("second exit %d:\n%s", exit, lastLogLines(s2.logText(), 20))
