@@ -13,7 +13,7 @@ func main() {
 const (
 	exitOK      = 0
 	exitFailure = 1 // the plugin or the run failed
-	exitUsage   = 2 // bad usage, or a module that cannot be loaded
+	exitUsage   = 2 // bad usage, a module that cannot be loaded, a data directory that cannot be used
 )
 
 const usage = `bulkhead runs workflows whose nodes are sandboxed WebAssembly plugins.
