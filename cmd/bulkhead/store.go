@@ -55,6 +55,9 @@ func runStore(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	for _, u := range rep.Unreadable {
 		fprintf(stdout, "unreadable: %s\n", u)
 	}
+	for _, n := range rep.Notes {
+		fprintf(stdout, "note: %s\n", n)
+	}
 	switch {
 	case rep.Unrepairable:
 		fprintf(stdout, "result: damage that repair cannot fix; restore the directory from a backup\n")

@@ -86,7 +86,9 @@
 // records/s against 3,056 before (medians of three, shared machine).
 //
 // Check and Repair inspect a directory Open refuses. Check changes nothing
-// (but removing zero-byte logs, as Open does). Repair cuts a log at its
+// (but removing zero-byte logs, as Open does), and reads every value back
+// only after a clean close (Badger opens read-only only a flushed store).
+// Repair cuts a log at its
 // first damaged entry when more data follows it — the remains of a write
 // cut short — which is what Badger itself does with a torn tail. Badger
 // writes a value to the value log before the memtable log entry that points

@@ -37,8 +37,10 @@ type Report struct {
 	// repair when nothing acknowledged was lost.
 	Lost []string
 	// Unreadable lists records whose value cannot be read back (found by
-	// Check on an undamaged directory and by Repair after its changes).
+	// Check on an undamaged directory).
 	Unreadable []string
+	// Notes says what was not checked, and why.
+	Notes []string
 }
 
 // OK reports whether nothing is wrong.
@@ -59,7 +61,8 @@ type logDamage struct {
 
 // Check inspects the store in dir without changing it: every table's block
 // checksums, every memtable log and value log entry by entry, and, when
-// those are sound, every stored value through Badger opened read-only.
+// those are sound and the memtable was flushed (a clean close), every
+// stored value through Badger opened read-only.
 // It returns an error wrapping ErrInUse when the store is open elsewhere.
 func Check(dir string) (Report, error) {
 	return inspect(dir, false)
@@ -88,7 +91,7 @@ func inspect(dir string, repair bool) (rep Report, err error) {
 	rep = Report{Dir: dir, Free: -1}
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return rep, fmt.Errorf("%w: %s: %w", ErrNotWritable, dir, err)
+		return rep, fmt.Errorf("badgerstore: no store at %s: %w", dir, err)
 	}
 	if !fi.IsDir() {
 		return rep, fmt.Errorf("%w: %s is not a directory", ErrNotWritable, dir)
@@ -165,6 +168,12 @@ func inspect(dir string, repair bool) (rep Report, err error) {
 			}
 		}
 	}
+	if !repair && hasMemtableLogs(dir) {
+		// Badger opens read-only only a store whose memtables were
+		// flushed, which a crash does not leave behind.
+		rep.Notes = append(rep.Notes, "values not read back: the memtable was not flushed (the store was not closed cleanly); `bulkhead store repair` reads them")
+		return rep, nil
+	}
 	unreadable, lost, err := readBack(dir, repair)
 	if err != nil {
 		rep.Problems = append(rep.Problems, err.Error())
@@ -183,6 +192,17 @@ func inspect(dir string, repair bool) (rep Report, err error) {
 		rep.Unreadable = unreadable
 	}
 	return rep, nil
+}
+
+// hasMemtableLogs reports whether dir holds a memtable log with data.
+func hasMemtableLogs(dir string) bool {
+	m, _ := filepath.Glob(filepath.Join(dir, "*.mem"))
+	for _, p := range m {
+		if fi, err := os.Stat(p); err == nil && fi.Size() > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // findLogDamage returns the first entry of a log that fails its checks when
