@@ -88,9 +88,9 @@
 // Check and Repair inspect a directory Open refuses. Check changes nothing
 // (but removing zero-byte logs, as Open does), and reads every value back
 // only after a clean close (Badger opens read-only only a flushed store).
-// Repair cuts a log at its
-// first damaged entry when more data follows it — the remains of a write
-// cut short — which is what Badger itself does with a torn tail. Badger
+// Repair cuts a log at its first damaged entry when more data follows it —
+// the remains of a write cut short — which is what Badger itself does with
+// a torn tail. Badger
 // writes a value to the value log before the memtable log entry that points
 // to it, and a write is acknowledged only when both are synced, so value
 // log bytes no record points to were never acknowledged: Repair reads every
