@@ -56,7 +56,8 @@
 // calls statfs before each commit, and a write that would cut into the
 // reserve fails, unwritten, with an error matching statestore.ErrNoSpace
 // that says how much is free. Deletes are writes too: below the reserve,
-// retention waits for space like everything else. The reserve covers what
+// retention waits for space like everything else, and value-log GC does
+// not start with less than half a value-log file free. The reserve covers what
 // Badger writes on its own between two commits: a memtable flush (16 MiB
 // memtables here, against Badger's 64 MiB) and the rewrites of one
 // value-log GC pass (64 MiB value-log files, against 1 GiB), and with them
