@@ -192,3 +192,18 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestOpen_TooLittleSpace: Badger writes when it opens, so Open refuses a
+// file system with less than half the reserve free, with an error that
+// says so, rather than letting Badger fault.
+func TestOpen_TooLittleSpace(t *testing.T) {
+	mnt := mountTmpfs(t, 32<<20)
+	_, err := badgerstore.Open(filepath.Join(mnt, "store"), badgerstore.WithReserve(128<<20))
+	if !errors.Is(err, statestore.ErrNoSpace) || !errors.Is(err, badgerstore.ErrNotWritable) || !strings.Contains(err.Error(), "reserve") {
+		t.Fatalf("Open with 32 MiB free and a 128 MiB reserve: %v", err)
+	}
+	s := open(t, filepath.Join(mnt, "store"), badgerstore.WithReserve(16<<20))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
