@@ -56,7 +56,9 @@
 //
 // Methods return the sentinels ErrNotFound, ErrConflict, ErrInvalid and
 // ErrClosed, wrapped with detail; match them with errors.Is. Each interface
-// method's comment lists the ones it returns. A cancelled context returns the
+// method's comment lists the ones it returns. Any write may also return
+// ErrNoSpace when the store refuses it because its disk is (nearly) full;
+// nothing of such a write is stored. A cancelled context returns the
 // context's error. Errors of the underlying database never escape unwrapped
 // as sentinels of that database.
 //

@@ -27,6 +27,11 @@ var (
 	ErrInvalid = errors.New("statestore: invalid argument")
 )
 
+// ErrNoSpace: the write was refused because the store's file system is
+// (nearly) full. Nothing of it was stored; the same write succeeds once
+// space is freed.
+var ErrNoSpace = errors.New("statestore: no space left")
+
 // Defaults shared by every implementation.
 const (
 	// DefaultMaxCheckpoints is how many checkpoints are kept per run and node.

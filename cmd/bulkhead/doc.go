@@ -1,8 +1,9 @@
 // Command bulkhead runs workflows whose nodes are sandboxed WebAssembly
 // plugins: one-shot (`call`, `run`), as a service (`serve`), and as the
 // operator's tool for what the service or the data directory holds (`runs`,
-// `dlq`, `checkpoints`, `plugins`, `config show`), plus `new` for node
-// projects. `bulkhead help COMMAND` lists a command's flags.
+// `dlq`, `checkpoints`, `plugins`, `config show`, `store check|repair`),
+// plus `new` for node projects. `bulkhead help COMMAND` lists a command's
+// flags.
 //
 // Exit statuses: 0 success; 1 the plugin or the run failed; 2 bad usage, a
 // module that cannot be loaded, or a data directory or service that cannot

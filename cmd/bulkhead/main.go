@@ -13,7 +13,7 @@ func main() {
 const (
 	exitOK      = 0
 	exitFailure = 1 // the plugin or the run failed
-	exitUsage   = 2 // bad usage, or a module that cannot be loaded
+	exitUsage   = 2 // bad usage, a module that cannot be loaded, a data directory that cannot be used
 )
 
 const usage = `bulkhead runs workflows whose nodes are sandboxed WebAssembly plugins.
@@ -27,6 +27,7 @@ Usage:
   bulkhead plugins ls|reload NAME              list plugins and their state, or load one to check it
   bulkhead serve [--config FILE] [flags]       run the service: HTTP API, metrics, dashboard
   bulkhead config show [flags]                 print serve's effective configuration and its sources
+  bulkhead store check|repair [--data DIR]     check the data directory's store, or recover a damaged one
   bulkhead new --lang LANG NAME                write a ready-to-build node project
   bulkhead version                             print the version
   bulkhead help [COMMAND]                      show help
@@ -49,6 +50,7 @@ func commands() []command {
 		{"plugins", runPlugins},
 		{"serve", runServe},
 		{"config", runConfig},
+		{"store", runStore},
 		{"new", runNew},
 		{"version", runVersion},
 	}

@@ -152,7 +152,7 @@ func printFinished(cmd string, r statestore.Run, stdout, stderr io.Writer) int {
 // another process (a running service, usually) gets a hint to talk to
 // that process with --server instead.
 func openLocalStore(cmd, data string, stderr io.Writer) (*badgerstore.Store, int) {
-	s, err := badgerstore.Open(filepath.Join(dataDir(data), "store"))
+	s, err := badgerstore.Open(filepath.Join(dataDir(data), "store"), storeOptions()...)
 	if errors.Is(err, badgerstore.ErrInUse) {
 		fprintf(stderr, "bulkhead %s: %v\n"+
 			"  the data directory is locked by another process, usually a running `bulkhead serve`:\n"+
@@ -160,7 +160,7 @@ func openLocalStore(cmd, data string, stderr io.Writer) (*badgerstore.Store, int
 		return nil, exitUsage
 	}
 	if err != nil {
-		fprintf(stderr, "bulkhead %s: %v\n", cmd, err)
+		fprintf(stderr, "bulkhead %s: %v\n%s", cmd, err, storeHint(err, data))
 		return nil, exitUsage
 	}
 	return s, exitOK

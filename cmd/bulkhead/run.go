@@ -17,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/host"
 	"github.com/bulkhead-run/bulkhead/host/workflow"
 	"github.com/bulkhead-run/bulkhead/plugins"
@@ -106,7 +107,7 @@ func runRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return exitFailure
 	}
-	return rt.await(ctx, r.ID, stdout, stderr)
+	return rt.finish(rt.await(ctx, r.ID, stdout, stderr), stderr)
 }
 
 // runtime is what commands that execute runs share: store, host, engine.
@@ -119,6 +120,7 @@ type runtime struct {
 	printer *progressPrinter
 	cmd     string
 	started bool
+	closed  bool
 }
 
 type envFlags struct {
@@ -152,12 +154,39 @@ func defaultPluginsDir(flow string) string {
 // openStore opens the data directory's store.
 func openStore(cmd, data string, stderr io.Writer) (*badgerstore.Store, int) {
 	dir := filepath.Join(dataDir(data), "store")
-	s, err := badgerstore.Open(dir)
+	s, err := badgerstore.Open(dir, storeOptions()...)
 	if err != nil {
-		fprintf(stderr, "bulkhead %s: %v\n", cmd, err)
+		fprintf(stderr, "bulkhead %s: %v\n%s", cmd, err, storeHint(err, data))
 		return nil, exitUsage
 	}
 	return s, exitOK
+}
+
+// storeOptions are the store options of the commands that open the data
+// directory themselves: BULKHEAD_FREE_SPACE_RESERVE sets the reserve.
+func storeOptions() []badgerstore.Option {
+	if v := os.Getenv("BULKHEAD_FREE_SPACE_RESERVE"); v != "" {
+		if n, err := abi.ParseSize(v); err == nil {
+			return []badgerstore.Option{badgerstore.WithReserve(int64(n))}
+		}
+	}
+	return nil
+}
+
+// storeHint says what to do about an error opening the store ("" when
+// there is nothing to add).
+func storeHint(err error, data string) string {
+	flag := ""
+	if data != "" {
+		flag = " --data " + data
+	}
+	switch {
+	case errors.Is(err, badgerstore.ErrCorrupt):
+		return "  run `bulkhead store check" + flag + "` to see what is damaged and `bulkhead store repair" + flag + "` to recover it\n"
+	case errors.Is(err, statestore.ErrNoSpace):
+		return "  free space on the data directory's file system, or lower the reserve (BULKHEAD_FREE_SPACE_RESERVE)\n"
+	}
+	return ""
 }
 
 // openRuntime opens the store, starts a host with every plugin of the
@@ -306,7 +335,14 @@ func pluginPolicy(m plugins.Manifest) (*resilience.Policy, error) {
 	return &p, p.Validate()
 }
 
-func (rt *runtime) close(stderr io.Writer) {
+// close stops the engine and the host and closes the store. It reports
+// whether the store closed; when it did not (a full disk, the directory
+// removed), the command must exit non-zero.
+func (rt *runtime) close(stderr io.Writer) bool {
+	if rt.closed {
+		return true
+	}
+	rt.closed = true
 	ctx, cancel := context.WithTimeout(context.Background(), drainGrace)
 	defer cancel()
 	if rt.engine != nil {
@@ -319,7 +355,18 @@ func (rt *runtime) close(stderr io.Writer) {
 	}
 	if err := rt.store.Close(); err != nil {
 		fprintf(stderr, "bulkhead %s: close store: %v\n", rt.cmd, err)
+		return false
 	}
+	return true
+}
+
+// finish closes rt after the command's work and returns its exit status:
+// code, or exitFailure when the store did not close.
+func (rt *runtime) finish(code int, stderr io.Writer) int {
+	if !rt.close(stderr) && code == exitOK {
+		return exitFailure
+	}
+	return code
 }
 
 // await waits for a run, prints its output or failure and returns the

@@ -210,7 +210,7 @@ func resumeRun(ctx context.Context, cmd string, env *envFlags, runID, dl string,
 		}
 		return exitFailure
 	}
-	return rt.await(ctx, r.ID, stdout, stderr)
+	return rt.finish(rt.await(ctx, r.ID, stdout, stderr), stderr)
 }
 
 func printRun(w io.Writer, info workflow.RunInfo) {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/app"
 	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/config"
+	"github.com/bulkhead-run/bulkhead/statestore"
+	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
 )
 
 const serveSynopsis = "serve [--config FILE] [--listen ADDR] [--plugins DIR] [--workflows DIR] [--data DIR] [flags]"
@@ -49,6 +51,10 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	a := fx.New(app.Options(cfg, log))
 	if err := a.Err(); err != nil {
 		log.Error("cannot start", "err", err)
+		if storeUnusable(err) {
+			fprintf(stderr, "bulkhead serve: the data directory cannot be used: %v\n%s", err, storeHint(err, cfg.DataDir))
+			return exitUsage
+		}
 		return exitFailure
 	}
 	startCtx, cancel := context.WithTimeout(context.Background(), a.StartTimeout())
@@ -96,4 +102,11 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	l := slog.New(h)
 	slog.SetDefault(l)
 	return l
+}
+
+// storeUnusable reports whether err says the data directory's store cannot
+// be opened: damaged, in use, not writable or out of space.
+func storeUnusable(err error) bool {
+	return errors.Is(err, badgerstore.ErrCorrupt) || errors.Is(err, badgerstore.ErrInUse) ||
+		errors.Is(err, badgerstore.ErrNotWritable) || errors.Is(err, statestore.ErrNoSpace)
 }

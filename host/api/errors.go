@@ -30,6 +30,7 @@ const (
 	CodeDraining         = "draining"           // 503: the service is shutting down
 	CodeUnavailable      = "unavailable"        // 503: a component is not running
 	CodeTimeout          = "timeout"            // 504: the call reached its deadline
+	CodeNoSpace          = "no_space"           // 507: the store's disk is (nearly) full
 	CodeInternal         = "internal"           // 500
 )
 
@@ -99,6 +100,8 @@ func (a *API) toError(err error) *Error {
 		return Errorf(http.StatusServiceUnavailable, CodeCircuitOpen, "%s", msg)
 	case errors.Is(cause, resilience.ErrLimited):
 		return Errorf(http.StatusServiceUnavailable, CodeLimited, "%s", msg)
+	case errors.Is(cause, statestore.ErrNoSpace):
+		return Errorf(http.StatusInsufficientStorage, CodeNoSpace, "%s", msg)
 	case errors.Is(cause, host.ErrClosed), errors.Is(cause, statestore.ErrClosed):
 		return Errorf(http.StatusServiceUnavailable, CodeUnavailable, "%s", msg)
 	case errors.Is(cause, host.ErrNoPlugin):

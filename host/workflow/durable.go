@@ -3,6 +3,7 @@ package workflow
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 
 	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/statestore"
@@ -16,12 +17,32 @@ type durable struct {
 	node    string
 	plugin  string
 	attempt int
+	// noSpace holds the first write the store refused for lack of space:
+	// the guest saw a failure code, and a node that then fails is not at
+	// fault.
+	noSpace atomic.Pointer[error]
+}
+
+// refused returns the store's no-space error when it refused a write of
+// this execution, else nil.
+func (d *durable) refused() error {
+	if p := d.noSpace.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (d *durable) note(err error) error {
+	if errors.Is(err, statestore.ErrNoSpace) {
+		d.noSpace.CompareAndSwap(nil, &err)
+	}
+	return err
 }
 
 func (d *durable) SaveCheckpoint(ctx context.Context, data []byte) error {
 	seq, err := d.e.store.SaveCheckpoint(ctx, d.rs.id, d.node, data)
 	if err != nil {
-		return err
+		return d.note(err)
 	}
 	d.e.emit(Event{Kind: EventCheckpointSaved, RunID: d.rs.id, Workflow: d.rs.wf.Name, Node: d.node, Attempt: d.attempt, Seq: seq})
 	return nil
@@ -51,11 +72,11 @@ func (d *durable) StateGet(ctx context.Context, key string) ([]byte, error) {
 }
 
 func (d *durable) StateSet(ctx context.Context, key string, value []byte) error {
-	return d.e.store.StateSet(ctx, d.plugin, key, value)
+	return d.note(d.e.store.StateSet(ctx, d.plugin, key, value))
 }
 
 func (d *durable) StateDelete(ctx context.Context, key string) error {
-	return d.e.store.StateDelete(ctx, d.plugin, key)
+	return d.note(d.e.store.StateDelete(ctx, d.plugin, key))
 }
 
 func (d *durable) StateUsage(ctx context.Context) (keys, bytes int64, err error) {

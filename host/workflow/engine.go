@@ -144,7 +144,9 @@ type Engine struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	stopped chan struct{}
-	busy    int
+	// stopping is closed when Stop begins; it wakes the progress flusher.
+	stopping chan struct{}
+	busy     int
 
 	conflicts atomic.Int64
 }
@@ -182,7 +184,7 @@ func New(store statestore.Store, inv Invoker, opts ...Option) (*Engine, error) {
 	}
 	e := &Engine{store: store, inv: inv, o: o, log: log,
 		workflows: map[string]*Workflow{}, bySource: map[string]*Workflow{},
-		runs: map[string]*runState{}, stopped: make(chan struct{})}
+		runs: map[string]*runState{}, stopped: make(chan struct{}), stopping: make(chan struct{})}
 	e.cond = sync.NewCond(&e.mu)
 	return e, nil
 }
@@ -292,6 +294,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		}
 	}
 	e.state = stateStopped
+	close(e.stopping)
 	e.cond.Broadcast()
 	e.mu.Unlock()
 	done := make(chan struct{})
@@ -604,11 +607,12 @@ func (e *Engine) execNode(rs *runState, name string) string {
 	e.emit(Event{Kind: EventNodeStarted, RunID: rs.id, Workflow: w.Name, Node: name, Attempt: first})
 
 	started := time.Now()
+	dur := &durable{e: e, rs: rs, node: name, plugin: n.Plugin, attempt: first}
 	req := host.InvokeRequest{
 		Plugin: n.Plugin, Function: n.Function, Input: input, Version: rs.versions[name],
 		Invocation: abi.Invocation{RunID: rs.id, Workflow: w.Name, Node: name, Attempt: first,
 			IdempotencyKey: abi.IdempotencyKey(rs.id, name)},
-		Durable: &durable{e: e, rs: rs, node: name, plugin: n.Plugin, attempt: first},
+		Durable: dur,
 		Logger:  e.log,
 	}
 	if req.Version == "" {
@@ -625,6 +629,16 @@ func (e *Engine) execNode(rs *runState, name string) string {
 		rs.mu.Lock()
 		delete(rs.running, name)
 		rs.mu.Unlock()
+		return ""
+	}
+	if serr := dur.refused(); err != nil && serr != nil {
+		// The store refused the node's checkpoint or state for lack of
+		// space: the node is not at fault, and the run resumes on the
+		// next start instead of failing.
+		rs.mu.Lock()
+		delete(rs.running, name)
+		rs.mu.Unlock()
+		e.storeTrouble(rs, "node "+name, fmt.Errorf("node failed after the store refused its write: %w (node error: %v)", serr, err))
 		return ""
 	}
 	if err != nil && n.Fallback != nil {
@@ -962,6 +976,8 @@ func (e *Engine) emit(ev Event) {
 }
 
 // flusher writes reported progress to the runs every progress interval.
+// Stop wakes it, so it never holds Stop up for an interval; Stop writes
+// what is left.
 func (e *Engine) flusher() {
 	defer e.wg.Done()
 	t := time.NewTicker(e.o.progressEvery)
@@ -969,6 +985,8 @@ func (e *Engine) flusher() {
 	for {
 		select {
 		case <-e.base.Done():
+			return
+		case <-e.stopping:
 			return
 		case <-t.C:
 			e.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -176,5 +177,98 @@ func TestEngine_DiamondRunsEachNodeOnceAndJoins(t *testing.T) {
 	}
 	if got := f.execs(t, r.ID, "a"); len(got) != 1 {
 		t.Errorf("node a ran %v times after resubmits", got)
+	}
+}
+
+// TestEngine_StopWakesTheProgressFlusher: Stop returns once the work is
+// done, without waiting for the progress interval to tick; with an
+// interval of an hour a flusher that only woke on its ticker would hold
+// Stop up until the drain deadline.
+func TestEngine_StopWakesTheProgressFlusher(t *testing.T) {
+	f := newFixture(t)
+	e, err := workflow.New(f.store, f.h, workflow.WithProgressInterval(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := workflow.Parse("wf.yaml", []byte(diamond), workflow.ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.AddWorkflow(w)
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.Submit(context.Background(), "diamond", []byte(`"x"`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := wait(t, e, r.ID); got.Status != statestore.StatusSucceeded {
+		t.Fatalf("run %s: %s", got.Status, got.Error)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.Stop(ctx); err != nil {
+		t.Fatalf("Stop waited for the progress interval: %v", err)
+	}
+}
+
+// fullStore refuses plugin state writes, or only checkpoints, as a full
+// disk does.
+type fullStore struct {
+	statestore.Store
+	checkpointsOnly bool
+}
+
+var errTestFull = fmt.Errorf("%w: test disk is full", statestore.ErrNoSpace)
+
+func (s fullStore) StateSet(ctx context.Context, plugin, key string, value []byte) error {
+	if s.checkpointsOnly {
+		return s.Store.StateSet(ctx, plugin, key, value)
+	}
+	return errTestFull
+}
+
+func (fullStore) SaveCheckpoint(context.Context, string, string, []byte) (uint64, error) {
+	return 0, errTestFull
+}
+
+// TestEngine_NoSpaceInANodePausesTheRun: a node that fails after the store
+// refused its state write or checkpoint for lack of space (the guest sees
+// the host function's failure code) is not at fault: its run is left
+// unfinished, with no dead letter, to resume on the next start.
+func TestEngine_NoSpaceInANodePausesTheRun(t *testing.T) {
+	const longFlow = `
+name: long
+nodes:
+  a:
+    plugin: nodes
+    function: long
+    config: {steps: 20, step_ms: 1, every: 5}
+`
+	tests := []struct {
+		name            string
+		flow, workflow  string
+		checkpointsOnly bool
+	}{
+		{"state", diamond, "diamond", false},
+		{"checkpoint", longFlow, "long", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.store = fullStore{Store: f.store, checkpointsOnly: tt.checkpointsOnly}
+			e := f.engine(t, tt.flow)
+			r, err := e.Submit(context.Background(), tt.workflow, []byte(`"x"`), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := wait(t, e, r.ID)
+			if got.Status.Finished() {
+				t.Fatalf("run %s: %s, want it left unfinished", got.Status, got.Error)
+			}
+			if n, err := f.store.CountDeadLetters(context.Background()); err != nil || n != 0 {
+				t.Errorf("dead letters: %d %v", n, err)
+			}
+		})
 	}
 }

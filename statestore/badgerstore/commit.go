@@ -26,12 +26,26 @@ type writer struct {
 	txn   *badger.Txn
 	bytes int
 	count int
+	big   int // bytes of values that go to the value log
+	nbig  int
 }
 
 func (w *writer) set(k, v []byte) error {
 	w.bytes += len(k) + len(v)
 	w.count++
+	if len(v) >= valueThreshold {
+		w.big += len(v)
+		w.nbig++
+	}
 	return w.txn.Set(k, v)
+}
+
+// logBytes bounds what committing w appends to the memtable log and to the
+// value log.
+func (w *writer) logBytes() (mem, vlog int64) {
+	mem = int64(w.bytes-w.big) + int64(w.count+1)*entryOverhead
+	vlog = int64(w.big) + int64(w.nbig)*entryOverhead
+	return mem, vlog
 }
 
 func (w *writer) del(k []byte) error {
@@ -65,10 +79,10 @@ func exists(txn *badger.Txn, k []byte) (bool, error) {
 }
 
 // Budget of one Badger transaction in a group. Badger refuses a transaction
-// above ~15% of the memtable (9.6 MB by default); values of 1 MiB and more
-// go to the value log and cost a pointer.
+// above ~15% of the memtable (2.4 MiB at memTableSize); values of 1 MiB and
+// more go to the value log and cost a pointer.
 const (
-	txnMaxBytes = 4 << 20
+	txnMaxBytes = 2 << 20
 	txnMaxCount = 10000
 )
 
@@ -134,13 +148,20 @@ func (s *Store) commitGroup(batch []*op) {
 	w := &writer{txn: s.db.NewTransaction(true)}
 
 	commit := func() {
+		mem, vlog := w.logBytes()
 		if len(pending) == 0 {
 			w.txn.Discard()
+		} else if err := s.space.admit(mem, vlog); err != nil {
+			w.txn.Discard()
+			for _, i := range pending {
+				results[i] = err
+			}
 		} else if err := w.txn.Commit(); err != nil {
 			for _, i := range pending {
 				results[i] = translate(err)
 			}
 		} else {
+			s.space.wrote(mem, vlog)
 			committed = append(committed, pending...)
 		}
 		pending = pending[:0]

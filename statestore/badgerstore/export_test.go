@@ -45,3 +45,6 @@ func TearLastWrite(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+// LogEnd is logEnd for the external tests.
+func LogEnd(t *testing.T, path string) int64 { return logEnd(t, path) }

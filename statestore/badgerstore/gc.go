@@ -136,9 +136,14 @@ func deleteRun(w *writer, id string, cutoff time.Time) (bool, error) {
 	return true, nil
 }
 
-// valueLogGC rewrites value-log files that are at least half garbage.
+// valueLogGC rewrites value-log files that are at least half garbage. It
+// does not start a pass with less than half a value-log file free: Badger
+// writes the rewrites itself, past the committer's free-space check.
 func (s *Store) valueLogGC(ctx context.Context) error {
 	for ctx.Err() == nil {
+		if free, err := freeBytes(s.dir); err == nil && free < valueLogFileSize/2+preallocWindow {
+			return fmt.Errorf("%w: %s has %s free, too little for value-log GC", statestore.ErrNoSpace, s.dir, formatBytes(free))
+		}
 		s.mu.RLock()
 		if s.closed {
 			s.mu.RUnlock()

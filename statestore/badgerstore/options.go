@@ -13,6 +13,8 @@ const (
 	DefaultGCInterval = 10 * time.Minute
 	// DefaultMaxBatch is the most writes one group commit takes.
 	DefaultMaxBatch = 1024
+	// DefaultCloseTimeout bounds Close.
+	DefaultCloseTimeout = 10 * time.Second
 )
 
 // Option configures Open.
@@ -30,6 +32,8 @@ type options struct {
 	maxBatch       int
 	syncWrites     bool
 	now            func() time.Time
+	reserve        int64
+	closeTimeout   time.Duration
 }
 
 func defaultOptions() options {
@@ -39,6 +43,8 @@ func defaultOptions() options {
 		maxCheckpoints: statestore.DefaultMaxCheckpoints,
 		maxBatch:       DefaultMaxBatch,
 		now:            time.Now,
+		reserve:        DefaultReserve,
+		closeTimeout:   DefaultCloseTimeout,
 	}
 }
 
@@ -101,6 +107,30 @@ func WithClock(now func() time.Time) Option {
 	return optionFunc(func(o *options) {
 		if now != nil {
 			o.now = now
+		}
+	})
+}
+
+// WithReserve sets the free space, in bytes, that writes leave on the
+// store's file system (DefaultReserve when n <= 0). A write that would leave
+// less fails with an error matching statestore.ErrNoSpace; Open refuses a
+// file system with less than half of it free. Keep it above what Badger
+// writes on its own: a memtable flush and a value-log file of GC rewrites
+// (80 MiB at bulkhead's sizes).
+func WithReserve(n int64) Option {
+	return optionFunc(func(o *options) {
+		if n > 0 {
+			o.reserve = n
+		}
+	})
+}
+
+// WithCloseTimeout bounds how long Close waits for Badger to flush and
+// close (DefaultCloseTimeout when d <= 0).
+func WithCloseTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) {
+		if d > 0 {
+			o.closeTimeout = d
 		}
 	})
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	badgeropts "github.com/dgraph-io/badger/v4/options"
@@ -26,6 +28,10 @@ var (
 	// ErrCorrupt: the directory holds files Badger cannot read back (a
 	// damaged MANIFEST, table or log), or data of another layout.
 	ErrCorrupt = errors.New("badgerstore: store directory corrupt")
+	// ErrCloseTimeout: Close gave up waiting for Badger to flush (a full
+	// disk, a directory removed underneath). On a full disk every
+	// acknowledged write is in the logs, and the next Open replays them.
+	ErrCloseTimeout = errors.New("badgerstore: store not closed in time")
 )
 
 var errLocked = errors.New("locked")
@@ -39,6 +45,7 @@ type Store struct {
 	dir    string
 	opts   options
 	unlock func()
+	space  *space // used by the committer only
 
 	// mu guards closed. Readers and enqueuers hold it shared for the length
 	// of their access to db or queue; Close holds it exclusively to flip
@@ -51,6 +58,7 @@ type Store struct {
 	gcCancel      context.CancelFunc
 	gcDone        chan struct{}
 	closeOnce     sync.Once
+	closeDone     chan struct{} // closed when closeErr is set
 	closeErr      error
 }
 
@@ -71,6 +79,10 @@ func Open(dir string, opts ...Option) (s *Store, err error) {
 	}
 	if err := checkWritable(dir); err != nil {
 		return nil, err
+	}
+	if free, err := freeBytes(dir); err == nil && free < o.reserve/2 {
+		return nil, fmt.Errorf("%w: %s: %w: %s free, opening needs half the %s reserve", ErrNotWritable, dir,
+			statestore.ErrNoSpace, formatBytes(free), formatBytes(o.reserve))
 	}
 	unlock, err := lockDir(filepath.Join(dir, lockFileName))
 	if errors.Is(err, errLocked) {
@@ -94,7 +106,10 @@ func Open(dir string, opts ...Option) (s *Store, err error) {
 		WithDetectConflicts(false). // the committer is the only writer
 		WithNumVersionsToKeep(1).
 		WithMetricsEnabled(false).
-		WithChecksumVerificationMode(badgeropts.OnTableRead)
+		WithChecksumVerificationMode(badgeropts.OnTableRead).
+		WithMemTableSize(memTableSize).
+		WithValueLogFileSize(valueLogFileSize).
+		WithValueThreshold(valueThreshold)
 	db, err := openBadger(bo)
 	if err != nil {
 		return nil, classifyOpenError(dir, err)
@@ -107,6 +122,8 @@ func Open(dir string, opts ...Option) (s *Store, err error) {
 		queue:         make(chan *op, o.maxBatch),
 		committerDone: make(chan struct{}),
 		gcDone:        make(chan struct{}),
+		closeDone:     make(chan struct{}),
+		space:         newSpace(dir, o.reserve, o.logger),
 	}
 	if err := s.checkFormat(); err != nil {
 		_ = db.Close()
@@ -198,23 +215,51 @@ func (s *Store) checkFormat() error {
 // Dir returns the store's directory.
 func (s *Store) Dir() string { return s.dir }
 
-// Close stops the GC, lets queued writes finish, and closes Badger. It is
-// idempotent; later calls of other methods return statestore.ErrClosed.
+// Close stops the GC, lets queued writes finish, and closes Badger, which
+// flushes its memtable. It is idempotent; later calls of other methods
+// return statestore.ErrClosed. It waits at most the close timeout
+// (WithCloseTimeout): Badger retries a failed flush forever (a full disk,
+// the directory removed), and then Close returns an error matching
+// ErrCloseTimeout and leaves Badger and the directory lock to the process's
+// exit. Unless the directory was removed, nothing acknowledged is lost
+// that way: the next Open replays the logs.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() {
-		s.gcCancel()
-		<-s.gcDone
-		s.mu.Lock()
-		s.closed = true
-		close(s.queue)
-		s.mu.Unlock()
-		<-s.committerDone
-		if err := s.db.Close(); err != nil {
-			s.closeErr = fmt.Errorf("badgerstore: close %s: %w", s.dir, err)
+	return s.CloseContext(context.Background())
+}
+
+// CloseContext is Close, returning early with ctx's error wrapped in one
+// matching ErrCloseTimeout when ctx ends first.
+func (s *Store) CloseContext(ctx context.Context) error {
+	s.closeOnce.Do(func() { go s.close() })
+	t := time.NewTimer(s.opts.closeTimeout)
+	defer t.Stop()
+	select {
+	case <-s.closeDone:
+		return s.closeErr
+	case <-t.C:
+		if _, err := os.Stat(s.dir); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w: %s: Badger has not flushed after %s: the directory was removed", ErrCloseTimeout, s.dir, s.opts.closeTimeout)
 		}
-		s.unlock()
-	})
-	return s.closeErr
+		return fmt.Errorf("%w: %s: Badger has not flushed after %s (is the disk full?); acknowledged writes are in its logs and the next open replays them",
+			ErrCloseTimeout, s.dir, s.opts.closeTimeout)
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %s: %w", ErrCloseTimeout, s.dir, ctx.Err())
+	}
+}
+
+func (s *Store) close() {
+	defer close(s.closeDone)
+	s.gcCancel()
+	<-s.gcDone
+	s.mu.Lock()
+	s.closed = true
+	close(s.queue)
+	s.mu.Unlock()
+	<-s.committerDone
+	if err := s.db.Close(); err != nil {
+		s.closeErr = fmt.Errorf("badgerstore: close %s: %w", s.dir, err)
+	}
+	s.unlock()
 }
 
 // view runs fn in a read transaction unless the store is closed.
@@ -242,8 +287,11 @@ func translate(err error) error {
 		return fmt.Errorf("%w: %v", statestore.ErrNotFound, err)
 	case errors.Is(err, badger.ErrDBClosed):
 		return statestore.ErrClosed
+	case errors.Is(err, syscall.ENOSPC):
+		return fmt.Errorf("%w: %v", statestore.ErrNoSpace, err)
 	case errors.Is(err, statestore.ErrNotFound), errors.Is(err, statestore.ErrConflict),
 		errors.Is(err, statestore.ErrInvalid), errors.Is(err, statestore.ErrClosed), errors.Is(err, errChanged),
+		errors.Is(err, statestore.ErrNoSpace),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	}

@@ -19,7 +19,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if crashChild() {
+	if crashChild() || fullChild() || closeChild() {
 		return
 	}
 	goleak.VerifyTestMain(m)

@@ -74,7 +74,8 @@ func newStore(cfg *config.Config, log *slog.Logger) (statestore.Store, error) {
 	s, err := badgerstore.Open(StoreDir(cfg.DataDir),
 		badgerstore.WithLogger(log.With("module", "store")),
 		badgerstore.WithRetention(cfg.Store.Retention.D()),
-		badgerstore.WithMaxCheckpoints(cfg.Store.MaxCheckpoints))
+		badgerstore.WithMaxCheckpoints(cfg.Store.MaxCheckpoints),
+		badgerstore.WithReserve(int64(cfg.Store.FreeSpaceReserve)))
 	if err != nil {
 		return nil, err
 	}
@@ -359,7 +360,7 @@ type params struct {
 
 // register appends the lifecycle hooks in start order.
 func register(p params) {
-	p.LC.Append(fx.Hook{OnStop: func(context.Context) error { return p.Store.Close() }})
+	p.LC.Append(fx.Hook{OnStop: func(ctx context.Context) error { return closeStore(ctx, p.Store) }})
 	p.LC.Append(fx.Hook{OnStart: p.Host.Start, OnStop: p.Host.Stop})
 	// The supervisor's Start does not wait for the loads: the service
 	// serves while a slow or bad module is still being loaded or
@@ -452,4 +453,14 @@ func pluginDirCheck(sup *supervisor.Supervisor) resilience.CheckResult {
 		res.Degraded, res.Message = true, strings.Join(bad, "; ")
 	}
 	return res
+}
+
+// closeStore closes the store within ctx when it can be bounded (Badger
+// retries a failed flush forever on a full disk): the stop then fails with
+// the store's error instead of hanging.
+func closeStore(ctx context.Context, s statestore.Store) error {
+	if c, ok := s.(interface{ CloseContext(context.Context) error }); ok {
+		return c.CloseContext(ctx)
+	}
+	return s.Close()
 }

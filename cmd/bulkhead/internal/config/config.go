@@ -109,6 +109,10 @@ type Store struct {
 	// MaxCheckpoints kept per run and node (the seed's maxCheckpoints).
 	// Default 10.
 	MaxCheckpoints int `yaml:"max_checkpoints"`
+	// FreeSpaceReserve is the free space writes leave on the data
+	// directory's file system: a write that would cut into it is refused
+	// (507 from the API). Default 128MiB.
+	FreeSpaceReserve abi.Size `yaml:"free_space_reserve"`
 }
 
 // Drain configures shutdown.
@@ -138,6 +142,7 @@ const (
 	DefaultStartTimeout        = 5 * time.Second
 	DefaultRetention           = 7 * 24 * time.Hour
 	DefaultMaxCheckpoints      = 10
+	DefaultFreeSpaceReserve    = 128 << 20
 	DefaultGracePeriod         = 30 * time.Second
 )
 
@@ -273,6 +278,9 @@ func (c *Config) validate() []keyError {
 	}
 	if c.Store.MaxCheckpoints < 1 {
 		bad("store.max_checkpoints", "must be at least 1, got %d", c.Store.MaxCheckpoints)
+	}
+	if c.Store.FreeSpaceReserve <= 0 {
+		bad("store.free_space_reserve", "must be positive, got %s", c.Store.FreeSpaceReserve)
 	}
 	for _, k := range []struct{ key, v string }{{"plugins_dir", c.PluginsDir}, {"workflows_dir", c.WorkflowsDir}, {"data_dir", c.DataDir}} {
 		if k.v == "" {

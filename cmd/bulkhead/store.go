@@ -1,0 +1,92 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
+)
+
+const storeSynopsis = "store check|repair [--data DIR]"
+
+// runStore checks or repairs the data directory's store. check changes
+// nothing and exits 0 when the store is sound, 1 when it found damage;
+// repair exits 0 when the store opens again, 1 when something could not be
+// repaired.
+func runStore(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	sub, rest, code, ok := splitSubcommand(args, storeSynopsis, stderr)
+	if !ok {
+		return code
+	}
+	if sub != "check" && sub != "repair" {
+		fprintf(stderr, "bulkhead store: unknown subcommand %q\nUsage: bulkhead %s\n", sub, storeSynopsis)
+		return exitUsage
+	}
+	fs := newFlagSet("store "+sub, storeSynopsis, stderr)
+	data := fs.String("data", "", "data `DIR` (default $RESILIENCE_CHECKPOINT_DIR, $BULKHEAD_DATA or ./.bulkhead)")
+	if _, code, ok := parseSubcommand(fs, rest, "store "+sub, 0, stderr); !ok {
+		return code
+	}
+	dir := filepath.Join(dataDir(*data), "store")
+	inspect := badgerstore.Check
+	if sub == "repair" {
+		inspect = badgerstore.Repair
+	}
+	rep, err := inspect(dir)
+	if err != nil {
+		fprintf(stderr, "bulkhead store %s: %v\n", sub, err)
+		if errors.Is(err, badgerstore.ErrInUse) {
+			fprintf(stderr, "  stop the process that has it open (usually `bulkhead serve`) first\n")
+		}
+		return exitUsage
+	}
+	fprintf(stdout, "store %s\n", rep.Dir)
+	if rep.Free >= 0 {
+		fprintf(stdout, "free space: %s\n", formatSize(rep.Free))
+	}
+	for _, p := range rep.Problems {
+		fprintf(stdout, "problem: %s\n", p)
+	}
+	for _, r := range rep.Repaired {
+		fprintf(stdout, "repaired: %s\n", r)
+	}
+	for _, u := range rep.Unreadable {
+		fprintf(stdout, "unreadable: %s\n", u)
+	}
+	for _, n := range rep.Notes {
+		fprintf(stdout, "note: %s\n", n)
+	}
+	switch {
+	case rep.Unrepairable:
+		fprintf(stdout, "result: damage that repair cannot fix; restore the directory from a backup\n")
+		return exitFailure
+	case sub == "check" && rep.OK():
+		fprintf(stdout, "result: sound\n")
+		return exitOK
+	case sub == "check" && len(rep.Problems) > 0:
+		fprintf(stdout, "result: damaged; `bulkhead store repair` drops the damaged log tails and says what that loses\n")
+		return exitFailure
+	case sub == "check":
+		fprintf(stdout, "result: damaged; these records cannot be read\n")
+		return exitFailure
+	}
+	if len(rep.Repaired) == 0 && len(rep.Lost) == 0 {
+		fprintf(stdout, "result: nothing to repair\n")
+		return exitOK
+	}
+	if len(rep.Lost) == 0 && len(rep.Repaired) > 0 {
+		fprintf(stdout, "lost: nothing acknowledged (no stored record pointed into the dropped bytes: they were never acknowledged)\n")
+	}
+	for _, l := range rep.Lost {
+		fprintf(stdout, "lost: %s\n", l)
+	}
+	fprintf(stdout, "result: repaired; the store opens\n")
+	return exitOK
+}
+
+// formatSize prints a byte count in MiB with one decimal.
+func formatSize(n int64) string {
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
