@@ -28,6 +28,8 @@ export const HOST_FAILED: i32 = 1;
 export const HOST_UNAVAILABLE: i32 = 3;
 /** Host function result: over the host's size limit. */
 export const HOST_TOO_LARGE: i32 = 4;
+/** Host function result: the plugin's state quota is used up. */
+export const HOST_QUOTA: i32 = 5;
 /** Default cap of one checkpoint. */
 export const MAX_CHECKPOINT_BYTES: i32 = 4194304;
 /** Default cap of a state key. */
@@ -36,6 +38,12 @@ export const MAX_STATE_KEY_BYTES: i32 = 1024;
 export const MAX_STATE_VALUE_BYTES: i32 = 1048576;
 /** Default cap of a progress report. */
 export const MAX_PROGRESS_BYTES: i32 = 4096;
+/** Default cap of an error message. */
+export const MAX_ERROR_BYTES: i32 = 65536;
+/** Default quota of keys of a plugin's state. */
+export const STATE_KEYS: i32 = 10000;
+/** Default quota of bytes (keys plus values) of a plugin's state. */
+export const STATE_BYTES: i32 = 67108864;
 
 // Imports of module "extism:host/env".
 /** Allocate a block of n bytes, return its handle. */

@@ -32,6 +32,8 @@
 #define BH_HOST_UNAVAILABLE 3
 /* Host function result: over the host's size limit */
 #define BH_HOST_TOO_LARGE 4
+/* Host function result: the plugin's state quota is used up */
+#define BH_HOST_QUOTA 5
 /* Default cap of one checkpoint */
 #define BH_MAX_CHECKPOINT_BYTES 4194304
 /* Default cap of a state key */
@@ -40,6 +42,12 @@
 #define BH_MAX_STATE_VALUE_BYTES 1048576
 /* Default cap of a progress report */
 #define BH_MAX_PROGRESS_BYTES 4096
+/* Default cap of an error message */
+#define BH_MAX_ERROR_BYTES 65536
+/* Default quota of keys of a plugin's state */
+#define BH_STATE_KEYS 10000
+/* Default quota of bytes (keys plus values) of a plugin's state */
+#define BH_STATE_BYTES 67108864
 
 /* Imports of module "extism:host/env". */
 /* Allocate a block of n bytes, return its handle */
