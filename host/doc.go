@@ -65,7 +65,7 @@
 // context.DeadlineExceeded), ErrMemoryLimit and ErrLimit with errors.Is. An
 // input over the limit is a *LimitError; a module that cannot be loaded a
 // *LoadError (ErrInvalidModule). Classify maps them onto the resilience
-// classes of DESIGN.md. A guest that passes a bad handle to a host function
+// classes (see Classify). A guest that passes a bad handle to a host function
 // traps its own call; the host never panics for a guest.
 //
 // # Decisions and measurements

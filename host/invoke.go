@@ -192,8 +192,7 @@ func (h *Host) Invoke(ctx context.Context, req InvokeRequest) (InvokeResult, err
 	return res, err
 }
 
-// Classify tells the resilience pipeline how to treat a call's error (the
-// table in DESIGN.md):
+// Classify tells the resilience pipeline how to treat a call's error:
 //
 //	permanent failure code, bad input, unknown plugin or export: not retried, not counted
 //	retryable code, trap, timeout:                              retried, counted

@@ -64,7 +64,7 @@ func DefaultClassifier(err error) Class {
 }
 
 // FromRetrierClassifier adapts a go-resiliency retrier.Classifier (such as
-// retrier.WhitelistClassifier, the seed's retryableErrors list): Retry
+// retrier.WhitelistClassifier, a list of retryable errors): Retry
 // becomes Retryable, Fail becomes Permanent, and Succeed (an error the
 // classifier accepts as success) becomes Ignored. The caller's own
 // cancellation stays Ignored.

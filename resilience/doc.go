@@ -11,8 +11,8 @@
 // ("250ms"). The zero value of every field means its documented default,
 // so Policy{} is usable; Validate reports every problem at once. Presets
 // (Preset, PresetNames: development, production, api, database,
-// long-running) are complete policies; ForAPI, ForDatabase and Custom are
-// the seed's factory shapes.
+// long-running) are complete policies; ForAPI, ForDatabase and Custom build
+// a policy for one kind of dependency.
 //
 // # Lifecycle
 //
@@ -48,8 +48,8 @@
 // DefaultClassifier: context.Canceled is Ignored; ErrPermanent in the
 // chain, or an error with Permanent() bool returning true, is Permanent;
 // the rest is Retryable. FromRetrierClassifier adapts go-resiliency's
-// retrier classifiers (its WhitelistClassifier is the seed's
-// retryableErrors).
+// retrier classifiers (its WhitelistClassifier is a list of
+// retryable errors).
 //
 // Retry delays grow from InitialDelay by Multiplier up to MaxDelay, with a
 // jitter kind (none, ±factor, full, equal, decorrelated). An error with

@@ -46,7 +46,7 @@ type counters struct {
 	chaosLatency                    atomic.Uint64
 }
 
-// Stats is a snapshot of an executor's counters (the seed's breaker stats).
+// Stats is a snapshot of an executor's counters.
 type Stats struct {
 	Name  string `json:"name"`
 	State State  `json:"state"`

@@ -33,7 +33,7 @@ func (s Status) String() string {
 // MarshalText implements encoding.TextMarshaler.
 func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
-// CheckResult is what a check reports (the seed's {success, metadata}).
+// CheckResult is what a check reports.
 type CheckResult struct {
 	// OK is true when the component works.
 	OK bool `json:"ok"`
@@ -164,7 +164,7 @@ type component struct {
 }
 
 // Monitor checks registered components on their intervals and tracks
-// their health (the seed's HealthMonitor). New, Register and Start follow
+// their health. New, Register and Start follow
 // the usual lifecycle; Stop is idempotent and waits for every check loop.
 type Monitor struct {
 	opts options
@@ -190,8 +190,7 @@ func NewMonitor(opts ...Option) *Monitor {
 	return &Monitor{opts: buildOptions(opts), comps: make(map[string]*component)}
 }
 
-// Register adds a component checked every interval (the seed's
-// registerComponent). th is optional (the first one is used). A component
+// Register adds a component checked every interval. th is optional (the first one is used). A component
 // registered on a started monitor starts at once.
 func (m *Monitor) Register(name string, check CheckFunc, interval time.Duration, th ...Thresholds) error {
 	if check == nil {
@@ -455,8 +454,7 @@ func (m *Monitor) Status(name string) (ComponentStatus, bool) {
 	return c.snapshot(), true
 }
 
-// Components returns every component's snapshot, by name (the seed's
-// getHealthStatus).
+// Components returns every component's snapshot, by name.
 func (m *Monitor) Components() []ComponentStatus {
 	m.mu.Lock()
 	out := make([]ComponentStatus, 0, len(m.comps))
@@ -468,8 +466,8 @@ func (m *Monitor) Components() []ComponentStatus {
 	return out
 }
 
-// Overall returns the worst status among checked components (the seed's
-// getOverallStatus): StatusUnknown when none has been checked.
+// Overall returns the worst status among checked components:
+// StatusUnknown when none has been checked.
 func (m *Monitor) Overall() Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -56,7 +56,7 @@ type JitterKind string
 // b = min(MaxDelay, InitialDelay·Multiplier^(n-1)).
 const (
 	JitterNone         JitterKind = "none"         // b
-	JitterFactor       JitterKind = "factor"       // b·(1±JitterFactor), the seed's jitterFactor
+	JitterFactor       JitterKind = "factor"       // b·(1±JitterFactor)
 	JitterFull         JitterKind = "full"         // uniform in [0, b]
 	JitterEqual        JitterKind = "equal"        // b/2 + uniform in [0, b/2]
 	JitterDecorrelated JitterKind = "decorrelated" // uniform in [InitialDelay, 3·previous], capped by MaxDelay
@@ -64,7 +64,7 @@ const (
 
 // RetryPolicy configures the retry loop.
 type RetryPolicy struct {
-	// MaxAttempts is the number of attempts in all (the seed's maxAttempts);
+	// MaxAttempts is the number of attempts in all;
 	// 1 means no retry. 0: 3.
 	MaxAttempts int `yaml:"max_attempts" json:"max_attempts"`
 	// InitialDelay is the base delay before the second attempt. 0: 100ms.

@@ -35,7 +35,7 @@ var presets = map[string]Policy{
 		Limiter:        LimiterPolicy{MaxConcurrent: 64, MaxQueueWait: d(time.Second)},
 		AttemptTimeout: d(30 * time.Second),
 	},
-	// api: the seed's forAPI: 5 attempts from 1s doubling with ±10% jitter,
+	// api: 5 attempts from 1s doubling with ±10% jitter,
 	// breaker 5 failures / 2 successes / 30s.
 	PresetAPI: {
 		Breaker: BreakerPolicy{FailureThreshold: 5, FailureRate: 0.5, Window: d(60 * time.Second), MinimumCalls: 20,
@@ -91,8 +91,7 @@ func mustPreset(name string) Policy {
 	return p
 }
 
-// ForAPI returns an executor with the api preset (the seed's
-// ResilientExecutorFactory.forAPI).
+// ForAPI returns an executor with the api preset.
 func ForAPI(name string, opts ...Option) *Executor {
 	e, err := New(name, mustPreset(PresetAPI), opts...)
 	if err != nil {
@@ -110,8 +109,8 @@ func ForDatabase(name string, opts ...Option) *Executor {
 	return e
 }
 
-// Custom returns an executor with policy p (the seed's custom factory);
-// it is New under the seed's name.
+// Custom returns an executor with policy p; it is New
+// under the name the other factories share.
 func Custom(name string, p Policy, opts ...Option) (*Executor, error) {
 	return New(name, p, opts...)
 }

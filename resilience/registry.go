@@ -85,7 +85,7 @@ func (r *Registry) Names() []string {
 	return names
 }
 
-// Stats returns every executor's stats by name (the seed's getAllStats).
+// Stats returns every executor's stats by name.
 func (r *Registry) Stats() map[string]Stats {
 	r.mu.RLock()
 	es := make([]*Executor, 0, len(r.m))

@@ -70,7 +70,7 @@ func TestRetry_Exhausted(t *testing.T) {
 
 func TestRetry_Classifier(t *testing.T) {
 	errRate := errors.New("429")
-	classify := func(err error) resilience.Class { // the seed's retryableErrors: only 429
+	classify := func(err error) resilience.Class { // a list of retryable errors: only 429
 		if errors.Is(err, errRate) {
 			return resilience.Retryable
 		}

@@ -320,7 +320,7 @@ func (c *Client) Resilience(ctx context.Context) (ResilienceView, error) {
 	return out, err
 }
 
-// UpdateResilience changes policies (the seed's updateResilienceConfig).
+// UpdateResilience changes policies.
 func (c *Client) UpdateResilience(ctx context.Context, u ResilienceUpdate) (ResilienceView, error) {
 	body, err := jsonBody(u)
 	if err != nil {

@@ -32,7 +32,7 @@ type Config struct {
 	PluginsDir string `yaml:"plugins_dir"`
 	// WorkflowsDir is the workflow directory. Default "workflows".
 	WorkflowsDir string `yaml:"workflows_dir"`
-	// DataDir holds the state store (the seed's checkpoint directory).
+	// DataDir holds the state store (the checkpoint directory).
 	// Default ".bulkhead".
 	DataDir string `yaml:"data_dir"`
 	// CacheDir holds compiled code. Default DataDir/cache.
@@ -59,8 +59,8 @@ type Config struct {
 
 // Resilience is the default policy of plugin calls and the health checks.
 type Resilience struct {
-	// Enabled turns the resilience pipeline on (the seed's
-	// RESILIENCE_ENABLED). Off: one attempt, no breaker, no limiter.
+	// Enabled turns the resilience pipeline on
+	// (RESILIENCE_ENABLED). Off: one attempt, no breaker, no limiter.
 	// Default true.
 	Enabled *bool `yaml:"enabled"`
 	// Preset names the base policy (resilience.PresetNames). Default
@@ -70,8 +70,8 @@ type Resilience struct {
 	// the preset's, the others keep the preset's values. Use Policy() for
 	// the effective policy.
 	Policy *resilience.Policy `yaml:"policy"`
-	// HealthCheckInterval is how often components are checked (the seed's
-	// RESILIENCE_HEALTH_CHECK_INTERVAL; a bare number is milliseconds).
+	// HealthCheckInterval is how often components are checked
+	// (RESILIENCE_HEALTH_CHECK_INTERVAL; a bare number is milliseconds).
 	// Default 30s.
 	HealthCheckInterval resilience.Duration `yaml:"health_check_interval"`
 }
@@ -106,7 +106,7 @@ type Plugins struct {
 type Store struct {
 	// Retention keeps finished runs this long. Default 168h.
 	Retention resilience.Duration `yaml:"retention"`
-	// MaxCheckpoints kept per run and node (the seed's maxCheckpoints).
+	// MaxCheckpoints kept per run and node (RESILIENCE_* users know it as maxCheckpoints).
 	// Default 10.
 	MaxCheckpoints int `yaml:"max_checkpoints"`
 	// FreeSpaceReserve is the free space writes leave on the data

@@ -5,11 +5,11 @@
 //
 // Lowest first: the documented defaults; the resilience preset (for policy
 // fields); one YAML file (--config, else $BULKHEAD_CONFIG); environment
-// variables; flags. The seed's variables keep their meaning:
+// variables; flags. The RESILIENCE_* variables keep their meaning:
 // RESILIENCE_ENABLED (resilience.enabled), RESILIENCE_CHECKPOINT_DIR
 // (data_dir, over BULKHEAD_DATA), RESILIENCE_HEALTH_CHECK_INTERVAL
 // (resilience.health_check_interval; a bare number is milliseconds, as in
-// the seed's 30000). Every other setting has a BULKHEAD_* variable; the
+// 30000). Every other setting has a BULKHEAD_* variable; the
 // bearer token comes from BULKHEAD_TOKEN or token_file only, and is never
 // printed.
 //

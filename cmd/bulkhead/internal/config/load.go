@@ -77,7 +77,7 @@ func strField(key string, env []string, flg, usage string, p func(*Config) *stri
 }
 
 // parseDuration accepts a Go duration or a bare number of milliseconds
-// (the seed's RESILIENCE_HEALTH_CHECK_INTERVAL=30000).
+// (RESILIENCE_HEALTH_CHECK_INTERVAL=30000).
 func parseDuration(s string) (resilience.Duration, error) {
 	s = strings.TrimSpace(s)
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
