@@ -116,12 +116,18 @@ func BenchmarkStartGo10(b *testing.B) {
 	}
 }
 
-// TestSupervisor_Start50: a directory of 50 plugins is ready within 1 s on
-// a restart with a warm compilation cache (BenchmarkStart50 has the
-// figures: ~40 ms warm, ~110 ms cold).
+// TestSupervisor_Start50: a restart of a directory of 50 plugins with a
+// warm compilation cache compiles nothing: the cache directory is exactly
+// as the first start left it. The time is logged; a bound on it would
+// measure the machine (BenchmarkStart50 has the figures), so the only
+// bound is a loose one that catches a restart stuck on something.
 func TestSupervisor_Start50(t *testing.T) {
 	dir, cache := dirOf(t, fixture(t, "one.wasm"), 50), t.TempDir()
 	startDir(t, dir, cache, 50, untimed) // cold: fills the cache
+	before := cacheFiles(t, cache)
+	if len(before) < 50 {
+		t.Fatalf("the cold start left %d files in the cache, want one or more per plugin", len(before))
+	}
 	var took time.Duration
 	startDir(t, dir, cache, 50, func(f func()) {
 		start := time.Now()
@@ -129,7 +135,39 @@ func TestSupervisor_Start50(t *testing.T) {
 		took = time.Since(start)
 	})
 	t.Logf("50 plugins ready in %v on a restart with a warm cache", took)
-	if took > time.Second {
-		t.Fatalf("50 plugins took %v to be ready on a warm restart, want under 1 s", took)
+	after := cacheFiles(t, cache)
+	for name, st := range after {
+		if old, ok := before[name]; !ok || old != st {
+			t.Errorf("the warm restart wrote %s to the cache (compiled again)", name)
+		}
 	}
+	if took > 30*time.Second {
+		t.Fatalf("50 plugins took %v to be ready on a warm restart", took)
+	}
+}
+
+type fileStamp struct {
+	size int64
+	mod  time.Time
+}
+
+// cacheFiles lists every file under dir with its size and modification time.
+func cacheFiles(t *testing.T, dir string) map[string]fileStamp {
+	t.Helper()
+	out := map[string]fileStamp{}
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out[path] = fileStamp{info.Size(), info.ModTime()}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
