@@ -38,6 +38,10 @@ bench:
 soak:
 	BULKHEAD_SOAK=1 $(GO) test -race -run 'Soak|Crash' -timeout 120m ./...
 	$(GO) test -run '^$$' -fuzz FuzzAPI_Requests -fuzztime 60s -fuzzminimizetime 10s ./host/api/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeProgress -fuzztime 60s -fuzzminimizetime 10s ./abi/
+	$(GO) test -run '^$$' -fuzz FuzzParseManifest -fuzztime 60s -fuzzminimizetime 10s ./plugins/
+	$(GO) test -run '^$$' -fuzz FuzzInstrument -fuzztime 60s -fuzzminimizetime 10s ./host/internal/fuel/
+	$(GO) test -run '^$$' -fuzz FuzzRandomPrograms -fuzztime 60s -fuzzminimizetime 10s ./host/internal/fuel/
 
 # Rebuild every committed guest fixture from source (needs the toolchains).
 testdata:
