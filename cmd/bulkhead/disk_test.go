@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -15,41 +14,9 @@ import (
 	"time"
 
 	"github.com/bulkhead-run/bulkhead/host/api"
+	"github.com/bulkhead-run/bulkhead/internal/smallfs"
 	"github.com/bulkhead-run/bulkhead/statestore"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes on a new directory and unmounts
-// it at the end of the test. It skips the test when it cannot mount (not
-// root, no mount command), except in CI, where it fails.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	skip := func(why string) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("needs a small file system of its own: %s", why)
-		}
-		t.Skipf("needs a small file system of its own: %s", why)
-	}
-	if os.Geteuid() != 0 {
-		skip("mounting a tmpfs needs root")
-	}
-	dir, err := os.MkdirTemp("", "bulkhead-full-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput(); err != nil {
-		_ = os.Remove(dir)
-		skip(fmt.Sprintf("mount -t tmpfs: %v: %s", err, bytes.TrimSpace(out)))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-			return
-		}
-		_ = os.Remove(dir)
-	})
-	return dir
-}
 
 // TestServe_DiskFull fills a 64 MiB data directory through the API with
 // runs of 1 MiB inputs until the service refuses them: the refusals are
@@ -57,7 +24,7 @@ func mountTmpfs(t *testing.T, size int64) string {
 // cleanly, and once the file system has grown, the next start finishes
 // every run it acknowledged with 202.
 func TestServe_DiskFull(t *testing.T) {
-	mnt := mountTmpfs(t, 64<<20)
+	mnt := smallfs.Mount(t, 64<<20)
 	bin := buildBinary(t, t.TempDir())
 	dir := svcDir(t, map[string]string{"chain": chainFlow})
 	extra := []string{"--data", filepath.Join(mnt, "data"), "--max-run-input", "2MiB", "--free-space-reserve", "16MiB"}
@@ -107,9 +74,7 @@ func TestServe_DiskFull(t *testing.T) {
 		t.Errorf("exit %d after SIGTERM with the disk full:\n%s", exit, lastLogLines(logs, 20))
 	}
 
-	if out, err := exec.Command("mount", "-o", "remount,size=128m", mnt).CombinedOutput(); err != nil {
-		t.Fatalf("remount: %v: %s", err, out)
-	}
+	smallfs.Grow(t, mnt, 128<<20)
 	s2 := startService(t, bin, dir, extra...)
 	waitUntil(t, 60*time.Second, "every accepted run to finish", func() bool {
 		for _, id := range acked {

@@ -14,50 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-run/bulkhead/internal/smallfs"
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes on a new directory and unmounts
-// it at the end of the test. It skips the test when it cannot mount (not
-// root, no mount command), except in CI, where it fails.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	skip := func(why string) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("needs a small file system of its own: %s", why)
-		}
-		t.Skipf("needs a small file system of its own: %s", why)
-	}
-	if os.Geteuid() != 0 {
-		skip("mounting a tmpfs needs root")
-	}
-	dir, err := os.MkdirTemp("", "bulkhead-full-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput(); err != nil {
-		_ = os.Remove(dir)
-		skip(fmt.Sprintf("mount -t tmpfs: %v: %s", err, bytes.TrimSpace(out)))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-			return
-		}
-		_ = os.Remove(dir)
-	})
-	return dir
-}
-
-// growTmpfs resizes a tmpfs mounted by mountTmpfs.
-func growTmpfs(t *testing.T, dir string, size int64) {
-	t.Helper()
-	if out, err := exec.Command("mount", "-o", fmt.Sprintf("remount,size=%d", size), dir).CombinedOutput(); err != nil {
-		t.Fatalf("remount %s: %v: %s", dir, err, out)
-	}
-}
 
 const (
 	fullDirEnv     = "BADGERSTORE_FULL_DIR"
@@ -128,7 +88,7 @@ func fullWriter(dir string, reserve int64) error {
 // after the file system grows every acknowledged write is there and the
 // store takes writes again.
 func TestStore_DiskFull(t *testing.T) {
-	mnt := mountTmpfs(t, 64<<20)
+	mnt := smallfs.Mount(t, 64<<20)
 	dir := filepath.Join(mnt, "store")
 	const reserve = 16 << 20
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -165,7 +125,7 @@ func TestStore_DiskFull(t *testing.T) {
 		}
 	}
 
-	growTmpfs(t, mnt, 128<<20)
+	smallfs.Grow(t, mnt, 128<<20)
 	s := open(t, dir, badgerstore.WithReserve(reserve))
 	ctx := context.Background()
 	for i, id := range runs {
@@ -197,7 +157,7 @@ func lastLines(s string, n int) string {
 // file system with less than half the reserve free, with an error that
 // says so, rather than letting Badger fault.
 func TestOpen_TooLittleSpace(t *testing.T) {
-	mnt := mountTmpfs(t, 32<<20)
+	mnt := smallfs.Mount(t, 32<<20)
 	_, err := badgerstore.Open(filepath.Join(mnt, "store"), badgerstore.WithReserve(128<<20))
 	if !errors.Is(err, statestore.ErrNoSpace) || !errors.Is(err, badgerstore.ErrNotWritable) || !strings.Contains(err.Error(), "reserve") {
 		t.Fatalf("Open with 32 MiB free and a 128 MiB reserve: %v", err)
