@@ -172,11 +172,10 @@ func (s *Store) Close() error {
 		s.closed = true
 		close(s.queue)
 		s.mu.Unlock()
-		timer := time.NewTimer(s.opts.closeTimeout)
-		defer timer.Stop()
+		deadline := time.Now().Add(s.opts.closeTimeout)
 		select {
 		case <-s.committerDone:
-		case <-timer.C:
+		case <-time.After(time.Until(deadline)):
 			s.cancel()
 			<-s.committerDone
 			s.closeErr = fmt.Errorf("pgstore: close %s: queued writes not committed within %v", s.addr, s.opts.closeTimeout)
@@ -188,9 +187,16 @@ func (s *Store) Close() error {
 		}()
 		select {
 		case <-poolDone:
-		case <-timer.C:
+		case <-time.After(time.Until(deadline)):
+			// Calls still running end now. A connection to a server that
+			// does not answer takes pgx up to 15 s to give up on; it is
+			// left to finish in the background.
 			s.cancel()
-			<-poolDone
+			select {
+			case <-poolDone:
+			case <-time.After(100 * time.Millisecond):
+				s.closeErr = errors.Join(s.closeErr, fmt.Errorf("pgstore: close %s: connections not closed within %v", s.addr, s.opts.closeTimeout))
+			}
 		}
 		s.cancel()
 	})
