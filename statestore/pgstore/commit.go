@@ -104,7 +104,7 @@ func (s *Store) commitLoop() {
 }
 
 // commitGroup runs the group's calls of bulkhead_complete_node in one
-// pipelined transaction. Each call settles its own conflicts without
+// pipelined batch, which the server runs as one transaction. Each call settles its own conflicts without
 // raising, so one member's conflict does not undo the others. When the
 // transaction fails anyway (a deadlock with another host's writes, a lost
 // connection), every member is retried in a transaction of its own.
@@ -148,24 +148,23 @@ func (s *Store) runGroup(ops []*op) ([]error, error) {
 		stop := context.AfterFunc(ops[0].ctx, cancel)
 		defer stop()
 	}
+	b := &pgx.Batch{}
+	for _, o := range ops {
+		b.Queue(completeSQL, o.args()...)
+	}
+	// A batch without BEGIN runs as one implicit transaction, committed
+	// when the server reaches the batch's end: one round trip per group.
+	br := s.pool.SendBatch(ctx, b)
 	results := make([]error, len(ops))
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		for _, o := range ops {
-			b.Queue(completeSQL, o.args()...)
+	for i, o := range ops {
+		var code, idx, last int
+		if err := br.QueryRow().Scan(&code, &idx, &last); err != nil {
+			_ = br.Close()
+			return nil, err
 		}
-		br := tx.SendBatch(ctx, b)
-		for i, o := range ops {
-			var code, idx, last int
-			if err := br.QueryRow().Scan(&code, &idx, &last); err != nil {
-				_ = br.Close()
-				return err
-			}
-			results[i] = o.result(code, idx, last)
-		}
-		return br.Close()
-	})
-	if err != nil {
+		results[i] = o.result(code, idx, last)
+	}
+	if err := br.Close(); err != nil {
 		return nil, err
 	}
 	return results, nil

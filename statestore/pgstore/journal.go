@@ -30,7 +30,20 @@ func (s *Store) CompleteNode(ctx context.Context, res statestore.NodeResult, nex
 	if err != nil {
 		return err
 	}
-	return s.enqueue(ctx, &op{ctx: ctx, res: res, next: next, body: body, done: make(chan error, 1)})
+	o := &op{ctx: ctx, res: res, next: next, body: body, done: make(chan error, 1)}
+	if s.opts.maxBatch == 1 {
+		// No group commit: a transaction of its own, on the caller's
+		// goroutine and connection.
+		return s.do(ctx, func(ctx context.Context) error {
+			o.ctx = ctx
+			results, err := s.runGroup([]*op{o})
+			if err != nil {
+				return err
+			}
+			return results[0]
+		})
+	}
+	return s.enqueue(ctx, o)
 }
 
 // StartAttempt implements statestore.Journal: one conditional upsert, which

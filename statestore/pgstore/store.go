@@ -39,7 +39,9 @@ func WithoutMigrate() Option {
 }
 
 // WithMaxBatch sets how many CompleteNode calls share one transaction
-// (default 256; 1 turns group commit off).
+// (default 256). 1 turns group commit off: each call then runs its own
+// transaction on its own connection, and only PostgreSQL's own grouping
+// of WAL flushes is left.
 func WithMaxBatch(n int) Option {
 	return optionFunc(func(o *options) { o.maxBatch = n })
 }
@@ -80,6 +82,7 @@ type Store struct {
 	closed        bool
 	queue         chan *op
 	committerDone chan struct{}
+	calls         sync.WaitGroup // calls in progress, but for queued completions
 	closeOnce     sync.Once
 	closeErr      error
 }
@@ -164,8 +167,9 @@ func parseConfig(url string) (*pgxpool.Config, error) {
 }
 
 // Close implements statestore.Store. It lets the committer finish every
-// completion already queued, then closes the pool; it waits at most
-// WithCloseTimeout, then cancels what still runs.
+// completion already queued and the calls in progress return, then closes
+// the pool; it waits at most WithCloseTimeout, then cancels what still
+// runs and returns an error.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
@@ -173,12 +177,18 @@ func (s *Store) Close() error {
 		close(s.queue)
 		s.mu.Unlock()
 		deadline := time.Now().Add(s.opts.closeTimeout)
+		drained := make(chan struct{})
+		go func() {
+			<-s.committerDone
+			s.calls.Wait()
+			close(drained)
+		}()
 		select {
-		case <-s.committerDone:
+		case <-drained:
 		case <-time.After(time.Until(deadline)):
 			s.cancel()
-			<-s.committerDone
-			s.closeErr = fmt.Errorf("pgstore: close %s: queued writes not committed within %v", s.addr, s.opts.closeTimeout)
+			<-drained
+			s.closeErr = fmt.Errorf("pgstore: close %s: calls in progress not done within %v", s.addr, s.opts.closeTimeout)
 		}
 		poolDone := make(chan struct{})
 		go func() {
@@ -210,17 +220,19 @@ func (s *Store) begin(ctx context.Context) (context.Context, context.CancelFunc,
 		return nil, nil, err
 	}
 	s.mu.RLock()
-	closed := s.closed
-	s.mu.RUnlock()
-	if closed {
+	if s.closed {
+		s.mu.RUnlock()
 		return nil, nil, statestore.ErrClosed
 	}
+	s.calls.Add(1)
+	s.mu.RUnlock()
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(s.life, cancel)
-	return ctx, func() { stop(); cancel() }, nil
+	return ctx, func() { stop(); cancel(); s.calls.Done() }, nil
 }
 
-// do runs fn with a call context and translates its error.
+// do runs fn with a call context and translates its error. Close waits for
+// it to return.
 func (s *Store) do(ctx context.Context, fn func(ctx context.Context) error) error {
 	cctx, cancel, err := s.begin(ctx)
 	if err != nil {
