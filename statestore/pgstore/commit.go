@@ -123,6 +123,7 @@ func (s *Store) commitGroup(batch []*op) {
 	if len(live) > 1 {
 		results, err := s.runGroup(live)
 		if err == nil {
+			s.grouped.Add(1)
 			for i, o := range live {
 				o.done <- results[i]
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -83,6 +84,7 @@ type Store struct {
 	queue         chan *op
 	committerDone chan struct{}
 	calls         sync.WaitGroup // calls in progress, but for queued completions
+	grouped       atomic.Int64   // groups of more than one completion committed together
 	closeOnce     sync.Once
 	closeErr      error
 }
