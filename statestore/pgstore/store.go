@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -283,10 +284,10 @@ func translate(err error) error {
 		case pe.Code == "53100":
 			return fmt.Errorf("%w: pgstore: %s", statestore.ErrNoSpace, pe.Message)
 		case pe.Code[:2] == "08", pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", pe.Code == "53300":
-			return fmt.Errorf("%w: pgstore: %s (%s)", statestore.ErrUnavailable, pe.Message, pe.Code)
+			return fmt.Errorf("%w: %s (%s)", statestore.ErrUnavailable, pe.Message, pe.Code)
 		}
 		return fmt.Errorf("pgstore: %s (%s)", pe.Message, pe.Code)
 	}
 	// Everything else comes from the connection: refused, reset, closed.
-	return fmt.Errorf("%w: pgstore: %v", statestore.ErrUnavailable, err)
+	return fmt.Errorf("%w: %s", statestore.ErrUnavailable, strings.Join(strings.Fields(err.Error()), " "))
 }
