@@ -4,13 +4,15 @@ import (
 	"context"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/pgstore"
 	"github.com/bulkhead-run/bulkhead/statestore/pgstore/pgtest"
 	"github.com/bulkhead-run/bulkhead/statestore/storetest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(pgtest.M(m)) }
 
 func open(t testing.TB, url string, opts ...pgstore.Option) *pgstore.Store {
 	t.Helper()

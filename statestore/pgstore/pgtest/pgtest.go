@@ -4,15 +4,14 @@
 // on 127.0.0.1, the socket in that directory, fsync on), and one fresh
 // database per test.
 //
-// Use Main in TestMain, so the cluster is stopped when the tests end, and
-// URL in each test. When no server binaries are found URL skips the test,
+// Use Main (or M) in TestMain, so the cluster is stopped when the tests
+// end, and URL in each test. When no server binaries are found URL skips the test,
 // unless BULKHEAD_REQUIRE_POSTGRES=1, which makes it fail. Binaries are
 // looked up in BULKHEAD_POSTGRES_BIN, then /usr/lib/postgresql/*/bin (the
 // newest version), then PATH. As root, the server runs as the postgres user.
 package pgtest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -26,9 +25,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // RequireEnv is the environment variable that turns a missing PostgreSQL
@@ -53,15 +49,28 @@ type Cluster struct {
 // Main runs the tests and stops the cluster, if one was started. Call it
 // from TestMain: func TestMain(m *testing.M) { pgtest.Main(m) }.
 func Main(m *testing.M) {
-	code := m.Run()
+	if code := M(m).Run(); code != 0 {
+		os.Exit(code)
+	}
+}
+
+// M wraps m so that its Run also stops the cluster, for TestMain functions
+// that hand m to something else, such as goleak.VerifyTestMain(pgtest.M(m)).
+func M(m interface{ Run() int }) interface{ Run() int } { return runner{m} }
+
+type runner struct{ m interface{ Run() int } }
+
+func (r runner) Run() int {
+	code := r.m.Run()
 	if cl != nil {
 		if err := cl.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "pgtest:", err)
+			if code == 0 {
+				code = 1
+			}
 		}
 	}
-	if code != 0 {
-		os.Exit(code)
-	}
+	return code
 }
 
 // Get returns the binary's cluster, starting it on first use; it skips t
@@ -84,15 +93,11 @@ func URL(t testing.TB) string {
 	t.Helper()
 	c := Get(t)
 	name := fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := c.exec(ctx, "CREATE DATABASE "+name); err != nil {
+	if err := c.client("createdb", name); err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := c.exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+		if err := c.client("dropdb", "--force", name); err != nil {
 			t.Errorf("pgtest: %v", err)
 		}
 	})
@@ -104,14 +109,14 @@ func (c *Cluster) URL(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.Port, db)
 }
 
-func (c *Cluster) exec(ctx context.Context, sql string) error {
-	conn, err := pgx.Connect(ctx, c.URL("postgres"))
-	if err != nil {
-		return err
+// client runs one of PostgreSQL's client programs against the cluster.
+func (c *Cluster) client(name string, args ...string) error {
+	args = append([]string{"-h", "127.0.0.1", "-p", strconv.Itoa(c.Port), "-U", "postgres"}, args...)
+	cmd := exec.Command(filepath.Join(c.bin, name), args...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
 	}
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, sql)
-	return err
+	return nil
 }
 
 var errMissing = errors.New("PostgreSQL server binaries not found")
@@ -142,7 +147,7 @@ func start() (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, b := range []string{"initdb", "pg_ctl", "postgres"} {
+	for _, b := range []string{"initdb", "pg_ctl", "postgres", "createdb", "dropdb"} {
 		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
 			return nil, fmt.Errorf("%w: %v", errMissing, err)
 		}
