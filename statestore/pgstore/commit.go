@@ -1,8 +1,12 @@
 package pgstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -121,6 +125,11 @@ func (s *Store) commitGroup(batch []*op) {
 		return
 	}
 	if len(live) > 1 {
+		// Rows are locked in key order, so groups of two hosts that
+		// touch the same nodes wait for each other instead of deadlocking.
+		slices.SortStableFunc(live, func(a, b *op) int {
+			return cmp.Or(strings.Compare(a.res.RunID, b.res.RunID), strings.Compare(a.res.Node, b.res.Node))
+		})
 		results, err := s.runGroup(live)
 		if err == nil {
 			s.grouped.Add(1)
@@ -139,10 +148,15 @@ func (s *Store) commitGroup(batch []*op) {
 	}
 }
 
+// groupTimeout bounds one group's transaction, so a group stuck behind
+// another host's lock cannot stall the committer for longer; its members
+// are then retried one by one, each bounded by its caller's context.
+const groupTimeout = 30 * time.Second
+
 // runGroup commits ops in one transaction and returns each op's result, or
 // the error that failed the transaction.
 func (s *Store) runGroup(ops []*op) ([]error, error) {
-	ctx, cancel := context.WithCancel(s.life)
+	ctx, cancel := context.WithTimeout(s.life, groupTimeout)
 	defer cancel()
 	if len(ops) == 1 {
 		// One member: bounded by its caller too.

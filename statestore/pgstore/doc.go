@@ -78,7 +78,9 @@
 // transaction: one round trip and one commit for the group. Each call
 // settles its own conflicts, so a member that conflicts or names a missing
 // run gets its own error and the others commit; a second completion of a
-// node in the same group conflicts with the first. When the group's
+// node in the same group conflicts with the first. Members are sent in
+// (run, node) order, so groups of two hosts lock rows in the same order.
+// A group's transaction is bounded at 30 s. When the group's
 // transaction fails as a whole (a deadlock with another host, a lost
 // connection), each member is retried in a transaction of its own.
 // WithMaxBatch(1) turns grouping off: each CompleteNode then commits on

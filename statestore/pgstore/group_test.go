@@ -99,3 +99,61 @@ func TestStore_GroupMembers(t *testing.T) {
 		t.Fatal("no two completions shared a transaction")
 	}
 }
+
+// TestStore_TwoHosts: two stores on one database, as two hosts would be,
+// complete the same nodes and save checkpoints of the same node at once:
+// one completion wins per node, and every checkpoint seq is handed out
+// once.
+func TestStore_TwoHosts(t *testing.T) {
+	u := pgtest.URL(t)
+	hosts := []*pgstore.Store{open(t, u), open(t, u)}
+	ctx := context.Background()
+	if _, _, err := hosts[0].CreateRun(ctx, statestore.Run{ID: "r", Workflow: "wf"}); err != nil {
+		t.Fatal(err)
+	}
+	const writers, nodes = 8, 30
+	var mu sync.Mutex
+	wins := map[string]int{}
+	seqs := map[uint64]int{}
+	var wg sync.WaitGroup
+	for w := range 2 * writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := hosts[w%2]
+			for n := range nodes {
+				node := fmt.Sprintf("n%d", n)
+				err := s.CompleteNode(ctx, statestore.NodeResult{RunID: "r", Node: node, Output: []byte(fmt.Sprint(w))},
+					statestore.NodeAttempt{RunID: "r", Node: "next-" + node, Attempt: 1})
+				if err != nil && !errors.Is(err, statestore.ErrConflict) {
+					t.Error(err)
+					return
+				}
+				seq, serr := s.SaveCheckpoint(ctx, "r", "cp", []byte("x"))
+				if serr != nil {
+					t.Error(serr)
+					return
+				}
+				mu.Lock()
+				if err == nil {
+					wins[node]++
+				}
+				seqs[seq]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for n := range nodes {
+		if node := fmt.Sprintf("n%d", n); wins[node] != 1 {
+			t.Fatalf("node %s completed %d times", node, wins[node])
+		}
+	}
+	if len(seqs) != 2*writers*nodes {
+		t.Fatalf("%d distinct checkpoint seqs for %d saves", len(seqs), 2*writers*nodes)
+	}
+	res, err := hosts[1].NodeResults(ctx, "r")
+	if err != nil || len(res) != nodes {
+		t.Fatalf("NodeResults = %d, %v", len(res), err)
+	}
+}
