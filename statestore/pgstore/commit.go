@@ -3,7 +3,7 @@ package pgstore
 import (
 	"cmp"
 	"context"
-	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -50,7 +50,7 @@ func (o *op) result(code, idx, last int) error {
 	case 3:
 		return rules.RunNotFound(o.res.RunID)
 	}
-	return errors.New("pgstore: bulkhead_complete_node: unknown result")
+	return fmt.Errorf("%w: bulkhead_complete_node returned code %d", errServer, code)
 }
 
 // enqueue hands o to the committer and waits for its group to commit.

@@ -120,7 +120,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 		}
 		for _, m := range want[len(have):] {
 			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("migration %s: %w", m.name, err)
+				return fmt.Errorf("migration %s: %w", m.name, translate(err))
 			}
 			if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)", m.version, m.checksum); err != nil {
 				return err

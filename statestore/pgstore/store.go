@@ -257,6 +257,9 @@ func (s *Store) translateCall(ctx context.Context, err error) error {
 	return translate(err)
 }
 
+// errServer marks an error the server reported that no sentinel covers.
+var errServer = errors.New("pgstore: server error")
+
 // translate keeps pgx's errors from escaping: it maps them onto the
 // statestore sentinels and keeps only their text.
 func translate(err error) error {
@@ -267,7 +270,7 @@ func translate(err error) error {
 	case errors.Is(err, statestore.ErrNotFound), errors.Is(err, statestore.ErrConflict),
 		errors.Is(err, statestore.ErrInvalid), errors.Is(err, statestore.ErrClosed),
 		errors.Is(err, statestore.ErrUnavailable), errors.Is(err, statestore.ErrNoSpace),
-		errors.Is(err, ErrSchema), errors.Is(err, errChanged), errors.Is(err, errDecode):
+		errors.Is(err, ErrSchema), errors.Is(err, errChanged), errors.Is(err, errDecode), errors.Is(err, errServer):
 		return err
 	case errors.Is(err, context.Canceled):
 		return context.Canceled
@@ -286,7 +289,7 @@ func translate(err error) error {
 		case pe.Code[:2] == "08", pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", pe.Code == "53300":
 			return fmt.Errorf("%w: %s (%s)", statestore.ErrUnavailable, pe.Message, pe.Code)
 		}
-		return fmt.Errorf("pgstore: %s (%s)", pe.Message, pe.Code)
+		return fmt.Errorf("%w: %s (%s)", errServer, pe.Message, pe.Code)
 	}
 	// Everything else comes from the connection: refused, reset, closed.
 	return fmt.Errorf("%w: %s", statestore.ErrUnavailable, strings.Join(strings.Fields(err.Error()), " "))
