@@ -152,7 +152,14 @@ func start() (*Cluster, error) {
 			return nil, fmt.Errorf("%w: %v", errMissing, err)
 		}
 	}
-	dir, err := os.MkdirTemp("", "pgtest-")
+	// As root the server runs as postgres, which must reach the directory:
+	// /tmp, not a TMPDIR that may sit in root's home. /tmp also keeps the
+	// socket path under the 107 bytes a Unix socket address holds.
+	base := ""
+	if os.Geteuid() == 0 {
+		base = "/tmp"
+	}
+	dir, err := os.MkdirTemp(base, "pgtest-")
 	if err != nil {
 		return nil, err
 	}
