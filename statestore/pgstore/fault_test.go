@@ -296,3 +296,29 @@ func TestMigrate(t *testing.T) {
 		t.Fatalf("run lost across refused opens: %v", err)
 	}
 }
+
+// TestMigrate_Concurrent: hosts starting together on an empty database
+// apply each migration once.
+func TestMigrate_Concurrent(t *testing.T) {
+	u := pgtest.URL(t)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var all []int
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			applied, err := pgstore.Migrate(context.Background(), u)
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			all = append(all, applied...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if fmt.Sprint(all) != "[1]" {
+		t.Fatalf("migrations applied by 4 concurrent callers: %v, want [1]", all)
+	}
+}
