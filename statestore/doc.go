@@ -17,9 +17,10 @@
 //     error, kept until deleted.
 //
 // Store composes the five interfaces Runs, Journal, Checkpoints, PluginState
-// and DeadLetters. Backends: statestore/badgerstore (embedded, the default)
-// and statestore/memstore (in memory, for tests and library use). Every
-// backend passes the conformance suite in statestore/storetest.
+// and DeadLetters. Backends: statestore/badgerstore (embedded, the default),
+// statestore/pgstore (PostgreSQL, shared by several hosts) and
+// statestore/memstore (in memory, for tests and library use). Every backend
+// passes the conformance suite in statestore/storetest.
 //
 // # Durability
 //
@@ -58,9 +59,11 @@
 // ErrClosed, wrapped with detail; match them with errors.Is. Each interface
 // method's comment lists the ones it returns. Any write may also return
 // ErrNoSpace when the store refuses it because its disk is (nearly) full;
-// nothing of such a write is stored. A cancelled context returns the
-// context's error. Errors of the underlying database never escape unwrapped
-// as sentinels of that database.
+// nothing of such a write is stored. A store on a database server returns
+// ErrUnavailable when it cannot reach it; such a write may or may not have
+// been applied. A cancelled context returns the context's error. Errors of
+// the underlying database never escape unwrapped as sentinels of that
+// database.
 //
 // # Concurrency
 //

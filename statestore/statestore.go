@@ -32,6 +32,11 @@ var (
 // space is freed.
 var ErrNoSpace = errors.New("statestore: no space left")
 
+// ErrUnavailable: the store's database cannot be reached (refused or lost
+// connections, a server shutting down). The write may or may not have been
+// applied; the same call can succeed once the database is back.
+var ErrUnavailable = errors.New("statestore: unavailable")
+
 // Defaults shared by every implementation.
 const (
 	// DefaultMaxCheckpoints is how many checkpoints are kept per run and node.

@@ -1,0 +1,186 @@
+package pgstore
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkhead-run/bulkhead/statestore"
+	"github.com/bulkhead-run/bulkhead/statestore/internal/rules"
+)
+
+// op is one CompleteNode handed to the committer.
+type op struct {
+	ctx  context.Context
+	res  statestore.NodeResult
+	next []statestore.NodeAttempt
+	body []byte
+	done chan error
+}
+
+const completeSQL = "SELECT code, idx, last FROM bulkhead_complete_node($1, $2, $3, $4, $5, $6)"
+
+func (o *op) args() []any {
+	nodes := make([][]byte, len(o.next))
+	attempts := make([]int32, len(o.next))
+	started := make([]int64, len(o.next))
+	for i, a := range o.next {
+		nodes[i], attempts[i], started[i] = []byte(a.Node), int32(a.Attempt), a.StartedAt.UnixNano()
+	}
+	return []any{[]byte(o.res.RunID), []byte(o.res.Node), o.body, nodes, attempts, started}
+}
+
+// result turns bulkhead_complete_node's answer into the op's error.
+func (o *op) result(code, idx, last int) error {
+	switch code {
+	case 0:
+		return nil
+	case 1:
+		return rules.CompletedConflict(o.res.RunID, o.res.Node)
+	case 2:
+		if idx >= 1 && idx <= len(o.next) {
+			return rules.AttemptConflict(o.next[idx-1], last)
+		}
+		return statestore.ErrConflict
+	case 3:
+		return rules.RunNotFound(o.res.RunID)
+	}
+	return fmt.Errorf("%w: bulkhead_complete_node returned code %d", errServer, code)
+}
+
+// enqueue hands o to the committer and waits for its group to commit.
+func (s *Store) enqueue(ctx context.Context, o *op) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return statestore.ErrClosed
+	}
+	select {
+	case s.queue <- o:
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return ctx.Err()
+	}
+	s.mu.RUnlock()
+	select {
+	case err := <-o.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// commitLoop is the committer: it takes every queued op (up to maxBatch)
+// and commits them in one transaction. It returns when Close closed the
+// queue and every op in it is answered.
+func (s *Store) commitLoop() {
+	defer close(s.committerDone)
+	batch := make([]*op, 0, s.opts.maxBatch)
+	for {
+		o, ok := <-s.queue
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], o)
+	fill:
+		for len(batch) < s.opts.maxBatch {
+			select {
+			case o, ok := <-s.queue:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		s.commitGroup(batch)
+		clear(batch)
+	}
+}
+
+// commitGroup runs the group's calls of bulkhead_complete_node in one
+// pipelined batch, which the server runs as one transaction. Each call settles its own conflicts without
+// raising, so one member's conflict does not undo the others. When the
+// transaction fails anyway (a deadlock with another host's writes, a lost
+// connection), every member is retried in a transaction of its own.
+func (s *Store) commitGroup(batch []*op) {
+	live := batch[:0:0]
+	for _, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			o.done <- err
+			continue
+		}
+		live = append(live, o)
+	}
+	if len(live) == 0 {
+		return
+	}
+	if len(live) > 1 {
+		// Rows are locked in key order, so groups of two hosts that
+		// touch the same nodes wait for each other instead of deadlocking.
+		slices.SortStableFunc(live, func(a, b *op) int {
+			return cmp.Or(strings.Compare(a.res.RunID, b.res.RunID), strings.Compare(a.res.Node, b.res.Node))
+		})
+		results, err := s.runGroup(live)
+		if err == nil {
+			s.grouped.Add(1)
+			for i, o := range live {
+				o.done <- results[i]
+			}
+			return
+		}
+	}
+	for _, o := range live {
+		results, err := s.runGroup([]*op{o})
+		if err == nil {
+			err = results[0]
+		}
+		o.done <- s.translateCall(o.ctx, err)
+	}
+}
+
+// groupTimeout bounds one group's transaction, so a group stuck behind
+// another host's lock cannot stall the committer for longer; its members
+// are then retried one by one, each bounded by its caller's context.
+const groupTimeout = 30 * time.Second
+
+// runGroup commits ops in one transaction and returns each op's result, or
+// the error that failed the transaction.
+func (s *Store) runGroup(ops []*op) ([]error, error) {
+	ctx, cancel := context.WithTimeout(s.life, groupTimeout)
+	defer cancel()
+	if len(ops) == 1 {
+		// One member: bounded by its caller too.
+		stop := context.AfterFunc(ops[0].ctx, cancel)
+		defer stop()
+	}
+	b := &pgx.Batch{}
+	for _, o := range ops {
+		b.Queue(completeSQL, o.args()...)
+	}
+	// A batch without BEGIN runs as one implicit transaction, committed
+	// when the server reaches the batch's end: one round trip per group.
+	br := s.pool.SendBatch(ctx, b)
+	results := make([]error, len(ops))
+	for i, o := range ops {
+		var code, idx, last int
+		if err := br.QueryRow().Scan(&code, &idx, &last); err != nil {
+			_ = br.Close()
+			return nil, err
+		}
+		results[i] = o.result(code, idx, last)
+	}
+	if err := br.Close(); err != nil {
+		return nil, err
+	}
+	return results, nil
+}

@@ -1,0 +1,104 @@
+// Package pgstore is a statestore.Store on PostgreSQL, for hosts that share
+// one database. It is the only package of bulkhead that imports pgx, and it
+// passes the statestore/storetest conformance suite like every store.
+//
+// # Lifecycle
+//
+// Open(ctx, url, opts...) connects a pgxpool to url (a postgres:// URL or
+// a key=value string), applies the embedded schema migrations and starts
+// the committer, a goroutine owned by the Store. Close stops taking calls,
+// lets the committer commit every completion already queued and the calls
+// in progress return, and closes the pool; it is idempotent, waits at most
+// WithCloseTimeout (default 10 s) and then cancels what still runs and
+// returns an error. Every call after Close returns statestore.ErrClosed.
+//
+// # Migrations
+//
+// The schema is in migrations/NNNN_*.sql, embedded in the binary. Open (and
+// Migrate, for operators who migrate separately and then Open
+// WithoutMigrate) applies the missing ones in one transaction under a
+// transaction-scoped advisory lock, so hosts starting together apply each
+// migration once, and records each version with the SHA-256 of its file in
+// schema_migrations. A database whose recorded migration has another
+// checksum, or that records versions this binary does not have, is refused
+// with an error matching ErrSchema and left as it is; WithoutMigrate also
+// refuses a database that lacks migrations. Migrations only ever add.
+//
+// # Schema
+//
+// Identifiers (run IDs, node names, plugin names, keys, dead-letter IDs)
+// are bytea, because they may hold any byte but NUL; they order byte by
+// byte, as in the other stores. Times are Unix nanoseconds, so values read
+// back equal the ones written.
+//
+//	runs              id, status, created_ns, finished_ns, rev, body (the Run as JSON)
+//	node_results      (run_id, node) → body (the NodeResult as JSON)
+//	node_attempts     (run_id, node) → attempt, started_ns
+//	checkpoint_heads  (run_id, node) → newest seq
+//	checkpoints       (run_id, node, seq) → created_ns, data
+//	plugin_state      (plugin, key) → value, size (key and value bytes)
+//	dead_letters      id → run_id, body (the DeadLetter as JSON)
+//
+// ListRuns reads a keyset page on (created_ns, id), through the index
+// (status, created_ns, id) when filtered, so a page costs its size whatever
+// the table holds; UnfinishedRuns reads a partial index of pending and
+// running runs. StateUsage adds up size over the plugin's primary-key
+// entries, which include it (an index-only scan). Results, attempts and
+// checkpoints reference their run.
+//
+// # Transactions
+//
+// Every call is one statement or one transaction at READ COMMITTED, and
+// returns once PostgreSQL has committed it (durable as its
+// synchronous_commit setting makes it, fsynced by default). Decisions are
+// made by the row the write touches, never by a read before it:
+//
+//   - CreateRun: INSERT … ON CONFLICT DO NOTHING; the losers of a race read
+//     the winner and compare workflow and input hash.
+//   - UpdateRun: fn runs with no transaction open and no row locked, on
+//     the run and its rev; the UPDATE applies only while rev is unchanged,
+//     otherwise fn runs again on the newer run.
+//   - CompleteNode: the function bulkhead_complete_node, which locks the
+//     run row FOR KEY SHARE, inserts the result ON CONFLICT DO NOTHING
+//     (the first completion wins) and upserts each attempt passed with it
+//     only when it increases; an attempt that does not rolls the whole
+//     completion back (a subtransaction), and the call returns a code
+//     instead of raising.
+//   - StartAttempt: the same conditional upsert on its own.
+//   - SaveCheckpoint: an upsert of the node's head row takes the next seq
+//     under that row's lock; the checkpoint leaving the window
+//     (WithMaxCheckpoints, default 10) is deleted in the same transaction.
+//   - PutDeadLetter: INSERT … ON CONFLICT DO NOTHING.
+//
+// # Group commit
+//
+// CompleteNode calls are queued to the committer, which takes everything
+// queued (up to WithMaxBatch, default 256) and sends one pipelined batch of
+// bulkhead_complete_node calls, which PostgreSQL runs as one implicit
+// transaction: one round trip and one commit for the group. Each call
+// settles its own conflicts, so a member that conflicts or names a missing
+// run gets its own error and the others commit; a second completion of a
+// node in the same group conflicts with the first. Members are sent in
+// (run, node) order, so groups of two hosts lock rows in the same order.
+// A group's transaction is bounded at 30 s. When the group's
+// transaction fails as a whole (a deadlock with another host, a lost
+// connection), each member is retried in a transaction of its own.
+// WithMaxBatch(1) turns grouping off: each CompleteNode then commits on
+// the caller's goroutine.
+//
+// # Errors
+//
+// Errors map onto the statestore sentinels: a unique violation is
+// ErrConflict, a missing referenced run ErrNotFound, a refused or lost
+// connection or a server shutting down statestore.ErrUnavailable, a full
+// disk statestore.ErrNoSpace. A cancelled or expired context ends a call
+// at once and returns the context's error. Only the text of pgx's errors
+// is kept; no pgx type escapes. Errors name the server's host:port and
+// never the password. A write that fails with ErrUnavailable or a context
+// error may or may not have been committed.
+//
+// # Concurrency
+//
+// All methods are safe for concurrent use, from one process or many. The
+// Store's only lock, mu, guards the closed flag and sends on the queue.
+package pgstore

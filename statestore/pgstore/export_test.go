@@ -1,0 +1,5 @@
+package pgstore
+
+// Grouped returns how many groups of more than one completion s committed
+// in one transaction.
+func Grouped(s *Store) int64 { return s.grouped.Load() }

@@ -1,0 +1,229 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkhead-run/bulkhead/statestore"
+	"github.com/bulkhead-run/bulkhead/statestore/internal/rules"
+)
+
+var (
+	errChanged = errors.New("run changed")
+	errDecode  = errors.New("pgstore: undecodable row")
+)
+
+func decode(what string, b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%w: %s: %v", errDecode, what, err)
+	}
+	return nil
+}
+
+func finishedNS(r statestore.Run) *int64 {
+	if r.FinishedAt.IsZero() {
+		return nil
+	}
+	ns := r.FinishedAt.UnixNano()
+	return &ns
+}
+
+// CreateRun implements statestore.Runs. INSERT … ON CONFLICT DO NOTHING
+// decides which of concurrent creations wins; the others read the winner.
+func (s *Store) CreateRun(ctx context.Context, r statestore.Run) (statestore.Run, bool, error) {
+	r, err := rules.PrepareCreate(r, s.opts.now())
+	if err != nil {
+		return statestore.Run{}, false, err
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		return statestore.Run{}, false, err
+	}
+	var out statestore.Run
+	var created bool
+	err = s.do(ctx, func(ctx context.Context) error {
+		tag, err := s.pool.Exec(ctx, `INSERT INTO runs (id, status, created_ns, finished_ns, body)
+VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
+			[]byte(r.ID), string(r.Status), r.CreatedAt.UnixNano(), finishedNS(r), body)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 1 {
+			out, created = r, true
+			return nil
+		}
+		old, _, err := getRun(ctx, s.pool, r.ID)
+		if err != nil {
+			return err
+		}
+		out = old
+		if !rules.SameRun(old, r) {
+			return rules.ConflictError(old, r)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, statestore.ErrConflict) {
+		return statestore.Run{}, false, err
+	}
+	return out.Clone(), created, err
+}
+
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func getRun(ctx context.Context, q querier, id string) (statestore.Run, int64, error) {
+	var body []byte
+	var rev int64
+	err := q.QueryRow(ctx, "SELECT body, rev FROM runs WHERE id = $1", []byte(id)).Scan(&body, &rev)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return statestore.Run{}, 0, rules.RunNotFound(id)
+	}
+	if err != nil {
+		return statestore.Run{}, 0, err
+	}
+	var r statestore.Run
+	return r, rev, decode("run "+id, body, &r)
+}
+
+// GetRun implements statestore.Runs.
+func (s *Store) GetRun(ctx context.Context, id string) (statestore.Run, error) {
+	if err := statestore.CheckID("run ID", id); err != nil {
+		return statestore.Run{}, err
+	}
+	var r statestore.Run
+	err := s.do(ctx, func(ctx context.Context) error {
+		var err error
+		r, _, err = getRun(ctx, s.pool, id)
+		return err
+	})
+	return r, err
+}
+
+// UpdateRun implements statestore.Runs. fn runs with no transaction open and
+// no row locked; the result is written by an UPDATE conditional on the row
+// version fn saw, and fn runs again when another update got in between.
+func (s *Store) UpdateRun(ctx context.Context, id string, fn func(*statestore.Run) error) (statestore.Run, error) {
+	if err := statestore.CheckID("run ID", id); err != nil {
+		return statestore.Run{}, err
+	}
+	for {
+		var old statestore.Run
+		var rev int64
+		err := s.do(ctx, func(ctx context.Context) error {
+			var err error
+			old, rev, err = getRun(ctx, s.pool, id)
+			return err
+		})
+		if err != nil {
+			return statestore.Run{}, err
+		}
+		r, err := rules.ApplyUpdate(old, fn, s.opts.now())
+		if err != nil {
+			return statestore.Run{}, err
+		}
+		body, err := json.Marshal(r)
+		if err != nil {
+			return statestore.Run{}, err
+		}
+		err = s.do(ctx, func(ctx context.Context) error {
+			tag, err := s.pool.Exec(ctx, `UPDATE runs SET status = $3, finished_ns = $4, body = $5, rev = rev + 1
+WHERE id = $1 AND rev = $2`, []byte(id), rev, string(r.Status), finishedNS(r), body)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				return errChanged
+			}
+			return nil
+		})
+		if errors.Is(err, errChanged) {
+			continue
+		}
+		if err != nil {
+			return statestore.Run{}, err
+		}
+		return r.Clone(), nil
+	}
+}
+
+// ListRuns implements statestore.Runs: a keyset page on (created_ns, id),
+// through runs_status when filtered.
+func (s *Store) ListRuns(ctx context.Context, f statestore.RunFilter) ([]statestore.Run, string, error) {
+	limit, err := rules.Limit(f.Limit)
+	if err != nil {
+		return nil, "", err
+	}
+	var afterNS int64
+	var afterID string
+	if f.After != "" {
+		if afterNS, afterID, err = rules.ParseRunCursor(f.After); err != nil {
+			return nil, "", err
+		}
+	}
+	if f.Status != "" && !f.Status.Valid() {
+		return nil, "", fmt.Errorf("%w: run status %q", statestore.ErrInvalid, f.Status)
+	}
+	cmp, order := ">", "ASC"
+	if f.Newest {
+		cmp, order = "<", "DESC"
+	}
+	q := "SELECT body FROM runs WHERE true"
+	var args []any
+	if f.Status != "" {
+		args = append(args, string(f.Status))
+		q += " AND status = $1"
+	}
+	if f.After != "" {
+		args = append(args, afterNS, []byte(afterID))
+		q += fmt.Sprintf(" AND (created_ns, id) %s ($%d, $%d)", cmp, len(args)-1, len(args))
+	}
+	args = append(args, limit+1)
+	q += fmt.Sprintf(" ORDER BY created_ns %s, id %s LIMIT $%d", order, order, len(args))
+	var out []statestore.Run
+	err = s.do(ctx, func(ctx context.Context) error {
+		var err error
+		out, err = queryRuns(ctx, s, q, args...)
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		return out, rules.RunCursor(last.CreatedAt, last.ID), nil
+	}
+	return out, "", nil
+}
+
+func queryRuns(ctx context.Context, s *Store, q string, args ...any) ([]statestore.Run, error) {
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (statestore.Run, error) {
+		var body []byte
+		var r statestore.Run
+		if err := row.Scan(&body); err != nil {
+			return r, err
+		}
+		return r, decode("run", body, &r)
+	})
+}
+
+// UnfinishedRuns implements statestore.Runs. It reads the partial index
+// runs_unfinished, so finished runs cost nothing.
+func (s *Store) UnfinishedRuns(ctx context.Context) ([]statestore.Run, error) {
+	var out []statestore.Run
+	err := s.do(ctx, func(ctx context.Context) error {
+		var err error
+		out, err = queryRuns(ctx, s, `SELECT body FROM runs WHERE status IN ('pending', 'running') ORDER BY created_ns, id`)
+		return err
+	})
+	return out, err
+}
