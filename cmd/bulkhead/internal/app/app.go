@@ -408,7 +408,7 @@ func register(p params) {
 				return err
 			}
 			p.Ready.set(func() { p.Ready.engine = true })
-			p.Log.Info("serving", "addr", p.Server.Addr(), "plugins", len(p.Host.Plugins()), "workflows", len(p.Engine.Workflows()))
+			p.Log.Info("serving", "addr", p.Server.Addr(), "store", storeName(p.Cfg), "plugins", len(p.Host.Plugins()), "workflows", len(p.Engine.Workflows()))
 			return nil
 		},
 		OnStop: func(ctx context.Context) error {

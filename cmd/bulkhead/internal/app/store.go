@@ -90,6 +90,15 @@ func Migrate(ctx context.Context, url string) ([]int, error) {
 	return v, nil
 }
 
+// storeName names cfg's store for the log: the embedded store's directory,
+// or the URL with its password replaced.
+func storeName(cfg *config.Config) string {
+	if cfg.Store.URL == "" {
+		return StoreDir(cfg.DataDir)
+	}
+	return config.RedactURL(cfg.Store.URL)
+}
+
 // ScrubError returns err with the password of url, should its text hold
 // it, replaced; errors.Is and errors.As still see err.
 func ScrubError(err error, url string) error {
