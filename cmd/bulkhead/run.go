@@ -192,7 +192,11 @@ func openStore(cmd string, env *envFlags, stderr io.Writer) (statestore.Store, i
 		return nil, exitUsage
 	}
 	if err != nil {
-		fprintf(stderr, "bulkhead %s: %v\n%s", cmd, err, storeHint(err, env.data))
+		hint := ""
+		if url == "" {
+			hint = storeHint(err, env.data)
+		}
+		fprintf(stderr, "bulkhead %s: %v\n%s", cmd, err, hint)
 		return nil, exitUsage
 	}
 	return s, exitOK

@@ -53,11 +53,11 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	if err := a.Err(); err != nil {
 		log.Error("cannot start", "err", err)
 		if storeUnusable(err) {
-			what := "the data directory"
+			what, hint := "the data directory", storeHint(err, cfg.DataDir)
 			if cfg.Store.URL != "" {
-				what = "the store"
+				what, hint = "the store", ""
 			}
-			fprintf(stderr, "bulkhead serve: %s cannot be used: %v\n%s", what, err, storeHint(err, cfg.DataDir))
+			fprintf(stderr, "bulkhead serve: %s cannot be used: %v\n%s", what, err, hint)
 			return exitUsage
 		}
 		return exitFailure
