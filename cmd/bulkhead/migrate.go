@@ -33,7 +33,7 @@ func runMigrate(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if err := config.CheckStoreURL(url); err != nil {
-		fprintf(stderr, "bulkhead migrate: --store: %v\n", err)
+		fprintf(stderr, "bulkhead migrate: %s: %v\n", storeSource(*store), err)
 		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

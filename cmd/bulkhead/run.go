@@ -163,6 +163,14 @@ func storeURL(flagValue string) string {
 	return os.Getenv("BULKHEAD_STORE")
 }
 
+// storeSource names where storeURL(flagValue) came from, for errors.
+func storeSource(flagValue string) string {
+	if flagValue != "" {
+		return "--store"
+	}
+	return "BULKHEAD_STORE"
+}
+
 // storeOpenTimeout bounds the connection to a PostgreSQL store.
 const storeOpenTimeout = 30 * time.Second
 
@@ -173,7 +181,7 @@ const storeOpenTimeout = 30 * time.Second
 func openStore(cmd string, env *envFlags, stderr io.Writer) (statestore.Store, int) {
 	url := storeURL(env.store)
 	if err := config.CheckStoreURL(url); err != nil {
-		fprintf(stderr, "bulkhead %s: --store: %v\n", cmd, err)
+		fprintf(stderr, "bulkhead %s: %s: %v\n", cmd, storeSource(env.store), err)
 		return nil, exitUsage
 	}
 	o := app.StoreOptions{URL: url, DataDir: dataDir(env.data)}
