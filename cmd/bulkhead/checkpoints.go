@@ -15,7 +15,7 @@ import (
 	"github.com/bulkhead-run/bulkhead/statestore"
 )
 
-const checkpointsSynopsis = "checkpoints ls RUN [NODE] [--json] [--data DIR | --server URL]"
+const checkpointsSynopsis = "checkpoints ls RUN [NODE] [--json] [--data DIR | --store URL | --server URL]"
 
 func runCheckpoints(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "ls" {

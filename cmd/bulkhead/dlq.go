@@ -15,7 +15,7 @@ import (
 	"github.com/bulkhead-run/bulkhead/statestore"
 )
 
-const dlqSynopsis = "dlq ls [--run ID] [--limit N] [--after ID] [--json] | show ID [--json] | replay ID [--upgrade] [--plugins DIR] | purge  [--data DIR | --server URL]"
+const dlqSynopsis = "dlq ls [--run ID] [--limit N] [--after ID] [--json] | show ID [--json] | replay ID [--upgrade] [--plugins DIR] | purge  [--data DIR | --store URL | --server URL]"
 
 func runDLQ(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	sub, args, code, ok := splitSubcommand(args, dlqSynopsis, stderr)

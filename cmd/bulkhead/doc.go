@@ -19,4 +19,12 @@
 // folder (or $BULKHEAD_CACHE). The commands that read runs, dead letters,
 // checkpoints or plugins talk to a running service instead when --server or
 // $BULKHEAD_SERVER is set.
+//
+// The state store is the embedded one in the data directory unless --store
+// (else $BULKHEAD_STORE, or store.url for serve) names a postgres:// or
+// postgresql:// URL; every command opens it through app.OpenStore. Another
+// scheme is bad usage (2). `migrate` applies the PostgreSQL schema
+// migrations (1 when the database cannot be migrated); `store check|repair`
+// refuse a URL. The URL's password is never printed: config show replaces
+// it and errors never hold it.
 package main

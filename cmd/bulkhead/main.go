@@ -28,6 +28,7 @@ Usage:
   bulkhead serve [--config FILE] [flags]       run the service: HTTP API, metrics, dashboard
   bulkhead config show [flags]                 print serve's effective configuration and its sources
   bulkhead store check|repair [--data DIR]     check the data directory's store, or recover a damaged one
+  bulkhead migrate [--store URL]               apply the PostgreSQL store's schema migrations
   bulkhead new --lang LANG NAME                write a ready-to-build node project
   bulkhead version                             print the version
   bulkhead help [COMMAND]                      show help
@@ -51,6 +52,7 @@ func commands() []command {
 		{"serve", runServe},
 		{"config", runConfig},
 		{"store", runStore},
+		{"migrate", runMigrate},
 		{"new", runNew},
 		{"version", runVersion},
 	}

@@ -8,13 +8,14 @@ import (
 	"testing"
 
 	"github.com/bulkhead-run/bulkhead/host/hosttest"
+	"github.com/bulkhead-run/bulkhead/statestore/pgstore/pgtest"
 )
 
 const kitchen = "../../testdata/go/kitchen/kitchen.wasm"
 
 func TestMain(m *testing.M) {
 	os.Setenv("BULKHEAD_CACHE", hosttest.CacheDir())
-	os.Exit(m.Run())
+	pgtest.Main(m)
 }
 
 // bulkhead runs the CLI in-process and returns its exit status and output.

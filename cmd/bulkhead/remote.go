@@ -8,13 +8,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/bulkhead-run/bulkhead/host/api"
 	"github.com/bulkhead-run/bulkhead/host/workflow"
 	"github.com/bulkhead-run/bulkhead/statestore"
-	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
 )
 
 // The commands that read or change runs, dead letters, checkpoints and
@@ -146,22 +144,4 @@ func printFinished(cmd string, r statestore.Run, stdout, stderr io.Writer) int {
 	}
 	fprintf(stderr, "bulkhead %s: run %s was cancelled\n", cmd, r.ID)
 	return exitFailure
-}
-
-// openLocalStore opens the data directory's store. A directory held by
-// another process (a running service, usually) gets a hint to talk to
-// that process with --server instead.
-func openLocalStore(cmd, data string, stderr io.Writer) (*badgerstore.Store, int) {
-	s, err := badgerstore.Open(filepath.Join(dataDir(data), "store"), storeOptions()...)
-	if errors.Is(err, badgerstore.ErrInUse) {
-		fprintf(stderr, "bulkhead %s: %v\n"+
-			"  the data directory is locked by another process, usually a running `bulkhead serve`:\n"+
-			"  talk to it with --server http://HOST:PORT (or set BULKHEAD_SERVER)\n", cmd, err)
-		return nil, exitUsage
-	}
-	if err != nil {
-		fprintf(stderr, "bulkhead %s: %v\n%s", cmd, err, storeHint(err, data))
-		return nil, exitUsage
-	}
-	return s, exitOK
 }

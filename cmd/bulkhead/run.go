@@ -18,6 +18,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/bulkhead-run/bulkhead/abi"
+	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/app"
+	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/config"
 	"github.com/bulkhead-run/bulkhead/host"
 	"github.com/bulkhead-run/bulkhead/host/workflow"
 	"github.com/bulkhead-run/bulkhead/plugins"
@@ -26,7 +28,7 @@ import (
 	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
 )
 
-const runSynopsis = "run FLOW.yaml [--input S | --input-file F] [--run-id ID] [--plugins DIR] [--data DIR]"
+const runSynopsis = "run FLOW.yaml [--input S | --input-file F] [--run-id ID] [--plugins DIR] [--data DIR | --store URL]"
 
 // drainGrace is how long an interrupted command lets running nodes finish.
 const drainGrace = 5 * time.Second
@@ -112,7 +114,7 @@ func runRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // runtime is what commands that execute runs share: store, host, engine.
 type runtime struct {
-	store   *badgerstore.Store
+	store   statestore.Store
 	host    *host.Host
 	engine  *workflow.Engine
 	names   map[string]bool
@@ -124,8 +126,8 @@ type runtime struct {
 }
 
 type envFlags struct {
-	data, plugins, progress string
-	workers                 int
+	data, store, plugins, progress string
+	workers                        int
 }
 
 func (e *envFlags) register(fs interface {
@@ -133,6 +135,7 @@ func (e *envFlags) register(fs interface {
 	IntVar(*int, string, int, string)
 }) {
 	fs.StringVar(&e.data, "data", "", "data `DIR` (default $RESILIENCE_CHECKPOINT_DIR, $BULKHEAD_DATA or ./.bulkhead)")
+	fs.StringVar(&e.store, "store", "", "state store `URL`: postgres://… for PostgreSQL (default $BULKHEAD_STORE, else the embedded store in the data directory)")
 	fs.StringVar(&e.plugins, "plugins", "", "plugins `DIR` (default $BULKHEAD_PLUGINS, else plugins/ beside the workflow file, else ./plugins)")
 	fs.StringVar(&e.progress, "progress", "auto", "progress on stderr: auto (live when stderr is a terminal), plain (one line per event), none")
 	fs.IntVar(&e.workers, "workers", workflow.DefaultWorkers, "run at most `N` nodes at once")
@@ -151,26 +154,60 @@ func defaultPluginsDir(flow string) string {
 	return "plugins"
 }
 
-// openStore opens the data directory's store.
-func openStore(cmd, data string, stderr io.Writer) (*badgerstore.Store, int) {
-	dir := filepath.Join(dataDir(data), "store")
-	s, err := badgerstore.Open(dir, storeOptions()...)
+// storeURL resolves the store URL: the flag, else BULKHEAD_STORE; ""
+// is the embedded store in the data directory.
+func storeURL(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	return os.Getenv("BULKHEAD_STORE")
+}
+
+// storeSource names where storeURL(flagValue) came from, for errors.
+func storeSource(flagValue string) string {
+	if flagValue != "" {
+		return "--store"
+	}
+	return "BULKHEAD_STORE"
+}
+
+// storeOpenTimeout bounds the connection to a PostgreSQL store.
+const storeOpenTimeout = 30 * time.Second
+
+// openStore opens the store of a command that works on it directly: the
+// one --store (or BULKHEAD_STORE) names, else the data directory's. A
+// data directory held by another process (a running service, usually)
+// gets a hint to talk to that process with --server instead.
+func openStore(cmd string, env *envFlags, stderr io.Writer) (statestore.Store, int) {
+	url := storeURL(env.store)
+	if err := config.CheckStoreURL(url); err != nil {
+		fprintf(stderr, "bulkhead %s: %s: %v\n", cmd, storeSource(env.store), err)
+		return nil, exitUsage
+	}
+	o := app.StoreOptions{URL: url, DataDir: dataDir(env.data)}
+	if v := os.Getenv("BULKHEAD_FREE_SPACE_RESERVE"); v != "" {
+		if n, err := abi.ParseSize(v); err == nil {
+			o.Reserve = int64(n)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeOpenTimeout)
+	defer cancel()
+	s, err := app.OpenStore(ctx, o)
+	if errors.Is(err, badgerstore.ErrInUse) {
+		fprintf(stderr, "bulkhead %s: %v\n"+
+			"  the data directory is locked by another process, usually a running `bulkhead serve`:\n"+
+			"  talk to it with --server http://HOST:PORT (or set BULKHEAD_SERVER)\n", cmd, err)
+		return nil, exitUsage
+	}
 	if err != nil {
-		fprintf(stderr, "bulkhead %s: %v\n%s", cmd, err, storeHint(err, data))
+		hint := ""
+		if url == "" {
+			hint = storeHint(err, env.data)
+		}
+		fprintf(stderr, "bulkhead %s: %v\n%s", cmd, err, hint)
 		return nil, exitUsage
 	}
 	return s, exitOK
-}
-
-// storeOptions are the store options of the commands that open the data
-// directory themselves: BULKHEAD_FREE_SPACE_RESERVE sets the reserve.
-func storeOptions() []badgerstore.Option {
-	if v := os.Getenv("BULKHEAD_FREE_SPACE_RESERVE"); v != "" {
-		if n, err := abi.ParseSize(v); err == nil {
-			return []badgerstore.Option{badgerstore.WithReserve(int64(n))}
-		}
-	}
-	return nil
 }
 
 // storeHint says what to do about an error opening the store ("" when
@@ -208,7 +245,7 @@ func openRuntime(ctx context.Context, cmd string, env *envFlags, stderr io.Write
 		fprintf(stderr, "bulkhead %s: --workers must be at least 1\n", cmd)
 		return nil, exitUsage
 	}
-	store, code := openStore(cmd, env.data, stderr)
+	store, code := openStore(cmd, env, stderr)
 	if store == nil {
 		return nil, code
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/bulkhead-run/bulkhead/statestore"
 )
 
-const runsSynopsis = "runs ls [--status S] [--limit N] [--after CURSOR] [--json] | show ID [--json] | cancel ID | resume ID [--upgrade] [--plugins DIR] [--data DIR | --server URL]"
+const runsSynopsis = "runs ls [--status S] [--limit N] [--after CURSOR] [--json] | show ID [--json] | cancel ID | resume ID [--upgrade] [--plugins DIR] [--data DIR | --store URL | --server URL]"
 
 func runRuns(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	sub, args, code, ok := splitSubcommand(args, runsSynopsis, stderr)
@@ -147,10 +147,10 @@ func printRuns(w io.Writer, runs []statestore.Run, next string, asJSON bool) int
 	return exitOK
 }
 
-// withStore runs fn with an engine over the data directory's store and no
+// withStore runs fn with an engine over the configured store and no
 // plugins (enough to read and cancel runs).
 func withStore(cmd string, env *envFlags, stderr io.Writer, fn func(*workflow.Engine) int) int {
-	store, code := openLocalStore(cmd, env.data, stderr)
+	store, code := openStore(cmd, env, stderr)
 	if store == nil {
 		return code
 	}
@@ -166,9 +166,9 @@ func withStore(cmd string, env *envFlags, stderr io.Writer, fn func(*workflow.En
 // resumeRun resumes a run (or replays a dead letter when dl is set) in the
 // foreground and prints its result like run.
 func resumeRun(ctx context.Context, cmd string, env *envFlags, runID, dl string, upgrade bool, stdout, stderr io.Writer) int {
-	// Open the store once first: a locked data directory is reported with
-	// its hint, and the run tells where its plugins are.
-	store, code := openLocalStore(cmd, env.data, stderr)
+	// Open the store once first: a store that cannot be opened is
+	// reported with its hint, and the run tells where its plugins are.
+	store, code := openStore(cmd, env, stderr)
 	if store == nil {
 		return code
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/config"
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
+	"github.com/bulkhead-run/bulkhead/statestore/pgstore"
 )
 
 const serveSynopsis = "serve [--config FILE] [--listen ADDR] [--plugins DIR] [--workflows DIR] [--data DIR] [flags]"
@@ -52,7 +53,11 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	if err := a.Err(); err != nil {
 		log.Error("cannot start", "err", err)
 		if storeUnusable(err) {
-			fprintf(stderr, "bulkhead serve: the data directory cannot be used: %v\n%s", err, storeHint(err, cfg.DataDir))
+			what, hint := "the data directory", storeHint(err, cfg.DataDir)
+			if cfg.Store.URL != "" {
+				what, hint = "the store", ""
+			}
+			fprintf(stderr, "bulkhead serve: %s cannot be used: %v\n%s", what, err, hint)
 			return exitUsage
 		}
 		return exitFailure
@@ -104,9 +109,12 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return l
 }
 
-// storeUnusable reports whether err says the data directory's store cannot
-// be opened: damaged, in use, not writable or out of space.
+// storeUnusable reports whether err says the store cannot be opened:
+// damaged, in use, not writable, out of space, or a database that is
+// unreachable, refuses the URL or has a schema this binary cannot use.
 func storeUnusable(err error) bool {
 	return errors.Is(err, badgerstore.ErrCorrupt) || errors.Is(err, badgerstore.ErrInUse) ||
-		errors.Is(err, badgerstore.ErrNotWritable) || errors.Is(err, statestore.ErrNoSpace)
+		errors.Is(err, badgerstore.ErrNotWritable) || errors.Is(err, statestore.ErrNoSpace) ||
+		errors.Is(err, statestore.ErrUnavailable) || errors.Is(err, statestore.ErrInvalid) ||
+		errors.Is(err, pgstore.ErrSchema)
 }

@@ -46,6 +46,7 @@ func TestServe(t *testing.T) {
 	t.Run("DrainOnSIGTERMAndResume", func(t *testing.T) { testDrainAndResume(t, bin) })
 	t.Run("Load", func(t *testing.T) { testLoad(t, bin) })
 	t.Run("NoTokenChecksHostAndOrigin", func(t *testing.T) { testNoToken(t, bin) })
+	t.Run("Postgres", func(t *testing.T) { testServePostgres(t, bin) })
 }
 
 // service is a running `bulkhead serve`.

@@ -11,6 +11,9 @@ import (
 
 const storeSynopsis = "store check|repair [--data DIR]"
 
+// errStoreIsURL: check and repair work on the embedded store only.
+var errStoreIsURL = errors.New("check and repair work on the embedded store in the data directory; a PostgreSQL store is checked and repaired with PostgreSQL's own tools")
+
 // runStore checks or repairs the data directory's store. check changes
 // nothing and exits 0 when the store is sound, 1 when it found damage;
 // repair exits 0 when the store opens again, 1 when something could not be
@@ -26,8 +29,13 @@ func runStore(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	fs := newFlagSet("store "+sub, storeSynopsis, stderr)
 	data := fs.String("data", "", "data `DIR` (default $RESILIENCE_CHECKPOINT_DIR, $BULKHEAD_DATA or ./.bulkhead)")
+	store := fs.String("store", "", "refused: check and repair are for the embedded store (default $BULKHEAD_STORE)")
 	if _, code, ok := parseSubcommand(fs, rest, "store "+sub, 0, stderr); !ok {
 		return code
+	}
+	if storeURL(*store) != "" {
+		fprintf(stderr, "bulkhead store %s: %v\n", sub, errStoreIsURL)
+		return exitUsage
 	}
 	dir := filepath.Join(dataDir(*data), "store")
 	inspect := badgerstore.Check

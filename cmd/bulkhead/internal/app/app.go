@@ -23,7 +23,6 @@ import (
 	"github.com/bulkhead-run/bulkhead/plugins"
 	"github.com/bulkhead-run/bulkhead/resilience"
 	"github.com/bulkhead-run/bulkhead/statestore"
-	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
 )
 
 // pluginsWait bounds how long the start waits for the plugins of the
@@ -70,16 +69,14 @@ func newPolicy(cfg *config.Config) (resilience.Policy, error) { return cfg.Polic
 // the CLI commands that open it directly).
 func StoreDir(data string) string { return filepath.Join(data, "store") }
 
+// storeOpenTimeout bounds the connection to a PostgreSQL store and its
+// migrations at start.
+const storeOpenTimeout = time.Minute
+
 func newStore(cfg *config.Config, log *slog.Logger) (statestore.Store, error) {
-	s, err := badgerstore.Open(StoreDir(cfg.DataDir),
-		badgerstore.WithLogger(log.With("module", "store")),
-		badgerstore.WithRetention(cfg.Store.Retention.D()),
-		badgerstore.WithMaxCheckpoints(cfg.Store.MaxCheckpoints),
-		badgerstore.WithReserve(int64(cfg.Store.FreeSpaceReserve)))
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
+	ctx, cancel := context.WithTimeout(context.Background(), storeOpenTimeout)
+	defer cancel()
+	return OpenStore(ctx, StoreOptionsOf(cfg, log.With("module", "store")))
 }
 
 func newHost(cfg *config.Config, log *slog.Logger, pol resilience.Policy, hooks *supervisor.Hooks) (*host.Host, error) {
@@ -411,7 +408,7 @@ func register(p params) {
 				return err
 			}
 			p.Ready.set(func() { p.Ready.engine = true })
-			p.Log.Info("serving", "addr", p.Server.Addr(), "plugins", len(p.Host.Plugins()), "workflows", len(p.Engine.Workflows()))
+			p.Log.Info("serving", "addr", p.Server.Addr(), "store", storeName(p.Cfg), "plugins", len(p.Host.Plugins()), "workflows", len(p.Engine.Workflows()))
 			return nil
 		},
 		OnStop: func(ctx context.Context) error {

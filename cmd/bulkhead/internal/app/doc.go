@@ -12,4 +12,10 @@
 // the HTTP server shuts down, the monitor, supervisor and host stop, and
 // the store is closed (flushed). Every hook returns once its component is
 // ready or stopped; none blocks for the life of the service.
+//
+// OpenStore opens the configured store, the embedded one in the data
+// directory or PostgreSQL (store.url), for the service and for every CLI
+// command alike; its errors never hold the URL's password. The monitor's
+// "store" check and /readyz read the store, so /readyz answers 503 while
+// a PostgreSQL store cannot be reached.
 package app

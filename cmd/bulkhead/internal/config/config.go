@@ -104,6 +104,11 @@ type Plugins struct {
 
 // Store configures the state store.
 type Store struct {
+	// URL selects the store: "" is the embedded store in DataDir; a
+	// postgres:// or postgresql:// URL is a PostgreSQL database (libpq's
+	// URL form; PGPASSWORD, PGSSLMODE and the other libpq variables
+	// apply). Its password is never printed.
+	URL string `yaml:"url"`
 	// Retention keeps finished runs this long. Default 168h.
 	Retention resilience.Duration `yaml:"retention"`
 	// MaxCheckpoints kept per run and node (RESILIENCE_* users know it as maxCheckpoints).
@@ -281,6 +286,9 @@ func (c *Config) validate() []keyError {
 	}
 	if c.Store.FreeSpaceReserve <= 0 {
 		bad("store.free_space_reserve", "must be positive, got %s", c.Store.FreeSpaceReserve)
+	}
+	if err := CheckStoreURL(c.Store.URL); err != nil {
+		bad("store.url", "%v", err)
 	}
 	for _, k := range []struct{ key, v string }{{"plugins_dir", c.PluginsDir}, {"workflows_dir", c.WorkflowsDir}, {"data_dir", c.DataDir}} {
 		if k.v == "" {

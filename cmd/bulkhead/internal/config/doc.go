@@ -25,7 +25,10 @@
 // so is one with a token shorter than MinTokenLen (ErrShortToken).
 // public_names (BULKHEAD_PUBLIC_NAMES, --public-names; comma-separated in
 // both) lists the names the service answers to beyond loopback and the
-// listen host.
+// listen host. store.url (BULKHEAD_STORE, --store) is empty for the
+// embedded store or a postgres:// or postgresql:// URL; any other scheme
+// is an error, and Settings shows the URL with its password replaced by
+// Redacted.
 //
 // # Design
 //

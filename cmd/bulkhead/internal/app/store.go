@@ -1,0 +1,118 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/config"
+	"github.com/bulkhead-run/bulkhead/statestore"
+	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
+	"github.com/bulkhead-run/bulkhead/statestore/pgstore"
+)
+
+// StoreOptions say which store OpenStore opens. Zero values keep each
+// store's defaults.
+type StoreOptions struct {
+	// URL is "" for the embedded store in DataDir, else a postgres:// URL.
+	URL            string
+	DataDir        string
+	Logger         *slog.Logger
+	Retention      time.Duration
+	MaxCheckpoints int
+	// Reserve is the embedded store's free-space reserve.
+	Reserve int64
+}
+
+// StoreOptionsOf returns the store options of cfg.
+func StoreOptionsOf(cfg *config.Config, log *slog.Logger) StoreOptions {
+	return StoreOptions{
+		URL: cfg.Store.URL, DataDir: cfg.DataDir, Logger: log,
+		Retention: cfg.Store.Retention.D(), MaxCheckpoints: cfg.Store.MaxCheckpoints,
+		Reserve: int64(cfg.Store.FreeSpaceReserve),
+	}
+}
+
+// OpenStore opens the configured store: the embedded one in the data
+// directory, or PostgreSQL (with the embedded migrations applied). It is
+// how every command and the service open their store. ctx bounds the
+// connection to PostgreSQL. Its errors never hold the URL's password.
+func OpenStore(ctx context.Context, o StoreOptions) (statestore.Store, error) {
+	if err := config.CheckStoreURL(o.URL); err != nil {
+		return nil, err
+	}
+	if o.URL == "" {
+		var opts []badgerstore.Option
+		if o.Logger != nil {
+			opts = append(opts, badgerstore.WithLogger(o.Logger))
+		}
+		if o.Retention > 0 {
+			opts = append(opts, badgerstore.WithRetention(o.Retention))
+		}
+		if o.MaxCheckpoints > 0 {
+			opts = append(opts, badgerstore.WithMaxCheckpoints(o.MaxCheckpoints))
+		}
+		if o.Reserve > 0 {
+			opts = append(opts, badgerstore.WithReserve(o.Reserve))
+		}
+		s, err := badgerstore.Open(StoreDir(o.DataDir), opts...)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	var opts []pgstore.Option
+	if o.MaxCheckpoints > 0 {
+		opts = append(opts, pgstore.WithMaxCheckpoints(o.MaxCheckpoints))
+	}
+	s, err := pgstore.Open(ctx, o.URL, opts...)
+	if err != nil {
+		return nil, ScrubError(err, o.URL)
+	}
+	return s, nil
+}
+
+// Migrate applies the embedded PostgreSQL migrations the database at url
+// lacks and returns their versions. Its errors never hold the password.
+func Migrate(ctx context.Context, url string) ([]int, error) {
+	if err := config.CheckStoreURL(url); err != nil {
+		return nil, err
+	}
+	if url == "" {
+		return nil, fmt.Errorf("no store URL: the embedded store needs no migration")
+	}
+	v, err := pgstore.Migrate(ctx, url)
+	if err != nil {
+		return nil, ScrubError(err, url)
+	}
+	return v, nil
+}
+
+// storeName names cfg's store for the log: the embedded store's directory,
+// or the URL with its password replaced.
+func storeName(cfg *config.Config) string {
+	if cfg.Store.URL == "" {
+		return StoreDir(cfg.DataDir)
+	}
+	return config.RedactURL(cfg.Store.URL)
+}
+
+// ScrubError returns err with the password of url, should its text hold
+// it, replaced; errors.Is and errors.As still see err.
+func ScrubError(err error, url string) error {
+	pw := config.StorePassword(url)
+	if err == nil || pw == "" || !strings.Contains(err.Error(), pw) {
+		return err
+	}
+	return &scrubbedError{msg: strings.ReplaceAll(err.Error(), pw, config.Redacted), err: err}
+}
+
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
