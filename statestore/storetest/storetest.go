@@ -26,6 +26,7 @@ func Run(t *testing.T, newStore func(t *testing.T) statestore.Store) {
 		{"UpdateRun", testUpdateRun},
 		{"UpdateRun_Hammer", testUpdateRunHammer},
 		{"ListRuns_Paging", testListRunsPaging},
+		{"ListRuns_Growth", testListRunsGrowth},
 		{"UnfinishedRuns", testUnfinishedRuns},
 		{"CompleteNode", testCompleteNode},
 		{"CompleteNode_Hammer", testCompleteNodeHammer},
