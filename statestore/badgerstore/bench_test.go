@@ -13,6 +13,7 @@ import (
 
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
+	"github.com/bulkhead-run/bulkhead/statestore/storetest"
 )
 
 // parallel runs n operations from w goroutines and reports records/s.
@@ -214,4 +215,17 @@ func BenchmarkReopenUnfinished(b *testing.B) {
 			b.ReportMetric(float64(listTotal.Milliseconds())/float64(b.N), "unfinished-ms")
 		})
 	}
+}
+
+// BenchmarkRuns times CreateRun and pages of runs at 10,000, 100,000 and
+// 1,000,000 stored runs (storetest.BenchRuns).
+func BenchmarkRuns(b *testing.B) {
+	storetest.BenchRuns(b, func(b *testing.B) statestore.Store {
+		s, err := badgerstore.Open(b.TempDir(), badgerstore.WithGCInterval(-1))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = s.Close() })
+		return s
+	})
 }

@@ -260,9 +260,7 @@ func (s *Store) UnfinishedRuns(ctx context.Context) ([]statestore.Run, error) {
 	defer s.mu.Unlock()
 	var keys []orderKey
 	for _, st := range []statestore.RunStatus{statestore.StatusPending, statestore.StatusRunning} {
-		if set := s.byStatus[st]; set != nil {
-			keys = append(keys, set.keys...)
-		}
+		keys = append(keys, s.byStatus[st].all()...)
 	}
 	slices.SortFunc(keys, compareKeys)
 	var out []statestore.Run
@@ -573,7 +571,7 @@ func (s *Store) DeleteDeadLetter(ctx context.Context, id string) error {
 	s.deadIDs.remove(id)
 	if set := s.deadByRun[d.RunID]; set != nil {
 		set.remove(id)
-		if len(set.keys) == 0 {
+		if set.empty() {
 			delete(s.deadByRun, d.RunID)
 		}
 	}
