@@ -22,7 +22,7 @@ import (
 //     none does);
 //   - unfinished: UnfinishedRuns (there are none).
 //
-// Select sizes with -bench, e.g. 'Runs/runs=10000/' (1,000,000 runs take
+// Select sizes with -bench, e.g. 'Runs/runs=10000$/' (1,000,000 runs take
 // minutes to write on a slow disk).
 func BenchRuns(b *testing.B, newStore func(b *testing.B) statestore.Store) {
 	ctx := context.Background()
