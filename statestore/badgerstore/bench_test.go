@@ -229,3 +229,46 @@ func BenchmarkRuns(b *testing.B) {
 		return s
 	})
 }
+
+// BenchmarkOpen_BuildStatusIndex opens a store of 100,000 runs written
+// before the status index (layout 1), which builds the index.
+func BenchmarkOpen_BuildStatusIndex(b *testing.B) {
+	const runs = 100_000
+	dir := b.TempDir()
+	s, err := badgerstore.Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for w := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < runs; i += 64 {
+				if _, _, err := s.CreateRun(ctx, statestore.Run{ID: fmt.Sprintf("run-%06d", i), Workflow: "wf", Input: make([]byte, 100)}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		b.StopTimer()
+		toLayout1(b, dir, nil)
+		b.StartTimer()
+		s, err := badgerstore.Open(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}

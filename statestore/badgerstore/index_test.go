@@ -16,7 +16,7 @@ import (
 )
 
 // rawUpdate runs fn on the closed store in dir through Badger itself.
-func rawUpdate(t *testing.T, dir string, fn func(txn *badger.Txn) error) {
+func rawUpdate(t testing.TB, dir string, fn func(txn *badger.Txn) error) {
 	t.Helper()
 	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
 	if err != nil {
@@ -31,7 +31,7 @@ func rawUpdate(t *testing.T, dir string, fn func(txn *badger.Txn) error) {
 }
 
 // statusKeys returns the status index entries of the closed store in dir.
-func statusKeys(t *testing.T, dir string) [][]byte {
+func statusKeys(t testing.TB, dir string) [][]byte {
 	t.Helper()
 	var keys [][]byte
 	rawUpdate(t, dir, func(txn *badger.Txn) error {
@@ -73,7 +73,7 @@ func indexedStore(t *testing.T, n int) string {
 // toLayout1 makes dir look like a store written before the status index:
 // no s keys, layout marker 1; keep (when not nil) is left in place, as an
 // interrupted build leaves it.
-func toLayout1(t *testing.T, dir string, keep func(k []byte) bool) {
+func toLayout1(t testing.TB, dir string, keep func(k []byte) bool) {
 	t.Helper()
 	keys := statusKeys(t, dir)
 	rawUpdate(t, dir, func(txn *badger.Txn) error {

@@ -64,8 +64,9 @@ type logDamage struct {
 // Check inspects the store in dir without changing it: every table's block
 // checksums, every memtable log and value log entry by entry, and, when
 // those are sound and the memtable was flushed (a clean close), every
-// stored value through Badger opened read-only.
-// It returns an error wrapping ErrInUse when the store is open elsewhere.
+// stored value through Badger opened read-only, and every index entry of
+// runs against its run record (each disagreement is a problem prefixed
+// "index:"). It returns an error wrapping ErrInUse when the store is open elsewhere.
 func Check(dir string) (Report, error) {
 	return inspect(dir, false)
 }
@@ -80,7 +81,9 @@ func Check(dir string) (Report, error) {
 // every stored value back and lists in Lost each record whose value was in
 // the dropped bytes (and deletes it, with a lost run's index entries, so
 // the store answers "not found" for it), and each record of the memtable
-// log found after its damage. A damaged table or MANIFEST is reported, not
+// log found after its damage. When an index entry disagrees with its run
+// record, Repair sets the layout marker back to 1, so the next Open
+// rebuilds the status index. A damaged table or MANIFEST is reported, not
 // repaired.
 func Repair(dir string) (Report, error) {
 	return inspect(dir, true)

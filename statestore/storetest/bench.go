@@ -12,15 +12,17 @@ import (
 )
 
 // BenchRuns times CreateRun and ListRuns on stores holding 10,000, 100,000
-// and 1,000,000 runs of 100-byte inputs (every 1,000th failed, the rest
-// succeeded), each filled by 64 goroutines. Per size it reports:
+// and 1,000,000 runs of 100-byte inputs (the oldest 100 running, every
+// 1,000th failed, the rest succeeded), each filled by 64 goroutines. Per
+// size it reports:
 //
 //   - fill: the submit rate while filling (runs/s);
-//   - create/writers=W: CreateRun from W goroutines (runs/s);
 //   - list/...: one page of DefaultListLimit runs, newest or oldest first,
 //     unfiltered or by status (failed: one run in 1,000 matches; cancelled:
 //     none does);
-//   - unfinished: UnfinishedRuns (there are none).
+//   - unfinished: UnfinishedRuns (100 runs);
+//   - create/writers=W: CreateRun from W goroutines (runs/s), last, as it
+//     adds runs.
 //
 // Select sizes with -bench, e.g. 'Runs/runs=10000$/' (1,000,000 runs take
 // minutes to write on a slow disk).
@@ -34,15 +36,6 @@ func BenchRuns(b *testing.B, newStore func(b *testing.B) statestore.Store) {
 			b.Run("fill", func(b *testing.B) {
 				b.ReportMetric(rate, "runs/s")
 			})
-			for _, w := range []int{1, 64} {
-				b.Run(fmt.Sprintf("create/writers=%d", w), func(b *testing.B) {
-					input := make([]byte, 100)
-					parallel(b, w, func(i int) error {
-						_, _, err := s.CreateRun(ctx, statestore.Run{ID: fmt.Sprintf("new-%d-%d", w, i), Workflow: "wf", Input: input})
-						return err
-					})
-				})
-			}
 			list := func(f statestore.RunFilter) func() error {
 				return func() error { _, _, err := s.ListRuns(ctx, f); return err }
 			}
@@ -65,9 +58,22 @@ func BenchRuns(b *testing.B, newStore func(b *testing.B) statestore.Store) {
 					}
 				})
 			}
+			for _, w := range []int{1, 64} {
+				b.Run(fmt.Sprintf("create/writers=%d", w), func(b *testing.B) {
+					input := make([]byte, 100)
+					parallel(b, w, func(i int) error {
+						_, _, err := s.CreateRun(ctx, statestore.Run{ID: fmt.Sprintf("new-%d-%d", w, i), Workflow: "wf", Input: input})
+						return err
+					})
+				})
+			}
 		})
 	}
 }
+
+// benchUnfinished is how many of the runs BenchRuns stores are unfinished,
+// whatever their number.
+const benchUnfinished = 100
 
 // fillRuns creates n runs from 64 goroutines, one millisecond of creation
 // time apart, and returns the rate in runs/s.
@@ -84,7 +90,10 @@ func fillRuns(b *testing.B, s statestore.Store, n int) float64 {
 			defer wg.Done()
 			for i := w; i < n; i += 64 {
 				st := statestore.StatusSucceeded
-				if i%1000 == 999 {
+				switch {
+				case i < benchUnfinished:
+					st = statestore.StatusRunning
+				case i%1000 == 999:
 					st = statestore.StatusFailed
 				}
 				_, _, err := s.CreateRun(ctx, statestore.Run{
