@@ -172,9 +172,10 @@ func (s *Store) ListRuns(ctx context.Context, f statestore.RunFilter) ([]statest
 	if err != nil {
 		return nil, "", err
 	}
-	var after []byte
+	var afterNS int64
+	var afterID string
 	if f.After != "" {
-		if _, _, err := rules.ParseRunCursor(f.After); err != nil {
+		if afterNS, afterID, err = rules.ParseRunCursor(f.After); err != nil {
 			return nil, "", err
 		}
 	}
@@ -185,14 +186,14 @@ func (s *Store) ListRuns(ctx context.Context, f statestore.RunFilter) ([]statest
 	// with one the status index s<status>\0<created><run>; both end in the
 	// same order key, so the cursor is the same.
 	prefix := []byte{pCreated}
-	orderKey := func(ns int64, id string) []byte { return timeKeyNS(pCreated, ns, id) }
+	var after []byte
 	if f.Status != "" {
 		prefix = statusPrefix(f.Status)
-		orderKey = func(ns int64, id string) []byte { return statusKeyNS(f.Status, ns, id) }
-	}
-	if f.After != "" {
-		ns, id, _ := rules.ParseRunCursor(f.After)
-		after = orderKey(ns, id)
+		if f.After != "" {
+			after = statusKeyNS(f.Status, afterNS, afterID)
+		}
+	} else if f.After != "" {
+		after = timeKeyNS(pCreated, afterNS, afterID)
 	}
 	var out []statestore.Run
 	var next string
