@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) statestore.Store) {
 		{"PluginState", testPluginState},
 		{"StateUsage", testStateUsage},
 		{"DeadLetters", testDeadLetters},
+		{"ListDeadLetters_Growth", testListDeadLettersGrowth},
 		{"Copies", testCopies},
 		{"InvalidArguments", testInvalid},
 		{"Closed", testClosed},
