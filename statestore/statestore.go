@@ -216,7 +216,9 @@ type Runs interface {
 	// ErrInvalid (an unknown status), ErrClosed, or fn's error.
 	UpdateRun(ctx context.Context, id string, fn func(*Run) error) (Run, error)
 	// ListRuns returns one page of runs and the cursor of the next page ("" when
-	// this is the last one). Errors: ErrInvalid (bad cursor or limit), ErrClosed.
+	// this is the last one). It reads an index of the filter (every run, or
+	// the runs of f.Status), so a page costs the same however many runs are
+	// stored. Errors: ErrInvalid (bad cursor or limit, unknown status), ErrClosed.
 	ListRuns(ctx context.Context, f RunFilter) ([]Run, string, error)
 	// UnfinishedRuns returns every pending or running run, oldest first. It
 	// reads an index of unfinished runs, so its cost does not grow with the
@@ -308,8 +310,9 @@ type DeadLetters interface {
 	// GetDeadLetter returns one dead letter. Errors: ErrNotFound, ErrInvalid, ErrClosed.
 	GetDeadLetter(ctx context.Context, id string) (DeadLetter, error)
 	// ListDeadLetters returns one page ordered by ID and the ID to pass as
-	// After for the next page ("" when this is the last one). Errors:
-	// ErrInvalid, ErrClosed.
+	// After for the next page ("" when this is the last one). It reads an
+	// index (every dead letter, or those of f.RunID), so a page costs the
+	// same however many are stored. Errors: ErrInvalid, ErrClosed.
 	ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, string, error)
 	// DeleteDeadLetter durably removes one dead letter. Errors: ErrNotFound,
 	// ErrInvalid, ErrClosed.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
+	"github.com/bulkhead-run/bulkhead/statestore/storetest"
 )
 
 // parallel runs n operations from w goroutines and reports records/s.
@@ -213,5 +214,61 @@ func BenchmarkReopenUnfinished(b *testing.B) {
 			b.ReportMetric(float64(openTotal.Milliseconds())/float64(b.N), "open-ms")
 			b.ReportMetric(float64(listTotal.Milliseconds())/float64(b.N), "unfinished-ms")
 		})
+	}
+}
+
+// BenchmarkRuns times CreateRun and pages of runs at 10,000, 100,000 and
+// 1,000,000 stored runs (storetest.BenchRuns).
+func BenchmarkRuns(b *testing.B) {
+	storetest.BenchRuns(b, func(b *testing.B) statestore.Store {
+		s, err := badgerstore.Open(b.TempDir(), badgerstore.WithGCInterval(-1))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
+// BenchmarkOpen_BuildStatusIndex opens a store of 100,000 runs written
+// before the status index (layout 1), which builds the index.
+func BenchmarkOpen_BuildStatusIndex(b *testing.B) {
+	const runs = 100_000
+	dir := b.TempDir()
+	s, err := badgerstore.Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for w := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < runs; i += 64 {
+				if _, _, err := s.CreateRun(ctx, statestore.Run{ID: fmt.Sprintf("run-%06d", i), Workflow: "wf", Input: make([]byte, 100)}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		b.StopTimer()
+		toLayout1(b, dir, nil)
+		b.StartTimer()
+		s, err := badgerstore.Open(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
 	}
 }

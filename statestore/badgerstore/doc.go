@@ -148,9 +148,18 @@
 //
 // # Layout
 //
-// Runs are JSON under r<id>, with three index keys: t<created><id> (every
-// run, for ListRuns), u<created><id> (unfinished runs, so UnfinishedRuns
-// does not read finished ones) and f<finished><id> (for retention). Node
+// Runs are JSON under r<id>, with four index keys: t<created><id> (every
+// run, for ListRuns), s<status>\0<created><id> (the runs of one status, for
+// ListRuns with a Status filter), u<created><id> (unfinished runs, so
+// UnfinishedRuns does not read finished ones) and f<finished><id> (for
+// retention); <created> and <finished> are 8-byte big-endian nanoseconds.
+// t and s keys end in the same order key, so a page, filtered or not, is a
+// seek and a walk of its own entries (O(page), whatever the number of runs)
+// and the cursor means the same in both. Every write of a run puts and
+// deletes its index keys in the Badger transaction of the record, so after
+// a crash an index entry and its record are both there or both gone; Check
+// and Repair compare every index entry with its record and report each
+// disagreement. Dead letters are indexed by run under D<run>\0<id>. Node
 // results are n<run>\0<node>, attempts a<run>\0<node> (CompleteNode checks and
 // writes a result and the attempts passed with it in one committer op, so
 // they commit and sync together), checkpoints
@@ -158,6 +167,15 @@
 // a save reads one key and deletes the one checkpoint that leaves the window
 // (WithMaxCheckpoints, default 10) instead of scanning the node's history.
 // IDs, node names, plugin names and keys may hold any byte but NUL.
+//
+// The key mformat holds the layout version, 2. A store of layout 1 (no
+// status index) gets its index at Open, before the committer starts: Open
+// drops any s key, writes one per run record, syncs, and only then sets
+// mformat to 2, so a build cut short by a crash starts over at the next
+// Open. It logs the count and duration at info level. Builds that read
+// only layout 1 refuse a store of layout 2, whose index they would not
+// keep. Repair sets mformat back to 1 when the indexes disagree with the
+// records, so the next Open rebuilds the status index.
 // Reopening a store with 10,000 unfinished runs (and 10,000 finished ones,
 // 5 node results each) and listing the unfinished: open 66 ms and
 // UnfinishedRuns 70 ms after a clean close; 189 ms and 111 ms after a crash

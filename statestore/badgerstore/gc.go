@@ -127,7 +127,8 @@ func deleteRun(w *writer, id string, cutoff time.Time) (bool, error) {
 	collect(runPrefix(pAttempt, id))
 	collect(runPrefix(pCheckpoint, id))
 	collect(runPrefix(pCPHead, id))
-	keys = append(keys, key(pRun, id), timeKey(pCreated, r.CreatedAt, id), timeKey(pFinished, r.FinishedAt, id))
+	keys = append(keys, key(pRun, id), timeKey(pCreated, r.CreatedAt, id), timeKey(pFinished, r.FinishedAt, id),
+		statusKey(r.Status, r.CreatedAt, id))
 	for _, k := range keys {
 		if err := w.del(k); err != nil {
 			return false, err

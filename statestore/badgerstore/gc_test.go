@@ -122,6 +122,17 @@ func TestStore_CollectGarbage(t *testing.T) {
 	if un, _ := s.UnfinishedRuns(ctx); len(un) != 1 {
 		t.Fatalf("UnfinishedRuns after GC = %d runs", len(un))
 	}
+	for _, st := range []statestore.RunStatus{statestore.StatusSucceeded, statestore.StatusFailed, statestore.StatusCancelled} {
+		if runs, _, err := s.ListRuns(ctx, statestore.RunFilter{Status: st}); err != nil || len(runs) != 0 {
+			t.Fatalf("ListRuns(%s) after GC = %d runs, %v; want none", st, len(runs), err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := badgerstore.Check(s.Dir()); err != nil || !rep.OK() {
+		t.Fatalf("Check after GC = %+v, %v", rep, err)
+	}
 }
 
 func TestStore_BackgroundGC(t *testing.T) {

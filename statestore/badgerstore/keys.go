@@ -1,8 +1,11 @@
 package badgerstore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"time"
+
+	"github.com/bulkhead-run/bulkhead/statestore"
 )
 
 // Key layout. Strings are checked to hold no NUL byte, so NUL separates them.
@@ -11,6 +14,7 @@ import (
 //	t<created ns><run>          every run, in creation order
 //	u<created ns><run>          unfinished runs
 //	f<finished ns><run>         finished runs, for retention
+//	s<status>\0<created ns><run> runs by status, in creation order
 //	n<run>\0<node>              node result (JSON)
 //	a<run>\0<node>              last attempt started (JSON)
 //	c<run>\0<node>\0<seq>       checkpoint: created ns (8 bytes) + data
@@ -24,6 +28,7 @@ const (
 	pCreated    = 't'
 	pUnfinished = 'u'
 	pFinished   = 'f'
+	pStatus     = 's'
 	pResult     = 'n'
 	pAttempt    = 'a'
 	pCheckpoint = 'c'
@@ -35,7 +40,12 @@ const (
 
 var keyFormat = []byte("mformat")
 
-const formatVersion = "1"
+// formatVersion is the layout version. Version 1 had no status index; Open
+// builds it and then moves the marker to 2.
+const (
+	formatVersion   = "2"
+	formatUnindexed = "1"
+)
 
 func key(prefix byte, parts ...string) []byte {
 	n := 1
@@ -82,4 +92,32 @@ func checkpointKey(run, node string, seq uint64) []byte {
 
 func checkpointPrefix(run, node string) []byte {
 	return append(key(pCheckpoint, run, node), 0)
+}
+
+// statusPrefix is the prefix of the status index of st.
+func statusPrefix(st statestore.RunStatus) []byte {
+	return append(key(pStatus, string(st)), 0)
+}
+
+// statusKey is the status index entry of a run: its status, then the same
+// creation-order key as t<created><run>.
+func statusKey(st statestore.RunStatus, created time.Time, run string) []byte {
+	return statusKeyNS(st, created.UnixNano(), run)
+}
+
+func statusKeyNS(st statestore.RunStatus, ns int64, run string) []byte {
+	p := statusPrefix(st)
+	k := make([]byte, len(p)+8, len(p)+8+len(run))
+	copy(k, p)
+	binary.BigEndian.PutUint64(k[len(p):], uint64(ns))
+	return append(k, run...)
+}
+
+// splitStatusKey returns the status, nanoseconds and run ID of a statusKey.
+func splitStatusKey(k []byte) (statestore.RunStatus, int64, string, bool) {
+	i := bytes.IndexByte(k, 0)
+	if len(k) < 1 || i < 0 || len(k) < i+9 {
+		return "", 0, "", false
+	}
+	return statestore.RunStatus(k[1:i]), int64(binary.BigEndian.Uint64(k[i+1 : i+9])), string(k[i+9:]), true
 }

@@ -11,6 +11,8 @@ const (
 	logKeyDir     = "dir"
 	logKeyRemoved = "removed"
 	logKeyErr     = "err"
+	logKeyRuns    = "runs"
+	logKeyElapsed = "elapsed"
 )
 
 // badgerLogger routes Badger's log lines to a slog.Logger.

@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/bulkhead-run/bulkhead/statestore"
 )
 
 // Report is what Check or Repair found in a store directory and, for
@@ -62,8 +64,9 @@ type logDamage struct {
 // Check inspects the store in dir without changing it: every table's block
 // checksums, every memtable log and value log entry by entry, and, when
 // those are sound and the memtable was flushed (a clean close), every
-// stored value through Badger opened read-only.
-// It returns an error wrapping ErrInUse when the store is open elsewhere.
+// stored value through Badger opened read-only, and every index entry of
+// runs against its run record (each disagreement is a problem prefixed
+// "index:"). It returns an error wrapping ErrInUse when the store is open elsewhere.
 func Check(dir string) (Report, error) {
 	return inspect(dir, false)
 }
@@ -78,7 +81,9 @@ func Check(dir string) (Report, error) {
 // every stored value back and lists in Lost each record whose value was in
 // the dropped bytes (and deletes it, with a lost run's index entries, so
 // the store answers "not found" for it), and each record of the memtable
-// log found after its damage. A damaged table or MANIFEST is reported, not
+// log found after its damage. When an index entry disagrees with its run
+// record, Repair sets the layout marker back to 1, so the next Open
+// rebuilds the status index. A damaged table or MANIFEST is reported, not
 // repaired.
 func Repair(dir string) (Report, error) {
 	return inspect(dir, true)
@@ -174,7 +179,13 @@ func inspect(dir string, repair bool) (rep Report, err error) {
 		rep.Notes = append(rep.Notes, "values not read back: the memtable was not flushed (the store was not closed cleanly); `bulkhead store repair` reads them")
 		return rep, nil
 	}
-	unreadable, lost, err := readBack(dir, repair)
+	unreadable, lost, index, err := readBack(dir, repair)
+	for _, p := range index {
+		rep.Problems = append(rep.Problems, "index: "+p)
+	}
+	if len(index) > 0 && repair {
+		rep.Repaired = append(rep.Repaired, "status index marked for a rebuild at the next open")
+	}
 	if err != nil {
 		rep.Problems = append(rep.Problems, err.Error())
 		rep.Unrepairable = true
@@ -410,10 +421,13 @@ func cutLog(path string, from, size int64) error {
 
 // readBack opens the store with Badger (read-only unless writable) and
 // reads every stored value, returning the records whose value cannot be
-// read, with and without the reason; when writable, it deletes them.
-func readBack(dir string, writable bool) (bad, records []string, err error) {
+// read, with and without the reason; when writable, it deletes them. It
+// then compares the run indexes with the run records (checkIndexes) and
+// returns the disagreements; when writable and there are some, it moves
+// the layout marker back to 1, so the next Open rebuilds the status index.
+func readBack(dir string, writable bool) (bad, records, index []string, err error) {
 	if err := removeEmptyLogs(dir); err != nil && writable {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	bo := badger.DefaultOptions(dir).
 		WithLogger(nil).
@@ -425,7 +439,7 @@ func readBack(dir string, writable bool) (bad, records []string, err error) {
 		WithValueThreshold(valueThreshold)
 	db, err := openBadger(bo)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open with Badger: %v", err)
+		return nil, nil, nil, fmt.Errorf("open with Badger: %v", err)
 	}
 	defer func() {
 		if cerr := db.Close(); cerr != nil && err == nil {
@@ -446,10 +460,29 @@ func readBack(dir string, writable bool) (bad, records []string, err error) {
 		}
 		return nil
 	})
-	if err != nil || !writable || len(badKeys) == 0 {
-		return bad, records, err
+	if err == nil && writable && len(badKeys) > 0 {
+		err = dropRecords(db, badKeys)
 	}
-	return bad, records, dropRecords(db, badKeys)
+	if err != nil {
+		return bad, records, nil, err
+	}
+	_ = db.View(func(txn *badger.Txn) error {
+		index = checkIndexes(txn)
+		return nil
+	})
+	if writable && len(index) > 0 {
+		err = db.Update(func(txn *badger.Txn) error {
+			v, err := getValue(txn, keyFormat)
+			if errors.Is(err, statestore.ErrNotFound) || (err == nil && string(v) != formatVersion) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			return txn.Set(keyFormat, []byte(formatUnindexed))
+		})
+	}
+	return bad, records, index, err
 }
 
 // dropRecords deletes records whose value is lost, and the index entries
@@ -483,6 +516,19 @@ func dropRecords(db *badger.DB, keys [][]byte) error {
 				if err := txn.Delete(k); err != nil {
 					return err
 				}
+			}
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pStatus}})
+		var idx [][]byte
+		for it.Rewind(); it.Valid(); it.Next() {
+			if _, _, id, ok := splitStatusKey(it.Item().Key()); ok && runs[id] {
+				idx = append(idx, it.Item().KeyCopy(nil))
+			}
+		}
+		it.Close()
+		for _, k := range idx {
+			if err := txn.Delete(k); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -551,6 +597,10 @@ func describeKey(k []byte) string {
 	case pCreated, pUnfinished, pFinished:
 		if len(s) > 9 {
 			return "run index entry of run " + strconv.Quote(s[9:])
+		}
+	case pStatus:
+		if st, _, id, ok := splitStatusKey(k); ok {
+			return fmt.Sprintf("status index entry (%s) of run %q", st, id)
 		}
 	}
 	return "key " + strconv.Quote(s)

@@ -35,7 +35,8 @@ func getRun(txn *badger.Txn, id string) (statestore.Run, []byte, error) {
 	return r, v, err
 }
 
-// putRun writes r and moves its index entries from old's (nil: a new run).
+// putRun writes r and moves its index entries from old's (nil: a new run),
+// in the same transaction, so the indexes never disagree with the record.
 func putRun(w *writer, r statestore.Run, old *statestore.Run) ([]byte, error) {
 	v, err := json.Marshal(r)
 	if err != nil {
@@ -49,6 +50,11 @@ func putRun(w *writer, r statestore.Run, old *statestore.Run) ([]byte, error) {
 			return nil, err
 		}
 	} else {
+		if old.Status != r.Status {
+			if err := w.del(statusKey(old.Status, old.CreatedAt, r.ID)); err != nil {
+				return nil, err
+			}
+		}
 		if !old.Status.Finished() && r.Status.Finished() {
 			if err := w.del(timeKey(pUnfinished, old.CreatedAt, r.ID)); err != nil {
 				return nil, err
@@ -58,6 +64,11 @@ func putRun(w *writer, r statestore.Run, old *statestore.Run) ([]byte, error) {
 			if err := w.del(timeKey(pFinished, old.FinishedAt, r.ID)); err != nil {
 				return nil, err
 			}
+		}
+	}
+	if old == nil || old.Status != r.Status {
+		if err := w.set(statusKey(r.Status, r.CreatedAt, r.ID), nil); err != nil {
+			return nil, err
 		}
 	}
 	if r.Status.Finished() {
@@ -161,27 +172,39 @@ func (s *Store) ListRuns(ctx context.Context, f statestore.RunFilter) ([]statest
 	if err != nil {
 		return nil, "", err
 	}
-	var after []byte
+	var afterNS int64
+	var afterID string
 	if f.After != "" {
-		ns, id, err := rules.ParseRunCursor(f.After)
-		if err != nil {
+		if afterNS, afterID, err = rules.ParseRunCursor(f.After); err != nil {
 			return nil, "", err
 		}
-		after = timeKeyNS(pCreated, ns, id)
 	}
 	if f.Status != "" && !f.Status.Valid() {
 		return nil, "", fmt.Errorf("%w: run status %q", statestore.ErrInvalid, f.Status)
 	}
+	// Without a filter the creation-order index t<created><run> is walked,
+	// with one the status index s<status>\0<created><run>; both end in the
+	// same order key, so the cursor is the same.
+	prefix := []byte{pCreated}
+	var after []byte
+	if f.Status != "" {
+		prefix = statusPrefix(f.Status)
+		if f.After != "" {
+			after = statusKeyNS(f.Status, afterNS, afterID)
+		}
+	} else if f.After != "" {
+		after = timeKeyNS(pCreated, afterNS, afterID)
+	}
 	var out []statestore.Run
 	var next string
 	err = s.view(ctx, func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pCreated}, Reverse: f.Newest})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: f.Newest})
 		defer it.Close()
 		switch {
 		case after != nil:
 			it.Seek(after)
 		case f.Newest:
-			it.Seek([]byte{pCreated, 0xff})
+			it.Seek(append(bytes.Clone(prefix), 0xff))
 		default:
 			it.Rewind()
 		}
@@ -190,18 +213,15 @@ func (s *Store) ListRuns(ctx context.Context, f statestore.RunFilter) ([]statest
 			if after != nil && bytes.Equal(k, after) {
 				continue
 			}
-			_, id := splitTimeKey(k)
-			r, _, err := getRun(txn, id)
-			if err != nil {
-				return err
-			}
-			if f.Status != "" && r.Status != f.Status {
-				continue
-			}
 			if len(out) == limit {
 				last := out[len(out)-1]
 				next = rules.RunCursor(last.CreatedAt, last.ID)
 				return nil
+			}
+			id := string(k[len(prefix)+8:])
+			r, _, err := getRun(txn, id)
+			if err != nil {
+				return err
 			}
 			out = append(out, r)
 		}

@@ -180,8 +180,8 @@ func classifyOpenError(dir string, err error) error {
 	return fmt.Errorf("%w: %s: %v", ErrCorrupt, dir, err)
 }
 
-// checkFormat writes the layout version into a new store and refuses a
-// store of another layout.
+// checkFormat writes the layout version into a new store, builds the
+// status index of a store of layout 1 and refuses a store of another layout.
 func (s *Store) checkFormat() error {
 	var found string
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -201,6 +201,11 @@ func (s *Store) checkFormat() error {
 	}
 	switch found {
 	case formatVersion:
+		return nil
+	case formatUnindexed:
+		if err := s.buildStatusIndex(); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrNotWritable, s.dir, err)
+		}
 		return nil
 	case "":
 		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, []byte(formatVersion)) }); err != nil {

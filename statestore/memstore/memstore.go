@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +58,14 @@ type Store struct {
 	nextSeq     map[nodeKey]uint64
 	state       map[[2]string][]byte
 	dead        map[string]statestore.DeadLetter
+
+	// Indexes, changed with the records they point to under mu: every run
+	// and the runs of each status in ListRuns order, dead-letter IDs and
+	// those of each run.
+	all       *sortedSet[orderKey]
+	byStatus  map[statestore.RunStatus]*sortedSet[orderKey]
+	deadIDs   *sortedSet[string]
+	deadByRun map[string]*sortedSet[string]
 }
 
 var _ statestore.Store = (*Store)(nil)
@@ -79,7 +88,29 @@ func New(opts ...Option) *Store {
 		nextSeq:     map[nodeKey]uint64{},
 		state:       map[[2]string][]byte{},
 		dead:        map[string]statestore.DeadLetter{},
+		all:         newSortedSet(compareKeys),
+		byStatus:    map[statestore.RunStatus]*sortedSet[orderKey]{},
+		deadIDs:     newSortedSet(strings.Compare),
+		deadByRun:   map[string]*sortedSet[string]{},
 	}
+}
+
+// setStatus moves run r's entry in the status index from old ("" for a
+// new run) to r.Status.
+func (s *Store) setStatus(r statestore.Run, old statestore.RunStatus) {
+	if old == r.Status {
+		return
+	}
+	k := runKey(r)
+	if old != "" {
+		s.byStatus[old].remove(k)
+	}
+	set := s.byStatus[r.Status]
+	if set == nil {
+		set = newSortedSet(compareKeys)
+		s.byStatus[r.Status] = set
+	}
+	set.add(k)
 }
 
 func (s *Store) lock(ctx context.Context) error {
@@ -120,6 +151,8 @@ func (s *Store) CreateRun(ctx context.Context, r statestore.Run) (statestore.Run
 	}
 	s.rev++
 	s.runs[r.ID] = &memRun{run: r, rev: s.rev}
+	s.all.add(runKey(r))
+	s.setStatus(r, "")
 	return r.Clone(), true, nil
 }
 
@@ -174,73 +207,66 @@ func (s *Store) UpdateRun(ctx context.Context, id string, fn func(*statestore.Ru
 			continue
 		}
 		s.rev++
+		s.setStatus(r, m.run.Status)
 		m.run, m.rev = r, s.rev
 		s.mu.Unlock()
 		return r.Clone(), nil
 	}
 }
 
-func runLess(a, b statestore.Run) int {
-	return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
-}
-
-// ListRuns implements statestore.Runs.
+// ListRuns implements statestore.Runs. It reads the index of the filter
+// (every run, or the runs of one status) from the cursor on, so a page
+// costs O(log runs + page).
 func (s *Store) ListRuns(ctx context.Context, f statestore.RunFilter) ([]statestore.Run, string, error) {
 	limit, err := rules.Limit(f.Limit)
 	if err != nil {
 		return nil, "", err
 	}
-	var afterNS int64
-	var afterID string
+	var after orderKey
 	if f.After != "" {
-		if afterNS, afterID, err = rules.ParseRunCursor(f.After); err != nil {
+		if after.ns, after.id, err = rules.ParseRunCursor(f.After); err != nil {
 			return nil, "", err
 		}
+	}
+	if f.Status != "" && !f.Status.Valid() {
+		return nil, "", fmt.Errorf("%w: run status %q", statestore.ErrInvalid, f.Status)
 	}
 	if err := s.lock(ctx); err != nil {
 		return nil, "", err
 	}
-	all := make([]statestore.Run, 0, len(s.runs))
-	for _, m := range s.runs {
-		if f.Status == "" || m.run.Status == f.Status {
-			all = append(all, m.run)
-		}
+	defer s.mu.Unlock()
+	set := s.all
+	if f.Status != "" {
+		set = s.byStatus[f.Status]
 	}
-	s.mu.Unlock()
-	slices.SortFunc(all, runLess)
-	if f.Newest {
-		slices.Reverse(all)
-	}
+	keys, more := set.page(after, f.After != "", f.Newest, limit)
 	var out []statestore.Run
-	for _, r := range all {
-		if f.After != "" {
-			c := cmp.Or(cmp.Compare(r.CreatedAt.UnixNano(), afterNS), cmp.Compare(r.ID, afterID))
-			if (!f.Newest && c <= 0) || (f.Newest && c >= 0) {
-				continue
-			}
-		}
-		if len(out) == limit {
-			last := out[len(out)-1]
-			return out, rules.RunCursor(last.CreatedAt, last.ID), nil
-		}
-		out = append(out, r.Clone())
+	for _, k := range keys {
+		out = append(out, s.runs[k.id].run.Clone())
 	}
-	return out, "", nil
+	if !more || len(out) == 0 {
+		return out, "", nil
+	}
+	last := out[len(out)-1]
+	return out, rules.RunCursor(last.CreatedAt, last.ID), nil
 }
 
-// UnfinishedRuns implements statestore.Runs.
+// UnfinishedRuns implements statestore.Runs. It reads the pending and
+// running indexes, so finished runs cost nothing.
 func (s *Store) UnfinishedRuns(ctx context.Context) ([]statestore.Run, error) {
 	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}
-	var out []statestore.Run
-	for _, m := range s.runs {
-		if !m.run.Status.Finished() {
-			out = append(out, m.run.Clone())
-		}
+	defer s.mu.Unlock()
+	var keys []orderKey
+	for _, st := range []statestore.RunStatus{statestore.StatusPending, statestore.StatusRunning} {
+		keys = append(keys, s.byStatus[st].all()...)
 	}
-	s.mu.Unlock()
-	slices.SortFunc(out, runLess)
+	slices.SortFunc(keys, compareKeys)
+	var out []statestore.Run
+	for _, k := range keys {
+		out = append(out, s.runs[k.id].run.Clone())
+	}
 	return out, nil
 }
 
@@ -475,6 +501,15 @@ func (s *Store) PutDeadLetter(ctx context.Context, d statestore.DeadLetter) (sta
 		return statestore.DeadLetter{}, fmt.Errorf("%w: dead letter %q exists", statestore.ErrConflict, d.ID)
 	}
 	s.dead[d.ID] = d
+	s.deadIDs.add(d.ID)
+	if d.RunID != "" {
+		set := s.deadByRun[d.RunID]
+		if set == nil {
+			set = newSortedSet(strings.Compare)
+			s.deadByRun[d.RunID] = set
+		}
+		set.add(d.ID)
+	}
 	return d.Clone(), nil
 }
 
@@ -504,18 +539,19 @@ func (s *Store) ListDeadLetters(ctx context.Context, f statestore.DeadLetterFilt
 		return nil, "", err
 	}
 	defer s.mu.Unlock()
-	var out []statestore.DeadLetter
-	for _, id := range slices.Sorted(maps.Keys(s.dead)) {
-		d := s.dead[id]
-		if id <= f.After || (f.RunID != "" && d.RunID != f.RunID) {
-			continue
-		}
-		if len(out) == limit {
-			return out, out[len(out)-1].ID, nil
-		}
-		out = append(out, d.Clone())
+	set := s.deadIDs
+	if f.RunID != "" {
+		set = s.deadByRun[f.RunID]
 	}
-	return out, "", nil
+	ids, more := set.page(f.After, f.After != "", false, limit)
+	var out []statestore.DeadLetter
+	for _, id := range ids {
+		out = append(out, s.dead[id].Clone())
+	}
+	if !more || len(out) == 0 {
+		return out, "", nil
+	}
+	return out, out[len(out)-1].ID, nil
 }
 
 // DeleteDeadLetter implements statestore.DeadLetters.
@@ -527,10 +563,18 @@ func (s *Store) DeleteDeadLetter(ctx context.Context, id string) error {
 		return err
 	}
 	defer s.mu.Unlock()
-	if _, ok := s.dead[id]; !ok {
+	d, ok := s.dead[id]
+	if !ok {
 		return fmt.Errorf("%w: dead letter %q", statestore.ErrNotFound, id)
 	}
 	delete(s.dead, id)
+	s.deadIDs.remove(id)
+	if set := s.deadByRun[d.RunID]; set != nil {
+		set.remove(id)
+		if set.empty() {
+			delete(s.deadByRun, d.RunID)
+		}
+	}
 	return nil
 }
 
