@@ -82,8 +82,9 @@ func FuzzInstrument(f *testing.F) {
 }
 
 // countTooBig reports whether b has a section whose leading vector
-// count is larger than the section: each entry takes at least a byte, so
-// wazero refuses it, but only after allocating by the count.
+// count is larger than the bytes left for it, or a function declaring
+// more than a million locals: wazero refuses the first and the rewriter
+// the second, but wazero decodes either by allocating by the count first.
 func countTooBig(b []byte) bool {
 	r := reader{b: b, pos: min(8, len(b))}
 	for !r.eof() {
@@ -95,18 +96,63 @@ func countTooBig(b []byte) bool {
 		if err != nil {
 			return false
 		}
-		body, err := r.bytes(uint64(size))
-		if err != nil {
-			return false
+		// wazero reads a section that claims more bytes than are left
+		// on to the end of b.
+		body := r.b[r.pos:]
+		if int64(size) < int64(len(body)) {
+			body = body[:size]
 		}
+		r.pos += len(body)
 		switch id {
 		case 0, 8, 12: // custom, start, data count: no leading vector
 			continue
 		}
 		s := reader{b: body}
-		if n, err := s.u32(); err == nil && n > size {
+		n, err := s.u32()
+		if err != nil {
+			continue
+		}
+		if uint64(n) > uint64(len(body)) {
 			return true
 		}
+		if id == 10 && localsTooMany(s, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// localsTooMany reports whether one of the n function bodies s holds
+// declares more than a million locals.
+func localsTooMany(s reader, n uint32) bool {
+	for range n {
+		size, err := s.u32()
+		if err != nil {
+			return false
+		}
+		next := s.pos + int(size)
+		groups, err := s.u32()
+		if err != nil {
+			return false
+		}
+		var sum uint64
+		for range groups {
+			c, err := s.u32()
+			if err != nil {
+				break
+			}
+			sum += uint64(c)
+			if _, err := s.byte(); err != nil {
+				break
+			}
+		}
+		if sum > 1<<20 {
+			return true
+		}
+		if next < s.pos || next > len(s.b) {
+			return false
+		}
+		s.pos = next
 	}
 	return false
 }
