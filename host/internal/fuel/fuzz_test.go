@@ -81,78 +81,96 @@ func FuzzInstrument(f *testing.F) {
 	})
 }
 
-// countTooBig reports whether b has a section whose leading vector
-// count is larger than the bytes left for it, or a function declaring
-// more than a million locals: wazero refuses the first and the rewriter
-// the second, but wazero decodes either by allocating by the count first.
+// maxCount bounds the LEB128 numbers of an input given to wazero.
+const maxCount = 1 << 22
+
+// countTooBig reports whether b may make wazero allocate gigabytes:
+// wazero decodes counts and lengths (of vectors, names, parameters,
+// data, function bodies and their locals) by allocating by them before
+// reading what they count. It reports true when a function declares more
+// than a million locals or a body longer than the rest of b, or when any
+// LEB128 number outside the function bodies' instructions exceeds
+// maxCount: wazero refuses such counts, the rewriter refuses so many
+// locals, and this leaves unchecked only refused modules holding such a
+// number.
 func countTooBig(b []byte) bool {
+	// code holds the instruction ranges of the function bodies.
+	var code [][2]int
 	r := reader{b: b, pos: min(8, len(b))}
 	for !r.eof() {
 		id, err := r.byte()
 		if err != nil {
-			return false
+			break
 		}
 		size, err := r.u32()
 		if err != nil {
-			return false
+			break
 		}
 		// wazero reads a section that claims more bytes than are left
 		// on to the end of b.
-		body := r.b[r.pos:]
-		if int64(size) < int64(len(body)) {
-			body = body[:size]
+		start := r.pos
+		end := len(b)
+		if uint64(size) < uint64(end-start) {
+			end = start + int(size)
 		}
-		r.pos += len(body)
-		switch id {
-		case 0, 8, 12: // custom, start, data count: no leading vector
+		r.pos = end
+		if id != 10 {
 			continue
 		}
-		s := reader{b: body}
+		s := reader{b: b[:end], pos: start}
 		n, err := s.u32()
 		if err != nil {
 			continue
 		}
-		if uint64(n) > uint64(len(body)) {
-			return true
-		}
-		if id == 10 && localsTooMany(s, n) {
-			return true
-		}
-	}
-	return false
-}
-
-// localsTooMany reports whether one of the n function bodies s holds
-// declares more than a million locals.
-func localsTooMany(s reader, n uint32) bool {
-	for range n {
-		size, err := s.u32()
-		if err != nil {
-			return false
-		}
-		next := s.pos + int(size)
-		groups, err := s.u32()
-		if err != nil {
-			return false
-		}
-		var sum uint64
-		for range groups {
-			c, err := s.u32()
+		for range min(n, maxCount) {
+			size, err := s.u32()
 			if err != nil {
 				break
 			}
-			sum += uint64(c)
-			if _, err := s.byte(); err != nil {
+			if uint64(size) > uint64(len(s.b)-s.pos) {
+				return true
+			}
+			next := s.pos + int(size)
+			groups, err := s.u32()
+			if err != nil {
+				break
+			}
+			var sum uint64
+			for range min(groups, maxCount) {
+				c, err := s.u32()
+				if err != nil {
+					break
+				}
+				sum += uint64(c)
+				if _, err := s.byte(); err != nil {
+					break
+				}
+			}
+			if sum > 1<<20 {
+				return true
+			}
+			if s.pos < next {
+				code = append(code, [2]int{s.pos, next})
+			}
+			s.pos = max(s.pos, next)
+		}
+	}
+	for i := 0; i < len(b); i++ {
+		if len(code) > 0 && i >= code[0][0] {
+			i = code[0][1] - 1
+			code = code[1:]
+			continue
+		}
+		var v uint64
+		for j := 0; j < 5 && i+j < len(b); j++ {
+			v |= uint64(b[i+j]&0x7f) << (7 * j)
+			if b[i+j]&0x80 == 0 {
 				break
 			}
 		}
-		if sum > 1<<20 {
+		if v > maxCount {
 			return true
 		}
-		if next < s.pos || next > len(s.b) {
-			return false
-		}
-		s.pos = next
 	}
 	return false
 }
