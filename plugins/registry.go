@@ -138,7 +138,8 @@ type options struct {
 	fsnotify  bool
 	validator func(preset string, raw []byte) error
 	maxModule int64
-	now       func() time.Time // the debounce's clock; tests replace it
+	now       func() time.Time              // the debounce's clock; tests replace it
+	scheduled func(path string, size int64) // tests see each (re)started debounce
 }
 
 // WithHandler sets the function that receives every event (see the

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -262,6 +263,10 @@ func (c *fakeClock) advance(d time.Duration) {
 
 func withClock(now func() time.Time) Option { return optionFunc(func(o *options) { o.now = now }) }
 
+func withScheduled(f func(path string, size int64)) Option {
+	return optionFunc(func(o *options) { o.scheduled = f })
+}
+
 // A copy that writes the file in place, in chunks, with pauses shorter than
 // the debounce, is one Changed event with the complete bytes. The pauses
 // are measured by the registry's own clock, which the writer moves, so a
@@ -273,19 +278,28 @@ func TestRegistry_SlowInPlaceCopy(t *testing.T) {
 	v1, v2 := module(t, 1<<10), module(t, 1<<20)
 	write(t, wasm, v1)
 	clk := &fakeClock{t: time.Now()}
-	_, rec := start(t, dir, WithDebounce(debounce), withClock(clk.now))
+	var seen atomic.Int64 // the largest size the registry saw the file at
+	_, rec := start(t, dir, WithDebounce(debounce), withClock(clk.now),
+		withScheduled(func(path string, size int64) {
+			if path == wasm {
+				seen.Store(max(seen.Load(), size))
+			}
+		}))
 	checkEvent(t, rec.waitN(t, 1)[0], Added, "p", v1)
 
 	f, err := os.OpenFile(wasm, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 16 chunks a quarter debounce apart: the copy lasts four debounces.
+	// 16 chunks a quarter debounce apart: the copy lasts four debounces,
+	// and the registry sees the file after each chunk.
 	chunk := len(v2) / 16
 	for off := 0; off < len(v2); off += chunk {
-		if _, err := f.Write(v2[off:min(off+chunk, len(v2))]); err != nil {
+		end := min(off+chunk, len(v2))
+		if _, err := f.Write(v2[off:end]); err != nil {
 			t.Fatal(err)
 		}
+		waitFor(t, fmt.Sprintf("the registry to see %d bytes", end), func() bool { return seen.Load() >= int64(end) })
 		clk.advance(debounce / 4)
 	}
 	if err := f.Close(); err != nil {

@@ -250,6 +250,9 @@ func (l *loop) schedule(path, name string, module bool, st fileStat, now time.Ti
 	}
 	p.due, p.seen = now.Add(l.r.opts.debounce), st
 	delete(l.failed, path)
+	if f := l.r.opts.scheduled; f != nil {
+		f(path, st.size)
+	}
 }
 
 // rescan compares the directory with what the registry knows and schedules
