@@ -283,10 +283,55 @@ func TestHost_InputLimit(t *testing.T) {
 	}
 }
 
+// barrierLog is a call logger whose first record makes the call wait, inside
+// the guest, until every call of its barrier is inside too.
+type barrierLog struct {
+	once sync.Once
+	wait func()
+}
+
+func (b *barrierLog) Enabled(context.Context, slog.Level) bool { return true }
+func (b *barrierLog) WithAttrs([]slog.Attr) slog.Handler       { return b }
+func (b *barrierLog) WithGroup(string) slog.Handler            { return b }
+func (b *barrierLog) Handle(context.Context, slog.Record) error {
+	b.once.Do(b.wait)
+	return nil
+}
+
 func TestHost_ConcurrentCallsHammer(t *testing.T) {
+	const poolMax = 8
 	h := newHost(t)
-	load(t, h, "kitchen", abi.Manifest{Pool: abi.Pool{Max: 8}})
+	load(t, h, "kitchen", abi.Manifest{Pool: abi.Pool{Max: poolMax}})
+
+	// poolMax calls meet inside the guest while the echo callers run, so
+	// calls overlap however the goroutines are scheduled.
+	var mu sync.Mutex
+	arrived, all := 0, make(chan struct{})
+	wait := func() {
+		mu.Lock()
+		if arrived++; arrived == poolMax {
+			close(all)
+		}
+		mu.Unlock()
+		select {
+		case <-all:
+		case <-time.After(10 * time.Second):
+			mu.Lock()
+			t.Errorf("only %d of %d calls inside the guest at once", arrived, poolMax)
+			mu.Unlock()
+		}
+	}
 	var wg sync.WaitGroup
+	for range poolMax {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			logger := slog.New(&barrierLog{wait: wait})
+			if _, err := h.Call(context.Background(), "kitchen", "log", []byte("in"), host.WithCallLogger(logger)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
 	for i := range 64 {
 		wg.Add(1)
 		go func() {
@@ -302,8 +347,11 @@ func TestHost_ConcurrentCallsHammer(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if info, _ := h.Plugin("kitchen"); info.PoolIdle > 8 || info.Calls != 64*5 {
+	if info, _ := h.Plugin("kitchen"); info.PoolIdle > poolMax || info.Calls != 64*5+poolMax {
 		t.Fatalf("pool %+v", info)
+	}
+	if peak := host.PoolPeak(h, "kitchen"); peak > poolMax || peak <= 1 {
+		t.Fatalf("peak %d instances in use, want 2..%d", peak, poolMax)
 	}
 }
 

@@ -138,6 +138,8 @@ type options struct {
 	fsnotify  bool
 	validator func(preset string, raw []byte) error
 	maxModule int64
+	now       func() time.Time              // the debounce's clock; tests replace it
+	scheduled func(path string, size int64) // tests see each (re)started debounce
 }
 
 // WithHandler sets the function that receives every event (see the
@@ -221,7 +223,7 @@ type sidecar struct {
 
 // New returns a registry of dir. It does no I/O and starts nothing.
 func New(dir string, opts ...Option) (*Registry, error) {
-	o := options{debounce: DefaultDebounce, rescan: DefaultRescanInterval, fsnotify: true, maxModule: DefaultMaxModuleSize}
+	o := options{now: time.Now, debounce: DefaultDebounce, rescan: DefaultRescanInterval, fsnotify: true, maxModule: DefaultMaxModuleSize}
 	for _, opt := range opts {
 		opt.apply(&o)
 	}

@@ -163,7 +163,7 @@ func (l *loop) initialScan(ctx context.Context) error {
 			l.refuse(path, name, module, st, fe)
 		case err != nil:
 			l.r.log.Debug("plugin file not ready at start", keyPath, path, keyErr, err)
-			l.schedule(path, name, module, l.r.statFile(path), time.Now())
+			l.schedule(path, name, module, l.r.statFile(path), l.r.opts.now())
 		case st.exists:
 			l.apply(path, name, module, b, st)
 		}
@@ -227,7 +227,7 @@ func (l *loop) arm(timer *time.Timer) {
 		timer.Reset(time.Hour)
 		return
 	}
-	timer.Reset(max(time.Until(next), 0))
+	timer.Reset(max(next.Sub(l.r.opts.now()), 0))
 }
 
 // notify handles a watcher event: it (re)starts the file's debounce.
@@ -239,7 +239,7 @@ func (l *loop) notify(path string) {
 	if !ok {
 		return
 	}
-	l.schedule(path, name, module, l.r.statFile(path), time.Now())
+	l.schedule(path, name, module, l.r.statFile(path), l.r.opts.now())
 }
 
 func (l *loop) schedule(path, name string, module bool, st fileStat, now time.Time) {
@@ -250,6 +250,9 @@ func (l *loop) schedule(path, name string, module bool, st fileStat, now time.Ti
 	}
 	p.due, p.seen = now.Add(l.r.opts.debounce), st
 	delete(l.failed, path)
+	if f := l.r.opts.scheduled; f != nil {
+		f(path, st.size)
+	}
 }
 
 // rescan compares the directory with what the registry knows and schedules
@@ -260,7 +263,7 @@ func (l *loop) rescan() {
 		l.r.log.Warn("plugin directory rescan", keyErr, err)
 		return
 	}
-	now := time.Now()
+	now := l.r.opts.now()
 	present := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		name, module, ok := fileKind(e.Name())
@@ -327,7 +330,7 @@ func (l *loop) known(name string, module bool) (fileStat, bool) {
 // due looks at every file whose debounce has run out: sidecars before
 // modules, and a module waits for its own pending sidecar.
 func (l *loop) due(ctx context.Context) {
-	now := time.Now()
+	now := l.r.opts.now()
 	var paths []string
 	for path, p := range l.pending {
 		if !p.due.After(now) {

