@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,40 +14,6 @@ import (
 	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
 	"github.com/bulkhead-run/bulkhead/statestore/storetest"
 )
-
-// parallel runs n operations from w goroutines and reports records/s.
-func parallel(b *testing.B, w int, fn func(worker, i int) error) {
-	b.Helper()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, w)
-	b.ResetTimer()
-	start := time.Now()
-	for worker := range w {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= b.N {
-					return
-				}
-				if err := fn(worker, i); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
-}
 
 // BenchmarkBadgerRawSyncWrite is the baseline: Badger with SyncWrites, one
 // 16-byte key and 200-byte value per transaction.
@@ -61,7 +26,7 @@ func BenchmarkBadgerRawSyncWrite(b *testing.B) {
 			}
 			defer db.Close()
 			val := make([]byte, 200)
-			parallel(b, w, func(_, i int) error {
+			storetest.Parallel(b, w, "records/s", func(_, i int) error {
 				var k [16]byte
 				binary.BigEndian.PutUint64(k[:], uint64(i))
 				return db.Update(func(txn *badger.Txn) error { return txn.Set(k[:], val) })
@@ -100,7 +65,7 @@ func BenchmarkCompleteNode(b *testing.B) {
 				}
 				out := make([]byte, 100)
 				now := time.Now()
-				parallel(b, w, func(worker, i int) error {
+				storetest.Parallel(b, w, "records/s", func(worker, i int) error {
 					return s.CompleteNode(ctx, statestore.NodeResult{
 						RunID: fmt.Sprintf("run-%d", worker), Node: fmt.Sprintf("node-%d", i),
 						Output: out, Attempts: 1, PluginVersion: "sha256:abc", StartedAt: now,
@@ -128,7 +93,7 @@ func BenchmarkSaveCheckpoint(b *testing.B) {
 				}
 			}
 			data := make([]byte, 1024)
-			parallel(b, w, func(worker, _ int) error {
+			storetest.Parallel(b, w, "records/s", func(worker, _ int) error {
 				_, err := s.SaveCheckpoint(ctx, fmt.Sprintf("run-%d", worker), "long", data)
 				return err
 			})

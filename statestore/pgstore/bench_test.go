@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,41 +13,8 @@ import (
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/pgstore"
 	"github.com/bulkhead-run/bulkhead/statestore/pgstore/pgtest"
+	"github.com/bulkhead-run/bulkhead/statestore/storetest"
 )
-
-// parallel runs b.N operations from w goroutines and reports records/s.
-func parallel(b *testing.B, w int, fn func(worker, i int) error) {
-	b.Helper()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, w)
-	b.ResetTimer()
-	start := time.Now()
-	for worker := range w {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= b.N {
-					return
-				}
-				if err := fn(worker, i); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
-}
 
 // BenchmarkCompleteNode journals trivial node completions (100-byte
 // outputs), each writer on its own run, with and without group commit.
@@ -72,7 +38,7 @@ func BenchmarkCompleteNode(b *testing.B) {
 				}
 				out := make([]byte, 100)
 				now := time.Now()
-				parallel(b, w, func(worker, i int) error {
+				storetest.Parallel(b, w, "records/s", func(worker, i int) error {
 					return s.CompleteNode(ctx, statestore.NodeResult{
 						RunID: fmt.Sprintf("run-%d", worker), Node: fmt.Sprintf("node-%d", i),
 						Output: out, Attempts: 1, PluginVersion: "sha256:abc", StartedAt: now,

@@ -61,7 +61,7 @@ func BenchRuns(b *testing.B, newStore func(b *testing.B) statestore.Store) {
 			for _, w := range []int{1, 64} {
 				b.Run(fmt.Sprintf("create/writers=%d", w), func(b *testing.B) {
 					input := make([]byte, 100)
-					parallel(b, w, func(i int) error {
+					Parallel(b, w, "runs/s", func(_, i int) error {
 						_, _, err := s.CreateRun(ctx, statestore.Run{ID: fmt.Sprintf("new-%d-%d", w, i), Workflow: "wf", Input: input})
 						return err
 					})
@@ -111,15 +111,17 @@ func fillRuns(b *testing.B, s statestore.Store, n int) float64 {
 	return float64(n) / time.Since(start).Seconds()
 }
 
-// parallel runs b.N calls of fn from w goroutines and reports runs/s.
-func parallel(b *testing.B, w int, fn func(i int) error) {
+// Parallel runs b.N calls of fn from w goroutines (worker is the
+// goroutine's number, i the call's) and reports the rate as unit ("runs/s",
+// "records/s"). It is the timing loop of every store's benchmarks.
+func Parallel(b *testing.B, w int, unit string, fn func(worker, i int) error) {
 	b.Helper()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, w)
 	b.ResetTimer()
 	start := time.Now()
-	for range w {
+	for worker := range w {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -128,7 +130,7 @@ func parallel(b *testing.B, w int, fn func(i int) error) {
 				if i >= b.N {
 					return
 				}
-				if err := fn(i); err != nil {
+				if err := fn(worker, i); err != nil {
 					errs <- err
 					return
 				}
@@ -142,5 +144,5 @@ func parallel(b *testing.B, w int, fn func(i int) error) {
 	for err := range errs {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "runs/s")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), unit)
 }
