@@ -2,8 +2,6 @@ package host
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +23,7 @@ import (
 	"github.com/bulkhead-run/bulkhead/host/internal/fuel"
 	"github.com/bulkhead-run/bulkhead/host/internal/pool"
 	"github.com/bulkhead-run/bulkhead/host/internal/quota"
+	"github.com/bulkhead-run/bulkhead/internal/digest"
 	"github.com/bulkhead-run/bulkhead/resilience"
 )
 
@@ -315,15 +314,14 @@ func (h *Host) Stop(ctx context.Context) error {
 func (h *Host) retire(ctx context.Context, g *generation) error {
 	err := g.pool.Close(ctx)
 	if err != nil {
-		return fmt.Errorf("drain %s@%s: %w", g.plugin, short(g.version), err)
+		return fmt.Errorf("drain %s@%s: %w", g.plugin, digest.Short(g.version), err)
 	}
 	return g.module.Close(context.Background())
 }
 
 // Version returns the content hash that names a module's version.
 func Version(wasm []byte) string {
-	sum := sha256.Sum256(wasm)
-	return hex.EncodeToString(sum[:])
+	return digest.Of(wasm)
 }
 
 // Load compiles wasm as plugin name and makes it the version new calls use.
@@ -368,7 +366,7 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, m abi.Manifes
 			}
 		}
 	}()
-	h.log.Debug("plugin loaded", "plugin", name, "version", short(g.version))
+	h.log.Debug("plugin loaded", "plugin", name, "version", digest.Short(g.version))
 	return g.version, nil
 }
 
@@ -590,7 +588,7 @@ func (h *Host) call(ctx context.Context, plugin, fn string, input []byte, opts [
 			return nil, "", err
 		}
 		if co.version != "" && !strings.HasPrefix(g.version, co.version) {
-			return nil, "", fmt.Errorf("%w: %s@%s is not loaded (loaded: %s)", ErrNoPlugin, plugin, co.version, short(g.version))
+			return nil, "", fmt.Errorf("%w: %s@%s is not loaded (loaded: %s)", ErrNoPlugin, plugin, co.version, digest.Short(g.version))
 		}
 		out, err := h.callGen(ctx, g, fn, input, &co)
 		if errors.Is(err, pool.ErrClosed) {
@@ -784,13 +782,6 @@ func firstLine(s string) string {
 	return strings.TrimSpace(s)
 }
 
-func short(v string) string {
-	if len(v) > 12 {
-		return v[:12]
-	}
-	return v
-}
-
 // guestSleep is a guest's sleep: real time, cut short when the call is
 // cancelled or reaches its deadline, so a sleeping guest stops as promptly
 // as a spinning one.
@@ -819,10 +810,10 @@ const warnsPerSecond = 10
 func (g *generation) summarize(ctx context.Context, log *slog.Logger, now time.Time) {
 	if lines, bytes, ok := g.logLimit.Summary(now); ok {
 		log.WarnContext(ctx, "guest log lines suppressed over the plugin's log rate", "plugin", g.plugin,
-			"version", short(g.version), "lines", lines, "bytes", bytes)
+			"version", digest.Short(g.version), "lines", lines, "bytes", bytes)
 	}
 	if lines, _, ok := g.warnLimit.Summary(now); ok {
-		log.WarnContext(ctx, "host function warnings suppressed", "plugin", g.plugin, "version", short(g.version), "lines", lines)
+		log.WarnContext(ctx, "host function warnings suppressed", "plugin", g.plugin, "version", digest.Short(g.version), "lines", lines)
 	}
 }
 
@@ -883,7 +874,7 @@ func (h *Host) guestLog(g *generation, e *engine.Instance, level extism.LogLevel
 		return
 	}
 	g.summarize(ctx, log, now)
-	attrs := []slog.Attr{slog.String("plugin", g.plugin), slog.String("version", short(g.version))}
+	attrs := []slog.Attr{slog.String("plugin", g.plugin), slog.String("version", digest.Short(g.version))}
 	if st != nil && st.inv.RunID != "" {
 		attrs = append(attrs, slog.String("run_id", st.inv.RunID), slog.String("node", st.inv.Node))
 	}

@@ -1,8 +1,6 @@
 package plugins
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/bulkhead-run/bulkhead/internal/digest"
 )
 
 // Sentinel errors.
@@ -327,7 +327,7 @@ func (r *Registry) Read(name string) ([]byte, string, Manifest, error) {
 		return nil, "", Manifest{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	m, merr := r.readSidecar(name)
-	return b, versionOf(b), m, merr
+	return b, digest.Of(b), m, merr
 }
 
 func (r *Registry) readSidecar(name string) (Manifest, error) {
@@ -369,11 +369,6 @@ func (r *Registry) parse(path string, b []byte) (Manifest, error) {
 		return Manifest{}, &ManifestError{File: path, Line: line, Err: verr}
 	}
 	return m, nil
-}
-
-func versionOf(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
 }
 
 // fileKind classifies a directory entry name: a module, a sidecar or

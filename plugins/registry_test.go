@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/bulkhead-run/bulkhead/internal/digest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -67,7 +69,7 @@ func (r *recorder) quiet(t *testing.T, n int, d time.Duration) {
 func kinds(evs []Event) []string {
 	out := make([]string, len(evs))
 	for i, ev := range evs {
-		out[i] = ev.Kind.String() + " " + ev.Name + " " + short(ev.Version)
+		out[i] = ev.Kind.String() + " " + ev.Name + " " + digest.Short(ev.Version)
 	}
 	return out
 }
@@ -125,8 +127,8 @@ func checkEvent(t *testing.T, ev Event, kind Kind, name string, b []byte) {
 		t.Fatalf("event %s %s, want %s %s", ev.Kind, ev.Name, kind, name)
 	}
 	if b != nil {
-		if ev.Version != versionOf(b) {
-			t.Errorf("%s %s: version %s, want %s", kind, name, short(ev.Version), short(versionOf(b)))
+		if ev.Version != digest.Of(b) {
+			t.Errorf("%s %s: version %s, want %s", kind, name, digest.Short(ev.Version), digest.Short(digest.Of(b)))
 		}
 		if (kind == Added || kind == Changed) && string(ev.Bytes) != string(b) {
 			t.Errorf("%s %s: %d bytes differ from the %d written", kind, name, len(ev.Bytes), len(b))
@@ -153,10 +155,10 @@ func TestRegistry_InitialScan(t *testing.T) {
 	if len(list) != 2 || list[0].Name != "a" || list[1].Name != "b.v2" {
 		t.Fatalf("List() = %+v, want a and b.v2", list)
 	}
-	if list[0].Version != versionOf(a) || list[0].Size != int64(len(a)) || list[0].Path != filepath.Join(dir, "a.wasm") || list[0].ModTime.IsZero() {
+	if list[0].Version != digest.Of(a) || list[0].Size != int64(len(a)) || list[0].Path != filepath.Join(dir, "a.wasm") || list[0].ModTime.IsZero() {
 		t.Errorf("a: %+v", list[0])
 	}
-	if list[1].Version != versionOf(b) || list[1].Manifest.Memory != 8<<20 || list[1].Manifest.Preset != "api" {
+	if list[1].Version != digest.Of(b) || list[1].Manifest.Memory != 8<<20 || list[1].Manifest.Preset != "api" {
 		t.Errorf("b.v2: %+v", list[1])
 	}
 	evs := rec.waitN(t, 2)
@@ -165,7 +167,7 @@ func TestRegistry_InitialScan(t *testing.T) {
 	if evs[1].Manifest.Memory != 8<<20 {
 		t.Errorf("Added b.v2 carries manifest %+v", evs[1].Manifest)
 	}
-	if info, ok := r.Get("b.v2"); !ok || info.Version != versionOf(b) {
+	if info, ok := r.Get("b.v2"); !ok || info.Version != digest.Of(b) {
 		t.Errorf("Get(b.v2) = %+v, %v", info, ok)
 	}
 	if _, ok := r.Get("c"); ok {
@@ -238,8 +240,8 @@ func TestRegistry_WriteThenRename(t *testing.T) {
 	writeRename(t, wasm, v2)
 	checkEvent(t, rec.waitN(t, 2)[1], Changed, "p", v2)
 	rec.quiet(t, 2, 100*time.Millisecond)
-	if info, _ := r.Get("p"); info.Version != versionOf(v2) {
-		t.Errorf("Get(p).Version = %s, want %s", short(info.Version), short(versionOf(v2)))
+	if info, _ := r.Get("p"); info.Version != digest.Of(v2) {
+		t.Errorf("Get(p).Version = %s, want %s", digest.Short(info.Version), digest.Short(digest.Of(v2)))
 	}
 }
 
@@ -447,7 +449,7 @@ func TestRegistry_FiftyPlugins(t *testing.T) {
 		t.Fatalf("List() has %d plugins, want 50", len(list))
 	}
 	for i, info := range list {
-		if info.Version != versionOf(mods[info.Name]) {
+		if info.Version != digest.Of(mods[info.Name]) {
 			t.Errorf("%s: wrong version", info.Name)
 		}
 		if want := map[bool]int{true: i + 1, false: 0}[i%2 == 0]; info.Manifest.Pool.Max != want {
@@ -470,8 +472,8 @@ func TestRegistry_Read(t *testing.T) {
 	write(t, wasm, v2)
 	write(t, filepath.Join(dir, "p.yaml"), []byte("memory: 4MiB\n"))
 	b, version, m, err := r.Read("p")
-	if err != nil || string(b) != string(v2) || version != versionOf(v2) || m.Memory != 4<<20 {
-		t.Errorf("Read(p) = %d bytes, %s, %+v, %v", len(b), short(version), m, err)
+	if err != nil || string(b) != string(v2) || version != digest.Of(v2) || m.Memory != 4<<20 {
+		t.Errorf("Read(p) = %d bytes, %s, %+v, %v", len(b), digest.Short(version), m, err)
 	}
 	// A broken sidecar: the last good manifest the registry knows (none
 	// read yet beyond the zero one, which p ran with).
@@ -598,7 +600,7 @@ func TestRegistry_ReplaceHammer(t *testing.T) {
 	versions := [][]byte{module(t, 64<<10), module(t, 96<<10), module(t, 32<<10)}
 	valid := map[string]bool{}
 	for _, v := range versions {
-		valid[versionOf(v)] = true
+		valid[digest.Of(v)] = true
 	}
 	write(t, wasm, versions[0])
 	_, rec := start(t, dir, WithDebounce(debounce))
@@ -633,18 +635,18 @@ func TestRegistry_ReplaceHammer(t *testing.T) {
 		last = v
 		time.Sleep(time.Duration(i%4) * debounce / 2)
 	}
-	want := versionOf(last)
+	want := digest.Of(last)
 	waitFor(t, "the last version", func() bool {
 		evs := rec.events()
 		return evs[len(evs)-1].Version == want
 	})
 	evs := rec.events()
 	for i, ev := range evs {
-		if !valid[ev.Version] || versionOf(ev.Bytes) != ev.Version {
+		if !valid[ev.Version] || digest.Of(ev.Bytes) != ev.Version {
 			t.Fatalf("event %d carries bytes of no version written (%d bytes)", i, len(ev.Bytes))
 		}
 		if i > 0 && ev.Version == evs[i-1].Version {
-			t.Errorf("event %d repeats version %s", i, short(ev.Version))
+			t.Errorf("event %d repeats version %s", i, digest.Short(ev.Version))
 		}
 	}
 	t.Logf("%d replacements, %d events", rounds, len(evs)-1)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/bulkhead-run/bulkhead/internal/digest"
 )
 
 // Start scans the directory once (so List has every plugin present when it
@@ -431,7 +433,7 @@ func (l *loop) refuse(path, name string, module bool, st fileStat, fe *FileError
 func (l *loop) apply(path, name string, module bool, b []byte, st fileStat) {
 	r := l.r
 	if module {
-		version := versionOf(b)
+		version := digest.Of(b)
 		r.mu.Lock()
 		p, known := r.plugins[name]
 		if known && p.version == version {
@@ -446,12 +448,12 @@ func (l *loop) apply(path, name string, module bool, b []byte, st fileStat) {
 		r.plugins[name] = &plugin{path: path, version: version, stat: st}
 		m, merr, invalid := r.manifestLocked(name)
 		r.mu.Unlock()
-		r.log.Info("plugin "+kind.String(), keyPlugin, name, keyVersion, short(version), keySize, len(b))
+		r.log.Info("plugin "+kind.String(), keyPlugin, name, keyVersion, digest.Short(version), keySize, len(b))
 		r.q.push(Event{Kind: kind, Name: name, Version: version, Bytes: b, Manifest: m, Path: path, Err: merr, Invalid: invalid})
 		return
 	}
 
-	sum := versionOf(b)
+	sum := digest.Of(b)
 	r.mu.RLock()
 	s, ok := r.sidecars[name]
 	same := ok && s.sum == sum
@@ -472,7 +474,7 @@ func (l *loop) sidecar(path, name string, b []byte, st fileStat, m Manifest, err
 	r := l.r
 	sum := ""
 	if b != nil {
-		sum = versionOf(b)
+		sum = digest.Of(b)
 	}
 	r.mu.Lock()
 	s, ok := r.sidecars[name]
@@ -525,16 +527,9 @@ func (l *loop) gone(path, name string, module bool) {
 	}
 	r.mu.Unlock()
 	if emit {
-		r.log.Info("plugin "+ev.Kind.String(), keyPlugin, name, keyVersion, short(ev.Version))
+		r.log.Info("plugin "+ev.Kind.String(), keyPlugin, name, keyVersion, digest.Short(ev.Version))
 		r.q.push(ev)
 	}
-}
-
-func short(version string) string {
-	if len(version) > 12 {
-		return version[:12]
-	}
-	return version
 }
 
 // queue delivers events to the handler from one goroutine, in order,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bulkhead-run/bulkhead/host"
 	"github.com/bulkhead-run/bulkhead/host/workflow"
+	"github.com/bulkhead-run/bulkhead/internal/digest"
 	"github.com/bulkhead-run/bulkhead/statestore"
 )
 
@@ -167,7 +168,7 @@ func printDeadLetters(w io.Writer, dls []statestore.DeadLetter, next string, asJ
 		if len(d.Attempts) > 0 {
 			last = d.Attempts[len(d.Attempts)-1].Error
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.RunID, d.Node, short(d.PluginVersion), len(d.Attempts),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.RunID, d.Node, digest.Short(d.PluginVersion), len(d.Attempts),
 			d.CreatedAt.Local().Format(time.DateTime), oneLine(last, 60))
 	}
 	tw.Flush()

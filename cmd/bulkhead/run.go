@@ -454,19 +454,8 @@ type progressPrinter struct {
 	mode  string
 	done  map[string]bool
 	prog  map[string]statestore.Progress
-	total int
 	last  time.Time
 	shown bool
-}
-
-func (p *progressPrinter) note(format string, args ...any) {
-	if p.mode == "none" {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.clear()
-	fprintf(p.w, "bulkhead: "+format+"\n", args...)
 }
 
 func (p *progressPrinter) clear() {

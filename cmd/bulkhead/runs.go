@@ -8,13 +8,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/bulkhead-run/bulkhead/host/workflow"
+	"github.com/bulkhead-run/bulkhead/internal/digest"
 	"github.com/bulkhead-run/bulkhead/statestore"
 )
 
@@ -236,19 +236,12 @@ func printRun(w io.Writer, info workflow.RunInfo) {
 		if n.Fallback {
 			status += " (fallback)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", n.Name, status, n.Attempts, short(n.Version), prog, oneLine(string(n.Output), 50))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", n.Name, status, n.Attempts, digest.Short(n.Version), prog, oneLine(string(n.Output), 50))
 	}
 	tw.Flush()
 	if info.Status == statestore.StatusSucceeded {
 		fprintf(w, "\noutput: %s\n", oneLine(string(info.Output), 200))
 	}
-}
-
-func short(v string) string {
-	if len(v) > 12 {
-		return v[:12]
-	}
-	return v
 }
 
 func oneLine(s string, max int) string {
@@ -267,5 +260,3 @@ func printJSON(w io.Writer, v any) int {
 	}
 	return exitOK
 }
-
-var _ = filepath.Join

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -117,7 +116,6 @@ func errCode(t *testing.T, b []byte) string {
 // input as output.
 type fakeWorkflows struct {
 	store statestore.Store
-	mu    sync.Mutex
 }
 
 func newFakeWorkflows() *fakeWorkflows { return &fakeWorkflows{store: memstore.New()} }

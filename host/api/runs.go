@@ -123,33 +123,29 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getRun(w http.ResponseWriter, r *http.Request) error {
-	if err := CheckID("run ID", r.PathValue("id")); err != nil {
-		return err
-	}
-	wf, err := a.workflows()
-	if err != nil {
-		return err
-	}
-	run, err := wf.Get(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, run)
+	return a.byID(w, r, "run ID", func(wf Workflows, id string) (any, error) { return wf.Get(r.Context(), id) })
 }
 
 func (a *API) cancelRun(w http.ResponseWriter, r *http.Request) error {
-	if err := CheckID("run ID", r.PathValue("id")); err != nil {
+	return a.byID(w, r, "run ID", func(wf Workflows, id string) (any, error) { return wf.Cancel(r.Context(), id) })
+}
+
+// byID serves a request about one run or dead letter: it checks the ID in
+// the path, finds the engine and writes what do returns.
+func (a *API) byID(w http.ResponseWriter, r *http.Request, what string, do func(wf Workflows, id string) (any, error)) error {
+	id := r.PathValue("id")
+	if err := CheckID(what, id); err != nil {
 		return err
 	}
 	wf, err := a.workflows()
 	if err != nil {
 		return err
 	}
-	run, err := wf.Cancel(r.Context(), r.PathValue("id"))
+	v, err := do(wf, id)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, run)
+	return writeJSON(w, http.StatusOK, v)
 }
 
 func (a *API) resumeRun(w http.ResponseWriter, r *http.Request) error {
@@ -244,18 +240,7 @@ func (a *API) listDLQ(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getDLQ(w http.ResponseWriter, r *http.Request) error {
-	if err := CheckID("dead-letter ID", r.PathValue("id")); err != nil {
-		return err
-	}
-	wf, err := a.workflows()
-	if err != nil {
-		return err
-	}
-	d, err := wf.DeadLetter(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, d)
+	return a.byID(w, r, "dead-letter ID", func(wf Workflows, id string) (any, error) { return wf.DeadLetter(r.Context(), id) })
 }
 
 func (a *API) replayDLQ(w http.ResponseWriter, r *http.Request) error {

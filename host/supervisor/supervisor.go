@@ -13,6 +13,7 @@ import (
 
 	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/internal/digest"
 	"github.com/bulkhead-run/bulkhead/plugins"
 	"github.com/bulkhead-run/bulkhead/resilience"
 )
@@ -340,7 +341,7 @@ func (s *Supervisor) handleEvent(ev plugins.Event) {
 	case plugins.Added, plugins.Changed:
 		if info, ok := s.reg.Get(ev.Name); ok && info.Version != ev.Version {
 			// A newer file was observed since; its own event follows.
-			s.log.Debug("skip superseded version", keyPlugin, ev.Name, keyVersion, short(ev.Version))
+			s.log.Debug("skip superseded version", keyPlugin, ev.Name, keyVersion, digest.Short(ev.Version))
 			return
 		}
 		cause := CauseAdded
@@ -444,7 +445,7 @@ func (s *Supervisor) apply(ctx context.Context, e *entry, cause Cause, b []byte,
 	}
 	n := st.Loads
 	s.mu.Unlock()
-	s.log.Info("plugin loaded", keyPlugin, name, keyVersion, short(v), keyCause, cause, keyTook, took, keyLoads, n)
+	s.log.Info("plugin loaded", keyPlugin, name, keyVersion, digest.Short(v), keyCause, cause, keyTook, took, keyLoads, n)
 	if merr != nil {
 		s.log.Warn("plugin sidecar refused, last good manifest in force", keyPlugin, name, keyErr, merr)
 	}
@@ -469,7 +470,7 @@ func (s *Supervisor) applyPolicy(e *entry, version string, m plugins.Manifest, m
 		e.st.State, e.st.Reason = StateFailed, "manifest: "+merr.Error()
 	}
 	s.mu.Unlock()
-	s.log.Info("plugin policy updated", keyPlugin, e.st.Name, keyVersion, short(version))
+	s.log.Info("plugin policy updated", keyPlugin, e.st.Name, keyVersion, digest.Short(version))
 }
 
 // refuse records a change that could not be applied and returns err.
@@ -489,7 +490,7 @@ func (s *Supervisor) refuse(e *entry, cause Cause, version string, err error) er
 	}
 	state := st.State
 	s.mu.Unlock()
-	s.log.Warn("plugin change refused", keyPlugin, st.Name, keyVersion, short(version), keyCause, cause, keyState, state, keyErr, err)
+	s.log.Warn("plugin change refused", keyPlugin, st.Name, keyVersion, digest.Short(version), keyCause, cause, keyState, state, keyErr, err)
 	return err
 }
 
@@ -588,11 +589,4 @@ func (s *Supervisor) Policy(name string) (resilience.Policy, error) {
 		return resilience.Policy{}, fmt.Errorf("%w: %s", plugins.ErrNotFound, name)
 	}
 	return PolicyOf(info.Manifest, s.opts.defaultPolicy)
-}
-
-func short(v string) string {
-	if len(v) > 12 {
-		return v[:12]
-	}
-	return v
 }

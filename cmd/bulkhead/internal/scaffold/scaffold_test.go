@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -28,7 +27,12 @@ func toolchain(t *testing.T, lang string) (vars []string, skip string) {
 	}
 	switch lang {
 	case Go:
-		return []string{"GO=" + filepath.Join(runtime.GOROOT(), "bin", "go")}, ""
+		// go test puts its own toolchain's bin first in PATH.
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			return nil, "go is not in PATH"
+		}
+		return []string{"GO=" + goBin}, ""
 	case Rust:
 		rustc := "/usr/bin/rustc" // Debian's, with the wasm32-wasi std
 		if _, err := os.Stat(rustc); err != nil {
