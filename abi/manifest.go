@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/bulkhead-run/bulkhead/internal/duration"
 )
 
 // Manifest is what the host needs to know to run one plugin: its limits, its
@@ -183,20 +184,8 @@ func (s *Size) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Duration is a time.Duration that reads and prints as "250ms", "30s".
-type Duration time.Duration
-
-// MarshalText implements encoding.TextMarshaler.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(strings.TrimSpace(string(b)))
-	if err != nil {
-		return fmt.Errorf("abi: invalid duration %q (want e.g. 250ms or 30s)", b)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-func (d Duration) String() string { return time.Duration(d).String() }
+// Duration is a time.Duration that reads and writes as a Go duration string
+// ("250ms", "30s") in YAML and JSON. "" and 0 read as zero (not set: the
+// default applies), JSON null leaves the value unchanged, any other bare
+// number is refused. It is the same type as resilience.Duration.
+type Duration = duration.Duration

@@ -1,55 +1,9 @@
 package resilience
 
-import (
-	"bytes"
-	"encoding/json"
-	"fmt"
-	"time"
-)
+import "github.com/bulkhead-run/bulkhead/internal/duration"
 
 // Duration is a time.Duration that reads and writes as a Go duration string
-// ("250ms", "1m30s") in YAML (through encoding.TextUnmarshaler) and JSON.
-// A bare 0 is accepted; other bare numbers are rejected because their unit
-// would be a guess.
-type Duration time.Duration
-
-// D returns d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
-
-func (d Duration) String() string { return time.Duration(d).String() }
-
-// MarshalText implements encoding.TextMarshaler.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (d *Duration) UnmarshalText(b []byte) error {
-	s := string(bytes.TrimSpace(b))
-	if s == "" || s == "0" {
-		*d = 0
-		return nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("duration %q: want a Go duration such as \"250ms\" or \"1m\"", s)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalJSON implements json.Marshaler.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		return d.UnmarshalText([]byte(s))
-	}
-	if string(b) == "null" {
-		return nil
-	}
-	return d.UnmarshalText(b)
-}
+// ("250ms", "1m30s") in YAML and JSON. "" and 0 read as zero (not set: the
+// policy's default applies), JSON null leaves the value unchanged, any other
+// bare number is refused. It is the same type as abi.Duration.
+type Duration = duration.Duration
