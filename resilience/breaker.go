@@ -1,7 +1,9 @@
 package resilience
 
 import (
+	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +30,17 @@ func (s State) String() string {
 
 // MarshalText implements encoding.TextMarshaler ("closed", "open", "half-open").
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler: it reads what
+// MarshalText writes and refuses anything else.
+func (s *State) UnmarshalText(b []byte) error {
+	i := slices.Index(stateNames[:], string(b))
+	if i < 0 {
+		return fmt.Errorf("resilience: unknown breaker state %q (want closed, open or half-open)", b)
+	}
+	*s = State(i)
+	return nil
+}
 
 type outcome uint8
 

@@ -33,6 +33,17 @@ func (s Status) String() string {
 // MarshalText implements encoding.TextMarshaler.
 func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText implements encoding.TextUnmarshaler: it reads what
+// MarshalText writes and refuses anything else.
+func (s *Status) UnmarshalText(b []byte) error {
+	i := slices.Index(statusNames[:], string(b))
+	if i < 0 {
+		return fmt.Errorf("resilience: unknown health status %q (want unknown, healthy, degraded or unhealthy)", b)
+	}
+	*s = Status(i)
+	return nil
+}
+
 // CheckResult is what a check reports.
 type CheckResult struct {
 	// OK is true when the component works.

@@ -78,16 +78,14 @@ func TestServe_DiskFull(t *testing.T) {
 	s2 := startService(t, bin, dir, extra...)
 	waitUntil(t, 60*time.Second, "every accepted run to finish", func() bool {
 		for _, id := range acked {
-			var r statestore.Run
-			if err := s2.client.Run(ctx, id, &r); err != nil || r.Status != statestore.StatusSucceeded {
+			if r, err := s2.client.Run(ctx, id); err != nil || r.Status != statestore.StatusSucceeded {
 				return false
 			}
 		}
 		return true
 	})
 	for _, id := range acked {
-		var r statestore.Run
-		if err := s2.client.Run(ctx, id, &r); err != nil || !bytes.Equal(r.Input, input) {
+		if r, err := s2.client.Run(ctx, id); err != nil || !bytes.Equal(r.Input, input) {
 			t.Errorf("accepted run %s: input of %d bytes, %v", id, len(r.Input), err)
 		}
 	}

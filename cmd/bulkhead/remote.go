@@ -107,8 +107,8 @@ func notFound(err error) bool { return httpStatus(err) == http.StatusNotFound }
 func (r *remote) await(ctx context.Context, id string, stdout, stderr io.Writer) int {
 	delay := 20 * time.Millisecond
 	for {
-		var run statestore.Run
-		if err := r.c.Run(ctx, id, &run); err != nil {
+		run, err := r.c.Run(ctx, id)
+		if err != nil {
 			if ctx.Err() != nil {
 				fprintf(stderr, "bulkhead %s: interrupted; run %s goes on in the service: bulkhead runs show %s --server %s\n", r.cmd, id, id, r.url)
 				return exitFailure
@@ -116,7 +116,7 @@ func (r *remote) await(ctx context.Context, id string, stdout, stderr io.Writer)
 			return r.fail(err, exitFailure, stderr)
 		}
 		if run.Status.Finished() {
-			return printFinished(r.cmd, run, stdout, stderr)
+			return printFinished(r.cmd, run.Run, stdout, stderr)
 		}
 		select {
 		case <-ctx.Done():

@@ -58,8 +58,8 @@ func TestRemote_CommandsTalkToService(t *testing.T) {
 		}
 		return true
 	})
-	var bad statestore.Run
-	if err := s.client.Run(ctx, "bad-1", &bad); err != nil || bad.Status != statestore.StatusFailed || bad.Attrs[workflow.AttrDeadLetter] == "" {
+	bad, err := s.client.Run(ctx, "bad-1")
+	if err != nil || bad.Status != statestore.StatusFailed || bad.Attrs[workflow.AttrDeadLetter] == "" {
 		t.Fatalf("bad-1: %+v %v", bad, err)
 	}
 	dl := bad.Attrs[workflow.AttrDeadLetter]

@@ -77,8 +77,8 @@ func runRuns(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return exitOK
 		}
 		if rm != nil {
-			var info workflow.RunInfo
-			if err := rm.c.Run(ctx, pos[0], &info); err != nil {
+			info, err := rm.c.Run(ctx, pos[0])
+			if err != nil {
 				return rm.fail(err, exitFailure, stderr)
 			}
 			return show(info)

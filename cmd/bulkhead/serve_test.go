@@ -260,14 +260,7 @@ func testRunsOverHTTP(t *testing.T, bin string) {
 		page, err := s.client.Runs(ctx, statestore.RunFilter{Status: statestore.StatusSucceeded, Limit: 1000})
 		return err == nil && len(page.Runs) == n
 	})
-	var info struct {
-		Status string `json:"status"`
-		Nodes  []struct {
-			Name, Status string
-			Attempts     int
-		} `json:"nodes"`
-	}
-	if err := s.client.Run(ctx, "run-07", &info); err != nil || info.Status != "succeeded" || len(info.Nodes) != 2 || info.Nodes[1].Status != "succeeded" {
+	if info, err := s.client.Run(ctx, "run-07"); err != nil || info.Status != "succeeded" || len(info.Nodes) != 2 || info.Nodes[1].Status != "succeeded" {
 		t.Errorf("run detail: %+v %v", info, err)
 	}
 	code, after := s.get("/metrics", "")
@@ -319,10 +312,8 @@ func testDrainAndResume(t *testing.T, bin string) {
 		t.Fatal(err)
 	}
 	waitUntil(t, 20*time.Second, "node b to run", func() bool {
-		var info struct {
-			Nodes []struct{ Name, Status string } `json:"nodes"`
-		}
-		if s.client.Run(ctx, "slow-run", &info) != nil || len(info.Nodes) != 3 {
+		info, err := s.client.Run(ctx, "slow-run")
+		if err != nil || len(info.Nodes) != 3 {
 			return false
 		}
 		return info.Nodes[0].Status == "succeeded" && info.Nodes[1].Status == "running"
@@ -340,8 +331,8 @@ func testDrainAndResume(t *testing.T, bin string) {
 
 	s2 := startService(t, bin, dir, "--grace-period", grace.String())
 	waitUntil(t, 30*time.Second, "the resumed run to finish", func() bool {
-		var r statestore.Run
-		return s2.client.Run(ctx, "slow-run", &r) == nil && r.Status == statestore.StatusSucceeded
+		r, err := s2.client.Run(ctx, "slow-run")
+		return err == nil && r.Status == statestore.StatusSucceeded
 	})
 	if exit, _ := s2.stop(syscall.SIGTERM, 20*time.Second); exit != 0 {
 		t.Fatalf("second exit %d", exit)
@@ -487,8 +478,7 @@ func testNoToken(t *testing.T, bin string) {
 	if code, body := send("GET", "/v1/runs", "", map[string]string{"Host": "rebind.evil.example:7070"}); code != 403 || !strings.Contains(body, `"host_not_allowed"`) {
 		t.Errorf("rebinding Host: %d %s", code, body)
 	}
-	var run json.RawMessage
-	if err := s.client.Run(ctx, "csrf", &run); err == nil {
-		t.Errorf("the cross-origin submit made a run: %s", run)
+	if run, err := s.client.Run(ctx, "csrf"); err == nil {
+		t.Errorf("the cross-origin submit made a run: %+v", run)
 	}
 }

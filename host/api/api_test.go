@@ -19,6 +19,7 @@ import (
 	"github.com/bulkhead-run/bulkhead/host"
 	"github.com/bulkhead-run/bulkhead/host/api"
 	"github.com/bulkhead-run/bulkhead/host/hosttest"
+	"github.com/bulkhead-run/bulkhead/host/workflow"
 	"github.com/bulkhead-run/bulkhead/resilience"
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/memstore"
@@ -120,7 +121,9 @@ type fakeWorkflows struct {
 
 func newFakeWorkflows() *fakeWorkflows { return &fakeWorkflows{store: memstore.New()} }
 
-func (w *fakeWorkflows) Workflows() []any { return []any{map[string]string{"name": "echo"}} }
+func (w *fakeWorkflows) Workflows() []any {
+	return []any{api.WorkflowSummary{Name: "echo", File: "echo.yaml", Nodes: []string{"echo"}, Output: "echo"}}
+}
 func (w *fakeWorkflows) Submit(ctx context.Context, wf string, input []byte, runID string) (statestore.Run, error) {
 	if wf != "echo" {
 		return statestore.Run{}, api.Errorf(404, api.CodeNotFound, "no workflow %q", wf)
@@ -141,7 +144,15 @@ func (w *fakeWorkflows) List(ctx context.Context, f statestore.RunFilter) ([]sta
 	return w.store.ListRuns(ctx, f)
 }
 func (w *fakeWorkflows) Get(ctx context.Context, id string) (any, error) {
-	return w.store.GetRun(ctx, id)
+	r, err := w.store.GetRun(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	n := workflow.NodeInfo{Name: "echo", Plugin: "tiny", Function: "run", Status: workflow.NodePending}
+	if r.Status == statestore.StatusSucceeded {
+		n.Status, n.Attempts, n.Version, n.Output, n.FinishedAt = workflow.NodeSucceeded, 1, "v1", r.Output, r.UpdatedAt
+	}
+	return workflow.RunInfo{Run: r, Nodes: []workflow.NodeInfo{n}}, nil
 }
 func (w *fakeWorkflows) Cancel(ctx context.Context, id string) (statestore.Run, error) {
 	return statestore.Run{}, api.Errorf(409, api.CodeConflict, "run %s already finished", id)
@@ -403,15 +414,19 @@ func TestAPI_RunsAndDraining(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Status != 404 {
 		t.Errorf("unknown workflow: %v", err)
 	}
-	var run statestore.Run
-	if err := f.c.Run(ctx, "run-1", &run); err != nil || run.Status != statestore.StatusSucceeded || string(run.Output) != `{"n":1}` {
+	run, err := f.c.Run(ctx, "run-1")
+	if err != nil || run.Status != statestore.StatusSucceeded || string(run.Output) != `{"n":1}` {
 		t.Errorf("run: %+v %v", run, err)
+	}
+	if len(run.Nodes) != 1 || run.Nodes[0].Status != workflow.NodeSucceeded || string(run.Nodes[0].Output) != `{"n":1}` ||
+		!run.Nodes[0].FinishedAt.Equal(run.UpdatedAt) || run.Nodes[0].FinishedAt.IsZero() {
+		t.Errorf("run nodes: %+v", run.Nodes)
 	}
 	page, err := f.c.Runs(ctx, statestore.RunFilter{Status: statestore.StatusSucceeded})
 	if err != nil || len(page.Runs) != 1 {
 		t.Errorf("runs: %+v %v", page, err)
 	}
-	if err := f.c.Run(ctx, "ghost", &run); !errors.As(err, &ae) || ae.Code != api.CodeNotFound {
+	if _, err := f.c.Run(ctx, "ghost"); !errors.As(err, &ae) || ae.Code != api.CodeNotFound {
 		t.Errorf("missing run: %v", err)
 	}
 	if _, err := f.c.Cancel(ctx, "run-1"); !errors.As(err, &ae) || ae.Status != 409 {
@@ -498,11 +513,12 @@ func TestAPI_MetricsAndStatus(t *testing.T) {
 		}
 	}
 	br, err := f.c.Breakers(ctx)
-	if err != nil || !strings.Contains(string(br["plugin:tiny"]), `"state":"closed"`) {
-		t.Errorf("breakers: %s %v", br["plugin:tiny"], err)
+	if b, ok := br["plugin:tiny"]; err != nil || !ok || b.State != resilience.Closed || b.Name != "plugin:tiny" || b.Successes != 3 {
+		t.Errorf("breakers: %+v %v", br, err)
 	}
 	hv, err := f.c.Health(ctx)
-	if err != nil || hv.Status != "healthy" || len(hv.Components) != 1 {
+	if err != nil || hv.Status != resilience.Healthy || len(hv.Components) != 1 || hv.Components[0].Name != "tiny" ||
+		hv.Components[0].Status != resilience.Healthy || hv.Components[0].Checks != 1 {
 		t.Errorf("health: %+v %v", hv, err)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulkhead-run/bulkhead/host/workflow"
+	"github.com/bulkhead-run/bulkhead/resilience"
 	"github.com/bulkhead-run/bulkhead/statestore"
 )
 
@@ -68,12 +70,11 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ct
 	return err
 }
 
-// raw sends a request; a 2xx JSON body is decoded into out (when out is a
-// *[]byte it gets the raw body).
-func (c *Client) raw(ctx context.Context, method, path string, body io.Reader, ctype string, out any) (http.Header, error) {
+// send sends a request and returns the response with its whole body.
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader, ctype string) (*http.Response, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
@@ -83,20 +84,36 @@ func (c *Client) raw(ctx context.Context, method, path string, body io.Reader, c
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
+	return resp, b, err
+}
+
+// responseError is the *Error of a response the server refused.
+func responseError(resp *http.Response, b []byte) *Error {
+	var eb errorBody
+	if json.Unmarshal(b, &eb) == nil && eb.Error != nil {
+		eb.Error.Status = resp.StatusCode
+		return eb.Error
+	}
+	msg := strings.TrimSpace(string(b))
+	if msg == "" {
+		msg = resp.Status
+	}
+	return &Error{Status: resp.StatusCode, Code: CodeInternal, Message: msg}
+}
+
+// raw sends a request; a 2xx JSON body is decoded into out (when out is a
+// *[]byte it gets the raw body).
+func (c *Client) raw(ctx context.Context, method, path string, body io.Reader, ctype string, out any) (http.Header, error) {
+	resp, b, err := c.send(ctx, method, path, body, ctype)
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode >= 300 {
-		var eb errorBody
-		if json.Unmarshal(b, &eb) == nil && eb.Error != nil {
-			eb.Error.Status = resp.StatusCode
-			return resp.Header, eb.Error
-		}
-		return resp.Header, &Error{Status: resp.StatusCode, Code: CodeInternal, Message: strings.TrimSpace(string(b))}
+		return resp.Header, responseError(resp, b)
 	}
 	switch o := out.(type) {
 	case nil:
@@ -155,10 +172,21 @@ func (c *Client) Call(ctx context.Context, plugin, fn string, input []byte) (Cal
 	return CallResult{Output: out, Attempts: n, Version: h.Get("Bulkhead-Plugin-Version"), Fallback: h.Get("Bulkhead-Fallback") == "true"}, nil
 }
 
+// WorkflowSummary is one workflow in GET /v1/workflows.
+type WorkflowSummary struct {
+	Name string `json:"name"`
+	// File is the definition's file, when it came from one.
+	File string `json:"file,omitempty"`
+	// Nodes in topological order.
+	Nodes []string `json:"nodes"`
+	// Output is the node whose output is the run's.
+	Output string `json:"output,omitempty"`
+}
+
 // Workflows lists the registered workflows.
-func (c *Client) Workflows(ctx context.Context) ([]json.RawMessage, error) {
+func (c *Client) Workflows(ctx context.Context) ([]WorkflowSummary, error) {
 	var out struct {
-		Workflows []json.RawMessage `json:"workflows"`
+		Workflows []WorkflowSummary `json:"workflows"`
 	}
 	err := c.do(ctx, "GET", "/v1/workflows", nil, "", &out)
 	return out.Workflows, err
@@ -196,10 +224,11 @@ func (c *Client) Runs(ctx context.Context, f statestore.RunFilter) (RunPage, err
 	return out, err
 }
 
-// Run returns a run with per-node detail, decoded into out (for example
-// a *workflow.RunInfo or a *json.RawMessage).
-func (c *Client) Run(ctx context.Context, id string, out any) error {
-	return c.do(ctx, "GET", "/v1/runs/"+url.PathEscape(id), nil, "", out)
+// Run returns a run with the state of each of its nodes.
+func (c *Client) Run(ctx context.Context, id string) (workflow.RunInfo, error) {
+	var out workflow.RunInfo
+	err := c.do(ctx, "GET", "/v1/runs/"+url.PathEscape(id), nil, "", &out)
+	return out, err
 }
 
 // Cancel cancels a run.
@@ -268,49 +297,32 @@ func (c *Client) DeleteDeadLetter(ctx context.Context, id string) error {
 	return c.do(ctx, "DELETE", "/v1/dlq/"+url.PathEscape(id), nil, "", nil)
 }
 
-// Breakers returns every executor's stats as the server encodes them
-// (resilience.Stats, with the state as text).
-func (c *Client) Breakers(ctx context.Context) (map[string]json.RawMessage, error) {
+// Breakers returns every executor's stats by policy name ("plugin:NAME",
+// "http:HOST").
+func (c *Client) Breakers(ctx context.Context) (map[string]resilience.Stats, error) {
 	var out struct {
-		Breakers map[string]json.RawMessage `json:"breakers"`
+		Breakers map[string]resilience.Stats `json:"breakers"`
 	}
 	err := c.do(ctx, "GET", "/v1/breakers", nil, "", &out)
 	return out.Breakers, err
 }
 
-// HealthSummary is GET /v1/health as a client reads it.
-type HealthSummary struct {
-	Status     string            `json:"status"`
-	Draining   bool              `json:"draining"`
-	Components []json.RawMessage `json:"components"`
-}
-
 // Health returns the overall and per-component health; an unhealthy
 // service answers 503 with the same body, which Health returns without
 // error.
-func (c *Client) Health(ctx context.Context) (HealthSummary, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", c.base+"/v1/health", nil)
+func (c *Client) Health(ctx context.Context) (HealthView, error) {
+	var out HealthView
+	resp, b, err := c.send(ctx, "GET", "/v1/health", nil, "")
 	if err != nil {
-		return HealthSummary{}, err
+		return out, err
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return HealthSummary{}, err
-	}
-	defer resp.Body.Close()
-	var out HealthSummary
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusServiceUnavailable {
-		var eb errorBody
-		if json.NewDecoder(resp.Body).Decode(&eb) == nil && eb.Error != nil {
-			eb.Error.Status = resp.StatusCode
-			return out, eb.Error
-		}
-		return out, &Error{Status: resp.StatusCode, Code: CodeInternal, Message: resp.Status}
+		return out, responseError(resp, b)
 	}
-	return out, json.NewDecoder(resp.Body).Decode(&out)
+	if err := json.Unmarshal(b, &out); err != nil {
+		return out, fmt.Errorf("api: decode GET /v1/health: %w", err)
+	}
+	return out, nil
 }
 
 // Resilience returns the policies in force.

@@ -235,13 +235,9 @@ func (p pluginsView) Invoke(ctx context.Context, req host.InvokeRequest) (host.I
 // workflowsView adapts the engine to api.Workflows.
 type workflowsView struct{ *workflow.Engine }
 
-// WorkflowSummary is one workflow in GET /v1/workflows.
-type WorkflowSummary struct {
-	Name   string   `json:"name"`
-	File   string   `json:"file,omitempty"`
-	Nodes  []string `json:"nodes"`
-	Output string   `json:"output,omitempty"`
-}
+// WorkflowSummary is one workflow in GET /v1/workflows, as api.Client
+// reads it.
+type WorkflowSummary = api.WorkflowSummary
 
 func (w workflowsView) Workflows() []any {
 	ws := w.Engine.Workflows()
