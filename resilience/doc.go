@@ -94,62 +94,20 @@
 //
 // # Concurrency
 //
-// Executor, Registry and Monitor are safe for concurrent use. The
-// breaker's closed-state success path is lock-free (state and generation
-// in one atomic word, atomic failure-rate buckets); failures and state
-// changes take the breaker's mutex. The limiter takes one compare-and-swap
-// when a slot is free. Lock order in the breaker: hookMu (which serialises
-// state-change hooks so they arrive in order) before mu. Hooks run with mu
-// released, so a hook may read State or Stats, but must not call Do on the
-// same executor. Monitor: a component's runMu (serialising its checks)
-// before Monitor.mu; subscribers run with only runMu held, so a subscriber
-// must not Unregister its own component.
+// Executor, Registry and Monitor are safe for concurrent use. Lock order in
+// the breaker: hookMu (which serialises state-change hooks so they arrive
+// in order) before mu. Hooks run with mu released, so a hook may read State
+// or Stats, but must not call Do on the same executor. Monitor: a
+// component's runMu (serialising its checks) before Monitor.mu; subscribers
+// run with only runMu held, so a subscriber must not Unregister its own
+// component.
 //
-// # Decisions
+// # Cost
 //
-// Breaker: neither go-resiliency's breaker nor sony/gobreaker/v2 is used.
-// go-resiliency's breaker (v1.7.0) is unsound for bulkhead, shown by tests
-// against the library itself in goresiliency_test.go: 3 errors among
-// 30,000 successes open it (it counts errors within a time window and
-// never resets the count on success —
-// TestGoResiliencyBreaker_NeverDecaysErrors); half-open it lets every
-// caller through (8 of 8 concurrent callers entered —
-// TestGoResiliencyBreaker_HalfOpenAdmitsEveryone); its open timeout is a
-// goroutine sleeping on the wall clock that nothing can stop (goleak flags
-// it, so it cannot run on a fake clock either), and it has no hooks,
-// classification, generation or reset. Wrapping it cannot fix any of this
-// because the counting and timing are inside it. gobreaker v2.4.0 has the
-// right semantics (probe limit, generations, exclusions, rolling
-// counts) but reads time.Now directly (no fake clock, so the
-// breaker table tests could not be deterministic), fixes its Settings at
-// construction (a run-time policy swap would lose state), calls
-// OnStateChange while holding its mutex (a hook reading State deadlocks),
-// and takes its mutex twice per call. The breaker here is ~330 lines with
-// a lock-free closed path.
-//
-// Measured in one run (go test -run XXX -bench . -benchmem -count 5
-// ./resilience/, medians, 2 shared cores, no-op function): bare call
-// 2.0 ns; go-resiliency breaker 7.4 ns; gobreaker v2 Execute 123 ns; this
-// package with Policy{} (breaker, retry, budget) 30 ns, the breaker alone
-// 31 ns, with the failure-rate rule and a limiter 127 ns (half of it the
-// clock read the rate window needs), Execute[T] on that policy 89 ns, all
-// 0 allocs; a call failing fast on an open breaker 63 ns. AttemptTimeout
-// adds a per-attempt context.WithTimeout (548 ns and 4 allocs alone): 763
-// ns and 4 allocs; the production preset 922 ns. So AttemptTimeout 0 (the
-// default) builds no per-attempt context at all.
-//
-// go-resiliency is used where it is sound: its retrier.Classifier types
-// plug in through FromRetrierClassifier. Its retrier is not used (it
-// sleeps on real timers, classifies into three actions, has no hint,
-// budget or breaker wait, and ExponentialBackoff(40, 100ms) turns negative
-// from the 38th delay — TestGoResiliencyBackoff_Overflows); nor its
-// semaphore (Acquire takes no context and starts a wall-clock timer on
-// every call even when a ticket is free: 294 ns and 3 allocs per
-// Acquire+Release in the run above), so the limiter is an atomic counter
-// with a wake channel that honours the context and the injected clock.
-//
-// Attempt numbers travel in the context only from the second attempt (or
-// when nested in another executor's attempt): AttemptFromContext returns 1
-// when no number is present, which keeps the first attempt free of
-// allocations.
+// A call through Policy{} takes tens of nanoseconds and allocates nothing;
+// AttemptTimeout > 0 adds a context per attempt, so leave it 0 when the
+// caller's context already bounds the call. docs/performance.md has the
+// figures and the command that measures them; docs/design/resilience.md
+// says why the breaker, retry and limiter are this package's own rather
+// than go-resiliency's or gobreaker's.
 package resilience
