@@ -94,18 +94,11 @@
 // two, the supervisor's loop that schedules rebuilds, one that logs
 // readiness, and one worker per plugin with work queued.
 //
-// # Measured
+// # Cost
 //
-// On a 2-core machine, with -race, a 20 ms debounce and 8 goroutines
-// calling the plugin non-stop, a replaced file serves after 46 ms at the
-// median (153 ms at worst) against a cold load of 77 ms; no call failed
-// over 50 swaps. Start of a directory of 50 small (WAT) plugins,
-// BenchmarkStart50: 108–114 ms with an empty compilation cache, 40–43 ms
-// on a restart with a warm one. Go guests cost more per plugin: a warm
-// restart of 10 copies of the 3.8 MB kitchen fixture takes 1.07 s
-// (BenchmarkStartGo10; about 0.1 s each, against 1.6 s each cold). These
-// figures were taken when plugins loaded one after the other; they now
-// load at once, with the host compiling at most GOMAXPROCS at a time.
+// A replaced file serves within a debounce plus one load, with no failed
+// call; a warm compilation cache makes a restart several times faster than
+// a cold start. docs/performance.md has the figures and their commands.
 //
 // # Errors
 //
