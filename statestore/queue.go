@@ -18,13 +18,20 @@ type Task struct {
 	Node  string
 	// Owner is who holds the claim ("" while queued).
 	Owner string
-	// Token grows with every claim of the task: a claim is (Owner, Token).
+	// Token identifies the claim: every claim of any task gets a token no
+	// other claim of the store had, so a fence (RunID, Node, Owner, Token)
+	// never matches a later claim, even one by the same owner of a task
+	// queued again.
 	Token int64
+	// Claims counts the claims of the task, this one included. A task
+	// queued before its store was reopened counts as claimed once already
+	// (its previous owner may have run it).
+	Claims int
 	// First is the first attempt number reserved for the task's execution
-	// when it was queued. It holds for the task's first claim only: a
-	// claim with Token > 1 rescues a task another owner held, whose
-	// execution may have used those numbers, so the new owner reserves a
-	// block of its own (Journal.StartAttempt).
+	// when it was queued. It holds when Claims is 1 only: a later claim
+	// rescues a task another owner held, whose execution may have used
+	// those numbers, so the new owner reserves a block of its own
+	// (Journal.StartAttempt).
 	First int
 	// LeaseUntil is when the claim ends unless extended, on the store's
 	// clock (the database server's, for a shared store).
