@@ -103,6 +103,10 @@ type Queue interface {
 	// that was released with a delay is not claimed before it. Errors:
 	// ErrInvalid, ErrClosed, ErrUnavailable.
 	ClaimTasks(ctx context.Context, owner string, max int, lease time.Duration) ([]Task, error)
+	// ClaimRunTasks is ClaimTasks restricted to the tasks of one run. A
+	// process that executes only the runs it was asked to (a one-shot
+	// command) claims this way.
+	ClaimRunTasks(ctx context.Context, owner, runID string, max int, lease time.Duration) ([]Task, error)
 	// ExtendLeases extends the leases of owner's claims to now+lease and
 	// returns the fences that no longer hold (their task was claimed by
 	// another owner, completed, or dropped with its run): their owner

@@ -161,6 +161,19 @@ func (s *Store) EnqueueNodes(ctx context.Context, runID string, nodes []statesto
 
 // ClaimTasks implements statestore.Queue.
 func (s *Store) ClaimTasks(ctx context.Context, owner string, max int, lease time.Duration) ([]statestore.Task, error) {
+	return s.claimTasks(ctx, owner, "", max, lease)
+}
+
+// ClaimRunTasks implements statestore.Queue.
+func (s *Store) ClaimRunTasks(ctx context.Context, owner, runID string, max int, lease time.Duration) ([]statestore.Task, error) {
+	if err := statestore.CheckID("run ID", runID); err != nil {
+		return nil, err
+	}
+	return s.claimTasks(ctx, owner, runID, max, lease)
+}
+
+// claimTasks claims tasks of run runID, or of every run when it is "".
+func (s *Store) claimTasks(ctx context.Context, owner, runID string, max int, lease time.Duration) ([]statestore.Task, error) {
 	if err := rules.CheckClaim(owner, max, lease); err != nil {
 		return nil, err
 	}
@@ -175,14 +188,14 @@ func (s *Store) ClaimTasks(ctx context.Context, owner string, max int, lease tim
 		if len(out) == max {
 			return out, nil
 		}
-		if !now.Before(t.lease) {
+		if !now.Before(t.lease) && (runID == "" || t.key.run == runID) {
 			out = append(out, s.claim(t, owner, lease, now))
 		}
 	}
 	var due []*memTask
 	s.queued.each(func(q queuedKey) bool {
 		t := s.tasks[q.key]
-		if t.ready.After(now) {
+		if t.ready.After(now) || (runID != "" && q.key.run != runID) {
 			return true
 		}
 		due = append(due, t)

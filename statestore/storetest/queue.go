@@ -134,9 +134,16 @@ func testClaim(t *testing.T, s, other QueueStore) {
 	if got := taskNames(first); fmt.Sprint(got) != "[r0/a r1/a]" {
 		t.Fatalf("first claim = %v, want the two oldest [r0/a r1/a]", got)
 	}
+	one, err := other.ClaimRunTasks(context.Background(), "h2", "r3", 10, lease)
+	if err != nil || fmt.Sprint(taskNames(one)) != "[r3/a]" {
+		t.Fatalf("ClaimRunTasks(r3) = %v, %v; want [r3/a]", taskNames(one), err)
+	}
+	if none, err := s.ClaimRunTasks(context.Background(), "h1", "r0", 10, lease); err != nil || len(none) != 0 {
+		t.Fatalf("ClaimRunTasks of a claimed run = %v, %v; want none", taskNames(none), err)
+	}
 	rest := claimAll(t, other, "h2", 10, lease)
-	if got := taskNames(rest); fmt.Sprint(got) != "[r2/a r3/a r4/a]" {
-		t.Fatalf("second claim = %v, want [r2/a r3/a r4/a]", got)
+	if got := taskNames(rest); fmt.Sprint(got) != "[r2/a r4/a]" {
+		t.Fatalf("second claim = %v, want [r2/a r4/a]", got)
 	}
 }
 
