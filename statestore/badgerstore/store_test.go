@@ -39,6 +39,12 @@ func TestStore_Conformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) statestore.Store { return open(t, t.TempDir()) })
 }
 
+func TestStore_QueueConformance(t *testing.T) {
+	storetest.RunQueue(t, func(t *testing.T) (storetest.QueueStore, storetest.QueueStore) {
+		return open(t, t.TempDir()), nil
+	})
+}
+
 func TestStore_WithLogger(t *testing.T) {
 	var buf bytes.Buffer
 	l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
