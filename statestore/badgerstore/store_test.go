@@ -19,7 +19,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if crashChild() || fullChild() || closeChild() {
+	if crashChild() || fullChild() || closeChild() || queueCrashChild() {
 		return
 	}
 	goleak.VerifyTestMain(m)
