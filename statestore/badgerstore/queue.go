@@ -93,9 +93,11 @@ type queue struct {
 	// or to a task released in memory.
 	seq   atomic.Uint64
 	token int64
-	// cursor is the last order key the claims consumed; scanning resumes
-	// after it, so keys deleted behind it are never read again.
+	// cursor is the last order key the claims read; scanning resumes after
+	// it, so keys deleted behind it are never read again. ahead holds the
+	// tasks read up to the cursor and not claimed yet, in queue order.
 	cursor []byte
+	ahead  []orderItem
 	// visible: every task with a seq up to it is committed or abandoned
 	// (moved by the committer's after hooks). scanned: the order index was
 	// read to its end when visible was that, so a claim reads it again only
@@ -178,6 +180,9 @@ func (q *queue) forgetTasks(gone []taskRef) {
 	for _, g := range gone {
 		if e := q.tasks[g.id]; e != nil && e.seq == g.seq {
 			q.forget(e)
+		}
+		if i, ok := slices.BinarySearchFunc(q.ahead, g.seq, func(o orderItem, seq uint64) int { return cmpUint(o.seq, seq) }); ok {
+			q.ahead = slices.Delete(q.ahead, i, i+1)
 		}
 	}
 }
@@ -539,63 +544,93 @@ func (q *queue) claim(txn *badger.Txn, owner string, max int, lease time.Duratio
 		out = append(out, q.take(e, owner, lease, now))
 	}
 
-	var it *badger.Iterator
-	visible := q.visible
-	if visible > q.scanned {
-		it = txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pOrder}, PrefetchValues: true, PrefetchSize: min(max, 64)})
-		defer it.Close()
-		if q.cursor == nil {
-			it.Rewind()
-		} else {
-			it.Seek(q.cursor)
-			if it.Valid() && bytes.Equal(it.Item().Key(), q.cursor) {
-				it.Next()
-			}
-		}
-	}
-	// peek returns the next task of the order index not held in memory.
-	var cand *orderItem
-	peek := func() (*orderItem, error) {
-		for cand == nil && it != nil && it.Valid() {
-			item := it.Item()
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return nil, err
-			}
-			o, err := decodeOrder(item.Key(), v)
-			if err != nil {
-				return nil, err
-			}
-			it.Next()
-			if e := q.tasks[o.id]; e != nil && e.seq == o.seq {
-				q.cursor = o.key // claimed meanwhile (ClaimRunTasks, a kept task)
-				continue
-			}
-			cand = &o
-		}
-		if cand == nil && it != nil {
-			q.scanned = visible
-			it = nil
-		}
-		return cand, nil
-	}
 	for len(out) < max {
-		c, err := peek()
+		c, ok, err := q.next(txn, max-len(out))
 		if err != nil {
 			return out, err
 		}
 		r := q.released.min()
-		if c == nil && r == nil {
+		if !ok && r == nil {
 			break
 		}
-		if r != nil && (c == nil || r.order < c.seq) {
+		if r != nil && (!ok || r.order < c.seq) {
 			out = append(out, q.take(r, owner, lease, now))
 			continue
 		}
-		q.cursor, cand = c.key, nil
-		out = append(out, q.take(q.newEntry(*c), owner, lease, now))
+		q.ahead = q.ahead[1:]
+		out = append(out, q.take(q.newEntry(c), owner, lease, now))
 	}
 	return out, nil
+}
+
+// readAhead is how many order entries a claim reads past the cursor at
+// once; they wait in q.ahead for the next claims, so a claim of one task
+// does not open a Badger iterator each time.
+const readAhead = 64
+
+// next returns the first task of q.ahead that is not held in memory,
+// reading more of the order index when q.ahead runs out; false when no
+// task is queued. q.mu is held.
+func (q *queue) next(txn *badger.Txn, want int) (orderItem, bool, error) {
+	filled := false
+	for {
+		for len(q.ahead) > 0 {
+			c := q.ahead[0]
+			if e := q.tasks[c.id]; e != nil && e.seq == c.seq {
+				q.ahead = q.ahead[1:] // claimed meanwhile (ClaimRunTasks)
+				continue
+			}
+			return c, true, nil
+		}
+		if filled {
+			return orderItem{}, false, nil
+		}
+		filled = true
+		if err := q.fill(txn, max(want, readAhead)); err != nil {
+			return orderItem{}, false, err
+		}
+	}
+}
+
+// fill reads up to n tasks of the order index after the cursor into
+// q.ahead, skipping the tasks held in memory. It reads nothing when the
+// index was read to its end and nothing was queued since. q.mu is held.
+func (q *queue) fill(txn *badger.Txn, n int) error {
+	visible := q.visible
+	if visible <= q.scanned {
+		return nil
+	}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pOrder}, PrefetchValues: true, PrefetchSize: min(n, 64)})
+	defer it.Close()
+	if q.cursor == nil {
+		it.Rewind()
+	} else {
+		it.Seek(q.cursor)
+		if it.Valid() && bytes.Equal(it.Item().Key(), q.cursor) {
+			it.Next()
+		}
+	}
+	q.ahead = slices.Clip(q.ahead)
+	for ; it.Valid() && len(q.ahead) < n; it.Next() {
+		item := it.Item()
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		o, err := decodeOrder(item.Key(), v)
+		if err != nil {
+			return err
+		}
+		q.cursor = o.key
+		if e := q.tasks[o.id]; e != nil && e.seq == o.seq {
+			continue // claimed by ClaimRunTasks or kept by a completion
+		}
+		q.ahead = append(q.ahead, o)
+	}
+	if !it.Valid() {
+		q.scanned = visible
+	}
+	return nil
 }
 
 // claimRun is ClaimRunTasks. q.mu is held.
