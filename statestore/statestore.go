@@ -329,6 +329,7 @@ type Store interface {
 	Checkpoints
 	PluginState
 	DeadLetters
+	Queue
 	// Close releases the store. Calls after Close return ErrClosed; Close
 	// itself is idempotent.
 	Close() error
