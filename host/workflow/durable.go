@@ -28,8 +28,9 @@ type durable struct {
 	noSpace atomic.Pointer[error]
 }
 
-// refused returns the store's no-space error when it refused a write of
-// this execution, else nil.
+// refused returns the store's error when it refused a write of this
+// execution for lack of space or because its database was unreachable,
+// else nil.
 func (d *durable) refused() error {
 	if p := d.noSpace.Load(); p != nil {
 		return *p
@@ -48,7 +49,7 @@ func (d *durable) fenced() error {
 
 func (d *durable) note(err error) error {
 	switch {
-	case errors.Is(err, statestore.ErrNoSpace):
+	case errors.Is(err, statestore.ErrNoSpace), errors.Is(err, statestore.ErrUnavailable):
 		d.noSpace.CompareAndSwap(nil, &err)
 	case errors.Is(err, statestore.ErrFenced):
 		d.e.stats.fenced.Add(1)

@@ -1098,7 +1098,8 @@ func (e *Engine) execNode(rs *runState, t statestore.Task) (statestore.Task, boo
 	}
 	if serr := dur.refused(); err != nil && serr != nil {
 		// The store refused the node's checkpoint or state for lack of
-		// space: the node is not at fault; it runs again after a delay.
+		// space or could not be reached: the node is not at fault; it
+		// runs again after a delay.
 		e.pause(rs, f, "node "+name, fmt.Errorf("node failed after the store refused its write: %w (node error: %v)", serr, err))
 		return statestore.Task{}, false
 	}
