@@ -39,6 +39,9 @@ type NodeInfo struct {
 	StartedAt  time.Time            `json:"started_at,omitzero"`
 	FinishedAt time.Time            `json:"finished_at,omitzero"`
 	DeadLetter string               `json:"dead_letter,omitempty"`
+	// Host ran the node: the journal's for a finished node, the engine's
+	// running it here for a running one.
+	Host string `json:"host,omitempty"`
 }
 
 // RunInfo is a run with the state of each of its nodes.
@@ -98,7 +101,7 @@ func (e *Engine) Get(ctx context.Context, runID string) (RunInfo, error) {
 		}
 		if res, ok := results[name]; ok {
 			ni.Status, ni.Attempts, ni.Output, ni.Fallback = NodeSucceeded, res.Attempts, res.Output, res.Fallback
-			ni.StartedAt, ni.FinishedAt = res.StartedAt, res.FinishedAt
+			ni.StartedAt, ni.FinishedAt, ni.Host = res.StartedAt, res.FinishedAt, res.Host
 			if res.PluginVersion != "" {
 				ni.Version = res.PluginVersion
 			}
@@ -108,7 +111,7 @@ func (e *Engine) Get(ctx context.Context, runID string) (RunInfo, error) {
 			}
 			switch {
 			case running[name]:
-				ni.Status = NodeRunning
+				ni.Status, ni.Host = NodeRunning, e.o.owner
 			case failed[name] != "":
 				ni.Status, ni.DeadLetter = NodeFailed, failed[name]
 			}

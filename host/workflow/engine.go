@@ -1119,7 +1119,7 @@ func (e *Engine) execNode(rs *runState, t statestore.Task) (statestore.Task, boo
 		attempts = first
 	}
 	result := statestore.NodeResult{RunID: rs.id, Node: name, Output: res.Output, Attempts: attempts,
-		PluginVersion: res.Version, StartedAt: started, FinishedAt: time.Now(), Fallback: res.Fallback}
+		PluginVersion: res.Version, StartedAt: started, FinishedAt: time.Now(), Fallback: res.Fallback, Host: e.o.owner}
 	return e.completeTask(ctx, rs, f, result, results)
 }
 
@@ -1367,13 +1367,13 @@ func (e *Engine) failNode(ctx context.Context, rs *runState, f statestore.Fence,
 	now := time.Now()
 	if errors.As(err, &ex) {
 		for i, ae := range ex.Errors {
-			attempts = append(attempts, statestore.AttemptError{Attempt: first + i, Error: ae.Error(), At: now})
+			attempts = append(attempts, statestore.AttemptError{Attempt: first + i, Error: ae.Error(), At: now, Host: e.o.owner})
 		}
 		if ex.Cause != nil {
-			attempts = append(attempts, statestore.AttemptError{Attempt: first + len(ex.Errors) - 1, Error: "stopped: " + ex.Cause.Error(), At: now})
+			attempts = append(attempts, statestore.AttemptError{Attempt: first + len(ex.Errors) - 1, Error: "stopped: " + ex.Cause.Error(), At: now, Host: e.o.owner})
 		}
 	} else {
-		attempts = []statestore.AttemptError{{Attempt: first, Error: err.Error(), At: now}}
+		attempts = []statestore.AttemptError{{Attempt: first, Error: err.Error(), At: now, Host: e.o.owner}}
 	}
 	var ge *host.GuestError
 	if errors.As(err, &ge) && ge.Version != "" {
