@@ -273,7 +273,7 @@ func translate(err error) error {
 		return nil
 	case errors.Is(err, statestore.ErrNotFound), errors.Is(err, statestore.ErrConflict),
 		errors.Is(err, statestore.ErrInvalid), errors.Is(err, statestore.ErrClosed),
-		errors.Is(err, statestore.ErrUnavailable), errors.Is(err, statestore.ErrNoSpace),
+		errors.Is(err, statestore.ErrUnavailable), errors.Is(err, statestore.ErrNoSpace), errors.Is(err, statestore.ErrFenced),
 		errors.Is(err, ErrSchema), errors.Is(err, errChanged), errors.Is(err, errDecode), errors.Is(err, errServer):
 		return err
 	case errors.Is(err, context.Canceled):
