@@ -61,7 +61,8 @@ const clusterLease = 2 * time.Second
 
 // cluster is three hosts on one database.
 type cluster struct {
-	t     *testing.T
+	t     *testing.T // the running subtest
+	top   *testing.T // owns the hosts: they outlive subtests
 	bin   string
 	dir   string
 	url   string
@@ -77,7 +78,7 @@ func (c *cluster) args(i int) []string {
 }
 
 func (c *cluster) start(i int) *service {
-	s := startService(c.t, c.bin, c.dir, c.args(i)...)
+	s := startService(c.top, c.bin, c.dir, c.args(i)...)
 	c.mu.Lock()
 	c.hosts[i] = s
 	c.mu.Unlock()
@@ -96,7 +97,7 @@ func newCluster(t *testing.T, bin string) *cluster {
 	if code, out, errOut := bulkhead(t, "", "migrate", "--store", url); code != exitOK {
 		t.Fatalf("migrate: exit %d %s %s", code, out, errOut)
 	}
-	c := &cluster{t: t, bin: bin, url: url, dir: svcDir(t, map[string]string{"ten": clusterFlow, "slow": slowFlow}),
+	c := &cluster{t: t, top: t, bin: bin, url: url, dir: svcDir(t, map[string]string{"ten": clusterFlow, "slow": slowFlow}),
 		hosts: make([]*service, 3)}
 	var err error
 	if c.db, err = pgxpool.New(context.Background(), url); err != nil {
@@ -126,9 +127,24 @@ func (c *cluster) submit(workflow string, ids []string) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		if err != nil {
-			c.t.Fatalf("submit %s: %v", id, err)
+			c.t.Fatalf("submit %s: %v\n%s", id, err, c.deadHosts())
 		}
 	}
+}
+
+// deadHosts describes the hosts that exited, with the end of their logs.
+func (c *cluster) deadHosts() string {
+	var b strings.Builder
+	for i := range 3 {
+		h := c.host(i)
+		select {
+		case <-h.done:
+			lines := strings.Split(strings.TrimSpace(h.logText()), "\n")
+			fmt.Fprintf(&b, "host h%d exited (%v); its log ends:\n%s\n", i, h.err, strings.Join(lines[max(0, len(lines)-15):], "\n"))
+		default:
+		}
+	}
+	return b.String()
 }
 
 // waitFinished waits until none of the runs is unfinished.
