@@ -134,7 +134,12 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	// session after 5s idle in its transaction, and probes a silent
 	// client's socket within 11s, so its locks go and its tasks are
 	// rescued once their lease ends. A URL's own settings win.
+	//
+	// Statements are planned for their values (plan_cache_mode): a plan
+	// cached for any value would list a rare status by walking every run
+	// in creation order.
 	for k, v := range map[string]string{
+		"plan_cache_mode":                     "force_custom_plan",
 		"idle_in_transaction_session_timeout": "5s",
 		"tcp_keepalives_idle":                 "5",
 		"tcp_keepalives_interval":             "2",
