@@ -153,3 +153,17 @@ func (s *sortedSet[K]) page(after K, hasAfter, reverse bool, limit int) ([]K, bo
 	}
 	return out, false
 }
+
+// each calls fn with every key in order until fn returns false.
+func (s *sortedSet[K]) each(fn func(K) bool) {
+	if s == nil {
+		return
+	}
+	for _, c := range s.chunks {
+		for _, k := range c {
+			if !fn(k) {
+				return
+			}
+		}
+	}
+}

@@ -66,6 +66,15 @@ type Store struct {
 	byStatus  map[statestore.RunStatus]*sortedSet[orderKey]
 	deadIDs   *sortedSet[string]
 	deadByRun map[string]*sortedSet[string]
+
+	// The queue: every task, the queued ones in claim order, the claimed
+	// ones, and how many tasks each run has.
+	tasks    map[nodeKey]*memTask
+	queued   *sortedSet[queuedKey]
+	claimed  map[nodeKey]*memTask
+	runTasks map[string]int
+	taskSeq  uint64
+	token    int64
 }
 
 var _ statestore.Store = (*Store)(nil)
@@ -92,6 +101,10 @@ func New(opts ...Option) *Store {
 		byStatus:    map[statestore.RunStatus]*sortedSet[orderKey]{},
 		deadIDs:     newSortedSet(strings.Compare),
 		deadByRun:   map[string]*sortedSet[string]{},
+		tasks:       map[nodeKey]*memTask{},
+		queued:      newSortedSet(compareQueued),
+		claimed:     map[nodeKey]*memTask{},
+		runTasks:    map[string]int{},
 	}
 }
 
@@ -135,6 +148,11 @@ func (s *Store) Close() error {
 
 // CreateRun implements statestore.Runs.
 func (s *Store) CreateRun(ctx context.Context, r statestore.Run) (statestore.Run, bool, error) {
+	return s.createRun(ctx, r, nil)
+}
+
+// createRun stores r; then, when it is new, calls also with s.mu held.
+func (s *Store) createRun(ctx context.Context, r statestore.Run, also func()) (statestore.Run, bool, error) {
 	r, err := rules.PrepareCreate(r, s.opts.now())
 	if err != nil {
 		return statestore.Run{}, false, err
@@ -153,6 +171,9 @@ func (s *Store) CreateRun(ctx context.Context, r statestore.Run) (statestore.Run
 	s.runs[r.ID] = &memRun{run: r, rev: s.rev}
 	s.all.add(runKey(r))
 	s.setStatus(r, "")
+	if also != nil {
+		also()
+	}
 	return r.Clone(), true, nil
 }
 
@@ -369,6 +390,9 @@ func (s *Store) SaveCheckpoint(ctx context.Context, runID, node string, data []b
 	if _, ok := s.runs[runID]; !ok {
 		return 0, rules.RunNotFound(runID)
 	}
+	if err := s.fenced(ctx); err != nil {
+		return 0, err
+	}
 	k := nodeKey{runID, node}
 	s.nextSeq[k]++
 	seq := s.nextSeq[k]
@@ -451,6 +475,9 @@ func (s *Store) StateSet(ctx context.Context, plugin, key string, value []byte) 
 		return err
 	}
 	defer s.mu.Unlock()
+	if err := s.fenced(ctx); err != nil {
+		return err
+	}
 	s.state[[2]string{plugin, key}] = append([]byte{}, value...)
 	return nil
 }
@@ -464,6 +491,9 @@ func (s *Store) StateDelete(ctx context.Context, plugin, key string) error {
 		return err
 	}
 	defer s.mu.Unlock()
+	if err := s.fenced(ctx); err != nil {
+		return err
+	}
 	delete(s.state, [2]string{plugin, key})
 	return nil
 }

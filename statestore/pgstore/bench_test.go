@@ -141,3 +141,61 @@ func explain(b *testing.B, conn *pgx.Conn, q string) string {
 	}
 	return "\n" + strings.Join(lines, "\n")
 }
+
+// BenchmarkClaimComplete runs tasks as engines on many hosts do: claim one
+// task (SKIP LOCKED), complete it under its fence, which queues the next
+// node of its run. With keep, the completion hands the next node to the
+// same worker claimed already, so a task costs one commit instead of two.
+// Each worker is its own owner; runs are endless chains, twice as many as
+// workers.
+func BenchmarkClaimComplete(b *testing.B) {
+	for _, keep := range []bool{false, true} {
+		for _, w := range []int{1, 16} {
+			mode := "claim"
+			if keep {
+				mode = "keep"
+			}
+			b.Run(fmt.Sprintf("%s/workers=%d", mode, w), func(b *testing.B) {
+				s := open(b, pgtest.URL(b), pgstore.WithMaxConns(w+2))
+				ctx := context.Background()
+				for i := range 2 * w {
+					if _, _, err := s.SubmitRun(ctx, statestore.Run{ID: fmt.Sprintf("run-%d", i), Workflow: "wf"},
+						[]statestore.ReadyNode{{Node: "n0", Block: 1}}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				held := make([]*statestore.Task, w)
+				out := make([]byte, 100)
+				storetest.Parallel(b, w, "tasks/s", func(worker, _ int) error {
+					owner := fmt.Sprintf("host-%d", worker)
+					task := held[worker]
+					for task == nil {
+						tasks, err := s.ClaimTasks(ctx, owner, 1, time.Minute)
+						if err != nil {
+							return err
+						}
+						if len(tasks) == 1 {
+							task = &tasks[0]
+						}
+					}
+					var n int
+					if _, err := fmt.Sscanf(task.Node, "n%d", &n); err != nil {
+						return err
+					}
+					next, ok, err := s.CompleteTask(ctx, statestore.Completion{Fence: task.Fence(),
+						Result: statestore.NodeResult{RunID: task.RunID, Node: task.Node, Output: out, Attempts: 1},
+						Next:   []statestore.ReadyNode{{Node: fmt.Sprintf("n%d", n+1), Needs: []string{task.Node}, Block: 1}},
+						Keep:   keep, Lease: time.Minute})
+					if err != nil {
+						return err
+					}
+					held[worker] = nil
+					if ok {
+						held[worker] = &next
+					}
+					return nil
+				})
+			})
+		}
+	}
+}

@@ -14,16 +14,40 @@ import (
 	"github.com/bulkhead-run/bulkhead/statestore/internal/rules"
 )
 
-// op is one CompleteNode handed to the committer.
+// op is one CompleteNode, or with task one CompleteTask, handed to the
+// committer.
 type op struct {
 	ctx  context.Context
 	res  statestore.NodeResult
 	next []statestore.NodeAttempt
+	task *taskOp
 	body []byte
 	done chan error
 }
 
 const completeSQL = "SELECT code, idx, last FROM bulkhead_complete_node($1, $2, $3, $4, $5, $6)"
+
+// queue adds o's call to b.
+func (o *op) queue(b *pgx.Batch) {
+	if o.task != nil {
+		b.Queue(completeTaskSQL, o.task.args(o.body)...)
+		return
+	}
+	b.Queue(completeSQL, o.args()...)
+}
+
+// scan reads the answer to o's call: the op's result, or the error that
+// failed the call.
+func (o *op) scan(row pgx.Row) (result, err error) {
+	if o.task != nil {
+		return o.task.scan(row)
+	}
+	var code, idx, last int
+	if err := row.Scan(&code, &idx, &last); err != nil {
+		return nil, err
+	}
+	return o.result(code, idx, last), nil
+}
 
 func (o *op) args() []any {
 	nodes := make([][]byte, len(o.next))
@@ -107,7 +131,8 @@ func (s *Store) commitLoop() {
 	}
 }
 
-// commitGroup runs the group's calls of bulkhead_complete_node in one
+// commitGroup runs the group's calls of bulkhead_complete_node and
+// bulkhead_complete_task in one
 // pipelined batch, which the server runs as one transaction. Each call settles its own conflicts without
 // raising, so one member's conflict does not undo the others. When the
 // transaction fails anyway (a deadlock with another host's writes, a lost
@@ -165,19 +190,19 @@ func (s *Store) runGroup(ops []*op) ([]error, error) {
 	}
 	b := &pgx.Batch{}
 	for _, o := range ops {
-		b.Queue(completeSQL, o.args()...)
+		o.queue(b)
 	}
 	// A batch without BEGIN runs as one implicit transaction, committed
 	// when the server reaches the batch's end: one round trip per group.
 	br := s.pool.SendBatch(ctx, b)
 	results := make([]error, len(ops))
 	for i, o := range ops {
-		var code, idx, last int
-		if err := br.QueryRow().Scan(&code, &idx, &last); err != nil {
+		res, err := o.scan(br.QueryRow())
+		if err != nil {
 			_ = br.Close()
 			return nil, err
 		}
-		results[i] = o.result(code, idx, last)
+		results[i] = res
 	}
 	if err := br.Close(); err != nil {
 		return nil, err

@@ -38,13 +38,57 @@
 //	checkpoints       (run_id, node, seq) → created_ns, data
 //	plugin_state      (plugin, key) → value, size (key and value bytes)
 //	dead_letters      id → run_id, body (the DeadLetter as JSON)
+//	tasks             (run_id, node) → seq, ready_at, owner, token, claims,
+//	                  first_attempt, lease_until (the ready queue)
 //
 // ListRuns reads a keyset page on (created_ns, id), through the index
 // (status, created_ns, id) when filtered, so a page costs its size whatever
 // the table holds; UnfinishedRuns reads a partial index of pending and
 // running runs. StateUsage adds up size over the plugin's primary-key
-// entries, which include it (an index-only scan). Results, attempts and
-// checkpoints reference their run.
+// entries, which include it (an index-only scan). Results, attempts,
+// checkpoints and tasks reference their run.
+//
+// # Queue
+//
+// Store implements statestore.Queue for hosts that share the database: a
+// ready node is a row of tasks, queued while owner is NULL, claimed by one
+// owner until lease_until. Leases and release delays are on the database
+// server's clock (now()), never a host's, so hosts whose clocks disagree
+// agree on who holds a claim, and Task.LeaseUntil is the server's time. A
+// claim's token comes from the sequence task_tokens, so no two claims of
+// the store share one.
+//
+//   - ClaimTasks is one UPDATE of the rows chosen by FOR UPDATE SKIP
+//     LOCKED: tasks whose lease ended (index tasks_leased), then queued
+//     tasks that are due, oldest first (index tasks_queued on seq).
+//     Concurrent claims pass over each other's rows instead of waiting, and
+//     never take one task twice.
+//   - A claim holds while its row has the claim's owner and token and its
+//     lease has not ended (clock_timestamp()). CheckFence, ReleaseTask and
+//     ExtendLeases test exactly that; ExtendLeases locks its rows in key
+//     order.
+//   - CompleteTask is a call of bulkhead_complete_task, grouped by the
+//     committer with CompleteNode's calls. It locks the run row FOR NO KEY
+//     UPDATE, deletes the task only while the claim holds (else nothing is
+//     written: ErrFenced), journals the result (a node journaled already:
+//     ErrConflict, the task stays deleted, nothing queued) and queues the
+//     dependents whose needs are all journaled (bulkhead_queue_nodes),
+//     raising each one's attempt by its block; with Keep the first is
+//     claimed for the same owner in the same transaction.
+//   - The run row lock serializes everything that may queue a node of one
+//     run (CompleteTask, EnqueueNodes, DropTasks): of two needs of a node
+//     completing at once on two hosts, the second to take the lock sees the
+//     first's result and queues the node, once. Completions of runs lock
+//     their runs in ID order, as the committer sorts its groups, so hosts
+//     do not deadlock.
+//   - SubmitRun is bulkhead_submit_run: the run and its roots' tasks in one
+//     statement; an existing run queues nothing.
+//   - Under statestore.WithFence, SaveCheckpoint, StateSet and StateDelete
+//     write only if the fence's task row, locked FOR SHARE in the same
+//     statement, still holds the claim; otherwise nothing is written and
+//     they return statestore.ErrFenced.
+//   - UnqueuedRuns reads the partial index runs_unfinished_id by ID and
+//     skips runs that have a task.
 //
 // # Transactions
 //
@@ -72,9 +116,9 @@
 //
 // # Group commit
 //
-// CompleteNode calls are queued to the committer, which takes everything
-// queued (up to WithMaxBatch, default 256) and sends one pipelined batch of
-// bulkhead_complete_node calls, which PostgreSQL runs as one implicit
+// CompleteNode and CompleteTask calls are queued to the committer, which
+// takes everything queued (up to WithMaxBatch, default 256) and sends one
+// pipelined batch of bulkhead_complete_node and bulkhead_complete_task calls, which PostgreSQL runs as one implicit
 // transaction: one round trip and one commit for the group. Each call
 // settles its own conflicts, so a member that conflicts or names a missing
 // run gets its own error and the others commit; a second completion of a
@@ -83,12 +127,13 @@
 // A group's transaction is bounded at 30 s. When the group's
 // transaction fails as a whole (a deadlock with another host, a lost
 // connection), each member is retried in a transaction of its own.
-// WithMaxBatch(1) turns grouping off: each CompleteNode then commits on
-// the caller's goroutine.
+// WithMaxBatch(1) turns grouping off: each CompleteNode and CompleteTask
+// then commits on the caller's goroutine.
 //
 // # Errors
 //
-// Errors map onto the statestore sentinels: a unique violation is
+// Errors map onto the statestore sentinels: a write under a claim that no
+// longer holds is statestore.ErrFenced, a unique violation is
 // ErrConflict, a missing referenced run ErrNotFound, a refused or lost
 // connection or a server shutting down statestore.ErrUnavailable, a full
 // disk statestore.ErrNoSpace. A cancelled or expired context ends a call

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -180,6 +181,16 @@ func TestStore_DatabaseGone(t *testing.T) {
 			return err
 		},
 		"StateSet": func(ctx context.Context) error { return s.StateSet(ctx, "p", "k", []byte("v")) },
+		"SubmitRun": func(ctx context.Context) error {
+			_, _, err := s.SubmitRun(ctx, statestore.Run{ID: "r3", Workflow: "wf"}, []statestore.ReadyNode{{Node: "a", Block: 1}})
+			return err
+		},
+		"ClaimTasks": func(ctx context.Context) error { _, err := s.ClaimTasks(ctx, "h1", 1, time.Minute); return err },
+		"CompleteTask": func(ctx context.Context) error {
+			_, _, err := s.CompleteTask(ctx, statestore.Completion{Fence: statestore.Fence{RunID: "r1", Node: "a", Owner: "h1", Token: 1},
+				Result: statestore.NodeResult{RunID: "r1", Node: "a"}})
+			return err
+		},
 	}
 	for name, call := range calls {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -242,9 +253,10 @@ func TestMigrate(t *testing.T) {
 	if !errors.Is(err, pgstore.ErrSchema) {
 		t.Fatalf("Open WithoutMigrate of an empty database: %v, want ErrSchema", err)
 	}
+	all := allVersions(t)
 	applied, err := pgstore.Migrate(ctx, u)
-	if err != nil || fmt.Sprint(applied) != "[1]" {
-		t.Fatalf("first Migrate = %v, %v; want [1]", applied, err)
+	if err != nil || fmt.Sprint(applied) != fmt.Sprint(all) {
+		t.Fatalf("first Migrate = %v, %v; want %v", applied, err, all)
 	}
 	applied, err = pgstore.Migrate(ctx, u)
 	if err != nil || len(applied) != 0 {
@@ -283,18 +295,32 @@ func TestMigrate(t *testing.T) {
 	}
 	sum := sha256.Sum256(b)
 	exec(fmt.Sprintf("UPDATE schema_migrations SET checksum = '%x' WHERE version = 1", sum))
-	exec("INSERT INTO schema_migrations (version, checksum) VALUES (2, 'future')")
+	exec(fmt.Sprintf("INSERT INTO schema_migrations (version, checksum) VALUES (%d, 'future')", len(all)+1))
 	for _, o := range [][]pgstore.Option{nil, {pgstore.WithoutMigrate()}} {
 		_, err = pgstore.Open(ctx, u, o...)
 		if !errors.Is(err, pgstore.ErrSchema) || !strings.Contains(err.Error(), "newer") {
 			t.Fatalf("Open of a newer database: %v", err)
 		}
 	}
-	exec("DELETE FROM schema_migrations WHERE version = 2")
+	exec(fmt.Sprintf("DELETE FROM schema_migrations WHERE version = %d", len(all)+1))
 	s = open(t, u)
 	if _, err := s.GetRun(ctx, "r1"); err != nil {
 		t.Fatalf("run lost across refused opens: %v", err)
 	}
+}
+
+// allVersions returns the versions of the migrations in migrations/.
+func allVersions(t *testing.T) []int {
+	t.Helper()
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("migrations: %v, %v", files, err)
+	}
+	var out []int
+	for i := range files {
+		out = append(out, i+1)
+	}
+	return out
 }
 
 // TestMigrate_Concurrent: hosts starting together on an empty database
@@ -318,7 +344,7 @@ func TestMigrate_Concurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if fmt.Sprint(all) != "[1]" {
-		t.Fatalf("migrations applied by 4 concurrent callers: %v, want [1]", all)
+	if want := allVersions(t); fmt.Sprint(all) != fmt.Sprint(want) {
+		t.Fatalf("migrations applied by 4 concurrent callers: %v, want %v once", all, want)
 	}
 }

@@ -128,10 +128,17 @@ func (s *Store) LastAttempt(ctx context.Context, runID, node string) (int, error
 // SaveCheckpoint implements statestore.Checkpoints. The upsert of the
 // node's head row takes the next seq under that row's lock, so concurrent
 // saves of one node are serialized; the checkpoint leaving the window is
-// deleted in the same transaction.
+// deleted in the same transaction. Under a fence (statestore.WithFence) the
+// head row is written only while the claim holds.
 func (s *Store) SaveCheckpoint(ctx context.Context, runID, node string, data []byte) (uint64, error) {
 	if err := rules.CheckNode(runID, node); err != nil {
 		return 0, err
+	}
+	f, fenced := statestore.FenceFrom(ctx)
+	if fenced {
+		if err := rules.CheckFence(f); err != nil {
+			return 0, err
+		}
 	}
 	now := s.opts.now()
 	if data == nil {
@@ -140,8 +147,21 @@ func (s *Store) SaveCheckpoint(ctx context.Context, runID, node string, data []b
 	var seq int64
 	err := s.do(ctx, func(ctx context.Context) error {
 		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			err := tx.QueryRow(ctx, `INSERT INTO checkpoint_heads (run_id, node, seq) VALUES ($1, $2, 1)
+			var err error
+			if fenced {
+				// The head row is written only while the claim holds, whose
+				// task row stays locked FOR SHARE until the commit.
+				err = tx.QueryRow(ctx, `INSERT INTO checkpoint_heads (run_id, node, seq)
+SELECT $5, $6, 1 WHERE EXISTS (SELECT 1 FROM tasks WHERE `+fenceCond+` FOR SHARE)
+ON CONFLICT (run_id, node) DO UPDATE SET seq = checkpoint_heads.seq + 1 RETURNING seq`,
+					append(fenceArgs(f), []byte(runID), []byte(node))...).Scan(&seq)
+				if errors.Is(err, pgx.ErrNoRows) {
+					return rules.Fenced(f)
+				}
+			} else {
+				err = tx.QueryRow(ctx, `INSERT INTO checkpoint_heads (run_id, node, seq) VALUES ($1, $2, 1)
 ON CONFLICT (run_id, node) DO UPDATE SET seq = checkpoint_heads.seq + 1 RETURNING seq`, []byte(runID), []byte(node)).Scan(&seq)
+			}
 			if err != nil {
 				if errors.Is(translate(err), statestore.ErrNotFound) {
 					return rules.RunNotFound(runID)

@@ -34,7 +34,8 @@ func (s *Store) StateGet(ctx context.Context, plugin, key string) ([]byte, error
 	return v, nil
 }
 
-// StateSet implements statestore.PluginState.
+// StateSet implements statestore.PluginState. Under a fence
+// (statestore.WithFence) the value is written only while the claim holds.
 func (s *Store) StateSet(ctx context.Context, plugin, key string, value []byte) error {
 	if err := rules.CheckKey(plugin, key); err != nil {
 		return err
@@ -42,21 +43,59 @@ func (s *Store) StateSet(ctx context.Context, plugin, key string, value []byte) 
 	if value == nil {
 		value = []byte{}
 	}
-	return s.do(ctx, func(ctx context.Context) error {
-		_, err := s.pool.Exec(ctx, `INSERT INTO plugin_state (plugin, key, value) VALUES ($1, $2, $3)
+	f, fenced := statestore.FenceFrom(ctx)
+	if !fenced {
+		return s.do(ctx, func(ctx context.Context) error {
+			_, err := s.pool.Exec(ctx, `INSERT INTO plugin_state (plugin, key, value) VALUES ($1, $2, $3)
 ON CONFLICT (plugin, key) DO UPDATE SET value = EXCLUDED.value`, []byte(plugin), []byte(key), value)
+			return err
+		})
+	}
+	if err := rules.CheckFence(f); err != nil {
 		return err
+	}
+	return s.do(ctx, func(ctx context.Context) error {
+		tag, err := s.pool.Exec(ctx, `INSERT INTO plugin_state (plugin, key, value)
+SELECT $5, $6, $7 WHERE EXISTS (SELECT 1 FROM tasks WHERE `+fenceCond+` FOR SHARE)
+ON CONFLICT (plugin, key) DO UPDATE SET value = EXCLUDED.value`, append(fenceArgs(f), []byte(plugin), []byte(key), value)...)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return rules.Fenced(f)
+		}
+		return nil
 	})
 }
 
-// StateDelete implements statestore.PluginState.
+// StateDelete implements statestore.PluginState. Under a fence the key is
+// deleted only while the claim holds.
 func (s *Store) StateDelete(ctx context.Context, plugin, key string) error {
 	if err := rules.CheckKey(plugin, key); err != nil {
 		return err
 	}
-	return s.do(ctx, func(ctx context.Context) error {
-		_, err := s.pool.Exec(ctx, "DELETE FROM plugin_state WHERE plugin = $1 AND key = $2", []byte(plugin), []byte(key))
+	f, fenced := statestore.FenceFrom(ctx)
+	if !fenced {
+		return s.do(ctx, func(ctx context.Context) error {
+			_, err := s.pool.Exec(ctx, "DELETE FROM plugin_state WHERE plugin = $1 AND key = $2", []byte(plugin), []byte(key))
+			return err
+		})
+	}
+	if err := rules.CheckFence(f); err != nil {
 		return err
+	}
+	return s.do(ctx, func(ctx context.Context) error {
+		var holds bool
+		err := s.pool.QueryRow(ctx, `WITH f AS (SELECT 1 FROM tasks WHERE `+fenceCond+` FOR SHARE),
+d AS (DELETE FROM plugin_state WHERE plugin = $5 AND key = $6 AND EXISTS (SELECT 1 FROM f))
+SELECT EXISTS (SELECT 1 FROM f)`, append(fenceArgs(f), []byte(plugin), []byte(key))...).Scan(&holds)
+		if err != nil {
+			return err
+		}
+		if !holds {
+			return rules.Fenced(f)
+		}
+		return nil
 	})
 }
 

@@ -128,6 +128,27 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	// COMMITTED gives; a stricter database default would only add
 	// serialization failures.
 	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
+	// A host that freezes (SIGSTOP, a VM paused, a GC pause) or loses the
+	// network inside a transaction would keep its row locks, and a locked
+	// task is skipped by every other host's claim: the server ends such a
+	// session after 5s idle in its transaction, and probes a silent
+	// client's socket within 11s, so its locks go and its tasks are
+	// rescued once their lease ends. A URL's own settings win.
+	//
+	// Statements are planned for their values (plan_cache_mode): a plan
+	// cached for any value would list a rare status by walking every run
+	// in creation order.
+	for k, v := range map[string]string{
+		"plan_cache_mode":                     "force_custom_plan",
+		"idle_in_transaction_session_timeout": "5s",
+		"tcp_keepalives_idle":                 "5",
+		"tcp_keepalives_interval":             "2",
+		"tcp_keepalives_count":                "3",
+	} {
+		if _, set := cfg.ConnConfig.RuntimeParams[k]; !set {
+			cfg.ConnConfig.RuntimeParams[k] = v
+		}
+	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = o.connectTimeout
 	}
@@ -273,7 +294,7 @@ func translate(err error) error {
 		return nil
 	case errors.Is(err, statestore.ErrNotFound), errors.Is(err, statestore.ErrConflict),
 		errors.Is(err, statestore.ErrInvalid), errors.Is(err, statestore.ErrClosed),
-		errors.Is(err, statestore.ErrUnavailable), errors.Is(err, statestore.ErrNoSpace),
+		errors.Is(err, statestore.ErrUnavailable), errors.Is(err, statestore.ErrNoSpace), errors.Is(err, statestore.ErrFenced),
 		errors.Is(err, ErrSchema), errors.Is(err, errChanged), errors.Is(err, errDecode), errors.Is(err, errServer):
 		return err
 	case errors.Is(err, context.Canceled):

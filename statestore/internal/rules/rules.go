@@ -213,3 +213,90 @@ func ParseRunCursor(c string) (int64, string, error) {
 	}
 	return int64(ns), c[17:], nil
 }
+
+// CheckReady validates nodes that a write may queue for run runID.
+func CheckReady(runID string, nodes []statestore.ReadyNode) error {
+	seen := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		if err := CheckNode(runID, n.Node); err != nil {
+			return err
+		}
+		if n.Block < 1 {
+			return fmt.Errorf("%w: node %s: attempt block %d < 1", statestore.ErrInvalid, n.Node, n.Block)
+		}
+		if seen[n.Node] {
+			return fmt.Errorf("%w: node %s listed twice", statestore.ErrInvalid, n.Node)
+		}
+		seen[n.Node] = true
+		for _, need := range n.Needs {
+			if err := statestore.CheckID("need", need); err != nil {
+				return err
+			}
+			if need == n.Node {
+				return fmt.Errorf("%w: node %s needs itself", statestore.ErrInvalid, n.Node)
+			}
+		}
+	}
+	return nil
+}
+
+// CheckFence validates a fence.
+func CheckFence(f statestore.Fence) error {
+	if err := CheckNode(f.RunID, f.Node); err != nil {
+		return err
+	}
+	if err := statestore.CheckID("owner", f.Owner); err != nil {
+		return err
+	}
+	if f.Token < 1 {
+		return fmt.Errorf("%w: claim token %d < 1", statestore.ErrInvalid, f.Token)
+	}
+	return nil
+}
+
+// CheckClaim validates the arguments of ClaimTasks and ExtendLeases.
+func CheckClaim(owner string, max int, lease time.Duration) error {
+	if err := statestore.CheckID("owner", owner); err != nil {
+		return err
+	}
+	if max < 1 {
+		return fmt.Errorf("%w: claim of %d tasks", statestore.ErrInvalid, max)
+	}
+	if lease <= 0 {
+		return fmt.Errorf("%w: lease %s is not positive", statestore.ErrInvalid, lease)
+	}
+	return nil
+}
+
+// CheckCompletion validates a fenced completion and prepares its result.
+func CheckCompletion(c statestore.Completion, now time.Time) (statestore.Completion, error) {
+	if err := CheckFence(c.Fence); err != nil {
+		return c, err
+	}
+	if c.Result.RunID != c.Fence.RunID || c.Result.Node != c.Fence.Node {
+		return c, fmt.Errorf("%w: completion of %s/%s under the fence of %s/%s", statestore.ErrInvalid,
+			c.Result.RunID, c.Result.Node, c.Fence.RunID, c.Fence.Node)
+	}
+	res, err := PrepareResult(c.Result, now)
+	if err != nil {
+		return c, err
+	}
+	c.Result = res
+	if err := CheckReady(c.Fence.RunID, c.Next); err != nil {
+		return c, err
+	}
+	for _, n := range c.Next {
+		if n.Node == c.Fence.Node {
+			return c, fmt.Errorf("%w: node %s readies itself", statestore.ErrInvalid, n.Node)
+		}
+	}
+	if c.Keep && c.Lease <= 0 {
+		return c, fmt.Errorf("%w: lease %s is not positive", statestore.ErrInvalid, c.Lease)
+	}
+	return c, nil
+}
+
+// Fenced returns the error of a write under a fence that does not hold.
+func Fenced(f statestore.Fence) error {
+	return fmt.Errorf("%w: %s/%s is no longer claimed by %s (token %d)", statestore.ErrFenced, f.RunID, f.Node, f.Owner, f.Token)
+}

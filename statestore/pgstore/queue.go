@@ -1,0 +1,464 @@
+package pgstore
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkhead-run/bulkhead/statestore"
+	"github.com/bulkhead-run/bulkhead/statestore/internal/rules"
+)
+
+var _ statestore.Queue = (*Store)(nil)
+
+// readyArgs are ReadyNodes as the arrays bulkhead_queue_nodes takes: the
+// needs of every node one after the other, nneeds[i] of them for node i.
+type readyArgs struct {
+	nodes  [][]byte
+	blocks []int32
+	nneeds []int32
+	needs  [][]byte
+}
+
+func newReadyArgs(nodes []statestore.ReadyNode) readyArgs {
+	a := readyArgs{
+		nodes:  make([][]byte, 0, len(nodes)),
+		blocks: make([]int32, 0, len(nodes)),
+		nneeds: make([]int32, 0, len(nodes)),
+		needs:  [][]byte{},
+	}
+	for _, n := range nodes {
+		a.nodes = append(a.nodes, []byte(n.Node))
+		a.blocks = append(a.blocks, int32(n.Block))
+		a.nneeds = append(a.nneeds, int32(len(n.Needs)))
+		for _, need := range n.Needs {
+			a.needs = append(a.needs, []byte(need))
+		}
+	}
+	return a
+}
+
+// checkBlocks refuses attempt blocks the int columns cannot hold.
+func checkBlocks(nodes []statestore.ReadyNode) error {
+	for _, n := range nodes {
+		if n.Block > 1<<30 {
+			return fmt.Errorf("%w: node %s: attempt block %d too large", statestore.ErrInvalid, n.Node, n.Block)
+		}
+	}
+	return nil
+}
+
+// micros is d in whole microseconds, the resolution of timestamptz, at
+// least 1.
+func micros(d time.Duration) int64 {
+	return max(int64(d/time.Microsecond), 1)
+}
+
+// fenceCond is the condition that the fence in $1..$4 holds: the task's
+// claim is (owner, token) and its lease has not ended on the database's
+// clock.
+const fenceCond = `run_id = $1 AND node = $2 AND owner = $3 AND token = $4 AND lease_until > clock_timestamp()`
+
+func fenceArgs(f statestore.Fence) []any {
+	return []any{[]byte(f.RunID), []byte(f.Node), []byte(f.Owner), f.Token}
+}
+
+// SubmitRun implements statestore.Queue: bulkhead_submit_run creates the
+// run and queues its roots in one statement.
+func (s *Store) SubmitRun(ctx context.Context, r statestore.Run, roots []statestore.ReadyNode) (statestore.Run, bool, error) {
+	if err := rules.CheckReady(r.ID, roots); err != nil {
+		return statestore.Run{}, false, err
+	}
+	if err := checkBlocks(roots); err != nil {
+		return statestore.Run{}, false, err
+	}
+	for _, n := range roots {
+		if len(n.Needs) > 0 {
+			return statestore.Run{}, false, fmt.Errorf("%w: root %s has needs", statestore.ErrInvalid, n.Node)
+		}
+	}
+	now := s.opts.now()
+	r, err := rules.PrepareCreate(r, now)
+	if err != nil {
+		return statestore.Run{}, false, err
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		return statestore.Run{}, false, err
+	}
+	a := newReadyArgs(roots)
+	var out statestore.Run
+	var created bool
+	err = s.do(ctx, func(ctx context.Context) error {
+		err := s.pool.QueryRow(ctx, "SELECT bulkhead_submit_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+			[]byte(r.ID), string(r.Status), r.CreatedAt.UnixNano(), finishedNS(r), body,
+			a.nodes, a.blocks, a.nneeds, a.needs, now.UnixNano()).Scan(&created)
+		if err != nil {
+			return err
+		}
+		if created {
+			out = r
+			return nil
+		}
+		old, _, err := getRun(ctx, s.pool, r.ID)
+		if err != nil {
+			return err
+		}
+		out = old
+		if !rules.SameRun(old, r) {
+			return rules.ConflictError(old, r)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, statestore.ErrConflict) {
+		return statestore.Run{}, false, err
+	}
+	return out.Clone(), created, err
+}
+
+// EnqueueNodes implements statestore.Queue: bulkhead_enqueue_nodes, under
+// the run's row lock.
+func (s *Store) EnqueueNodes(ctx context.Context, runID string, nodes []statestore.ReadyNode) error {
+	if err := rules.CheckReady(runID, nodes); err != nil {
+		return err
+	}
+	if err := checkBlocks(nodes); err != nil {
+		return err
+	}
+	a := newReadyArgs(nodes)
+	now := s.opts.now()
+	return s.do(ctx, func(ctx context.Context) error {
+		var found bool
+		err := s.pool.QueryRow(ctx, "SELECT bulkhead_enqueue_nodes($1, $2, $3, $4, $5, $6)",
+			[]byte(runID), a.nodes, a.blocks, a.nneeds, a.needs, now.UnixNano()).Scan(&found)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return rules.RunNotFound(runID)
+		}
+		return nil
+	})
+}
+
+// claimSQL claims up to $2 tasks for $1, leased for $3 µs: first tasks
+// whose lease ended (their owner stopped heartbeating; they waited
+// longest), then queued tasks that are due, each oldest first. SKIP LOCKED
+// passes over rows another claim or write holds, so concurrent claims
+// never wait for each other and never take one task twice. Times are the
+// database's. %[1]s restricts the tasks (claimRunSQL: to the run $4).
+const claimSQL = `WITH expired AS (
+	SELECT run_id, node, seq FROM tasks
+	WHERE owner IS NOT NULL AND lease_until <= now() %[1]s
+	ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED
+), due AS (
+	SELECT run_id, node, seq FROM tasks
+	WHERE owner IS NULL AND ready_at <= now() %[1]s
+	ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED
+), picked AS (
+	SELECT run_id, node, pass, seq FROM (
+		SELECT 0 AS pass, * FROM expired UNION ALL SELECT 1 AS pass, * FROM due
+	) c ORDER BY pass, seq LIMIT $2
+)
+UPDATE tasks t SET owner = $1, token = nextval('task_tokens'), claims = t.claims + 1,
+	lease_until = now() + $3 * interval '1 microsecond'
+FROM picked WHERE t.run_id = picked.run_id AND t.node = picked.node
+RETURNING t.run_id, t.node, t.token, t.claims, t.first_attempt, t.lease_until, picked.pass, picked.seq`
+
+var (
+	claimAnySQL = fmt.Sprintf(claimSQL, "")
+	claimRunSQL = fmt.Sprintf(claimSQL, "AND run_id = $4")
+)
+
+// ClaimTasks implements statestore.Queue in one statement (claimSQL).
+func (s *Store) ClaimTasks(ctx context.Context, owner string, limit int, lease time.Duration) ([]statestore.Task, error) {
+	return s.claim(ctx, owner, "", limit, lease)
+}
+
+// ClaimRunTasks implements statestore.Queue: ClaimTasks through the
+// primary key's entries of the run.
+func (s *Store) ClaimRunTasks(ctx context.Context, owner, runID string, limit int, lease time.Duration) ([]statestore.Task, error) {
+	if err := statestore.CheckID("run ID", runID); err != nil {
+		return nil, err
+	}
+	return s.claim(ctx, owner, runID, limit, lease)
+}
+
+// claim claims tasks of run runID, or of every run when it is "".
+func (s *Store) claim(ctx context.Context, owner, runID string, limit int, lease time.Duration) ([]statestore.Task, error) {
+	if err := rules.CheckClaim(owner, limit, lease); err != nil {
+		return nil, err
+	}
+	q, args := claimAnySQL, []any{[]byte(owner), limit, micros(lease)}
+	if runID != "" {
+		q, args = claimRunSQL, append(args, []byte(runID))
+	}
+	type claimed struct {
+		task statestore.Task
+		pass int
+		seq  int64
+	}
+	var out []claimed
+	err := s.do(ctx, func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (claimed, error) {
+			var c claimed
+			var run, node []byte
+			err := row.Scan(&run, &node, &c.task.Token, &c.task.Claims, &c.task.First, &c.task.LeaseUntil, &c.pass, &c.seq)
+			c.task.RunID, c.task.Node, c.task.Owner = string(run), string(node), owner
+			return c, err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b claimed) int {
+		return cmp.Or(cmp.Compare(a.pass, b.pass), cmp.Compare(a.seq, b.seq))
+	})
+	tasks := make([]statestore.Task, len(out))
+	for i, c := range out {
+		tasks[i] = c.task
+	}
+	return tasks, nil
+}
+
+// ExtendLeases implements statestore.Queue: one UPDATE of the claims that
+// hold, which locks their rows in key order, as the committer's groups do.
+func (s *Store) ExtendLeases(ctx context.Context, owner string, fences []statestore.Fence, lease time.Duration) ([]statestore.Fence, error) {
+	if err := rules.CheckClaim(owner, 1, lease); err != nil {
+		return nil, err
+	}
+	var lost []statestore.Fence
+	var runs, nodes [][]byte
+	var tokens []int64
+	for _, f := range fences {
+		if f.Owner != owner || rules.CheckFence(f) != nil {
+			lost = append(lost, f)
+			continue
+		}
+		runs, nodes, tokens = append(runs, []byte(f.RunID)), append(nodes, []byte(f.Node)), append(tokens, f.Token)
+	}
+	if len(runs) == 0 {
+		return lost, nil
+	}
+	type key struct {
+		run, node string
+		token     int64
+	}
+	held := map[key]bool{}
+	err := s.do(ctx, func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, `UPDATE tasks t SET lease_until = now() + $5 * interval '1 microsecond'
+FROM (
+	SELECT h.run_id, h.node FROM tasks h
+	JOIN unnest($2::bytea[], $3::bytea[], $4::bigint[]) AS f (run_id, node, token)
+		ON h.run_id = f.run_id AND h.node = f.node AND h.token = f.token
+	WHERE h.owner = $1 AND h.lease_until > clock_timestamp()
+	ORDER BY h.run_id, h.node FOR UPDATE OF h
+) l WHERE t.run_id = l.run_id AND t.node = l.node
+RETURNING t.run_id, t.node, t.token`, []byte(owner), runs, nodes, tokens, micros(lease))
+		if err != nil {
+			return err
+		}
+		var run, node []byte
+		var token int64
+		_, err = pgx.ForEachRow(rows, []any{&run, &node, &token}, func() error {
+			held[key{string(run), string(node), token}] = true
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range fences {
+		if f.Owner == owner && rules.CheckFence(f) == nil && !held[key{f.RunID, f.Node, f.Token}] {
+			lost = append(lost, f)
+		}
+	}
+	return lost, nil
+}
+
+// ReleaseTask implements statestore.Queue: the task is queued again behind
+// every queued task, claimable from the database's now plus delay.
+func (s *Store) ReleaseTask(ctx context.Context, f statestore.Fence, delay time.Duration) error {
+	if err := rules.CheckFence(f); err != nil {
+		return err
+	}
+	if delay < 0 {
+		delay = 0
+	}
+	return s.do(ctx, func(ctx context.Context) error {
+		tag, err := s.pool.Exec(ctx, `UPDATE tasks SET owner = NULL, lease_until = NULL, seq = DEFAULT,
+	ready_at = now() + $5 * interval '1 microsecond'
+WHERE `+fenceCond, append(fenceArgs(f), int64(delay/time.Microsecond))...)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return rules.Fenced(f)
+		}
+		return nil
+	})
+}
+
+// taskOp is the fenced part of a CompleteTask handed to the committer.
+type taskOp struct {
+	c     statestore.Completion
+	ready readyArgs
+	now   int64
+	// Set by the committer with a nil result.
+	next statestore.Task
+	kept bool
+}
+
+const completeTaskSQL = `SELECT code, k_node, k_token, k_first, k_lease
+FROM bulkhead_complete_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+
+func (t *taskOp) args(body []byte) []any {
+	f := t.c.Fence
+	return []any{[]byte(f.RunID), []byte(f.Node), []byte(f.Owner), f.Token, body,
+		t.ready.nodes, t.ready.blocks, t.ready.nneeds, t.ready.needs, t.now, t.c.Keep, micros(t.c.Lease)}
+}
+
+// scan reads bulkhead_complete_task's answer: the op's result, or the
+// error that failed the call.
+func (t *taskOp) scan(row pgx.Row) (result, err error) {
+	var code int
+	var node []byte
+	var token *int64
+	var first *int32
+	var until *time.Time
+	if err := row.Scan(&code, &node, &token, &first, &until); err != nil {
+		return nil, err
+	}
+	f := t.c.Fence
+	switch code {
+	case 0:
+		t.next, t.kept = statestore.Task{}, false
+		if node != nil && token != nil && first != nil && until != nil {
+			t.next = statestore.Task{RunID: f.RunID, Node: string(node), Owner: f.Owner, Token: *token,
+				Claims: 1, First: int(*first), LeaseUntil: *until}
+			t.kept = true
+		}
+		return nil, nil
+	case 1:
+		return rules.CompletedConflict(f.RunID, f.Node), nil
+	case 3, 4:
+		return rules.Fenced(f), nil
+	}
+	return fmt.Errorf("%w: bulkhead_complete_task returned code %d", errServer, code), nil
+}
+
+// CompleteTask implements statestore.Queue. The completion is one call of
+// bulkhead_complete_task, which the committer runs in the transaction of
+// its group, like CompleteNode's.
+func (s *Store) CompleteTask(ctx context.Context, c statestore.Completion) (statestore.Task, bool, error) {
+	now := s.opts.now()
+	c, err := rules.CheckCompletion(c, now)
+	if err != nil {
+		return statestore.Task{}, false, err
+	}
+	if err := checkBlocks(c.Next); err != nil {
+		return statestore.Task{}, false, err
+	}
+	if !c.Keep {
+		c.Lease = time.Microsecond
+	}
+	body, err := json.Marshal(c.Result)
+	if err != nil {
+		return statestore.Task{}, false, err
+	}
+	t := &taskOp{c: c, ready: newReadyArgs(c.Next), now: now.UnixNano()}
+	o := &op{ctx: ctx, res: c.Result, body: body, task: t, done: make(chan error, 1)}
+	if s.opts.maxBatch == 1 {
+		err = s.do(ctx, func(ctx context.Context) error {
+			o.ctx = ctx
+			results, err := s.runGroup([]*op{o})
+			if err != nil {
+				return err
+			}
+			return results[0]
+		})
+	} else {
+		err = s.enqueue(ctx, o)
+	}
+	if err != nil {
+		return statestore.Task{}, false, err
+	}
+	return t.next, t.kept, nil
+}
+
+// DropTasks implements statestore.Queue. It takes the run's row lock
+// first, as completions do, so it waits for the run's completions in
+// progress instead of deadlocking with them.
+func (s *Store) DropTasks(ctx context.Context, runID string) error {
+	if err := statestore.CheckID("run ID", runID); err != nil {
+		return err
+	}
+	return s.do(ctx, func(ctx context.Context) error {
+		b := &pgx.Batch{}
+		b.Queue("SELECT 1 FROM runs WHERE id = $1 FOR NO KEY UPDATE", []byte(runID))
+		b.Queue("DELETE FROM tasks WHERE run_id = $1", []byte(runID))
+		return s.pool.SendBatch(ctx, b).Close()
+	})
+}
+
+// CheckFence implements statestore.Queue.
+func (s *Store) CheckFence(ctx context.Context, f statestore.Fence) error {
+	if err := rules.CheckFence(f); err != nil {
+		return err
+	}
+	return s.do(ctx, func(ctx context.Context) error {
+		var holds bool
+		if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM tasks WHERE "+fenceCond+")", fenceArgs(f)...).Scan(&holds); err != nil {
+			return err
+		}
+		if !holds {
+			return rules.Fenced(f)
+		}
+		return nil
+	})
+}
+
+// UnqueuedRuns implements statestore.Queue: a keyset page on the partial
+// index runs_unfinished_id, each run checked against tasks' primary key.
+func (s *Store) UnqueuedRuns(ctx context.Context, after string, limit int) ([]string, string, error) {
+	limit, err := rules.Limit(limit)
+	if err != nil {
+		return nil, "", err
+	}
+	var ids []string
+	err = s.do(ctx, func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, `SELECT r.id FROM runs r
+WHERE r.status IN ('pending', 'running') AND r.id > $1
+	AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.run_id = r.id)
+ORDER BY r.id LIMIT $2`, []byte(after), limit+1)
+		if err != nil {
+			return err
+		}
+		ids, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (string, error) {
+			var id []byte
+			err := row.Scan(&id)
+			return string(id), err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	if len(ids) > limit {
+		ids = ids[:limit]
+		return ids, ids[limit-1], nil
+	}
+	return ids, "", nil
+}
