@@ -294,3 +294,46 @@ func BenchmarkQueue_Claim(b *testing.B) {
 		_ = s.Close()
 	}
 }
+
+// BenchmarkQueue_UnqueuedRuns times a page of UnqueuedRuns, as a starting
+// engine reads it, over 10,000 and 100,000 unfinished runs of which one in
+// 1,000 has no task: a page walks every unfinished run.
+func BenchmarkQueue_UnqueuedRuns(b *testing.B) {
+	ctx := context.Background()
+	s, err := badgerstore.Open(b.TempDir(), badgerstore.WithGCInterval(-1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	stored := 0
+	for _, n := range []int{10_000, 100_000} {
+		var wg sync.WaitGroup
+		for w := range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := stored + w; i < n; i += 64 {
+					var roots []statestore.ReadyNode
+					if i%1000 != 0 {
+						roots = []statestore.ReadyNode{{Node: "a", Block: 1}}
+					}
+					if _, _, err := s.SubmitRun(ctx, statestore.Run{ID: fmt.Sprintf("r%07d", i), Workflow: "wf",
+						Status: statestore.StatusRunning}, roots); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		stored = n
+		b.Run(fmt.Sprintf("runs=%d", n), func(b *testing.B) {
+			for range b.N {
+				ids, _, err := s.UnqueuedRuns(ctx, "", 500)
+				if err != nil || len(ids) != n/1000 {
+					b.Fatalf("UnqueuedRuns = %d runs, %v; want %d", len(ids), err, n/1000)
+				}
+			}
+		})
+	}
+}

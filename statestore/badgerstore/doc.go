@@ -207,23 +207,23 @@
 // in-memory cursor on, 64 entries at a time — the cursor only moves
 // forward, so completed tasks' deleted keys behind it are never read
 // again — merged with the tasks released (ReleaseTask) in memory, which
-// wait there for their delay in a heap. Memory holds the claimed and released tasks only,
-// whatever the backlog: with 200,000 tasks queued, claiming and
-// completing 500 grew the heap by 144 KiB (TestQueue_BoundedMemory), and
-// a claim costs the same at a backlog of 1,000 and 200,000
-// (BenchmarkQueue_Claim). Every Open counts itself in mqueue; order seqs
-// and tokens carry that count in their high bits, so they grow across
-// reopens and no claim of an earlier Open holds, and a task queued before
-// this Open counts as claimed once (Task.Claims is 2 at its first claim:
-// its previous owner may have run it). The first claim after a reopen
-// reads the order index from its start, deleted keys Badger has not
-// compacted yet included.
+// wait there for their delay in a heap. Memory holds the claimed and
+// released tasks, whatever the backlog (TestQueue_BoundedMemory), and a
+// claim costs the same whatever the backlog (BenchmarkQueue_Claim;
+// figures in docs/performance.md). Every Open counts itself in mqueue;
+// order seqs and tokens carry that count in their high bits, so they grow
+// across reopens and no claim of an earlier Open holds, and a task queued
+// before this Open counts as claimed once (Task.Claims is 2 at its first
+// claim: its previous owner may have run it). The first claim after a
+// reopen reads the order index from its start, deleted keys Badger has
+// not compacted yet included.
 //
 // SaveCheckpoint, StateSet and StateDelete under statestore.WithFence
 // check the claim inside their committer op, just before the commit, and
 // return statestore.ErrFenced without writing when it no longer holds.
-// UnqueuedRuns walks the index of unfinished runs, so a page costs a walk
-// of the unfinished runs.
+// UnqueuedRuns walks the index of unfinished runs, which is in creation
+// order, and looks up each run's tasks, so a page costs a walk of the
+// unfinished runs.
 //
 // # Retention
 //

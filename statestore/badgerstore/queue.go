@@ -2,6 +2,7 @@ package badgerstore
 
 import (
 	"bytes"
+	"cmp"
 	"container/heap"
 	"context"
 	"encoding/binary"
@@ -181,7 +182,7 @@ func (q *queue) forgetTasks(gone []taskRef) {
 		if e := q.tasks[g.id]; e != nil && e.seq == g.seq {
 			q.forget(e)
 		}
-		if i, ok := slices.BinarySearchFunc(q.ahead, g.seq, func(o orderItem, seq uint64) int { return cmpUint(o.seq, seq) }); ok {
+		if i, ok := slices.BinarySearchFunc(q.ahead, g.seq, func(o orderItem, seq uint64) int { return cmp.Compare(o.seq, seq) }); ok {
 			q.ahead = slices.Delete(q.ahead, i, i+1)
 		}
 	}
@@ -416,11 +417,11 @@ func (s *Store) SubmitRun(ctx context.Context, r statestore.Run, roots []statest
 		var plan []readyNode
 		if !r.Status.Finished() {
 			for _, n := range roots {
-				last, err := lastAttempt(w.txn, key(pAttempt, r.ID, n.Node))
+				prev, err := lastAttempt(w.txn, key(pAttempt, r.ID, n.Node))
 				if err != nil {
 					return err
 				}
-				plan = append(plan, readyNode{n, last})
+				plan = append(plan, readyNode{n, prev})
 			}
 		}
 		out, created = r, true
@@ -666,7 +667,7 @@ func (q *queue) claimRun(txn *badger.Txn, runID, owner string, max int, lease ti
 	for _, e := range disk {
 		ready = append(ready, &entry{id: e.id, seq: e.seq, order: e.seq, first: e.first, index: -1})
 	}
-	slices.SortFunc(ready, func(a, b *entry) int { return cmpUint(a.order, b.order) })
+	slices.SortFunc(ready, func(a, b *entry) int { return cmp.Compare(a.order, b.order) })
 	var out []statestore.Task
 	for _, e := range append(rescue, ready...) {
 		if len(out) == max {
@@ -678,16 +679,6 @@ func (q *queue) claimRun(txn *badger.Txn, runID, owner string, max int, lease ti
 		out = append(out, q.take(e, owner, lease, now))
 	}
 	return out, nil
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // lockQueue takes s.mu shared and q.mu, unless the store is closed; the
