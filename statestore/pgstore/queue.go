@@ -400,7 +400,8 @@ func (s *Store) CompleteTask(ctx context.Context, c statestore.Completion) (stat
 
 // DropTasks implements statestore.Queue. It takes the run's row lock
 // first, as completions do, so it waits for the run's completions in
-// progress instead of deadlocking with them.
+// progress instead of deadlocking with them, then locks the tasks in key
+// order, as ExtendLeases does.
 func (s *Store) DropTasks(ctx context.Context, runID string) error {
 	if err := statestore.CheckID("run ID", runID); err != nil {
 		return err
@@ -408,7 +409,8 @@ func (s *Store) DropTasks(ctx context.Context, runID string) error {
 	return s.do(ctx, func(ctx context.Context) error {
 		b := &pgx.Batch{}
 		b.Queue("SELECT 1 FROM runs WHERE id = $1 FOR NO KEY UPDATE", []byte(runID))
-		b.Queue("DELETE FROM tasks WHERE run_id = $1", []byte(runID))
+		b.Queue(`DELETE FROM tasks WHERE (run_id, node) IN (
+	SELECT run_id, node FROM tasks WHERE run_id = $1 ORDER BY node FOR UPDATE)`, []byte(runID))
 		return s.pool.SendBatch(ctx, b).Close()
 	})
 }
