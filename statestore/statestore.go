@@ -122,6 +122,8 @@ type NodeResult struct {
 	FinishedAt    time.Time `json:"finished_at"`
 	// Fallback is true when Output came from the node's fallback, not its plugin.
 	Fallback bool `json:"fallback,omitempty"`
+	// Host is the host (engine owner) that ran the node.
+	Host string `json:"host,omitempty"`
 }
 
 // NodeAttempt records that an attempt of a node started.
@@ -147,6 +149,8 @@ type AttemptError struct {
 	Attempt int       `json:"attempt"`
 	Error   string    `json:"error"`
 	At      time.Time `json:"at"`
+	// Host is the host (engine owner) that ran the attempt.
+	Host string `json:"host,omitempty"`
 }
 
 // DeadLetter is a node that exhausted its policy, kept for inspection and replay.
@@ -329,6 +333,7 @@ type Store interface {
 	Checkpoints
 	PluginState
 	DeadLetters
+	Queue
 	// Close releases the store. Calls after Close return ErrClosed; Close
 	// itself is idempotent.
 	Close() error

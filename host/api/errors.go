@@ -102,7 +102,7 @@ func (a *API) toError(err error) *Error {
 		return Errorf(http.StatusServiceUnavailable, CodeLimited, "%s", msg)
 	case errors.Is(cause, statestore.ErrNoSpace):
 		return Errorf(http.StatusInsufficientStorage, CodeNoSpace, "%s", msg)
-	case errors.Is(cause, host.ErrClosed), errors.Is(cause, statestore.ErrClosed):
+	case errors.Is(cause, host.ErrClosed), errors.Is(cause, statestore.ErrClosed), errors.Is(cause, statestore.ErrUnavailable):
 		return Errorf(http.StatusServiceUnavailable, CodeUnavailable, "%s", msg)
 	case errors.Is(cause, host.ErrNoPlugin):
 		return Errorf(http.StatusNotFound, CodePluginNotFound, "%s", msg)

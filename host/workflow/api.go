@@ -39,6 +39,9 @@ type NodeInfo struct {
 	StartedAt  time.Time            `json:"started_at,omitzero"`
 	FinishedAt time.Time            `json:"finished_at,omitzero"`
 	DeadLetter string               `json:"dead_letter,omitempty"`
+	// Host ran the node: the journal's for a finished node, the engine's
+	// running it here for a running one.
+	Host string `json:"host,omitempty"`
 }
 
 // RunInfo is a run with the state of each of its nodes.
@@ -98,7 +101,7 @@ func (e *Engine) Get(ctx context.Context, runID string) (RunInfo, error) {
 		}
 		if res, ok := results[name]; ok {
 			ni.Status, ni.Attempts, ni.Output, ni.Fallback = NodeSucceeded, res.Attempts, res.Output, res.Fallback
-			ni.StartedAt, ni.FinishedAt = res.StartedAt, res.FinishedAt
+			ni.StartedAt, ni.FinishedAt, ni.Host = res.StartedAt, res.FinishedAt, res.Host
 			if res.PluginVersion != "" {
 				ni.Version = res.PluginVersion
 			}
@@ -108,7 +111,7 @@ func (e *Engine) Get(ctx context.Context, runID string) (RunInfo, error) {
 			}
 			switch {
 			case running[name]:
-				ni.Status = NodeRunning
+				ni.Status, ni.Host = NodeRunning, e.o.owner
 			case failed[name] != "":
 				ni.Status, ni.DeadLetter = NodeFailed, failed[name]
 			}
@@ -140,17 +143,28 @@ func (e *Engine) Cancel(ctx context.Context, runID string) (statestore.Run, erro
 	if err != nil {
 		return r, err
 	}
+	if already {
+		return r, fmt.Errorf("run %s is %s: %w", runID, r.Status, ErrFinished)
+	}
+	// Its nodes here stop now; on other engines sharing the store, at
+	// their next heartbeat, which finds their claims dropped.
+	if err := e.store.DropTasks(ctx, runID); err != nil {
+		e.log.Warn("tasks of a cancelled run not dropped; they are when claimed", "run_id", runID, "err", err)
+	}
 	e.mu.Lock()
 	rs := e.runs[runID]
 	e.mu.Unlock()
-	if rs != nil && !already {
+	wf := r.Workflow
+	if rs != nil {
 		rs.mu.Lock()
 		rs.finishing = true
 		rs.mu.Unlock()
 		rs.cancel()
-		e.deactivate(rs)
-		e.emit(Event{Kind: EventRunFinished, RunID: runID, Workflow: rs.wf.Name, Status: statestore.StatusCancelled, Err: "cancelled"})
+		e.forget(rs)
+		wf = rs.wf.Name
 	}
+	e.notify(runID, false)
+	e.emit(Event{Kind: EventRunFinished, RunID: runID, Workflow: wf, Status: statestore.StatusCancelled, Err: "cancelled"})
 	if already {
 		return r, fmt.Errorf("run %s is %s: %w", runID, r.Status, ErrFinished)
 	}
@@ -173,15 +187,9 @@ func (e *Engine) resume(ctx context.Context, runID string, upgrade bool, attrs m
 	if !e.running() {
 		return statestore.Run{}, ErrNotStarted
 	}
-	e.mu.Lock()
-	_, active := e.runs[runID]
-	e.mu.Unlock()
 	r, err := e.store.GetRun(ctx, runID)
 	if err != nil {
 		return r, err
-	}
-	if active {
-		return r, nil
 	}
 	if r.Status == statestore.StatusSucceeded {
 		return r, fmt.Errorf("run %s: %w", runID, ErrFinished)
@@ -227,7 +235,15 @@ func (e *Engine) resume(ctx context.Context, runID string, upgrade bool, attrs m
 	if err != nil {
 		return r, err
 	}
-	return r, e.activate(ctx, r, true)
+	e.execute(runID)
+	e.mu.Lock()
+	e.seen.remove(runID) // its next node reports the resume
+	e.mu.Unlock()
+	if err := e.requeue(ctx, runID); err != nil {
+		return r, err
+	}
+	e.poke()
+	return r, nil
 }
 
 // DeadLetters returns a page of dead letters and the After of the next

@@ -17,14 +17,20 @@ type durable struct {
 	node    string
 	plugin  string
 	attempt int
+	// fence is the claim the node runs under: its writes commit only
+	// while it holds.
+	fence statestore.Fence
+	// lost holds the first write refused because the claim was lost.
+	lost atomic.Pointer[error]
 	// noSpace holds the first write the store refused for lack of space:
 	// the guest saw a failure code, and a node that then fails is not at
 	// fault.
 	noSpace atomic.Pointer[error]
 }
 
-// refused returns the store's no-space error when it refused a write of
-// this execution, else nil.
+// refused returns the store's error when it refused a write of this
+// execution for lack of space or because its database was unreachable,
+// else nil.
 func (d *durable) refused() error {
 	if p := d.noSpace.Load(); p != nil {
 		return *p
@@ -32,15 +38,36 @@ func (d *durable) refused() error {
 	return nil
 }
 
+// fenced returns the error of a write refused because the node's claim
+// was lost, else nil.
+func (d *durable) fenced() error {
+	if p := d.lost.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 func (d *durable) note(err error) error {
-	if errors.Is(err, statestore.ErrNoSpace) {
+	switch {
+	case errors.Is(err, statestore.ErrNoSpace), errors.Is(err, statestore.ErrUnavailable):
 		d.noSpace.CompareAndSwap(nil, &err)
+	case errors.Is(err, statestore.ErrFenced):
+		d.e.stats.fenced.Add(1)
+		d.lost.CompareAndSwap(nil, &err)
 	}
 	return err
 }
 
+// under returns ctx carrying the node's fence.
+func (d *durable) under(ctx context.Context) context.Context {
+	if d.fence.Owner == "" {
+		return ctx
+	}
+	return statestore.WithFence(ctx, d.fence)
+}
+
 func (d *durable) SaveCheckpoint(ctx context.Context, data []byte) error {
-	seq, err := d.e.store.SaveCheckpoint(ctx, d.rs.id, d.node, data)
+	seq, err := d.e.store.SaveCheckpoint(d.under(ctx), d.rs.id, d.node, data)
 	if err != nil {
 		return d.note(err)
 	}
@@ -72,11 +99,11 @@ func (d *durable) StateGet(ctx context.Context, key string) ([]byte, error) {
 }
 
 func (d *durable) StateSet(ctx context.Context, key string, value []byte) error {
-	return d.note(d.e.store.StateSet(ctx, d.plugin, key, value))
+	return d.note(d.e.store.StateSet(d.under(ctx), d.plugin, key, value))
 }
 
 func (d *durable) StateDelete(ctx context.Context, key string) error {
-	return d.note(d.e.store.StateDelete(ctx, d.plugin, key))
+	return d.note(d.e.store.StateDelete(d.under(ctx), d.plugin, key))
 }
 
 func (d *durable) StateUsage(ctx context.Context) (keys, bytes int64, err error) {

@@ -9,7 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -55,6 +55,9 @@ type options struct {
 	resume        bool
 	progressEvery time.Duration
 	maxAttempts   func(plugin string) int
+	owner         string
+	lease         time.Duration
+	poll          time.Duration
 }
 
 type optionFunc func(*options)
@@ -72,8 +75,10 @@ func WithLogger(l *slog.Logger) Option { return optionFunc(func(o *options) { o.
 // caused it: it must be quick and must not call the Engine back.
 func WithObserver(f func(Event)) Option { return optionFunc(func(o *options) { o.observer = f }) }
 
-// WithResumeOnStart sets whether Start resumes every unfinished run
-// (default true). A one-shot CLI turns it off and resumes one run.
+// WithResumeOnStart sets whether the engine executes every unfinished run
+// of its store (default true): it claims any queued task, and Start
+// requeues runs that lost their tasks. Off, it executes only the runs it
+// is asked to (Submit, Resume, Replay): a one-shot CLI turns it off.
 func WithResumeOnStart(on bool) Option { return optionFunc(func(o *options) { o.resume = on }) }
 
 // WithProgressInterval sets how often reported progress is written to the
@@ -89,6 +94,26 @@ func WithMaxAttempts(f func(plugin string) int) Option {
 	return optionFunc(func(o *options) { o.maxAttempts = f })
 }
 
+// WithOwner names the engine in the store's claims (default: host name,
+// process ID and a random suffix). Every engine sharing a store needs its
+// own name.
+func WithOwner(name string) Option { return optionFunc(func(o *options) { o.owner = name }) }
+
+// WithLease sets how long a claimed node stays this engine's without a
+// heartbeat (default DefaultLease). Heartbeats extend the leases of the
+// nodes the engine holds every lease/3 (at most every second); a node
+// whose lease ends is rescued by any engine sharing the store, and the
+// writes of its first owner are then refused.
+func WithLease(d time.Duration) Option { return optionFunc(func(o *options) { o.lease = d }) }
+
+// WithPollInterval sets how often an idle engine looks for tasks queued by
+// other engines sharing its store (default 100ms). Tasks it queues itself
+// wake it at once.
+func WithPollInterval(d time.Duration) Option { return optionFunc(func(o *options) { o.poll = d }) }
+
+// DefaultLease is the default lease of a claimed node.
+const DefaultLease = 15 * time.Second
+
 // EventKind says what an Event reports.
 type EventKind string
 
@@ -103,6 +128,12 @@ const (
 	EventCheckpointLoaded EventKind = "checkpoint_loaded" // a node resumed from a checkpoint
 	EventProgress         EventKind = "progress"
 	EventRunFinished      EventKind = "run_finished"
+	// EventRunPaused: the store refused a write of the run (no space, an
+	// unreachable database); its node is queued again after a delay.
+	EventRunPaused EventKind = "run_paused"
+	// EventNodeLost: the engine lost its claim of a node (its lease ended
+	// or its run was cancelled elsewhere); the node's writes are refused.
+	EventNodeLost EventKind = "node_lost"
 )
 
 // Event is one thing that happened in a run.
@@ -119,7 +150,9 @@ type Event struct {
 	Progress statestore.Progress
 	// Status is the run's status (run events).
 	Status statestore.RunStatus
-	// Resumed is set on EventRunStarted when the run existed before.
+	// Resumed is set on EventRunStarted when the run existed before: it
+	// was submitted again, resumed, or picked up from the store after a
+	// restart or from another engine.
 	Resumed bool
 	Err     string
 }
@@ -135,26 +168,66 @@ type Engine struct {
 	workflows map[string]*Workflow
 	bySource  map[string]*Workflow
 
-	mu      sync.Mutex
-	cond    *sync.Cond
-	queue   []task
-	runs    map[string]*runState
-	state   int // 0 new, 1 started, 2 stopping/stopped
-	base    context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	stopped chan struct{}
-	// stopping is closed when Stop begins; it wakes the progress flusher.
+	mu sync.Mutex
+	// work wakes workers when a claimed task is pending; claim wakes the
+	// claimer when a worker becomes idle.
+	work, claim *sync.Cond
+	pending     []statestore.Task // claimed, not started yet
+	idle        int               // workers waiting for a task
+	runs        map[string]*runState
+	held        map[statestore.Fence]*held // claims this engine holds
+	only        map[string]bool            // runs to execute without resume
+	seen        *recent                    // runs this engine executed lately
+	paused      map[string]bool            // runs paused since their last node started
+	state       int                        // 0 new, 1 started, 2 stopping/stopped
+	base        context.Context
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	stopped     chan struct{}
+	// stopping is closed when Stop begins; it wakes the flusher, the
+	// claimer and the heartbeat.
 	stopping chan struct{}
-	busy     int
+	// wake has a token when this engine queued a task the claimer may not
+	// have seen; changed is closed (and replaced) when a run finishes or
+	// pauses here.
+	wake    chan struct{}
+	changed chan struct{}
+	busy    int
 
 	conflicts atomic.Int64
+	stats     engineStats
 }
 
-type task struct {
-	rs   *runState
-	node string
+// held is a claim of this engine: a node pending or running.
+type held struct {
+	cancel context.CancelCauseFunc // nil while pending
 }
+
+type engineStats struct {
+	claims, rescues, lost, fenced, heartbeats, heartbeatErrors atomic.Int64
+}
+
+// Stats counts what the engine did with the store's task queue.
+type Stats struct {
+	// Claims counts nodes claimed; Rescues those whose earlier owner's
+	// lease had ended.
+	Claims, Rescues int64
+	// Lost counts claims that ended while the engine held them (the lease
+	// ran out or the run was cancelled elsewhere); Fenced counts writes
+	// the store refused because their claim was lost.
+	Lost, Fenced int64
+	// Heartbeats counts lease extensions; HeartbeatErrors those that failed.
+	Heartbeats, HeartbeatErrors int64
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	return Stats{Claims: e.stats.claims.Load(), Rescues: e.stats.rescues.Load(), Lost: e.stats.lost.Load(),
+		Fenced: e.stats.fenced.Load(), Heartbeats: e.stats.heartbeats.Load(), HeartbeatErrors: e.stats.heartbeatErrors.Load()}
+}
+
+// Owner returns the name the engine claims nodes under.
+func (e *Engine) Owner() string { return e.o.owner }
 
 const (
 	stateNew = iota
@@ -168,7 +241,8 @@ func New(store statestore.Store, inv Invoker, opts ...Option) (*Engine, error) {
 	if store == nil || inv == nil {
 		return nil, errors.New("workflow: New needs a store and an invoker")
 	}
-	o := options{workers: DefaultWorkers, resume: true, progressEvery: time.Second}
+	o := options{workers: DefaultWorkers, resume: true, progressEvery: time.Second, lease: DefaultLease,
+		poll: 100 * time.Millisecond}
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
@@ -178,15 +252,35 @@ func New(store statestore.Store, inv Invoker, opts ...Option) (*Engine, error) {
 	if o.progressEvery <= 0 {
 		return nil, fmt.Errorf("workflow: progress interval must be positive, got %s", o.progressEvery)
 	}
+	if o.lease < 100*time.Millisecond {
+		return nil, fmt.Errorf("workflow: lease must be at least 100ms, got %s", o.lease)
+	}
+	if o.poll <= 0 {
+		return nil, fmt.Errorf("workflow: poll interval must be positive, got %s", o.poll)
+	}
+	if o.owner == "" {
+		o.owner = defaultOwner()
+	}
 	log := o.logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{store: store, inv: inv, o: o, log: log,
 		workflows: map[string]*Workflow{}, bySource: map[string]*Workflow{},
-		runs: map[string]*runState{}, stopped: make(chan struct{}), stopping: make(chan struct{})}
-	e.cond = sync.NewCond(&e.mu)
+		runs: map[string]*runState{}, held: map[statestore.Fence]*held{}, only: map[string]bool{},
+		seen: newRecent(4096), paused: map[string]bool{},
+		stopped: make(chan struct{}), stopping: make(chan struct{}),
+		wake: make(chan struct{}, 1), changed: make(chan struct{})}
+	e.work = sync.NewCond(&e.mu)
+	e.claim = sync.NewCond(&e.mu)
 	return e, nil
+}
+
+func defaultOwner() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 }
 
 // AddWorkflow registers w (replacing one of the same name). Runs already
@@ -236,9 +330,11 @@ func sourceKey(src []byte) string {
 	return string(sum[:])
 }
 
-// Start starts the workers and, unless WithResumeOnStart(false), resumes
-// every unfinished run: it returns once all of them are dispatched (their
-// ready nodes are queued), not when they finish.
+// Start starts the workers, the claimer and the heartbeat. Unless
+// WithResumeOnStart(false), it first requeues the unfinished runs that
+// have no task (runs stored before the store had a queue, runs whose end
+// was not recorded): their other nodes are queued already and run as
+// workers claim them.
 func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Lock()
 	if e.state != stateNew {
@@ -251,38 +347,81 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.wg.Add(1)
 		go e.worker()
 	}
-	e.wg.Add(1)
+	e.wg.Add(3)
 	go e.flusher()
+	go e.claimer()
+	go e.heartbeat()
 	e.mu.Unlock()
 	if !e.o.resume {
 		return nil
 	}
-	runs, err := e.store.UnfinishedRuns(ctx)
-	if err != nil {
-		return fmt.Errorf("workflow: list unfinished runs: %w", err)
-	}
 	var errs []error
-	for _, r := range runs {
-		if err := e.activate(ctx, r, true); err != nil {
-			errs = append(errs, fmt.Errorf("resume %s: %w", r.ID, err))
+	after := ""
+	for {
+		ids, next, err := e.store.UnqueuedRuns(ctx, after, 500)
+		if err != nil {
+			return fmt.Errorf("workflow: list runs to resume: %w", err)
 		}
+		for _, id := range ids {
+			if err := e.requeue(ctx, id); err != nil {
+				errs = append(errs, fmt.Errorf("resume %s: %w", id, err))
+			}
+		}
+		if next == "" {
+			break
+		}
+		after = next
 	}
 	if len(errs) > 0 {
 		e.log.Warn("some runs could not be resumed", "err", errors.Join(errs...))
 	}
+	e.poke()
 	return nil
 }
 
-// Stop stops starting nodes, lets the nodes that run finish within ctx,
-// then cancels the rest (they stay unfinished and resume on the next
-// Start), writes pending progress and waits for every goroutine it
-// started. It is idempotent.
+// requeue queues the ready nodes of an unfinished run from its journal, or
+// records its end when every node is journaled.
+func (e *Engine) requeue(ctx context.Context, runID string) error {
+	r, err := e.store.GetRun(ctx, runID)
+	if err != nil {
+		return err
+	}
+	if r.Status.Finished() {
+		return nil
+	}
+	w, err := e.workflowOf(r)
+	if err != nil {
+		return err
+	}
+	results, err := e.store.NodeResults(ctx, runID)
+	if err != nil {
+		return err
+	}
+	if len(results) == len(w.Nodes) {
+		rs := e.newRunState(r, w)
+		e.finishSuccess(rs, results)
+		return nil
+	}
+	var ready []statestore.ReadyNode
+	for _, name := range w.Order {
+		if _, done := results[name]; !done {
+			ready = append(ready, e.readyNode(w, name))
+		}
+	}
+	return e.store.EnqueueNodes(ctx, runID, ready)
+}
+
+// Stop stops claiming nodes, lets the nodes that run finish within ctx,
+// then cancels the rest, gives their claims back (another engine sharing
+// the store, or the next Start, runs them), writes pending progress and
+// waits for every goroutine it started. It is idempotent.
 func (e *Engine) Stop(ctx context.Context) error {
 	e.mu.Lock()
 	switch e.state {
 	case stateNew:
 		e.state = stateStopped
 		e.mu.Unlock()
+		close(e.stopped)
 		return nil
 	case stateStopped:
 		e.mu.Unlock()
@@ -295,8 +434,15 @@ func (e *Engine) Stop(ctx context.Context) error {
 	}
 	e.state = stateStopped
 	close(e.stopping)
-	e.cond.Broadcast()
+	pending := e.pending
+	e.pending = nil
+	for _, t := range pending {
+		delete(e.held, t.Fence())
+	}
+	e.work.Broadcast()
+	e.claim.Broadcast()
 	e.mu.Unlock()
+	e.release(pending)
 	done := make(chan struct{})
 	go func() { e.wg.Wait(); close(done) }()
 	var err error
@@ -309,15 +455,34 @@ func (e *Engine) Stop(ctx context.Context) error {
 	}
 	e.cancel()
 	e.flushProgress(context.Background())
+	e.mu.Lock()
+	close(e.changed)
+	e.changed = make(chan struct{})
+	e.mu.Unlock()
 	close(e.stopped)
 	return err
 }
 
+// release gives claims back to the store, claimable at once.
+func (e *Engine) release(tasks []statestore.Task) {
+	if len(tasks) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, t := range tasks {
+		if err := e.store.ReleaseTask(ctx, t.Fence(), 0); err != nil && !errors.Is(err, statestore.ErrFenced) {
+			e.log.Warn("claim not given back; the node runs when its lease ends", "run_id", t.RunID, "node", t.Node, "err", err)
+		}
+	}
+}
+
 // Submit starts a run of the named workflow with input. It is idempotent
 // by runID ("" generates one): submitting an existing ID with the same
-// workflow and input returns that run (resuming it if it is unfinished and
-// not running); with another input it returns the stored run and an error
-// matching ErrConflict. The run's input is durable when Submit returns.
+// workflow and input returns that run (queueing its ready nodes again if
+// it lost them); with another input it returns the stored run and an
+// error matching ErrConflict. The run and its first nodes are durable
+// when Submit returns.
 func (e *Engine) Submit(ctx context.Context, workflow string, input []byte, runID string) (statestore.Run, error) {
 	w, ok := e.Workflow(workflow)
 	if !ok {
@@ -349,20 +514,56 @@ func (e *Engine) Submit(ctx context.Context, workflow string, input []byte, runI
 	if w.File != "" {
 		r.Attrs[AttrFile] = w.File
 	}
-	stored, created, err := e.store.CreateRun(ctx, r)
+	var roots []statestore.ReadyNode
+	for _, name := range w.Order {
+		if len(w.Nodes[name].Needs) == 0 {
+			roots = append(roots, e.readyNode(w, name))
+		}
+	}
+	e.execute(runID)
+	stored, created, err := e.store.SubmitRun(ctx, r, roots)
 	if err != nil {
 		if errors.Is(err, statestore.ErrConflict) {
 			return stored, fmt.Errorf("workflow: run %s exists with another workflow or input: %w", runID, err)
 		}
 		return statestore.Run{}, fmt.Errorf("workflow: create run: %w", err)
 	}
-	if !created && stored.Status.Finished() {
-		return stored, nil
+	if !created {
+		if stored.Status.Finished() {
+			return stored, nil
+		}
+		e.mu.Lock()
+		e.seen.remove(runID) // its next node reports the resume
+		e.mu.Unlock()
+		if err := e.requeue(ctx, runID); err != nil {
+			return stored, err
+		}
+	} else {
+		e.mu.Lock()
+		e.seen.add(runID)
+		e.mu.Unlock()
+		e.emit(Event{Kind: EventRunStarted, RunID: runID, Workflow: w.Name, Status: statestore.StatusRunning})
 	}
-	if err := e.activate(ctx, stored, !created); err != nil {
-		return stored, err
-	}
+	e.poke()
 	return stored, nil
+}
+
+// execute lets an engine without resume claim the tasks of a run.
+func (e *Engine) execute(runID string) {
+	if e.o.resume {
+		return
+	}
+	e.mu.Lock()
+	e.only[runID] = true
+	e.mu.Unlock()
+}
+
+// poke wakes the claimer: a task was queued.
+func (e *Engine) poke() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (e *Engine) loadedVersion(plugin, pin string) (string, error) {
@@ -416,125 +617,363 @@ func (e *Engine) workflowOf(r statestore.Run) (*Workflow, error) {
 	return w, nil
 }
 
-// runState is an active run: one the engine is executing.
+// readyNode describes node name of w for the queue.
+func (e *Engine) readyNode(w *Workflow, name string) statestore.ReadyNode {
+	return statestore.ReadyNode{Node: name, Needs: w.Nodes[name].Needs, Block: e.attemptBlock(w, w.Nodes[name])}
+}
+
+// runState is a run this engine holds claims of: what its nodes share
+// while they execute here. It is dropped when the last claim ends.
 type runState struct {
 	id       string
 	wf       *Workflow
 	input    []byte
 	versions map[string]string
-	resumed  bool
 	ctx      context.Context
 	cancel   context.CancelFunc
-	done     chan struct{}
+	refs     int // claims of the run this engine holds; under Engine.mu
 
-	mu      sync.Mutex
-	results map[string]statestore.NodeResult
-	waiting map[string]int // node → needs not finished yet
-	running map[string]int // node → first attempt number of this execution
-	// reserved maps a queued node to the first attempt number of the block
-	// reserved with its last need's completion (see reserveNext).
-	reserved  map[string]int
+	mu        sync.Mutex
+	running   map[string]int // node → first attempt number of this execution
 	progress  map[string]statestore.Progress
 	dirty     bool
 	finishing bool
 }
 
-// activate makes a stored unfinished run active and queues its ready nodes.
-func (e *Engine) activate(ctx context.Context, r statestore.Run, resumed bool) error {
-	w, err := e.workflowOf(r)
-	if err != nil {
-		return err
-	}
-	results, err := e.store.NodeResults(ctx, r.ID)
-	if err != nil {
-		return fmt.Errorf("workflow: read journal of %s: %w", r.ID, err)
-	}
-	rs := &runState{id: r.ID, wf: w, input: r.Input, versions: r.Versions, resumed: resumed,
-		done: make(chan struct{}), results: results, waiting: map[string]int{},
-		running: map[string]int{}, reserved: map[string]int{}, progress: map[string]statestore.Progress{}}
+func (e *Engine) newRunState(r statestore.Run, w *Workflow) *runState {
+	rs := &runState{id: r.ID, wf: w, input: r.Input, versions: r.Versions,
+		running: map[string]int{}, progress: map[string]statestore.Progress{}}
 	for k, v := range r.Progress {
 		rs.progress[k] = v
 	}
-	e.mu.Lock()
-	if e.state != stateStarted {
-		e.mu.Unlock()
-		return ErrNotStarted
+	base := e.base
+	if base == nil {
+		base = context.Background()
 	}
-	if _, active := e.runs[r.ID]; active {
-		e.mu.Unlock()
-		return nil
-	}
-	rs.ctx, rs.cancel = context.WithCancel(e.base)
-	e.runs[r.ID] = rs
-	var ready []string
-	for _, name := range w.Order {
-		if _, ok := results[name]; ok {
-			continue
-		}
-		c := 0
-		for _, need := range w.Nodes[name].Needs {
-			if _, ok := results[need]; !ok {
-				c++
-			}
-		}
-		rs.waiting[name] = c
-		if c == 0 {
-			ready = append(ready, name)
-		}
-	}
-	allDone := len(rs.waiting) == 0
-	var skipped []Event
-	if resumed {
-		for _, name := range w.Order {
-			if res, ok := results[name]; ok {
-				skipped = append(skipped, Event{Kind: EventNodeSkipped, RunID: r.ID, Workflow: w.Name, Node: name, Attempt: res.Attempts})
-			}
-		}
-	}
-	e.enqueue(rs, ready)
-	e.mu.Unlock()
-	e.emit(Event{Kind: EventRunStarted, RunID: r.ID, Workflow: w.Name, Resumed: resumed, Status: statestore.StatusRunning})
-	for _, ev := range skipped {
-		e.emit(ev)
-	}
-	if allDone {
-		// Every node was journaled before a crash; only the run's end is missing.
-		e.finishSuccess(rs)
-	}
-	return nil
+	rs.ctx, rs.cancel = context.WithCancel(base)
+	return rs
 }
 
-// enqueue queues nodes of rs and wakes one idle worker per node (a
-// broadcast would wake every idle worker for each node). e.mu is held.
-func (e *Engine) enqueue(rs *runState, nodes []string) {
-	for _, n := range nodes {
-		e.queue = append(e.queue, task{rs, n})
-		e.cond.Signal()
+// acquire returns the state of a run this engine is to execute a node of,
+// loading it when no claim of the run is held. ok is false when the run is
+// finished or gone (its task is then dropped).
+func (e *Engine) acquire(ctx context.Context, t statestore.Task) (*runState, bool, error) {
+	e.mu.Lock()
+	if rs := e.runs[t.RunID]; rs != nil {
+		rs.refs++
+		e.mu.Unlock()
+		return rs, true, nil
 	}
+	e.mu.Unlock()
+	r, err := e.store.GetRun(ctx, t.RunID)
+	if errors.Is(err, statestore.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if r.Status.Finished() {
+		return nil, false, nil
+	}
+	w, err := e.workflowOf(r)
+	if err != nil {
+		return nil, false, err
+	}
+	rs := e.newRunState(r, w)
+	e.mu.Lock()
+	if cur := e.runs[t.RunID]; cur != nil {
+		cur.refs++
+		e.mu.Unlock()
+		rs.cancel()
+		return cur, true, nil
+	}
+	rs.refs = 1
+	e.runs[t.RunID] = rs
+	fresh := !e.seen.has(t.RunID)
+	e.seen.add(t.RunID)
+	e.mu.Unlock()
+	if fresh {
+		// Picked up from the store: after a restart, a Stop, or from
+		// another engine.
+		e.emit(Event{Kind: EventRunStarted, RunID: r.ID, Workflow: w.Name, Resumed: true, Status: statestore.StatusRunning})
+		if results, err := e.store.NodeResults(ctx, r.ID); err == nil {
+			for _, name := range w.Order {
+				if res, ok := results[name]; ok {
+					e.emit(Event{Kind: EventNodeSkipped, RunID: r.ID, Workflow: w.Name, Node: name, Attempt: res.Attempts})
+				}
+			}
+		}
+	}
+	return rs, true, nil
+}
+
+// unref drops one claim's reference to rs; the last one writes its
+// progress and forgets it.
+func (e *Engine) unref(rs *runState) {
+	e.mu.Lock()
+	rs.refs--
+	last := rs.refs == 0 && e.runs[rs.id] == rs
+	if last {
+		delete(e.runs, rs.id)
+	}
+	e.mu.Unlock()
+	if !last {
+		return
+	}
+	rs.mu.Lock()
+	dirty := rs.dirty && !rs.finishing
+	rs.dirty = false
+	p := maps(rs.progress)
+	rs.mu.Unlock()
+	if dirty {
+		e.writeProgress(context.Background(), rs.id, p)
+	}
+	rs.cancel()
+}
+
+// claimer claims tasks for idle workers: as many as are idle and not
+// served by a pending task. When the queue has nothing, it waits for a
+// task this engine queued, or for the poll interval (tasks queued by other
+// engines sharing the store).
+func (e *Engine) claimer() {
+	defer e.wg.Done()
+	poll := time.NewTimer(e.o.poll)
+	defer poll.Stop()
+	backoff := e.o.poll
+	for {
+		e.mu.Lock()
+		for e.state == stateStarted && e.idle <= len(e.pending) {
+			e.claim.Wait()
+		}
+		if e.state != stateStarted {
+			e.mu.Unlock()
+			return
+		}
+		n := e.idle - len(e.pending)
+		var only []string
+		if !e.o.resume {
+			for id := range e.only {
+				only = append(only, id)
+			}
+		}
+		e.mu.Unlock()
+
+		tasks, err := e.claimTasks(n, only)
+		if err != nil {
+			if e.base.Err() == nil {
+				e.log.Warn("cannot claim nodes", "err", err)
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		} else {
+			backoff = e.o.poll
+		}
+		if len(tasks) > 0 {
+			e.mu.Lock()
+			if e.state != stateStarted {
+				e.mu.Unlock()
+				e.release(tasks)
+				return
+			}
+			for _, t := range tasks {
+				e.held[t.Fence()] = &held{}
+				e.stats.claims.Add(1)
+				if t.Claims > 1 {
+					e.stats.rescues.Add(1)
+				}
+			}
+			e.pending = append(e.pending, tasks...)
+			for range tasks {
+				e.work.Signal()
+			}
+			e.mu.Unlock()
+			if len(tasks) == n {
+				continue // more may be queued
+			}
+		}
+		poll.Reset(backoff)
+		select {
+		case <-e.stopping:
+			return
+		case <-e.wake:
+		case <-poll.C:
+		}
+	}
+}
+
+// claimTasks claims up to n tasks: of any run, or of the runs in only.
+func (e *Engine) claimTasks(n int, only []string) ([]statestore.Task, error) {
+	ctx, cancel := context.WithTimeout(e.base, 10*time.Second)
+	defer cancel()
+	if e.o.resume {
+		return e.store.ClaimTasks(ctx, e.o.owner, n, e.o.lease)
+	}
+	var out []statestore.Task
+	for _, id := range only {
+		if len(out) == n {
+			break
+		}
+		tasks, err := e.store.ClaimRunTasks(ctx, e.o.owner, id, n-len(out), e.o.lease)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, tasks...)
+	}
+	return out, nil
 }
 
 func (e *Engine) worker() {
 	defer e.wg.Done()
 	for {
 		e.mu.Lock()
-		for len(e.queue) == 0 && e.state == stateStarted {
-			e.cond.Wait()
+		for len(e.pending) == 0 && e.state == stateStarted {
+			e.idle++
+			e.claim.Signal()
+			e.work.Wait()
+			e.idle--
 		}
 		if e.state != stateStarted {
 			e.mu.Unlock()
 			return
 		}
-		t := e.queue[0]
-		e.queue[0] = task{}
-		e.queue = e.queue[1:]
+		t := e.pending[0]
+		e.pending[0] = statestore.Task{}
+		e.pending = e.pending[1:]
 		e.busy++
 		e.mu.Unlock()
-		for next := t.node; next != ""; {
-			next = e.execNode(t.rs, next)
+		for ok := true; ok; {
+			t, ok = e.execTask(t)
 		}
 		e.mu.Lock()
 		e.busy--
 		e.mu.Unlock()
+	}
+}
+
+// heartbeat extends the leases of the claims this engine holds, and stops
+// the nodes whose claim was lost. When no heartbeat succeeded for a whole
+// lease, every held node is stopped: other engines may be running them
+// already.
+func (e *Engine) heartbeat() {
+	defer e.wg.Done()
+	every := min(e.o.lease/3, time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	lastOK := time.Now()
+	for {
+		select {
+		case <-e.stopping:
+			return
+		case <-t.C:
+		}
+		e.mu.Lock()
+		fences := make([]statestore.Fence, 0, len(e.held))
+		for f := range e.held {
+			fences = append(fences, f)
+		}
+		e.mu.Unlock()
+		if len(fences) == 0 {
+			lastOK = time.Now()
+			continue
+		}
+		ctx, cancel := context.WithTimeout(e.base, every)
+		lost, err := e.store.ExtendLeases(ctx, e.o.owner, fences, e.o.lease)
+		cancel()
+		if err != nil {
+			e.stats.heartbeatErrors.Add(1)
+			if time.Since(lastOK) < e.o.lease {
+				e.log.Warn("lease heartbeat failed", "err", err)
+				continue
+			}
+			e.log.Error("no lease heartbeat for a whole lease: stopping every held node", "err", err)
+			lost = fences
+		} else {
+			e.stats.heartbeats.Add(1)
+			lastOK = time.Now()
+		}
+		e.mu.Lock()
+		for _, f := range lost {
+			h := e.held[f]
+			if h == nil {
+				continue // finished meanwhile
+			}
+			e.stats.lost.Add(1)
+			delete(e.held, f)
+			if h.cancel != nil {
+				h.cancel(statestore.ErrFenced)
+			} else {
+				e.pending = slices.DeleteFunc(e.pending, func(t statestore.Task) bool { return t.Fence() == f })
+			}
+		}
+		e.mu.Unlock()
+	}
+}
+
+// errClaimLost is the cause of a node context cancelled because its claim
+// was lost.
+var errClaimLost = statestore.ErrFenced
+
+// execTask executes the node of a claimed task. It returns the next task
+// to execute on the same worker (a dependent the completion claimed for
+// this engine) and true, or false.
+func (e *Engine) execTask(t statestore.Task) (statestore.Task, bool) {
+	f := t.Fence()
+	ctx := e.base
+	rs, ok, err := e.acquire(ctx, t)
+	if err != nil || !ok {
+		e.unhold(f)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Error("cannot load run; its node is queued again", "run_id", t.RunID, "node", t.Node, "err", err)
+				e.releaseAfter(f, pauseDelay)
+			}
+			return statestore.Task{}, false
+		}
+		// The run finished or is gone: its task is stale.
+		if err := e.store.DropTasks(ctx, t.RunID); err != nil && ctx.Err() == nil {
+			e.log.Warn("stale tasks not dropped", "run_id", t.RunID, "err", err)
+		}
+		return statestore.Task{}, false
+	}
+	next, ok := e.execNode(rs, t)
+	e.unhold(f)
+	if ok && next.RunID == rs.id {
+		// The next node's claim keeps the run's state.
+		e.mu.Lock()
+		rs.refs++
+		e.mu.Unlock()
+	}
+	e.unref(rs)
+	return next, ok
+}
+
+// hold records that a node of claim f runs, stoppable with cancel. It
+// returns false when the claim was lost meanwhile.
+func (e *Engine) hold(f statestore.Fence, cancel context.CancelCauseFunc) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	h := e.held[f]
+	if h == nil {
+		return false
+	}
+	h.cancel = cancel
+	return true
+}
+
+func (e *Engine) unhold(f statestore.Fence) {
+	e.mu.Lock()
+	delete(e.held, f)
+	e.mu.Unlock()
+}
+
+// pauseDelay is how long a node waits to be claimed again after the store
+// refused one of its writes.
+const pauseDelay = 5 * time.Second
+
+func (e *Engine) releaseAfter(f statestore.Fence, d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.store.ReleaseTask(ctx, f, d); err != nil && !errors.Is(err, statestore.ErrFenced) {
+		e.log.Warn("claim not given back; the node runs when its lease ends", "run_id", f.RunID, "node", f.Node, "err", err)
 	}
 }
 
@@ -555,59 +994,85 @@ func (e *Engine) pluginAttempts(plugin string) int {
 	return resilience.DefaultMaxAttempts
 }
 
-// execNode runs one node; it returns a dependent the calling worker runs
-// next (see completed), or "".
-func (e *Engine) execNode(rs *runState, name string) string {
-	ctx := rs.ctx
-	if ctx.Err() != nil {
-		return ""
+// attemptBlock is how many attempt numbers one execution of n may use: its
+// policy's max_attempts plus its fallback plugin's.
+func (e *Engine) attemptBlock(w *Workflow, n *Node) int {
+	block := e.maxAttempts(w, n)
+	if f := n.Fallback; f != nil && f.Plugin != "" {
+		block += e.pluginAttempts(f.Plugin)
 	}
+	return block
+}
+
+// execNode runs the node of claim t of run rs and journals it.
+func (e *Engine) execNode(rs *runState, t statestore.Task) (statestore.Task, bool) {
+	f := t.Fence()
+	name := t.Node
 	w := rs.wf
 	n := w.Nodes[name]
-	input, err := rs.inputFor(n)
-	if err != nil {
-		e.failNode(rs, n, nil, 0, "", err)
-		return ""
+	if n == nil {
+		e.log.Error("task of a node the run's workflow does not have; dropped", "run_id", rs.id, "node", name)
+		_ = e.store.DropTasks(e.base, rs.id)
+		return statestore.Task{}, false
 	}
-	// Attempt numbers: this execution's block is reserved before it
-	// starts, so an execution after a crash numbers its attempts above every
-	// one used. The completion that made the node ready usually reserved it
-	// already, in the same fsynced write (see reserveNext).
-	rs.mu.Lock()
-	first, reserved := rs.reserved[name]
-	delete(rs.reserved, name)
-	rs.mu.Unlock()
-	if !reserved {
-		last := 0
-		if rs.resumed {
-			if last, err = e.store.LastAttempt(ctx, rs.id, name); err != nil {
-				e.storeTrouble(rs, "read last attempt", err)
-				return ""
-			}
-		}
+	nctx, cancel := context.WithCancelCause(rs.ctx)
+	defer cancel(nil)
+	if !e.hold(f, cancel) {
+		return statestore.Task{}, false // lost while pending
+	}
+	ctx := statestore.WithFence(nctx, f)
+	results, err := e.store.NodeResults(ctx, rs.id)
+	if err != nil {
+		e.pause(rs, f, "read journal", err)
+		return statestore.Task{}, false
+	}
+	if res, done := results[name]; done {
+		// Journaled before its task was queued again (a resumed run):
+		// only its dependents are missing.
+		return e.completeTask(ctx, rs, f, res, results)
+	}
+	input, err := inputFor(rs, n, results)
+	if err != nil {
+		e.failNode(ctx, rs, f, n, nil, 0, "", err)
+		return statestore.Task{}, false
+	}
+	// Attempt numbers: the task's first claim uses the block reserved
+	// when it was queued; a rescue reserves a block above every number
+	// recorded, since its earlier owner may have used some.
+	first := t.First
+	if t.Claims != 1 || first < 1 {
 		block := e.attemptBlock(w, n)
+		last := 0
 		for {
+			if last, err = e.store.LastAttempt(ctx, rs.id, name); err != nil {
+				break
+			}
 			err = e.store.StartAttempt(ctx, statestore.NodeAttempt{RunID: rs.id, Node: name, Attempt: last + block})
 			if !errors.Is(err, statestore.ErrConflict) {
 				break
 			}
-			if last, err = e.store.LastAttempt(ctx, rs.id, name); err != nil {
-				break
-			}
 		}
 		if err != nil {
-			e.storeTrouble(rs, "record attempt", err)
-			return ""
+			e.pause(rs, f, "record attempt", err)
+			return statestore.Task{}, false
 		}
 		first = last + 1
 	}
 	rs.mu.Lock()
 	rs.running[name] = first
 	rs.mu.Unlock()
+	defer func() {
+		rs.mu.Lock()
+		delete(rs.running, name)
+		rs.mu.Unlock()
+	}()
+	e.mu.Lock()
+	delete(e.paused, rs.id)
+	e.mu.Unlock()
 	e.emit(Event{Kind: EventNodeStarted, RunID: rs.id, Workflow: w.Name, Node: name, Attempt: first})
 
 	started := time.Now()
-	dur := &durable{e: e, rs: rs, node: name, plugin: n.Plugin, attempt: first}
+	dur := &durable{e: e, rs: rs, node: name, plugin: n.Plugin, attempt: first, fence: f}
 	req := host.InvokeRequest{
 		Plugin: n.Plugin, Function: n.Function, Input: input, Version: rs.versions[name],
 		Invocation: abi.Invocation{RunID: rs.id, Workflow: w.Name, Node: name, Attempt: first,
@@ -623,136 +1088,146 @@ func (e *Engine) execNode(rs *runState, name string) string {
 		req.PolicyKey = policyKey(w.Name, name, p)
 	}
 	res, err := e.inv.Invoke(ctx, req)
-	attempts := first + res.Attempts - 1
-	if err != nil && ctx.Err() != nil {
-		// Cancelled or stopping: the node stays unfinished.
-		rs.mu.Lock()
-		delete(rs.running, name)
-		rs.mu.Unlock()
-		return ""
+	if err != nil && nctx.Err() != nil {
+		e.stopped_(rs, f, nctx)
+		return statestore.Task{}, false
+	}
+	if ferr := dur.fenced(); ferr != nil {
+		e.lostClaim(rs, f, ferr)
+		return statestore.Task{}, false
 	}
 	if serr := dur.refused(); err != nil && serr != nil {
 		// The store refused the node's checkpoint or state for lack of
-		// space: the node is not at fault, and the run resumes on the
-		// next start instead of failing.
-		rs.mu.Lock()
-		delete(rs.running, name)
-		rs.mu.Unlock()
-		e.storeTrouble(rs, "node "+name, fmt.Errorf("node failed after the store refused its write: %w (node error: %v)", serr, err))
-		return ""
+		// space or could not be reached: the node is not at fault; it
+		// runs again after a delay.
+		e.pause(rs, f, "node "+name, fmt.Errorf("node failed after the store refused its write: %w (node error: %v)", serr, err))
+		return statestore.Task{}, false
 	}
 	if err != nil && n.Fallback != nil {
-		res, err = e.fallback(ctx, rs, n, input, first, res.Attempts, err)
-		if err != nil && ctx.Err() != nil {
-			rs.mu.Lock()
-			delete(rs.running, name)
-			rs.mu.Unlock()
-			return ""
+		res, err = e.fallback(ctx, rs, n, input, first, res.Attempts, err, f)
+		if err != nil && nctx.Err() != nil {
+			e.stopped_(rs, f, nctx)
+			return statestore.Task{}, false
 		}
 	}
 	if err != nil {
-		e.failNode(rs, n, input, first, req.Version, err)
-		return ""
+		e.failNode(ctx, rs, f, n, input, first, req.Version, err)
+		return statestore.Task{}, false
 	}
+	attempts := first + res.Attempts - 1
 	if res.Attempts == 0 {
 		attempts = first
 	}
 	result := statestore.NodeResult{RunID: rs.id, Node: name, Output: res.Output, Attempts: attempts,
-		PluginVersion: res.Version, StartedAt: started, FinishedAt: time.Now(), Fallback: res.Fallback}
-	next, firsts := e.reserveNext(ctx, rs, name)
-	err = e.store.CompleteNode(ctx, result, next...)
-	if errors.Is(err, statestore.ErrConflict) && len(next) > 0 {
-		// A reservation conflicted, or the node was journaled already:
-		// journal it alone; the dependents reserve their own attempts.
-		firsts = nil
-		err = e.store.CompleteNode(ctx, result)
+		PluginVersion: res.Version, StartedAt: started, FinishedAt: time.Now(), Fallback: res.Fallback, Host: e.o.owner}
+	return e.completeTask(ctx, rs, f, result, results)
+}
+
+// stopped_ handles a node whose context ended: the engine stops (the claim
+// is given back), the run was cancelled (nothing to do) or the claim was
+// lost.
+func (e *Engine) stopped_(rs *runState, f statestore.Fence, nctx context.Context) {
+	switch {
+	case errors.Is(context.Cause(nctx), errClaimLost):
+		e.lostClaim(rs, f, context.Cause(nctx))
+	case e.base.Err() == nil && rs.ctx.Err() == nil:
+		// Cancelled by neither: cannot happen; give the claim back.
+		e.releaseAfter(f, 0)
+	default:
+		rs.mu.Lock()
+		cancelled := rs.finishing
+		rs.mu.Unlock()
+		if !cancelled {
+			// Stopping: another engine, or the next start, runs it.
+			e.releaseAfter(f, 0)
+		}
 	}
-	if errors.Is(err, statestore.ErrConflict) {
-		// Another execution journaled this node first: its output stands.
+}
+
+func (e *Engine) lostClaim(rs *runState, f statestore.Fence, cause error) {
+	e.stats.fenced.Add(1)
+	e.log.Warn("claim of a node lost; its results are discarded", "run_id", rs.id, "node", f.Node, "err", cause)
+	e.emit(Event{Kind: EventNodeLost, RunID: rs.id, Workflow: rs.wf.Name, Node: f.Node, Err: cause.Error()})
+}
+
+// completeTask journals a finished node under its claim, queues the
+// dependents it makes ready and, when it was the run's last node, records
+// the run's end. It returns a dependent claimed for this worker.
+func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fence, result statestore.NodeResult,
+	results map[string]statestore.NodeResult) (statestore.Task, bool) {
+	w := rs.wf
+	name := result.Node
+	var next []statestore.ReadyNode
+	for _, d := range w.Dependents(name) {
+		next = append(next, e.readyNode(w, d))
+	}
+	e.mu.Lock()
+	keep := len(e.pending) == 0 && e.state == stateStarted
+	e.mu.Unlock()
+	kept, ok, err := e.store.CompleteTask(ctx, statestore.Completion{Fence: f, Result: result, Next: next,
+		Keep: keep, Lease: e.o.lease})
+	switch {
+	case errors.Is(err, statestore.ErrFenced):
+		e.lostClaim(rs, f, err)
+		return statestore.Task{}, false
+	case errors.Is(err, statestore.ErrConflict):
+		// Journaled before: that entry stands. Its dependents are queued
+		// unless they are already.
 		e.conflicts.Add(1)
 		e.log.Warn("node completed twice; keeping the first journal entry", "run_id", rs.id, "node", name)
-		all, rerr := e.store.NodeResults(ctx, rs.id)
-		if prev, ok := all[name]; rerr == nil && ok {
-			result, err = prev, nil
+		if err := e.store.EnqueueNodes(ctx, rs.id, next); err != nil && ctx.Err() == nil {
+			e.log.Warn("dependents not queued", "run_id", rs.id, "node", name, "err", err)
 		}
-	}
-	if err != nil {
-		rs.mu.Lock()
-		delete(rs.running, name)
-		rs.mu.Unlock()
+		e.poke()
+		return statestore.Task{}, false
+	case err != nil:
 		if ctx.Err() == nil {
-			e.storeTrouble(rs, "journal node", err)
+			e.pause(rs, f, "journal node", err)
 		}
-		return ""
+		return statestore.Task{}, false
 	}
 	e.emit(Event{Kind: EventNodeFinished, RunID: rs.id, Workflow: w.Name, Node: name, Attempt: result.Attempts})
-	return e.completed(rs, name, result, firsts)
-}
-
-// attemptBlock is how many attempt numbers one execution of n may use: its
-// policy's max_attempts plus its fallback plugin's.
-func (e *Engine) attemptBlock(w *Workflow, n *Node) int {
-	block := e.maxAttempts(w, n)
-	if f := n.Fallback; f != nil && f.Plugin != "" {
-		block += e.pluginAttempts(f.Plugin)
-	}
-	return block
-}
-
-// reserveNext returns the attempt blocks to record with the completion of
-// name: one for each dependent that this completion makes ready (name is
-// its only need not journaled yet), and each such dependent's first
-// attempt number. A dependent with other needs still running reserves its
-// own block when it starts. Numbers start above the dependent's last
-// recorded attempt: 0 in a run this engine created, read from the store
-// in a resumed one. A failed read only costs the optimisation.
-func (e *Engine) reserveNext(ctx context.Context, rs *runState, name string) ([]statestore.NodeAttempt, map[string]int) {
-	var ready []string
-	rs.mu.Lock()
-	if _, dup := rs.results[name]; !dup {
-		for _, d := range rs.wf.Dependents(name) {
-			if c, ok := rs.waiting[d]; ok && c == 1 {
-				ready = append(ready, d)
-			}
+	if len(next) > 0 {
+		if ok {
+			e.mu.Lock()
+			e.held[kept.Fence()] = &held{}
+			e.stats.claims.Add(1)
+			e.mu.Unlock()
 		}
+		e.poke()
+		return kept, ok
 	}
-	rs.mu.Unlock()
-	if len(ready) == 0 {
-		return nil, nil
+	// A node without dependents may be the run's last: the last node
+	// journaled always is one, and reading the journal after the commit
+	// sees every earlier completion.
+	results, err = e.store.NodeResults(e.base, rs.id)
+	if err != nil {
+		e.log.Warn("journal not read after the run's last node; the run ends when resumed", "run_id", rs.id, "err", err)
+		return statestore.Task{}, false
 	}
-	next := make([]statestore.NodeAttempt, 0, len(ready))
-	firsts := make(map[string]int, len(ready))
-	for _, d := range ready {
-		last := 0
-		if rs.resumed {
-			var err error
-			if last, err = e.store.LastAttempt(ctx, rs.id, d); err != nil {
-				continue
-			}
-		}
-		next = append(next, statestore.NodeAttempt{RunID: rs.id, Node: d, Attempt: last + e.attemptBlock(rs.wf, rs.wf.Nodes[d])})
-		firsts[d] = last + 1
+	if len(results) == len(w.Nodes) {
+		e.finishSuccess(rs, results)
 	}
-	return next, firsts
+	return statestore.Task{}, false
 }
 
 // fallback runs a node's fallback after its plugin failed for good.
-func (e *Engine) fallback(ctx context.Context, rs *runState, n *Node, input []byte, first, ran int, cause error) (host.InvokeResult, error) {
-	f := n.Fallback
-	if f.HasValue {
+func (e *Engine) fallback(ctx context.Context, rs *runState, n *Node, input []byte, first, ran int, cause error, f statestore.Fence) (host.InvokeResult, error) {
+	fb := n.Fallback
+	if fb.HasValue {
 		e.log.Warn("node failed, using its fallback value", "run_id", rs.id, "node", n.Name, "err", cause)
-		return host.InvokeResult{Output: []byte(f.Value), Attempts: ran, Fallback: true}, nil
+		return host.InvokeResult{Output: []byte(fb.Value), Attempts: ran, Fallback: true}, nil
 	}
-	e.log.Warn("node failed, calling its fallback plugin", "run_id", rs.id, "node", n.Name, "fallback", f.Plugin, "err", cause)
+	e.log.Warn("node failed, calling its fallback plugin", "run_id", rs.id, "node", n.Name, "fallback", fb.Plugin, "err", cause)
 	res, err := e.inv.Invoke(ctx, host.InvokeRequest{
-		Plugin: f.Plugin, Function: f.Function, Input: input, Version: f.Version,
+		Plugin: fb.Plugin, Function: fb.Function, Input: input, Version: fb.Version,
 		Invocation: abi.Invocation{RunID: rs.id, Workflow: rs.wf.Name, Node: n.Name, Attempt: first + ran,
 			IdempotencyKey: abi.IdempotencyKey(rs.id, n.Name)},
-		Durable: &durable{e: e, rs: rs, node: n.Name, plugin: f.Plugin, attempt: first + ran},
+		Durable: &durable{e: e, rs: rs, node: n.Name, plugin: fb.Plugin, attempt: first + ran, fence: f},
 		Logger:  e.log,
 	})
 	if err != nil {
-		return res, fmt.Errorf("%w (fallback plugin %s: %w)", cause, f.Plugin, err)
+		return res, fmt.Errorf("%w (fallback plugin %s: %w)", cause, fb.Plugin, err)
 	}
 	res.Fallback = true
 	res.Attempts += ran
@@ -768,26 +1243,23 @@ func policyKey(wf, node string, p *resilience.Policy) string {
 // inputFor builds a node's input: the run's input (no needs), the output
 // of its one need, or a JSON object of its needs' outputs; wrapped with
 // the node's config when it has one.
-func (rs *runState) inputFor(n *Node) ([]byte, error) {
+func inputFor(rs *runState, n *Node, results map[string]statestore.NodeResult) ([]byte, error) {
 	var in []byte
-	rs.mu.Lock()
 	switch len(n.Needs) {
 	case 0:
 		in = rs.input
 	case 1:
-		in = rs.results[n.Needs[0]].Output
+		in = results[n.Needs[0]].Output
 	default:
 		obj := make(map[string]json.RawMessage, len(n.Needs))
 		for _, need := range n.Needs {
-			obj[need] = jsonValue(rs.results[need].Output)
+			obj[need] = jsonValue(results[need].Output)
 		}
 		var err error
 		if in, err = json.Marshal(obj); err != nil {
-			rs.mu.Unlock()
 			return nil, err
 		}
 	}
-	rs.mu.Unlock()
 	if n.Config == nil {
 		return in, nil
 	}
@@ -806,59 +1278,12 @@ func jsonValue(b []byte) json.RawMessage {
 	return s
 }
 
-// completed records a journaled node and queues the dependents it freed;
-// firsts are the attempt blocks reserved with the completion. When the
-// queue is empty, the first freed dependent is returned instead of queued:
-// the calling worker runs it next, which spares a chain one hand-off to
-// another worker per step; with work queued, everything goes through the
-// queue so other runs keep their turn.
-func (e *Engine) completed(rs *runState, name string, res statestore.NodeResult, firsts map[string]int) string {
-	rs.mu.Lock()
-	delete(rs.running, name)
-	if _, dup := rs.results[name]; dup {
-		rs.mu.Unlock()
-		return ""
-	}
-	rs.results[name] = res
-	delete(rs.waiting, name)
-	var ready []string
-	for _, d := range rs.wf.Dependents(name) {
-		if c, ok := rs.waiting[d]; ok {
-			c--
-			rs.waiting[d] = c
-			if c == 0 {
-				ready = append(ready, d)
-				if first, ok := firsts[d]; ok {
-					rs.reserved[d] = first
-				}
-			}
-		}
-	}
-	finished := len(rs.waiting) == 0
-	rs.mu.Unlock()
-	var next string
-	if len(ready) > 0 && rs.ctx.Err() == nil {
-		e.mu.Lock()
-		if len(e.queue) == 0 && e.state == stateStarted {
-			next, ready = ready[0], ready[1:]
-		}
-		e.enqueue(rs, ready)
-		e.mu.Unlock()
-	}
-	if finished {
-		e.finishSuccess(rs)
-	}
-	return next
+func (e *Engine) finishSuccess(rs *runState, results map[string]statestore.NodeResult) {
+	e.finish(rs, statestore.StatusSucceeded, results[rs.wf.Output].Output, "", nil)
 }
 
-func (e *Engine) finishSuccess(rs *runState) {
-	rs.mu.Lock()
-	out := rs.results[rs.wf.Output].Output
-	rs.mu.Unlock()
-	e.finish(rs, statestore.StatusSucceeded, out, "", nil)
-}
-
-// finish writes the run's final state and deactivates it.
+// finish writes the run's final state. Runs that did not succeed lose
+// their remaining tasks.
 func (e *Engine) finish(rs *runState, status statestore.RunStatus, output []byte, msg string, attrs map[string]string) {
 	rs.mu.Lock()
 	if rs.finishing {
@@ -869,6 +1294,7 @@ func (e *Engine) finish(rs *runState, status statestore.RunStatus, output []byte
 	progress := maps(rs.progress)
 	rs.mu.Unlock()
 	rs.cancel()
+	e.forget(rs)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	final, err := e.store.UpdateRun(ctx, rs.id, func(r *statestore.Run) error {
@@ -888,23 +1314,38 @@ func (e *Engine) finish(rs *runState, status statestore.RunStatus, output []byte
 		return nil
 	})
 	if err != nil {
-		e.log.Error("run end not recorded; it resumes on the next start", "run_id", rs.id, "err", err)
+		e.log.Error("run end not recorded; it is recorded when the run is resumed", "run_id", rs.id, "err", err)
 	}
-	e.deactivate(rs)
+	if status != statestore.StatusSucceeded {
+		if err := e.store.DropTasks(ctx, rs.id); err != nil {
+			e.log.Warn("tasks of a finished run not dropped; they are when claimed", "run_id", rs.id, "err", err)
+		}
+	}
+	e.notify(rs.id, false)
 	e.emit(Event{Kind: EventRunFinished, RunID: rs.id, Workflow: rs.wf.Name, Status: final.Status, Err: final.Error})
 }
 
-func (e *Engine) deactivate(rs *runState) {
+// forget makes the engine load the run afresh for its next claim.
+func (e *Engine) forget(rs *runState) {
 	e.mu.Lock()
 	if e.runs[rs.id] == rs {
 		delete(e.runs, rs.id)
 	}
 	e.mu.Unlock()
-	select {
-	case <-rs.done:
-	default:
-		close(rs.done)
+}
+
+// notify wakes Wait: a run finished or paused here.
+func (e *Engine) notify(runID string, paused bool) {
+	e.mu.Lock()
+	if paused {
+		e.paused[runID] = true
+	} else {
+		delete(e.paused, runID)
+		delete(e.only, runID)
 	}
+	close(e.changed)
+	e.changed = make(chan struct{})
+	e.mu.Unlock()
 }
 
 func maps(m map[string]statestore.Progress) map[string]statestore.Progress {
@@ -919,33 +1360,39 @@ func maps(m map[string]statestore.Progress) map[string]statestore.Progress {
 }
 
 // failNode writes a dead letter for a node that failed for good and fails
-// its run.
-func (e *Engine) failNode(rs *runState, n *Node, input []byte, first int, version string, err error) {
+// its run — unless its claim was lost meanwhile.
+func (e *Engine) failNode(ctx context.Context, rs *runState, f statestore.Fence, n *Node, input []byte, first int, version string, err error) {
 	var attempts []statestore.AttemptError
 	var ex *resilience.ExhaustedError
 	now := time.Now()
 	if errors.As(err, &ex) {
 		for i, ae := range ex.Errors {
-			attempts = append(attempts, statestore.AttemptError{Attempt: first + i, Error: ae.Error(), At: now})
+			attempts = append(attempts, statestore.AttemptError{Attempt: first + i, Error: ae.Error(), At: now, Host: e.o.owner})
 		}
 		if ex.Cause != nil {
-			attempts = append(attempts, statestore.AttemptError{Attempt: first + len(ex.Errors) - 1, Error: "stopped: " + ex.Cause.Error(), At: now})
+			attempts = append(attempts, statestore.AttemptError{Attempt: first + len(ex.Errors) - 1, Error: "stopped: " + ex.Cause.Error(), At: now, Host: e.o.owner})
 		}
 	} else {
-		attempts = []statestore.AttemptError{{Attempt: first, Error: err.Error(), At: now}}
+		attempts = []statestore.AttemptError{{Attempt: first, Error: err.Error(), At: now, Host: e.o.owner}}
 	}
 	var ge *host.GuestError
 	if errors.As(err, &ge) && ge.Version != "" {
 		version = ge.Version
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	dl, derr := e.store.PutDeadLetter(ctx, statestore.DeadLetter{RunID: rs.id, Workflow: rs.wf.Name, Node: n.Name,
+	if ferr := e.store.CheckFence(wctx, f); ferr != nil {
+		if errors.Is(ferr, statestore.ErrFenced) {
+			e.lostClaim(rs, f, ferr)
+		} else {
+			e.pause(rs, f, "check claim", ferr)
+		}
+		return
+	}
+	dl, derr := e.store.PutDeadLetter(wctx, statestore.DeadLetter{RunID: rs.id, Workflow: rs.wf.Name, Node: n.Name,
 		Input: input, PluginVersion: version, Attempts: attempts})
 	if derr != nil {
-		e.log.Error("dead letter not written; the run stays unfinished", "run_id", rs.id, "node", n.Name, "err", derr)
-		rs.cancel()
-		e.deactivate(rs)
+		e.pause(rs, f, "write dead letter", derr)
 		return
 	}
 	e.emit(Event{Kind: EventNodeFailed, RunID: rs.id, Workflow: rs.wf.Name, Node: n.Name, Attempt: first, Err: err.Error()})
@@ -953,16 +1400,17 @@ func (e *Engine) failNode(rs *runState, n *Node, input []byte, first int, versio
 		map[string]string{AttrDeadLetter: dl.ID})
 }
 
-// storeTrouble handles a store error that is not the node's fault: the
-// run is left unfinished (it resumes on the next start).
-func (e *Engine) storeTrouble(rs *runState, what string, err error) {
-	if rs.ctx.Err() != nil {
+// pause handles a store error that is not the node's fault: the node is
+// given back to the queue, to run again after a delay.
+func (e *Engine) pause(rs *runState, f statestore.Fence, what string, err error) {
+	if rs.ctx.Err() != nil || e.base.Err() != nil {
 		return
 	}
-	e.log.Error("store error; run paused until the next start", "run_id", rs.id, "op", what, "err", err)
-	rs.cancel()
-	e.deactivate(rs)
-	e.emit(Event{Kind: EventRunFinished, RunID: rs.id, Workflow: rs.wf.Name, Status: statestore.StatusRunning, Err: err.Error()})
+	e.log.Error("store error; the node runs again later", "run_id", rs.id, "node", f.Node, "op", what, "err", err,
+		"retry_in", pauseDelay.String())
+	e.releaseAfter(f, pauseDelay)
+	e.notify(rs.id, true)
+	e.emit(Event{Kind: EventRunPaused, RunID: rs.id, Workflow: rs.wf.Name, Node: f.Node, Status: statestore.StatusRunning, Err: err.Error()})
 }
 
 func (e *Engine) emit(ev Event) {
@@ -989,12 +1437,6 @@ func (e *Engine) flusher() {
 		case <-e.stopping:
 			return
 		case <-t.C:
-			e.mu.Lock()
-			stopping := e.state != stateStarted
-			e.mu.Unlock()
-			if stopping {
-				return
-			}
 			e.flushProgress(e.base)
 		}
 	}
@@ -1016,34 +1458,50 @@ func (e *Engine) flushProgress(ctx context.Context) {
 		rs.dirty = false
 		p := maps(rs.progress)
 		rs.mu.Unlock()
-		_, err := e.store.UpdateRun(ctx, rs.id, func(r *statestore.Run) error {
-			r.Progress = p
-			return nil
-		})
-		if err != nil && ctx.Err() == nil {
-			e.log.Warn("progress not written", "run_id", rs.id, "err", err)
-		}
+		e.writeProgress(ctx, rs.id, p)
 	}
 }
 
-// Wait blocks until the run is no longer active in this engine (finished,
-// failed, cancelled, or paused by Stop) or ctx ends, and returns the run
-// as stored.
+func (e *Engine) writeProgress(ctx context.Context, runID string, p map[string]statestore.Progress) {
+	_, err := e.store.UpdateRun(ctx, runID, func(r *statestore.Run) error {
+		if r.Status.Finished() {
+			return nil
+		}
+		r.Progress = p
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		e.log.Warn("progress not written", "run_id", runID, "err", err)
+	}
+}
+
+// Wait blocks until the run finished (here or on another engine sharing
+// the store), paused here (the store refused a write of it), the engine
+// stopped, or ctx ends; it returns the run as stored.
 func (e *Engine) Wait(ctx context.Context, runID string) (statestore.Run, error) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
 	e.mu.Lock()
-	rs := e.runs[runID]
+	delete(e.paused, runID)
 	e.mu.Unlock()
-	if rs != nil {
+	for {
+		e.mu.Lock()
+		changed, paused, stopped := e.changed, e.paused[runID], e.state == stateStopped
+		e.mu.Unlock()
+		r, err := e.store.GetRun(ctx, runID)
+		if err != nil || r.Status.Finished() || paused || stopped {
+			return r, err
+		}
 		select {
-		case <-rs.done:
+		case <-changed:
+		case <-tick.C:
 		case <-ctx.Done():
 			return statestore.Run{}, ctx.Err()
 		}
 	}
-	return e.store.GetRun(ctx, runID)
 }
 
-// Active reports how many runs the engine is executing.
+// Active reports how many runs the engine executes nodes of now.
 func (e *Engine) Active() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -1061,5 +1519,31 @@ func shortVersion(v string) string {
 	return v
 }
 
-var _ = runtime.NumCPU
-var _ = slices.Sort[[]string]
+// recent is a bounded set of the run IDs seen last.
+type recent struct {
+	max  int
+	ids  map[string]struct{}
+	ring []string
+	next int
+}
+
+func newRecent(max int) *recent { return &recent{max: max, ids: map[string]struct{}{}} }
+
+// has and add are called with Engine.mu held, or before Start.
+func (r *recent) has(id string) bool { _, ok := r.ids[id]; return ok }
+
+func (r *recent) remove(id string) { delete(r.ids, id) }
+
+func (r *recent) add(id string) {
+	if r.has(id) {
+		return
+	}
+	if len(r.ring) < r.max {
+		r.ring = append(r.ring, id)
+	} else {
+		delete(r.ids, r.ring[r.next])
+		r.ring[r.next] = id
+		r.next = (r.next + 1) % r.max
+	}
+	r.ids[id] = struct{}{}
+}

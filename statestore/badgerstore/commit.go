@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -16,9 +17,14 @@ import (
 // first write: when it returns an error other than badger.ErrTxnTooBig it
 // must not have written anything.
 type op struct {
-	ctx  context.Context
-	fn   func(w *writer) error
-	done chan error
+	ctx context.Context
+	fn  func(w *writer) error
+	// after, when set, runs on the committer once the op's transaction
+	// committed (true) or did not (false), before the op is answered and
+	// before the next group starts: it applies the op's in-memory effects
+	// (claims of the queue) in commit order.
+	after func(committed bool)
+	done  chan error
 }
 
 // writer wraps the group's transaction and counts what was written.
@@ -88,10 +94,16 @@ const (
 
 // write queues fn for the committer and waits until its group is durable.
 func (s *Store) write(ctx context.Context, fn func(w *writer) error) error {
+	return s.writeThen(ctx, fn, nil)
+}
+
+// writeThen is write with an after hook (see op.after). after runs even
+// when the caller stopped waiting.
+func (s *Store) writeThen(ctx context.Context, fn func(w *writer) error, after func(committed bool)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	o := &op{ctx: ctx, fn: fn, after: after, done: make(chan error, 1)}
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
@@ -218,6 +230,17 @@ func (s *Store) commitGroup(batch []*op) {
 			err = fmt.Errorf("badgerstore: sync %s: %v", s.dir, err)
 			for _, i := range committed {
 				results[i] = err
+			}
+		}
+	}
+	if hooks := slices.ContainsFunc(batch, func(o *op) bool { return o.after != nil }); hooks {
+		ok := make([]bool, len(batch))
+		for _, i := range committed {
+			ok[i] = true
+		}
+		for i, o := range batch {
+			if o.after != nil {
+				o.after(ok[i])
 			}
 		}
 	}

@@ -104,7 +104,8 @@
 // # Durability and group commit
 //
 // Every write method (CreateRun, UpdateRun, CompleteNode, StartAttempt,
-// SaveCheckpoint, StateSet, StateDelete, PutDeadLetter, DeleteDeadLetter)
+// SaveCheckpoint, StateSet, StateDelete, PutDeadLetter, DeleteDeadLetter,
+// and the queue's SubmitRun, EnqueueNodes, CompleteTask, DropTasks)
 // returns after its change is fsynced. Writes are queued to the committer,
 // which takes everything queued (up to WithMaxBatch, default 1024), applies
 // the ops one after the other inside one Badger transaction, commits it,
@@ -166,6 +167,11 @@
 // c<run>\0<node>\0<seq> with the node's newest seq under C<run>\0<node>, so
 // a save reads one key and deletes the one checkpoint that leaves the window
 // (WithMaxCheckpoints, default 10) instead of scanning the node's history.
+// Tasks are q<run>\0<node> and o<seq> (see Task queue); mqueue counts
+// the Opens. Check and Repair compare tasks with their runs and order
+// entries: a task without its run, a task without its order entry and an
+// order entry without its task are damage, which Repair removes (the
+// engine queues a run left without tasks again, through UnqueuedRuns).
 // IDs, node names, plugin names and keys may hold any byte but NUL.
 //
 // The key mformat holds the layout version, 2. A store of layout 1 (no
@@ -181,20 +187,64 @@
 // UnfinishedRuns 70 ms after a clean close; 189 ms and 111 ms after a crash
 // (log replay and the damage checks) — BenchmarkReopenUnfinished.
 //
+// # Task queue
+//
+// Store implements statestore.Queue for the one process that has the
+// store open. Tasks are durable, claims are not: a task is q<run>\0<node>
+// (its order seq) plus an order entry o<seq> (its first attempt number,
+// run and node), written in the same transaction as the write that makes
+// the node ready — SubmitRun writes the run, its root tasks and their
+// attempt records as one committer op; CompleteTask checks the fence,
+// journals the result (as CompleteNode, ErrConflict when the node was
+// journaled already, the task then removed), removes the task and queues
+// the dependents it makes ready as another, all in one group commit and
+// fsync. Needs are read inside the group's transaction, so of two needs
+// completed in one group the second queues the join.
+//
+// Claims live in memory: owner, token, claim count and lease end, on the
+// store's clock (WithClock). ClaimTasks rescues expired leases first,
+// then claims in queue order from the order index, read from an
+// in-memory cursor on, 64 entries at a time — the cursor only moves
+// forward, so completed tasks' deleted keys behind it are never read
+// again — merged with the tasks released (ReleaseTask) in memory, which
+// wait there for their delay in a heap. Memory holds the claimed and released tasks only,
+// whatever the backlog: with 200,000 tasks queued, claiming and
+// completing 500 grew the heap by 144 KiB (TestQueue_BoundedMemory), and
+// a claim costs the same at a backlog of 1,000 and 200,000
+// (BenchmarkQueue_Claim). Every Open counts itself in mqueue; order seqs
+// and tokens carry that count in their high bits, so they grow across
+// reopens and no claim of an earlier Open holds, and a task queued before
+// this Open counts as claimed once (Task.Claims is 2 at its first claim:
+// its previous owner may have run it). The first claim after a reopen
+// reads the order index from its start, deleted keys Badger has not
+// compacted yet included.
+//
+// SaveCheckpoint, StateSet and StateDelete under statestore.WithFence
+// check the claim inside their committer op, just before the commit, and
+// return statestore.ErrFenced without writing when it no longer holds.
+// UnqueuedRuns walks the index of unfinished runs, so a page costs a walk
+// of the unfinished runs.
+//
 // # Retention
 //
 // The GC goroutine runs every WithGCInterval (default 10 min; negative turns
 // it off). It removes runs whose FinishedAt is older than WithRetention
-// (default 7 days) with their results, attempts and checkpoints, 64 runs per
+// (default 7 days) with their results, attempts, checkpoints and tasks, 64 runs per
 // committer op, skipping runs that still have dead letters and runs resumed
 // meanwhile, and then runs Badger's value-log GC (discard ratio 0.5) until
 // Badger finds nothing to rewrite. Plugin state is never expired.
 //
 // # Concurrency
 //
-// All methods are safe for concurrent use. Store.mu (a RWMutex) is the only
-// lock: readers and enqueuers hold it shared, Close holds it exclusively to
-// mark the store closed and close the queue. UpdateRun reads the run, calls
+// All methods are safe for concurrent use. Store.mu (a RWMutex) guards
+// the store's state: readers and enqueuers hold it shared, Close holds it
+// exclusively to mark the store closed and close the committer's queue.
+// The task queue's claims are guarded by a mutex of their own, taken
+// after Store.mu (never the other way round): by claims (which read their
+// snapshot under it, so no commit's in-memory effects fall between), and
+// by the committer, which never takes Store.mu, for fence checks and for
+// the in-memory effects of a committed op, applied in commit order
+// before the op's caller is answered. UpdateRun reads the run, calls
 // fn outside any lock and writes through the committer only if the stored
 // bytes are unchanged, otherwise it starts over; fn may call the store.
 //

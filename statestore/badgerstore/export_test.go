@@ -48,3 +48,10 @@ func TearLastWrite(t *testing.T, path string) {
 
 // LogEnd is logEnd for the external tests.
 func LogEnd(t *testing.T, path string) int64 { return logEnd(t, path) }
+
+// QueueHeld returns how many tasks the queue holds in memory.
+func QueueHeld(s *Store) int {
+	s.q.mu.Lock()
+	defer s.q.mu.Unlock()
+	return len(s.q.tasks)
+}

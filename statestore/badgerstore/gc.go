@@ -78,10 +78,11 @@ func (s *Store) CollectGarbage(ctx context.Context) (int, error) {
 			return removed, err
 		}
 		var n int
-		err = s.write(ctx, func(w *writer) error {
-			n = 0
+		var gone []taskRef
+		err = s.writeThen(ctx, func(w *writer) error {
+			n, gone = 0, nil
 			for _, id := range ids {
-				ok, err := deleteRun(w, id, cutoff)
+				ok, err := deleteRun(w, id, cutoff, &gone)
 				if err != nil {
 					return err
 				}
@@ -90,7 +91,7 @@ func (s *Store) CollectGarbage(ctx context.Context) (int, error) {
 				}
 			}
 			return nil
-		})
+		}, s.afterDeleted(&gone))
 		if err != nil {
 			return removed, err
 		}
@@ -98,9 +99,9 @@ func (s *Store) CollectGarbage(ctx context.Context) (int, error) {
 	}
 }
 
-// deleteRun removes an expired run and its per-node keys, unless it was
-// resumed meanwhile or has dead letters.
-func deleteRun(w *writer, id string, cutoff time.Time) (bool, error) {
+// deleteRun removes an expired run and its per-node keys and tasks (added
+// to gone), unless it was resumed meanwhile or has dead letters.
+func deleteRun(w *writer, id string, cutoff time.Time, gone *[]taskRef) (bool, error) {
 	r, _, err := getRun(w.txn, id)
 	if errors.Is(err, statestore.ErrNotFound) {
 		return false, nil
@@ -127,6 +128,14 @@ func deleteRun(w *writer, id string, cutoff time.Time) (bool, error) {
 	collect(runPrefix(pAttempt, id))
 	collect(runPrefix(pCheckpoint, id))
 	collect(runPrefix(pCPHead, id))
+	tasks, err := runTasks(w.txn, id)
+	if err != nil {
+		return false, err
+	}
+	for _, t := range tasks {
+		keys = append(keys, key(pTask, id, t.id.node), orderKey(t.seq))
+	}
+	*gone = append(*gone, tasks...)
 	keys = append(keys, key(pRun, id), timeKey(pCreated, r.CreatedAt, id), timeKey(pFinished, r.FinishedAt, id),
 		statusKey(r.Status, r.CreatedAt, id))
 	for _, k := range keys {

@@ -2,6 +2,7 @@ package badgerstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
@@ -179,4 +180,62 @@ func checkIndexes(txn *badger.Txn) []string {
 		}
 	}
 	return problems
+}
+
+// checkTasks compares the tasks (q keys) with their runs and their order
+// entries (o keys), and returns one line per problem and the keys of the
+// damaged entries: a task whose run is gone, a task without its order
+// entry, and an order entry without its task.
+func checkTasks(txn *badger.Txn) (problems []string, damaged [][]byte) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pTask}, PrefetchValues: true})
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().KeyCopy(nil)
+		what := describeKey(k)
+		run, node, ok := bytes.Cut(k[1:], []byte{0})
+		v, err := it.Item().ValueCopy(nil)
+		if !ok || err != nil || len(v) != 8 {
+			problems = append(problems, fmt.Sprintf("%s: malformed", what))
+			damaged = append(damaged, k)
+			continue
+		}
+		id := taskID{string(run), string(node)}
+		seq := binary.BigEndian.Uint64(v)
+		hasRun, err := exists(txn, key(pRun, id.run))
+		if err == nil && !hasRun {
+			problems = append(problems, fmt.Sprintf("%s: no such run", what))
+			damaged = append(damaged, k, orderKey(seq))
+			continue
+		}
+		ov, err := getValue(txn, orderKey(seq))
+		var o orderItem
+		if err == nil {
+			o, err = decodeOrder(orderKey(seq), ov)
+		}
+		if err != nil || o.id != id {
+			problems = append(problems, fmt.Sprintf("%s: no order entry %d", what, seq))
+			damaged = append(damaged, k)
+		}
+	}
+	it.Close()
+	it = txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pOrder}, PrefetchValues: true})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().KeyCopy(nil)
+		v, err := it.Item().ValueCopy(nil)
+		var o orderItem
+		if err == nil {
+			o, err = decodeOrder(k, v)
+		}
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: malformed", describeKey(k)))
+			damaged = append(damaged, k)
+			continue
+		}
+		seq, ok, err := taskSeq(txn, o.id)
+		if err == nil && (!ok || seq != o.seq) {
+			problems = append(problems, fmt.Sprintf("%s: no task of node %q of run %q", describeKey(k), o.id.node, o.id.run))
+			damaged = append(damaged, k)
+		}
+	}
+	return problems, damaged
 }

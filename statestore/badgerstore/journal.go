@@ -173,11 +173,17 @@ func (s *Store) SaveCheckpoint(ctx context.Context, runID, node string, data []b
 	v := make([]byte, 8+len(data))
 	binary.BigEndian.PutUint64(v, uint64(s.opts.now().UnixNano()))
 	copy(v[8:], data)
+	if err := checkCtxFence(ctx); err != nil {
+		return 0, err
+	}
 	head := key(pCPHead, runID, node)
 	max := uint64(s.opts.maxCheckpoints)
 	var seq uint64
 	err := s.write(ctx, func(w *writer) error {
 		if err := requireRun(w, runID); err != nil {
+			return err
+		}
+		if err := s.fenced(ctx, w.txn); err != nil {
 			return err
 		}
 		last, err := headSeq(w.txn, head)

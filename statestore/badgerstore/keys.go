@@ -22,7 +22,10 @@ import (
 //	k<plugin>\0<key>            plugin state value
 //	d<id>                       dead letter (JSON)
 //	D<run>\0<id>                dead letters of a run
+//	q<run>\0<node>              task: its order seq (8 bytes)
+//	o<seq>                      task order: first attempt (8 bytes), run\0node
 //	mformat                     layout version
+//	mqueue                      open epoch of the queue (8 bytes)
 const (
 	pRun        = 'r'
 	pCreated    = 't'
@@ -36,9 +39,14 @@ const (
 	pState      = 'k'
 	pDead       = 'd'
 	pDeadByRun  = 'D'
+	pTask       = 'q'
+	pOrder      = 'o'
 )
 
-var keyFormat = []byte("mformat")
+var (
+	keyFormat = []byte("mformat")
+	keyEpoch  = []byte("mqueue")
+)
 
 // formatVersion is the layout version. Version 1 had no status index; Open
 // builds it and then moves the marker to 2.

@@ -37,8 +37,16 @@ func (s *Store) StateSet(ctx context.Context, plugin, k string, value []byte) er
 	if err := rules.CheckKey(plugin, k); err != nil {
 		return err
 	}
+	if err := checkCtxFence(ctx); err != nil {
+		return err
+	}
 	kk, v := key(pState, plugin, k), append([]byte{}, value...)
-	return s.write(ctx, func(w *writer) error { return w.set(kk, v) })
+	return s.write(ctx, func(w *writer) error {
+		if err := s.fenced(ctx, w.txn); err != nil {
+			return err
+		}
+		return w.set(kk, v)
+	})
 }
 
 // StateDelete implements statestore.PluginState.
@@ -46,8 +54,16 @@ func (s *Store) StateDelete(ctx context.Context, plugin, k string) error {
 	if err := rules.CheckKey(plugin, k); err != nil {
 		return err
 	}
+	if err := checkCtxFence(ctx); err != nil {
+		return err
+	}
 	kk := key(pState, plugin, k)
-	return s.write(ctx, func(w *writer) error { return w.del(kk) })
+	return s.write(ctx, func(w *writer) error {
+		if err := s.fenced(ctx, w.txn); err != nil {
+			return err
+		}
+		return w.del(kk)
+	})
 }
 
 // StateUsage implements statestore.PluginState. Keys are iterated without

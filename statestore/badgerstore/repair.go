@@ -179,12 +179,18 @@ func inspect(dir string, repair bool) (rep Report, err error) {
 		rep.Notes = append(rep.Notes, "values not read back: the memtable was not flushed (the store was not closed cleanly); `bulkhead store repair` reads them")
 		return rep, nil
 	}
-	unreadable, lost, index, err := readBack(dir, repair)
+	unreadable, lost, index, tasks, err := readBack(dir, repair)
 	for _, p := range index {
 		rep.Problems = append(rep.Problems, "index: "+p)
 	}
 	if len(index) > 0 && repair {
 		rep.Repaired = append(rep.Repaired, "status index marked for a rebuild at the next open")
+	}
+	for _, p := range tasks {
+		rep.Problems = append(rep.Problems, "task: "+p)
+	}
+	if len(tasks) > 0 && repair && err == nil {
+		rep.Repaired = append(rep.Repaired, fmt.Sprintf("removed the %d damaged task entries (a run left without its tasks is queued again by the engine)", len(tasks)))
 	}
 	if err != nil {
 		rep.Problems = append(rep.Problems, err.Error())
@@ -425,9 +431,11 @@ func cutLog(path string, from, size int64) error {
 // then compares the run indexes with the run records (checkIndexes) and
 // returns the disagreements; when writable and there are some, it moves
 // the layout marker back to 1, so the next Open rebuilds the status index.
-func readBack(dir string, writable bool) (bad, records, index []string, err error) {
+// Last it checks the task queue (checkTasks) and, when writable, deletes
+// the damaged task entries.
+func readBack(dir string, writable bool) (bad, records, index, tasks []string, err error) {
 	if err := removeEmptyLogs(dir); err != nil && writable {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	bo := badger.DefaultOptions(dir).
 		WithLogger(nil).
@@ -439,7 +447,7 @@ func readBack(dir string, writable bool) (bad, records, index []string, err erro
 		WithValueThreshold(valueThreshold)
 	db, err := openBadger(bo)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("open with Badger: %v", err)
+		return nil, nil, nil, nil, fmt.Errorf("open with Badger: %v", err)
 	}
 	defer func() {
 		if cerr := db.Close(); cerr != nil && err == nil {
@@ -464,12 +472,26 @@ func readBack(dir string, writable bool) (bad, records, index []string, err erro
 		err = dropRecords(db, badKeys)
 	}
 	if err != nil {
-		return bad, records, nil, err
+		return bad, records, nil, nil, err
 	}
+	var taskKeys [][]byte
 	_ = db.View(func(txn *badger.Txn) error {
 		index = checkIndexes(txn)
+		tasks, taskKeys = checkTasks(txn)
 		return nil
 	})
+	if writable && len(taskKeys) > 0 {
+		if err := db.Update(func(txn *badger.Txn) error {
+			for _, k := range taskKeys {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return bad, records, index, tasks, fmt.Errorf("remove damaged tasks: %v", err)
+		}
+	}
 	if writable && len(index) > 0 {
 		err = db.Update(func(txn *badger.Txn) error {
 			v, err := getValue(txn, keyFormat)
@@ -482,7 +504,7 @@ func readBack(dir string, writable bool) (bad, records, index []string, err erro
 			return txn.Set(keyFormat, []byte(formatUnindexed))
 		})
 	}
-	return bad, records, index, err
+	return bad, records, index, tasks, err
 }
 
 // dropRecords deletes records whose value is lost, and the index entries
@@ -597,6 +619,14 @@ func describeKey(k []byte) string {
 	case pCreated, pUnfinished, pFinished:
 		if len(s) > 9 {
 			return "run index entry of run " + strconv.Quote(s[9:])
+		}
+	case pTask:
+		if len(p) == 2 {
+			return fmt.Sprintf("task of node %q of run %q", p[1], p[0])
+		}
+	case pOrder:
+		if len(k) == 9 {
+			return fmt.Sprintf("task order entry %d", binary.BigEndian.Uint64(k[1:]))
 		}
 	case pStatus:
 		if st, _, id, ok := splitStatusKey(k); ok {

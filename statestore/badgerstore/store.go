@@ -46,6 +46,7 @@ type Store struct {
 	opts   options
 	unlock func()
 	space  *space // used by the committer only
+	q      *queue // the claims of the task queue
 
 	// mu guards closed. Readers and enqueuers hold it shared for the length
 	// of their access to db or queue; Close holds it exclusively to flip
@@ -129,6 +130,12 @@ func Open(dir string, opts ...Option) (s *Store, err error) {
 		_ = db.Close()
 		return nil, err
 	}
+	epoch, err := s.openEpoch()
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("%w: %s: %w", ErrNotWritable, dir, err)
+	}
+	s.q = newQueue(epoch)
 	go s.commitLoop()
 	gcCtx, cancel := context.WithCancel(context.Background())
 	s.gcCancel = cancel
@@ -296,7 +303,7 @@ func translate(err error) error {
 		return fmt.Errorf("%w: %v", statestore.ErrNoSpace, err)
 	case errors.Is(err, statestore.ErrNotFound), errors.Is(err, statestore.ErrConflict),
 		errors.Is(err, statestore.ErrInvalid), errors.Is(err, statestore.ErrClosed), errors.Is(err, errChanged),
-		errors.Is(err, statestore.ErrNoSpace),
+		errors.Is(err, statestore.ErrNoSpace), errors.Is(err, statestore.ErrFenced),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	}

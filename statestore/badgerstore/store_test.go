@@ -19,7 +19,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if crashChild() || fullChild() || closeChild() {
+	if crashChild() || fullChild() || closeChild() || queueCrashChild() {
 		return
 	}
 	goleak.VerifyTestMain(m)
@@ -37,6 +37,12 @@ func open(t testing.TB, dir string, opts ...badgerstore.Option) *badgerstore.Sto
 
 func TestStore_Conformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) statestore.Store { return open(t, t.TempDir()) })
+}
+
+func TestStore_QueueConformance(t *testing.T) {
+	storetest.RunQueue(t, func(t *testing.T) (storetest.QueueStore, storetest.QueueStore) {
+		return open(t, t.TempDir()), nil
+	})
 }
 
 func TestStore_WithLogger(t *testing.T) {

@@ -44,6 +44,7 @@ type Cluster struct {
 	Port int
 	bin  string
 	run  []string // prefix that runs a command as the cluster's owner
+	opts string   // the server's options
 }
 
 // Main runs the tests and stops the cluster, if one was started. Call it
@@ -192,6 +193,7 @@ func start() (*Cluster, error) {
 		var out []byte
 		out, err = c.cmd("pg_ctl", "start", "-w", "-t", "60", "-D", data, "-l", filepath.Join(dir, "log"), "-o", opts).CombinedOutput()
 		if err == nil {
+			c.opts = opts
 			return c, nil
 		}
 		log, _ := os.ReadFile(filepath.Join(dir, "log"))
@@ -209,6 +211,27 @@ func (c *Cluster) cmd(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = c.Dir
 	return cmd
+}
+
+// Crash stops the server at once, as a crash or a power cut does
+// (pg_ctl stop -m immediate): clients lose their connections and new ones
+// are refused until Restart. Committed data stays.
+func (c *Cluster) Crash() error {
+	out, err := c.cmd("pg_ctl", "stop", "-m", "immediate", "-w", "-D", filepath.Join(c.Dir, "data")).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pg_ctl stop: %v: %s", err, out)
+	}
+	return nil
+}
+
+// Restart starts the server Crash stopped, on the same port.
+func (c *Cluster) Restart() error {
+	out, err := c.cmd("pg_ctl", "start", "-w", "-t", "60", "-D", filepath.Join(c.Dir, "data"),
+		"-l", filepath.Join(c.Dir, "log"), "-o", c.opts).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pg_ctl start: %v: %s", err, out)
+	}
+	return nil
 }
 
 // Stop stops the cluster at once (pg_ctl stop -m immediate, which signals

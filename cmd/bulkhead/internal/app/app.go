@@ -148,8 +148,10 @@ func (i invoker) Invoke(ctx context.Context, req host.InvokeRequest) (host.Invok
 
 func (i invoker) Plugin(name string) (host.PluginInfo, bool) { return i.h.Plugin(name) }
 
-func newEngine(log *slog.Logger, store statestore.Store, sv *supervisor.Supervisor, h *host.Host, m *api.Metrics, c *counters) (*workflow.Engine, error) {
+func newEngine(cfg *config.Config, log *slog.Logger, store statestore.Store, sv *supervisor.Supervisor, h *host.Host, m *api.Metrics, c *counters) (*workflow.Engine, error) {
 	return workflow.New(store, m.Instrument(invoker{sv, h}),
+		workflow.WithOwner(cfg.Store.HostID),
+		workflow.WithLease(cfg.Store.Lease.D()),
 		workflow.WithLogger(log.With("module", "engine")),
 		workflow.WithObserver(c.observe),
 		workflow.WithMaxAttempts(func(plugin string) int {

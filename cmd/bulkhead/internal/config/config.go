@@ -118,6 +118,14 @@ type Store struct {
 	// directory's file system: a write that would cut into it is refused
 	// (507 from the API). Default 128MiB.
 	FreeSpaceReserve abi.Size `yaml:"free_space_reserve"`
+	// HostID names this host in the store's claims and in what it
+	// records (the host that ran a node). Every host sharing a database
+	// needs its own. Default: host name, process ID and a random suffix.
+	HostID string `yaml:"host_id"`
+	// Lease is how long a node this host runs stays its own without a
+	// heartbeat: when the host dies or freezes, another host sharing the
+	// database runs the node after at most this long. Default 15s.
+	Lease resilience.Duration `yaml:"lease"`
 }
 
 // Drain configures shutdown.
@@ -148,6 +156,7 @@ const (
 	DefaultRetention           = 7 * 24 * time.Hour
 	DefaultMaxCheckpoints      = 10
 	DefaultFreeSpaceReserve    = 128 << 20
+	DefaultLease               = 15 * time.Second
 	DefaultGracePeriod         = 30 * time.Second
 )
 
@@ -271,6 +280,9 @@ func (c *Config) validate() []keyError {
 	pos("http.idle_timeout", c.HTTP.IdleTimeout)
 	pos("store.retention", c.Store.Retention)
 	pos("drain.grace_period", c.Drain.GracePeriod)
+	if c.Store.Lease < resilience.Duration(100*time.Millisecond) {
+		bad("store.lease", "must be at least 100ms, got %s", c.Store.Lease)
+	}
 	pos("plugins.start_timeout", c.Plugins.StartTimeout)
 	if c.Plugins.MaxModuleSize <= 0 {
 		bad("plugins.max_module_size", "must be positive, got %s", c.Plugins.MaxModuleSize)

@@ -1,0 +1,398 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bulkhead-run/bulkhead/statestore"
+	"github.com/bulkhead-run/bulkhead/statestore/pgstore"
+	"github.com/bulkhead-run/bulkhead/statestore/pgstore/pgtest"
+)
+
+// Three `bulkhead serve` processes share one PostgreSQL database: runs
+// submitted to any of them finish while hosts are killed, frozen,
+// restarted one by one, and while the database itself goes away.
+
+// clusterFlow is a 10-node chain whose middle node runs for about a
+// second and checkpoints every 4 of its 20 steps.
+const clusterFlow = `name: ten
+policy:
+  retry: {max_attempts: 4, initial_delay: 5ms, jitter: none}
+  breaker: {failure_threshold: -1}
+nodes:
+  n1: {plugin: nodes, function: work}
+  n2: {plugin: nodes, function: work, needs: [n1]}
+  n3: {plugin: nodes, function: work, needs: [n2], config: {sleep_ms: 20}}
+  n4: {plugin: nodes, function: work, needs: [n3]}
+  long:
+    plugin: nodes
+    function: long
+    config: {steps: 20, step_ms: 50, every: 4}
+    needs: [n4]
+  n6: {plugin: nodes, function: work, needs: [long]}
+  n7: {plugin: nodes, function: work, needs: [n6], config: {sleep_ms: 20}}
+  n8: {plugin: nodes, function: work, needs: [n7]}
+  n9: {plugin: nodes, function: work, needs: [n8]}
+  n10: {plugin: nodes, function: work, needs: [n9]}
+`
+
+// slowFlow has one node that runs for about six seconds, checkpointing.
+const slowFlow = `name: slow
+nodes:
+  long:
+    plugin: nodes
+    function: long
+    config: {steps: 60, step_ms: 100, every: 5}
+`
+
+const clusterLease = 2 * time.Second
+
+// cluster is three hosts on one database.
+type cluster struct {
+	t     *testing.T
+	bin   string
+	dir   string
+	url   string
+	mu    sync.Mutex
+	hosts []*service
+	db    *pgxpool.Pool
+	store *pgstore.Store
+}
+
+func (c *cluster) args(i int) []string {
+	return []string{"--store", c.url, "--host-id", fmt.Sprintf("h%d", i), "--lease", clusterLease.String(),
+		"--data", filepath.Join(c.dir, fmt.Sprintf("data-h%d", i)), "--grace-period", "10s"}
+}
+
+func (c *cluster) start(i int) *service {
+	s := startService(c.t, c.bin, c.dir, c.args(i)...)
+	c.mu.Lock()
+	c.hosts[i] = s
+	c.mu.Unlock()
+	return s
+}
+
+func (c *cluster) host(i int) *service {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hosts[i]
+}
+
+func newCluster(t *testing.T, bin string) *cluster {
+	t.Helper()
+	url := pgtest.URL(t)
+	if code, out, errOut := bulkhead(t, "", "migrate", "--store", url); code != exitOK {
+		t.Fatalf("migrate: exit %d %s %s", code, out, errOut)
+	}
+	c := &cluster{t: t, bin: bin, url: url, dir: svcDir(t, map[string]string{"ten": clusterFlow, "slow": slowFlow}),
+		hosts: make([]*service, 3)}
+	var err error
+	if c.db, err = pgxpool.New(context.Background(), url); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.db.Close)
+	if c.store, err = pgstore.Open(context.Background(), url); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.store.Close() })
+	for i := range 3 {
+		c.start(i)
+	}
+	return c
+}
+
+// submit submits runs through the hosts in turn; each must be accepted.
+func (c *cluster) submit(workflow string, ids []string) {
+	c.t.Helper()
+	for i, id := range ids {
+		var err error
+		for try := range 50 {
+			h := c.host((i + try) % 3)
+			if _, err = h.client.Submit(context.Background(), workflow, json.RawMessage(`"x"`), id); err == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
+			c.t.Fatalf("submit %s: %v", id, err)
+		}
+	}
+}
+
+// waitFinished waits until none of the runs is unfinished.
+func (c *cluster) waitFinished(ids []string, within time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var n int
+		err := c.db.QueryRow(context.Background(),
+			"SELECT count(*) FROM runs WHERE status IN ('pending', 'running') AND id = ANY($1)", byteIDs(ids)).Scan(&n)
+		if err == nil && n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%d runs unfinished after %s (last error %v)", n, within, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func byteIDs(ids []string) [][]byte {
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		out[i] = []byte(id)
+	}
+	return out
+}
+
+// checkRuns checks that every run succeeded with the same output, and that
+// no journaled node of theirs ran again.
+func (c *cluster) checkRuns(ids []string) {
+	c.t.Helper()
+	ctx := context.Background()
+	var want string
+	for _, id := range ids {
+		r, err := c.store.GetRun(ctx, id)
+		if err != nil {
+			c.t.Fatalf("run %s: %v", id, err)
+		}
+		if r.Status != statestore.StatusSucceeded {
+			c.t.Errorf("run %s: %s %s", id, r.Status, r.Error)
+			continue
+		}
+		if want == "" {
+			want = string(r.Output)
+		}
+		if string(r.Output) != want {
+			c.t.Errorf("run %s output %s, want %s as every other run with the same input", id, r.Output, want)
+		}
+		if err := checkJournal(ctx, c.store, id, 10); err != nil {
+			c.t.Error(err)
+		}
+	}
+	if n, _ := c.store.CountDeadLetters(ctx); n != 0 {
+		c.t.Errorf("%d dead letters", n)
+	}
+}
+
+// held returns the tasks a host holds.
+func (c *cluster) held(host string) [][2]string {
+	rows, err := c.db.Query(context.Background(), "SELECT run_id, node FROM tasks WHERE owner = $1", []byte(host))
+	if err != nil {
+		return nil
+	}
+	defer rows.Close()
+	var out [][2]string
+	for rows.Next() {
+		var run, node []byte
+		if rows.Scan(&run, &node) == nil {
+			out = append(out, [2]string{string(run), string(node)})
+		}
+	}
+	return out
+}
+
+// rescued waits until no task in tasks is held by host any more (claimed
+// by another host or completed) and returns how long it took.
+func (c *cluster) rescued(host string, tasks [][2]string, since time.Time) time.Duration {
+	for time.Since(since) < time.Minute {
+		left := 0
+		for _, t := range tasks {
+			var owner []byte
+			err := c.db.QueryRow(context.Background(), "SELECT owner FROM tasks WHERE run_id = $1 AND node = $2",
+				[]byte(t[0]), []byte(t[1])).Scan(&owner)
+			if err == nil && string(owner) == host {
+				left++
+			}
+		}
+		if left == 0 {
+			return time.Since(since)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Minute
+}
+
+func runIDs(prefix string, n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s-%04d", prefix, i)
+	}
+	return ids
+}
+
+// TestCluster runs the cluster's must-haves on one database and one set
+// of hosts. BULKHEAD_SOAK=1 runs the failover soak with 1,000 runs.
+func TestCluster(t *testing.T) {
+	pgtest.Get(t)
+	bin := buildBinary(t, t.TempDir())
+	c := newCluster(t, bin)
+	t.Run("Failover", func(t *testing.T) {
+		c.t = t
+		n, kills := 30, 3
+		if os.Getenv("BULKHEAD_SOAK") != "" {
+			n, kills = 1000, 40
+		}
+		testFailover(c, n, kills)
+	})
+	t.Run("Fencing", func(t *testing.T) { c.t = t; testFencing(c) })
+	t.Run("RollingRestart", func(t *testing.T) { c.t = t; testRollingRestart(c) })
+	t.Run("DatabaseOutage", func(t *testing.T) { c.t = t; testOutage(c) })
+}
+
+// testFailover: runs submitted through all three hosts while a random
+// host is killed with SIGKILL every few seconds and started again.
+func testFailover(c *cluster, n, kills int) {
+	t := c.t
+	ids := runIDs("fo", n)
+	c.submit("ten", ids)
+	var rescues []time.Duration
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for k := range kills {
+		time.Sleep(time.Duration(1500+rand.IntN(1500)) * time.Millisecond)
+		i := rand.IntN(3)
+		host := fmt.Sprintf("h%d", i)
+		held := c.held(host)
+		killed := time.Now()
+		if err := c.host(i).cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-c.host(i).done
+		if len(held) > 0 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d := c.rescued(host, held, killed)
+				mu.Lock()
+				rescues = append(rescues, d)
+				mu.Unlock()
+			}()
+		}
+		t.Logf("kill %d: %s held %d nodes", k+1, host, len(held))
+		c.start(i)
+	}
+	c.waitFinished(ids, 3*time.Minute)
+	wg.Wait()
+	c.checkRuns(ids)
+	slices.Sort(rescues)
+	if len(rescues) > 0 {
+		t.Logf("rescue after a kill (%d kills with held nodes): min %s, median %s, max %s (lease %s)", len(rescues),
+			rescues[0].Round(time.Millisecond), rescues[len(rescues)/2].Round(time.Millisecond),
+			rescues[len(rescues)-1].Round(time.Millisecond), clusterLease)
+		// A held node is rescued once its lease ends; the lease was last
+		// extended at most a heartbeat (lease/3) before the kill.
+		if worst := rescues[len(rescues)-1]; worst > clusterLease+time.Second {
+			t.Errorf("a node was rescued %s after its host was killed, want within lease + 1s", worst)
+		}
+	}
+}
+
+// testFencing freezes the host running a long node past its lease:
+// another host finishes the run; once thawed, the frozen host's writes
+// are refused and the journal keeps the other host's output.
+func testFencing(c *cluster) {
+	t := c.t
+	ctx := context.Background()
+	c.submit("slow", []string{"fence-1"})
+	var owner string
+	waitUntil(t, 30*time.Second, "a checkpoint of the long node", func() bool {
+		var o []byte
+		if c.db.QueryRow(ctx, "SELECT owner FROM tasks WHERE run_id = $1", []byte("fence-1")).Scan(&o) != nil || o == nil {
+			return false
+		}
+		cps, _ := c.store.ListCheckpoints(ctx, "fence-1", "long")
+		owner = string(o)
+		return len(cps) > 0
+	})
+	i := int(owner[1] - '0')
+	frozen := c.host(i)
+	if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFinished([]string{"fence-1"}, time.Minute)
+	if err := frozen.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.store.NodeResults(ctx, "fence-1")
+	if err != nil || res["long"].Host == owner || res["long"].Host == "" {
+		t.Fatalf("journal %+v, %v: want the long node journaled by a host other than the frozen %s", res["long"], err, owner)
+	}
+	waitUntil(t, 20*time.Second, "the frozen host to report its lost claim", func() bool {
+		return strings.Contains(frozen.logText(), "claim of a node lost")
+	})
+	r, _ := c.store.GetRun(ctx, "fence-1")
+	if r.Status != statestore.StatusSucceeded {
+		t.Fatalf("run %s: %s", r.Status, r.Error)
+	}
+	res2, _ := c.store.NodeResults(ctx, "fence-1")
+	if string(res2["long"].Output) != string(res["long"].Output) || res2["long"].Host != res["long"].Host {
+		t.Errorf("the journal changed after the frozen host woke: %+v, was %+v", res2["long"], res["long"])
+	}
+}
+
+// testRollingRestart restarts every host with SIGTERM, one after the
+// other, while runs execute: none fails.
+func testRollingRestart(c *cluster) {
+	t := c.t
+	ids := runIDs("roll", 30)
+	c.submit("ten", ids)
+	for i := range 3 {
+		if code, took := c.host(i).stop(syscall.SIGTERM, 30*time.Second); code != 0 {
+			t.Fatalf("host h%d exited %d after SIGTERM (%s):\n%s", i, code, took, c.host(i).logText())
+		}
+		c.start(i)
+	}
+	c.waitFinished(ids, 3*time.Minute)
+	c.checkRuns(ids)
+}
+
+// testOutage stops PostgreSQL for ten seconds under load: the hosts go
+// unready and come back by themselves, and every accepted run finishes.
+func testOutage(c *cluster) {
+	t := c.t
+	ids := runIDs("out", 30)
+	c.submit("ten", ids)
+	pg := pgtest.Get(t)
+	if err := pg.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	down := time.Now()
+	waitUntil(t, 20*time.Second, "every host unready", func() bool {
+		for i := range 3 {
+			if code, _ := c.host(i).get("/readyz", ""); code != 503 {
+				return false
+			}
+		}
+		return true
+	})
+	if code, _ := c.host(0).get("/v1/runs", c.host(0).token); code == 200 {
+		t.Errorf("listing runs during the outage answered 200")
+	}
+	time.Sleep(10*time.Second - time.Since(down))
+	if err := pg.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 60*time.Second, "every host ready again", func() bool {
+		for i := range 3 {
+			if code, _ := c.host(i).get("/readyz", ""); code != 200 {
+				return false
+			}
+		}
+		return true
+	})
+	c.waitFinished(ids, 3*time.Minute)
+	c.checkRuns(ids)
+}
