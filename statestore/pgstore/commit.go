@@ -3,12 +3,14 @@ package pgstore
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/internal/rules"
@@ -165,11 +167,29 @@ func (s *Store) commitGroup(batch []*op) {
 		}
 	}
 	for _, o := range live {
-		results, err := s.runGroup([]*op{o})
+		var results []error
+		err := retryDeadlock(o.ctx, func() error {
+			var err error
+			results, err = s.runGroup([]*op{o})
+			return err
+		})
 		if err == nil {
 			err = results[0]
 		}
 		o.done <- s.translateCall(o.ctx, err)
+	}
+}
+
+// retryDeadlock runs fn, a transaction of its own, again when PostgreSQL
+// chose it as the victim of a deadlock (which rolled it back), up to three
+// times in all.
+func retryDeadlock(ctx context.Context, fn func() error) error {
+	for try := 1; ; try++ {
+		err := fn()
+		var pe *pgconn.PgError
+		if try == 3 || !errors.As(err, &pe) || pe.Code != "40P01" || ctx.Err() != nil {
+			return err
+		}
 	}
 }
 

@@ -153,15 +153,15 @@ func (s *Store) EnqueueNodes(ctx context.Context, runID string, nodes []statesto
 // passes over rows another claim or write holds, so concurrent claims
 // never wait for each other and never take one task twice. Times are the
 // database's. %[1]s restricts the tasks (claimRunSQL: to the run $4).
-const claimSQL = `WITH expired AS (
+const claimSQL = `WITH expired AS MATERIALIZED (
 	SELECT run_id, node, seq FROM tasks
 	WHERE owner IS NOT NULL AND lease_until <= now() %[1]s
 	ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED
-), due AS (
+), due AS MATERIALIZED (
 	SELECT run_id, node, seq FROM tasks
 	WHERE owner IS NULL AND ready_at <= now() %[1]s
 	ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED
-), picked AS (
+), picked AS MATERIALIZED (
 	SELECT run_id, node, pass, seq FROM (
 		SELECT 0 AS pass, * FROM expired UNION ALL SELECT 1 AS pass, * FROM due
 	) c ORDER BY pass, seq LIMIT $2
@@ -206,18 +206,20 @@ func (s *Store) claim(ctx context.Context, owner, runID string, limit int, lease
 	}
 	var out []claimed
 	err := s.do(ctx, func(ctx context.Context) error {
-		rows, err := s.pool.Query(ctx, q, args...)
-		if err != nil {
+		return retryDeadlock(ctx, func() error {
+			rows, err := s.pool.Query(ctx, q, args...)
+			if err != nil {
+				return err
+			}
+			out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (claimed, error) {
+				var c claimed
+				var run, node []byte
+				err := row.Scan(&run, &node, &c.task.Token, &c.task.Claims, &c.task.First, &c.task.LeaseUntil, &c.pass, &c.seq)
+				c.task.RunID, c.task.Node, c.task.Owner = string(run), string(node), owner
+				return c, err
+			})
 			return err
-		}
-		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (claimed, error) {
-			var c claimed
-			var run, node []byte
-			err := row.Scan(&run, &node, &c.task.Token, &c.task.Claims, &c.task.First, &c.task.LeaseUntil, &c.pass, &c.seq)
-			c.task.RunID, c.task.Node, c.task.Owner = string(run), string(node), owner
-			return c, err
 		})
-		return err
 	})
 	if err != nil {
 		return nil, err
@@ -400,17 +402,24 @@ func (s *Store) CompleteTask(ctx context.Context, c statestore.Completion) (stat
 
 // DropTasks implements statestore.Queue. It takes the run's row lock
 // first, as completions do, so it waits for the run's completions in
-// progress instead of deadlocking with them.
+// progress instead of deadlocking with them, then locks the tasks in key
+// order, as ExtendLeases does.
 func (s *Store) DropTasks(ctx context.Context, runID string) error {
 	if err := statestore.CheckID("run ID", runID); err != nil {
 		return err
 	}
 	return s.do(ctx, func(ctx context.Context) error {
-		b := &pgx.Batch{}
-		b.Queue("SELECT 1 FROM runs WHERE id = $1 FOR NO KEY UPDATE", []byte(runID))
-		b.Queue("DELETE FROM tasks WHERE run_id = $1", []byte(runID))
-		return s.pool.SendBatch(ctx, b).Close()
+		return retryDeadlock(ctx, func() error { return s.dropTasks(ctx, runID) })
 	})
+}
+
+// dropTasks deletes the tasks of a run in one implicit transaction.
+func (s *Store) dropTasks(ctx context.Context, runID string) error {
+	b := &pgx.Batch{}
+	b.Queue("SELECT 1 FROM runs WHERE id = $1 FOR NO KEY UPDATE", []byte(runID))
+	b.Queue(`DELETE FROM tasks WHERE (run_id, node) IN (
+	SELECT run_id, node FROM tasks WHERE run_id = $1 ORDER BY node FOR UPDATE)`, []byte(runID))
+	return s.pool.SendBatch(ctx, b).Close()
 }
 
 // CheckFence implements statestore.Queue.

@@ -35,18 +35,23 @@ CREATE INDEX runs_unfinished_id ON runs (id) WHERE status IN ('pending', 'runnin
 -- p_needs[o+1 .. o+p_nneeds[i]], o the sum of the counts before it. For
 -- each node queued it raises the node's attempt to last+block (started at
 -- p_now) and inserts its task with first_attempt last+1; it returns the
--- nodes queued in the order given. The caller holds the run row locked
+-- nodes queued in the order given. With p_owner, the first node queued is
+-- inserted claimed by p_owner (a new token, claims 1, leased for
+-- p_lease_us microseconds), and its token and lease are returned with it.
+-- The caller holds the run row locked
 -- FOR NO KEY UPDATE, which serializes the writes that may ready a node of
 -- the run, so of two needs completing at once the second one queues it.
 CREATE FUNCTION bulkhead_queue_nodes(
-	p_run bytea, p_nodes bytea[], p_blocks int[], p_nneeds int[], p_needs bytea[], p_now bigint)
-RETURNS TABLE (q_node bytea, q_first int)
+	p_run bytea, p_nodes bytea[], p_blocks int[], p_nneeds int[], p_needs bytea[], p_now bigint,
+	p_owner bytea DEFAULT NULL, p_lease_us bigint DEFAULT 0)
+RETURNS TABLE (q_node bytea, q_first int, q_token bigint, q_lease timestamptz)
 LANGUAGE plpgsql AS $$
 DECLARE
 	n int := coalesce(array_length(p_nodes, 1), 0);
 	o int := 0;
 	needs bytea[];
 	att int;
+	kept boolean := p_owner IS NULL;
 BEGIN
 	FOR i IN 1..n LOOP
 		needs := p_needs[o + 1 : o + p_nneeds[i]];
@@ -63,9 +68,19 @@ BEGIN
 			ON CONFLICT (run_id, node) DO UPDATE
 				SET attempt = a.attempt + EXCLUDED.attempt, started_ns = EXCLUDED.started_ns
 			RETURNING a.attempt INTO att;
-		INSERT INTO tasks (run_id, node, first_attempt) VALUES (p_run, p_nodes[i], att - p_blocks[i] + 1);
 		q_node := p_nodes[i];
 		q_first := att - p_blocks[i] + 1;
+		q_token := NULL;
+		q_lease := NULL;
+		IF kept THEN
+			INSERT INTO tasks (run_id, node, first_attempt) VALUES (p_run, q_node, q_first);
+		ELSE
+			kept := true;
+			INSERT INTO tasks (run_id, node, first_attempt, owner, token, claims, lease_until)
+				VALUES (p_run, q_node, q_first, p_owner, nextval('task_tokens'), 1,
+					now() + p_lease_us * interval '1 microsecond')
+				RETURNING token, lease_until INTO q_token, q_lease;
+		END IF;
 		RETURN NEXT;
 	END LOOP;
 END
@@ -85,8 +100,6 @@ CREATE FUNCTION bulkhead_complete_task(
 	p_keep boolean, p_lease_us bigint,
 	OUT code int, OUT k_node bytea, OUT k_token bigint, OUT k_first int, OUT k_lease timestamptz)
 LANGUAGE plpgsql AS $$
-DECLARE
-	q record;
 BEGIN
 	code := 0;
 	PERFORM 1 FROM runs WHERE id = p_run FOR NO KEY UPDATE;
@@ -106,14 +119,10 @@ BEGIN
 		code := 1;
 		RETURN;
 	END IF;
-	FOR q IN SELECT * FROM bulkhead_queue_nodes(p_run, p_nodes, p_blocks, p_nneeds, p_needs, p_now) LOOP
-		IF p_keep AND k_node IS NULL THEN
-			UPDATE tasks SET owner = p_owner, token = nextval('task_tokens'), claims = 1,
-					lease_until = now() + p_lease_us * interval '1 microsecond'
-				WHERE run_id = p_run AND node = q.q_node
-				RETURNING node, token, first_attempt, lease_until INTO k_node, k_token, k_first, k_lease;
-		END IF;
-	END LOOP;
+	SELECT q_node, q_token, q_first, q_lease INTO k_node, k_token, k_first, k_lease
+		FROM bulkhead_queue_nodes(p_run, p_nodes, p_blocks, p_nneeds, p_needs, p_now,
+			CASE WHEN p_keep THEN p_owner END, p_lease_us)
+		WHERE q_token IS NOT NULL;
 END
 $$;
 
