@@ -6,7 +6,7 @@ BIN       := bin/bulkhead
 GUEST_ENV := GOOS=wasip1 GOARCH=wasm
 DEMO_DATA := .bulkhead-demo
 
-.PHONY: all build demo test test.all bench soak testdata generate check lint format clean
+.PHONY: all build demo demo-cluster test test.all bench soak testdata generate check lint format clean
 
 all: build
 
@@ -20,6 +20,14 @@ demo: build
 	@mkdir -p $(DEMO_DATA)/plugins
 	cd testdata/go/nodes && $(GUEST_ENV) $(GO) build -buildmode=c-shared -trimpath -o ../../../$(DEMO_DATA)/plugins/nodes.wasm .
 	$(GO) run ./examples/demo -bin $(BIN) -flow examples/demo/flow.yaml -plugins $(DEMO_DATA)/plugins -data $(DEMO_DATA)/data
+
+# Three hosts share one PostgreSQL database (a throwaway one, from the
+# server binaries installed on the machine); the host running a long node
+# is killed with SIGKILL and another host finishes the run.
+demo-cluster: build
+	@mkdir -p $(DEMO_DATA)/plugins
+	cd testdata/go/nodes && $(GUEST_ENV) $(GO) build -buildmode=c-shared -trimpath -o ../../../$(DEMO_DATA)/plugins/nodes.wasm .
+	$(GO) run ./examples/cluster -bin $(BIN) -plugins $(DEMO_DATA)/plugins
 
 # All tests, race detector on, slow soaks skipped.
 test:

@@ -105,6 +105,22 @@ func URL(t testing.TB) string {
 	return c.URL(name)
 }
 
+// Start starts a cluster of its own, for programs other than tests (the
+// cluster demo); stop it with Stop. Errors match ErrMissing when no
+// server binaries are installed.
+func Start() (*Cluster, error) { return start() }
+
+// ErrMissing: no PostgreSQL server binaries were found.
+var ErrMissing = errMissing
+
+// CreateDB creates database name and returns its URL.
+func (c *Cluster) CreateDB(name string) (string, error) {
+	if err := c.client("createdb", name); err != nil {
+		return "", err
+	}
+	return c.URL(name), nil
+}
+
 // URL returns the URL of database db in the cluster.
 func (c *Cluster) URL(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.Port, db)
