@@ -124,7 +124,10 @@ func verifyLog(path string) error {
 		end, ok := readEntry(r, &buf, size-off)
 		if !ok {
 			// The damaged or final entry spans [off, off+end).
-			return zeroFrom(f, off, off+end, size)
+			if err := zeroFrom(f, off, off+end, size); err != nil && validAfter(f, off, size) {
+				return err
+			}
+			return nil
 		}
 		off += end
 	}
@@ -164,6 +167,21 @@ func readEntry(r *bufio.Reader, buf *[]byte, left int64) (int64, bool) {
 		return total, false
 	}
 	return total, true
+}
+
+// validAfter reports whether a valid entry starts after the invalid one at
+// bad. Non-zero bytes with no valid entry among them are what an earlier
+// crash leaves behind: the write that was cut off there, partly
+// overwritten since by entries shorter than it, which were themselves cut
+// off by the next crash. Badger drops them and loses nothing.
+func validAfter(f *os.File, bad, size int64) bool {
+	_, end := dataExtent(f, bad+1, size)
+	for pos := bad + 1; pos < end; pos += resyncWindow {
+		if _, ok := resync(f, pos, min(end, pos+resyncWindow), size); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // zeroFrom returns an error when f holds a non-zero byte in [from, size).
