@@ -118,15 +118,18 @@
 //
 // CompleteNode and CompleteTask calls are queued to the committer, which
 // takes everything queued (up to WithMaxBatch, default 256) and sends one
-// pipelined batch of bulkhead_complete_node and bulkhead_complete_task calls, which PostgreSQL runs as one implicit
-// transaction: one round trip and one commit for the group. Each call
+// pipelined batch of bulkhead_complete_node and bulkhead_complete_task
+// calls, which PostgreSQL runs as one implicit transaction: one round trip
+// and one commit for the group. Each call
 // settles its own conflicts, so a member that conflicts or names a missing
 // run gets its own error and the others commit; a second completion of a
 // node in the same group conflicts with the first. Members are sent in
 // (run, node) order, so groups of two hosts lock rows in the same order.
 // A group's transaction is bounded at 30 s. When the group's
 // transaction fails as a whole (a deadlock with another host, a lost
-// connection), each member is retried in a transaction of its own.
+// connection), each member is retried in a transaction of its own, which
+// is run again (up to three times in all) when PostgreSQL breaks a
+// deadlock by rolling it back; claims and DropTasks are too.
 // WithMaxBatch(1) turns grouping off: each CompleteNode and CompleteTask
 // then commits on the caller's goroutine.
 //
