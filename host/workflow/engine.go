@@ -103,6 +103,9 @@ const (
 	EventCheckpointLoaded EventKind = "checkpoint_loaded" // a node resumed from a checkpoint
 	EventProgress         EventKind = "progress"
 	EventRunFinished      EventKind = "run_finished"
+	EventRunAccepted      EventKind = "run_accepted"   // Submit stored a new run
+	EventAttemptFailed    EventKind = "attempt_failed" // one attempt of a node failed
+	EventNodeRetried      EventKind = "node_retried"   // a node's next attempt starts after a failed one
 )
 
 // Event is one thing that happened in a run.
@@ -122,6 +125,16 @@ type Event struct {
 	// Resumed is set on EventRunStarted when the run existed before.
 	Resumed bool
 	Err     string
+	// Version is the plugin version an attempt ran on (attempt events).
+	Version string
+	// Delay is the time since the failed attempt (EventNodeRetried).
+	Delay time.Duration
+	// DeadLetter is the dead letter's ID (EventNodeFailed).
+	DeadLetter string
+	// Ready lists the nodes a started run queues first (EventRunStarted).
+	Ready []string
+	// Attrs are the run's attributes (EventRunAccepted, EventRunStarted).
+	Attrs map[string]string
 }
 
 // Engine runs workflows durably. See the package documentation.
@@ -356,6 +369,9 @@ func (e *Engine) Submit(ctx context.Context, workflow string, input []byte, runI
 		}
 		return statestore.Run{}, fmt.Errorf("workflow: create run: %w", err)
 	}
+	if created {
+		e.emit(Event{Kind: EventRunAccepted, RunID: runID, Workflow: w.Name, Status: stored.Status, Attrs: stored.Attrs})
+	}
 	if !created && stored.Status.Finished() {
 		return stored, nil
 	}
@@ -493,7 +509,8 @@ func (e *Engine) activate(ctx context.Context, r statestore.Run, resumed bool) e
 	}
 	e.enqueue(rs, ready)
 	e.mu.Unlock()
-	e.emit(Event{Kind: EventRunStarted, RunID: r.ID, Workflow: w.Name, Resumed: resumed, Status: statestore.StatusRunning})
+	e.emit(Event{Kind: EventRunStarted, RunID: r.ID, Workflow: w.Name, Resumed: resumed, Status: statestore.StatusRunning,
+		Ready: slices.Clone(ready), Attrs: r.Attrs})
 	for _, ev := range skipped {
 		e.emit(ev)
 	}
@@ -612,8 +629,9 @@ func (e *Engine) execNode(rs *runState, name string) string {
 		Plugin: n.Plugin, Function: n.Function, Input: input, Version: rs.versions[name],
 		Invocation: abi.Invocation{RunID: rs.id, Workflow: w.Name, Node: name, Attempt: first,
 			IdempotencyKey: abi.IdempotencyKey(rs.id, name)},
-		Durable: dur,
-		Logger:  e.log,
+		Durable:   dur,
+		Logger:    e.log,
+		OnAttempt: e.attemptEvents(rs, name),
 	}
 	if req.Version == "" {
 		req.Version = n.Version
@@ -948,7 +966,8 @@ func (e *Engine) failNode(rs *runState, n *Node, input []byte, first int, versio
 		e.deactivate(rs)
 		return
 	}
-	e.emit(Event{Kind: EventNodeFailed, RunID: rs.id, Workflow: rs.wf.Name, Node: n.Name, Attempt: first, Err: err.Error()})
+	e.emit(Event{Kind: EventNodeFailed, RunID: rs.id, Workflow: rs.wf.Name, Node: n.Name, Attempt: first, Err: err.Error(),
+		Version: version, DeadLetter: dl.ID})
 	e.finish(rs, statestore.StatusFailed, nil, fmt.Sprintf("node %s failed: %v", n.Name, err),
 		map[string]string{AttrDeadLetter: dl.ID})
 }

@@ -149,9 +149,10 @@ func (i invoker) Invoke(ctx context.Context, req host.InvokeRequest) (host.Invok
 func (i invoker) Plugin(name string) (host.PluginInfo, bool) { return i.h.Plugin(name) }
 
 func newEngine(log *slog.Logger, store statestore.Store, sv *supervisor.Supervisor, h *host.Host, m *api.Metrics, c *counters) (*workflow.Engine, error) {
+	logEvents := workflow.LogEvents(log.With("module", "engine"))
 	return workflow.New(store, m.Instrument(invoker{sv, h}),
 		workflow.WithLogger(log.With("module", "engine")),
-		workflow.WithObserver(c.observe),
+		workflow.WithObserver(func(ev workflow.Event) { c.observe(ev); logEvents(ev) }),
 		workflow.WithMaxAttempts(func(plugin string) int {
 			return h.Policy(plugin).WithDefaults().Retry.MaxAttempts
 		}))
