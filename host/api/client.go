@@ -281,13 +281,15 @@ func (c *Client) Breakers(ctx context.Context) (map[string]json.RawMessage, erro
 // HealthSummary is GET /v1/health as a client reads it.
 type HealthSummary struct {
 	Status     string            `json:"status"`
+	Ready      bool              `json:"ready"`
+	Reason     string            `json:"reason,omitempty"`
 	Draining   bool              `json:"draining"`
 	Components []json.RawMessage `json:"components"`
 }
 
-// Health returns the overall and per-component health; an unhealthy
-// service answers 503 with the same body, which Health returns without
-// error.
+// Health returns readiness and the overall and per-component health; a
+// service that is not ready answers 503 with the same body, which Health
+// returns without error.
 func (c *Client) Health(ctx context.Context) (HealthSummary, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", c.base+"/v1/health", nil)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/fx"
@@ -51,11 +52,13 @@ func Options(cfg *config.Config, log *slog.Logger) fx.Option {
 			newStore,
 			supervisor.NewHooks,
 			newHost,
+			newPluginHealth,
 			newSupervisor,
 			newCounters,
 			newMetrics,
 			newEngine,
 			newMonitor,
+			newAPIRef,
 			newAPI,
 			newServer,
 		),
@@ -89,12 +92,16 @@ func newHost(cfg *config.Config, log *slog.Logger, pol resilience.Policy, hooks 
 	return host.New(opts...)
 }
 
-func newSupervisor(cfg *config.Config, log *slog.Logger, h *host.Host, hooks *supervisor.Hooks, pol resilience.Policy) (*supervisor.Supervisor, error) {
-	return supervisor.New(h, cfg.PluginsDir,
+func newSupervisor(cfg *config.Config, log *slog.Logger, h *host.Host, hooks *supervisor.Hooks, pol resilience.Policy,
+	ph *pluginHealth) (*supervisor.Supervisor, error) {
+	sv, err := supervisor.New(h, cfg.PluginsDir,
 		supervisor.WithLogger(log.With("module", "supervisor")),
 		supervisor.WithHooks(hooks),
 		supervisor.WithDefaultPolicy(pol),
+		supervisor.WithChangeHook(ph.changed),
 		supervisor.WithRegistryOptions(plugins.WithMaxModuleSize(int64(cfg.Plugins.MaxModuleSize))))
+	ph.sv = sv
+	return sv, err
 }
 
 // counters counts engine events the metrics report.
@@ -158,9 +165,12 @@ func newEngine(log *slog.Logger, store statestore.Store, sv *supervisor.Supervis
 		}))
 }
 
-func newMetrics(store statestore.Store, h *host.Host, sv *supervisor.Supervisor, c *counters) *api.Metrics {
+func newMetrics(store statestore.Store, h *host.Host, sv *supervisor.Supervisor, c *counters, mon *resilience.Monitor,
+	ref *apiRef) *api.Metrics {
 	return api.NewMetrics(api.Sources{
-		Host: h,
+		Host:     h,
+		Monitor:  mon,
+		Draining: ref.draining,
 		Unfinished: func(ctx context.Context) (map[statestore.RunStatus]int, error) {
 			runs, err := store.UnfinishedRuns(ctx)
 			out := map[statestore.RunStatus]int{}
@@ -290,7 +300,7 @@ type readiness struct {
 func (r *readiness) set(f func()) { r.mu.Lock(); f(); r.mu.Unlock() }
 
 func newAPI(cfg *config.Config, log *slog.Logger, h *host.Host, sv *supervisor.Supervisor, eng *workflow.Engine,
-	mon *resilience.Monitor, m *api.Metrics, store statestore.Store, pol resilience.Policy) (*api.API, *readiness, error) {
+	mon *resilience.Monitor, m *api.Metrics, store statestore.Store, pol resilience.Policy, ref *apiRef) (*api.API, *readiness, error) {
 	ready := &readiness{}
 	var a *api.API
 	deps := api.Deps{
@@ -318,7 +328,18 @@ func newAPI(cfg *config.Config, log *slog.Logger, h *host.Host, sv *supervisor.S
 		Dashboard: cfg.DashboardEnabled(), Preset: cfg.Resilience.Preset, Policy: pol,
 		Listen: cfg.Listen, PublicNames: cfg.PublicNames,
 	}, deps)
+	ref.a.Store(a)
 	return a, ready, err
+}
+
+// apiRef lets the metrics, made before the API, read its draining flag.
+type apiRef struct{ a atomic.Pointer[api.API] }
+
+func newAPIRef() *apiRef { return &apiRef{} }
+
+func (r *apiRef) draining() bool {
+	a := r.a.Load()
+	return a != nil && a.Draining()
 }
 
 // storeCheck reads a key that does not exist: the store answers
@@ -381,11 +402,7 @@ func register(p params) {
 			}, every); err != nil {
 				return err
 			}
-			for _, info := range p.Sup.Registry().List() {
-				if err := p.Mon.Register("plugin:"+info.Name, p.Host.PluginCheck(info.Name), every); err != nil {
-					return err
-				}
-			}
+			// The plugin:NAME components follow the directory (pluginHealth).
 			return p.Mon.Start(ctx)
 		},
 		OnStop: p.Mon.Stop,
