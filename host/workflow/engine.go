@@ -362,6 +362,7 @@ func (e *Engine) Submit(ctx context.Context, workflow string, input []byte, runI
 	if w.File != "" {
 		r.Attrs[AttrFile] = w.File
 	}
+	addRunAttrs(ctx, r.Attrs)
 	stored, created, err := e.store.CreateRun(ctx, r)
 	if err != nil {
 		if errors.Is(err, statestore.ErrConflict) {

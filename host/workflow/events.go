@@ -33,3 +33,21 @@ func (e *Engine) attemptEvents(rs *runState, node string) func(context.Context, 
 		}
 	}
 }
+
+type runAttrsKey struct{}
+
+// WithRunAttrs returns a context whose Submit stores attrs in the new
+// run's Attrs (the engine's own keys win), so they outlive the request
+// and every resume sees them: a caller's trace context, for example.
+func WithRunAttrs(ctx context.Context, attrs map[string]string) context.Context {
+	return context.WithValue(ctx, runAttrsKey{}, attrs)
+}
+
+func addRunAttrs(ctx context.Context, dst map[string]string) {
+	attrs, _ := ctx.Value(runAttrsKey{}).(map[string]string)
+	for k, v := range attrs {
+		if _, ok := dst[k]; !ok {
+			dst[k] = v
+		}
+	}
+}

@@ -33,14 +33,25 @@ const (
 // dead-lettered (with the dead letter's ID) and a run failed or paused by
 // a store error; node starts, finishes, skips and checkpoint saves at
 // debug level. A nil logger discards.
-func LogEvents(l *slog.Logger) func(Event) {
+func LogEvents(l *slog.Logger) func(Event) { return LogEventsContext(l, nil) }
+
+// LogEventsContext is LogEvents logging each event with the context
+// ctxOf returns for it (nil: context.Background), so a handler can add
+// what the context carries, such as trace and span IDs.
+func LogEventsContext(l *slog.Logger, ctxOf func(Event) context.Context) func(Event) {
 	if l == nil {
 		return func(Event) {}
 	}
-	return func(ev Event) { logEvent(l, ev) }
+	return func(ev Event) {
+		ctx := context.Background()
+		if ctxOf != nil {
+			ctx = ctxOf(ev)
+		}
+		logEvent(ctx, l, ev)
+	}
 }
 
-func logEvent(l *slog.Logger, ev Event) {
+func logEvent(ctx context.Context, l *slog.Logger, ev Event) {
 	level, msg := slog.LevelInfo, ""
 	attrs := make([]slog.Attr, 0, 8)
 	attrs = append(attrs, slog.String(keyRunID, ev.RunID))
@@ -98,7 +109,6 @@ func logEvent(l *slog.Logger, ev Event) {
 	default: // progress: too frequent for a log
 		return
 	}
-	ctx := context.Background()
 	if !l.Enabled(ctx, level) {
 		return
 	}
