@@ -187,6 +187,13 @@ func newMetrics(store statestore.Store, h *host.Host, sv *supervisor.Supervisor,
 		Host:     h,
 		Monitor:  mon,
 		Draining: ref.draining,
+		PluginStates: func() map[string]string {
+			out := map[string]string{}
+			for _, st := range sv.Statuses() {
+				out[st.Name] = string(st.State)
+			}
+			return out
+		},
 		Unfinished: func(ctx context.Context) (map[statestore.RunStatus]int, error) {
 			runs, err := store.UnfinishedRuns(ctx)
 			out := map[statestore.RunStatus]int{}

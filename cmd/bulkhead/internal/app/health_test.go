@@ -229,9 +229,10 @@ func (s *service) scrapeNames(t *testing.T) []string {
 	return out
 }
 
-// Every metric docs/serve.md names is on /metrics once the service has
-// served a call, and every bulkhead_ metric /metrics serves is documented.
-func TestMetrics_MatchTheDocs(t *testing.T) {
+// servedMetrics returns the bulkhead_ metric families of a service that
+// has served a plugin call and checked its health.
+func servedMetrics(t *testing.T) []string {
+	t.Helper()
 	s := startService(t, nil)
 	req, _ := http.NewRequestWithContext(context.Background(), "POST", "http://"+s.addr+"/v1/plugins/tiny/call?function=noop", nil)
 	resp, err := s.hc.Do(req)
@@ -242,12 +243,19 @@ func TestMetrics_MatchTheDocs(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("call: %s", resp.Status)
 	}
-	docs := docMetrics(t)
 	var got []string
 	waitUntil(t, "the health components to be checked", 30*time.Second, func() bool {
 		got = s.scrapeNames(t)
 		return slices.Contains(got, "bulkhead_component_status")
 	})
+	return got
+}
+
+// Every metric docs/serve.md names is on /metrics once the service has
+// served a call, and every bulkhead_ metric /metrics serves is documented.
+func TestMetrics_MatchTheDocs(t *testing.T) {
+	got := servedMetrics(t)
+	docs := docMetrics(t)
 	for _, n := range docs {
 		if !slices.Contains(got, n) {
 			t.Errorf("docs/serve.md names %s; /metrics does not serve it", n)
