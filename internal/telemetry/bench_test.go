@@ -22,6 +22,7 @@ import (
 	"github.com/bulkhead-run/bulkhead/internal/telemetry"
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
+	"github.com/bulkhead-run/bulkhead/statestore/memstore"
 )
 
 // discard is a span exporter that drops what it is given.
@@ -55,12 +56,17 @@ const (
 // observer and the run-event log (to a discarded info-level logger), and
 // tracing on, the telemetry of an SDK provider sampling every span and
 // batching them to a discarding exporter; the baseline has no observer.
-// The store is Badger.
-func benchEngine(b *testing.B, mode string) *workflow.Engine {
+// The store is Badger (durable) or the in-memory one, where the CPU cost
+// of tracing is not hidden by fsync.
+func benchEngine(b *testing.B, mode string, durable bool) *workflow.Engine {
 	b.Helper()
-	s, err := badgerstore.Open(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
+	var s statestore.Store = memstore.New()
+	if durable {
+		bs, err := badgerstore.Open(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		s = bs
 	}
 	tel := telemetry.Disabled()
 	var tp *sdktrace.TracerProvider
@@ -133,14 +139,23 @@ func runOnce(ctx context.Context, e *workflow.Engine) error {
 	return err
 }
 
-// BenchmarkTelemetry_NoopRun: durable 10-node runs of no-op nodes on the
-// bare engine, with tracing off (as bulkhead serve runs without OTEL_*)
-// and on, in one run: the latency of one run at a time (p50, p99) and node completions
+// BenchmarkTelemetry_NoopRun: 10-node runs of no-op nodes on the bare
+// engine, with tracing off (as bulkhead serve runs without OTEL_*) and
+// on, in one run, on Badger and in memory: the latency of one run at a time (p50, p99) and node completions
 // per second with 16 runs in flight.
 func BenchmarkTelemetry_NoopRun(b *testing.B) {
-	for _, mode := range []string{modeBaseline, modeOff, modeOn} {
-		b.Run(mode+"/latency", func(b *testing.B) {
-			e := benchEngine(b, mode)
+	for _, durable := range []bool{true, false} {
+		store := map[bool]string{true: "store=badger/", false: "store=memory/"}[durable]
+		for _, mode := range []string{modeBaseline, modeOff, modeOn} {
+			benchNoopRun(b, store+mode, mode, durable)
+		}
+	}
+}
+
+func benchNoopRun(b *testing.B, name, mode string, durable bool) {
+	{
+		b.Run(name+"/latency", func(b *testing.B) {
+			e := benchEngine(b, mode, durable)
 			ctx := context.Background()
 			lat := make([]time.Duration, 0, b.N)
 			b.ResetTimer()
@@ -156,8 +171,8 @@ func BenchmarkTelemetry_NoopRun(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 		})
-		b.Run(mode+"/inflight=16", func(b *testing.B) {
-			e := benchEngine(b, mode)
+		b.Run(name+"/inflight=16", func(b *testing.B) {
+			e := benchEngine(b, mode, durable)
 			ctx := context.Background()
 			runs := (b.N + 9) / 10
 			var next atomic.Int64
@@ -184,4 +199,45 @@ func BenchmarkTelemetry_NoopRun(b *testing.B) {
 			b.ReportMetric(float64(runs*10)/elapsed.Seconds(), "completions/s")
 		})
 	}
+}
+
+// fakeInvoker runs one attempt that does nothing.
+type fakeInvoker struct{}
+
+func (fakeInvoker) Invoke(ctx context.Context, req host.InvokeRequest) (host.InvokeResult, error) {
+	if req.OnAttempt != nil {
+		_, end := req.OnAttempt(ctx, 1)
+		if end != nil {
+			end(host.AttemptEnd{Version: "v"})
+		}
+	}
+	return host.InvokeResult{Output: []byte("ok"), Attempts: 1, Version: "v"}, nil
+}
+
+func (fakeInvoker) Plugin(string) (host.PluginInfo, bool) { return host.PluginInfo{}, true }
+
+// BenchmarkTelemetry_NodeOverhead: the CPU and allocations tracing adds
+// to one node call (node and attempt spans, sampled, batched to a
+// discarding exporter), next to the same call untraced, without Wasm or
+// a store: what the run benchmarks cannot resolve on a noisy machine.
+func BenchmarkTelemetry_NodeOverhead(b *testing.B) {
+	req := host.InvokeRequest{Plugin: "p", Invocation: abi.Invocation{RunID: "r", Workflow: "w", Node: "n", Attempt: 1}}
+	b.Run("tracing=off", func(b *testing.B) {
+		var inv workflow.Invoker = fakeInvoker{}
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = inv.Invoke(context.Background(), req)
+		}
+	})
+	b.Run("tracing=on", func(b *testing.B) {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discard{}), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+		tel := telemetry.New(tp)
+		defer func() { _ = tel.Shutdown(context.Background()) }()
+		inv := tel.Invoker(fakeInvoker{})
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = inv.Invoke(context.Background(), req)
+		}
+	})
 }
