@@ -283,14 +283,15 @@ func (t *Telemetry) finish(ev workflow.Event) {
 	r.span.End()
 }
 
-// EventContext returns a context carrying the span of ev's run execution
-// (context.Background when there is none), for log lines about ev.
+// EventContext returns a context carrying the span of ev's run execution,
+// else the span its Attrs name (a run just accepted), else none, for log
+// lines about ev.
 func (t *Telemetry) EventContext(ev workflow.Event) context.Context {
 	t.mu.Lock()
 	r := t.runs[ev.RunID]
 	t.mu.Unlock()
 	if r == nil {
-		return context.Background()
+		return t.parentOf(context.Background(), ev.Attrs)
 	}
 	return r.ctx
 }

@@ -31,12 +31,18 @@ type service struct {
 
 func startService(t *testing.T, cfg func(c *config.Config)) *service {
 	t.Helper()
+	return startServiceLogging(t, cfg, io.Discard)
+}
+
+// startServiceLogging is startService writing JSON logs to w.
+func startServiceLogging(t *testing.T, cfg func(c *config.Config), w io.Writer) *service {
+	t.Helper()
 	c := testConfig(t)
 	if cfg != nil {
 		cfg(c)
 	}
 	var srv *api.Server
-	app := fxtest.New(t, Options(c, slog.New(slog.NewTextHandler(io.Discard, nil))), fx.Populate(&srv))
+	app := fxtest.New(t, Options(c, slog.New(slog.NewJSONHandler(w, nil))), fx.Populate(&srv))
 	app.RequireStart()
 	t.Cleanup(app.RequireStop)
 	s := &service{addr: srv.Addr(), hc: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}}

@@ -61,12 +61,13 @@ func TestTracing_ExportsASubmittedRunInTheCallersTrace(t *testing.T) {
 	defer collector.Close()
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "20")
-	s := startService(t, func(c *config.Config) {
+	var logs syncBuffer
+	s := startServiceLogging(t, func(c *config.Config) {
 		wf := "name: ping\nnodes:\n  a: {plugin: tiny, function: noop}\n"
 		if err := os.WriteFile(filepath.Join(c.WorkflowsDir, "ping.yaml"), []byte(wf), 0o644); err != nil {
 			t.Fatal(err)
 		}
-	})
+	}, &logs)
 	const traceID, callerSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	req, _ := http.NewRequestWithContext(context.Background(), "POST", "http://"+s.addr+"/v1/workflows/ping/runs",
 		strings.NewReader(`{"input": "hi"}`))
@@ -94,4 +95,29 @@ func TestTracing_ExportsASubmittedRunInTheCallersTrace(t *testing.T) {
 			t.Errorf("span %q in trace %s, want %s", name, s[0], traceID)
 		}
 	}
+	// The run's log lines carry its trace.
+	waitUntil(t, "the run finished line", 10*time.Second, func() bool { return strings.Contains(logs.String(), `"msg":"run finished"`) })
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, `"msg":"run `) && !strings.Contains(line, `"trace_id":"`+traceID+`"`) {
+			t.Errorf("run event without the run's trace_id: %s", line)
+		}
+	}
+}
+
+// syncBuffer is a log sink written by several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
