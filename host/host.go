@@ -52,6 +52,7 @@ type options struct {
 	fuel            bool
 	fuelFallback    bool
 	checkpointEvery time.Duration
+	httpHeaders     headerFunc
 }
 
 type optionFunc func(*options)

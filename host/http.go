@@ -55,6 +55,15 @@ import (
 // HTTPPolicyName is the executor name of a destination host's breaker.
 func HTTPPolicyName(hostname string) string { return "http:" + hostname }
 
+type headerFunc = func(ctx context.Context, h http.Header)
+
+// WithHTTPHeaders calls f with the context of the guest call and the
+// headers of each HTTP request the guest sends (every hop), before it
+// leaves: a tracer adds its traceparent there. f must be quick.
+func WithHTTPHeaders(f func(ctx context.Context, h http.Header)) Option {
+	return optionFunc(func(o *options) { o.httpHeaders = f })
+}
+
 var installTransport sync.Once
 
 func installGuestTransport() {
@@ -93,6 +102,10 @@ func (t *guestTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("bulkhead: redirect to %q refused: not in allowed_hosts", hn)
 		}
 		return nil, fmt.Errorf("bulkhead: HTTP request to %q refused: not in allowed_hosts", hn)
+	}
+	if f := h.opts.httpHeaders; f != nil {
+		req = req.Clone(req.Context()) // a RoundTripper must not change the caller's request
+		f(req.Context(), req.Header)
 	}
 	name := HTTPPolicyName(req.URL.Hostname())
 	e, err := h.execs.GetOrCreate(name, h.opts.httpPolicy)

@@ -29,6 +29,19 @@ type InvokeRequest struct {
 	Invocation abi.Invocation
 	Durable    Durable
 	Logger     *slog.Logger
+	// OnAttempt, when set, is called as each attempt starts, with the
+	// attempt's context and number; the context it returns is the one the
+	// attempt runs with (a tracer's span), and end, when not nil, is
+	// called as the attempt ends. Both must be quick.
+	OnAttempt func(ctx context.Context, attempt int) (actx context.Context, end func(AttemptEnd))
+}
+
+// AttemptEnd is how one attempt of an Invoke ended.
+type AttemptEnd struct {
+	Err     error
+	Version string // the plugin version that ran ("" when none did)
+	Fuel    int64
+	Breaker resilience.State // the breaker's state as the attempt ran (closed or half-open)
 }
 
 // InvokeResult is what a successful Invoke returns.
@@ -169,9 +182,16 @@ func (h *Host) Invoke(ctx context.Context, req InvokeRequest) (InvokeResult, err
 		inv := req.Invocation
 		inv.Attempt = base + resilience.AttemptFromContext(ctx) - 1
 		res.Attempts++
+		var end func(AttemptEnd)
+		if req.OnAttempt != nil {
+			ctx, end = req.OnAttempt(ctx, inv.Attempt)
+		}
 		var stats CallStats
 		out, version, err := h.call(ctx, req.Plugin, req.Function, req.Input, append(opts, WithInvocation(inv), WithStats(&stats)))
 		res.Fuel += stats.Fuel
+		if end != nil {
+			end(attemptEnd(e, version, stats.Fuel, err))
+		}
 		if err != nil {
 			var ge *GuestError
 			if errors.As(err, &ge) && ge.Hint > 0 {
@@ -190,6 +210,14 @@ func (h *Host) Invoke(ctx context.Context, req InvokeRequest) (InvokeResult, err
 		return InvokeResult{Output: []byte(fb.Value), Attempts: res.Attempts, Fallback: true, Fuel: res.Fuel}, nil
 	}
 	return res, err
+}
+
+func attemptEnd(e *resilience.Executor, version string, fuel int64, err error) AttemptEnd {
+	var ge *GuestError
+	if err != nil && errors.As(err, &ge) {
+		version = ge.Version
+	}
+	return AttemptEnd{Err: err, Version: version, Fuel: fuel, Breaker: e.State()}
 }
 
 // Classify tells the resilience pipeline how to treat a call's error:

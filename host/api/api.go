@@ -311,15 +311,25 @@ func (a *API) healthz(w http.ResponseWriter, _ *http.Request) error {
 }
 
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
+	status, reason := a.readiness(r.Context())
+	if reason != "" {
+		return writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": status, "reason": reason})
+	}
+	return writeJSON(w, http.StatusOK, map[string]string{"status": status})
+}
+
+// readiness is what /readyz and /v1/health answer: "ready" and no
+// reason, or "draining" or "not ready" and why.
+func (a *API) readiness(ctx context.Context) (status, reason string) {
 	if a.Draining() {
-		return writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		return "draining", "draining"
 	}
 	if a.deps.Ready != nil {
-		if err := a.deps.Ready(r.Context()); err != nil {
-			return writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+		if err := a.deps.Ready(ctx); err != nil {
+			return "not ready", err.Error()
 		}
 	}
-	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return "ready", ""
 }
 
 // PluginStatus is one plugin in GET /v1/plugins.

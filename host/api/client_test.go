@@ -64,7 +64,7 @@ func TestClient_HealthUnhealthy(t *testing.T) {
 		t.Fatalf("health: %+v %v", hv, err)
 	}
 	if d := hv.Components[0]; d.Name != "disk" || d.Status != resilience.Unhealthy || d.LastResult.Message != "disk gone" ||
-		d.LastResult.Metadata["free"] != 0.0 || d.Interval != time.Hour || d.LastCheck.IsZero() {
+		d.LastResult.Metadata["free"] != 0.0 || d.Interval.D() != time.Hour || d.LastCheck.IsZero() {
 		t.Errorf("component: %+v", d)
 	}
 

@@ -33,6 +33,9 @@ type Sources struct {
 	Reloads func() map[string]map[string]uint64
 	// Draining reports whether the service is draining.
 	Draining func() bool
+	// PluginStates gives each plugin's deployment state (ok, failed,
+	// quarantined) by name.
+	PluginStates func() map[string]string
 }
 
 // Metrics holds bulkhead's Prometheus metrics. Most are read from the
@@ -162,7 +165,11 @@ var (
 	descReloads        = prometheus.NewDesc("bulkhead_plugin_loads_total", "Plugin loads (first loads, hot reloads and rebuilds), by plugin and cause.", []string{"plugin", "cause"}, nil)
 	descHealth         = prometheus.NewDesc("bulkhead_component_status", "Health of a component: 0 unknown, 1 healthy, 2 degraded, 3 unhealthy.", []string{"component"}, nil)
 	descDraining       = prometheus.NewDesc("bulkhead_draining", "1 while the service drains for shutdown.", nil, nil)
+	descPluginState    = prometheus.NewDesc("bulkhead_plugin_state", "1 for a plugin's deployment state: ok, failed (a change was refused; the previous version serves) or quarantined (no working version).", []string{"plugin", "state"}, nil)
 )
+
+// pluginStates are the values of bulkhead_plugin_state's state label.
+var pluginStates = []string{"ok", "failed", "quarantined"}
 
 // scrape reads the components' own statistics at scrape time.
 type scrape struct{ src Sources }
@@ -170,7 +177,7 @@ type scrape struct{ src Sources }
 func (s *scrape) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPluginCalls, descPluginFailures, descFuel, descPool, descPoolMax, descCalls, descAttempts,
 		descRetries, descRejected, descLimited, descTimeouts, descOpens, descBreakerState, descRuns, descFinished, descDeadLetters,
-		descCheckpoints, descReloads, descHealth, descDraining} {
+		descCheckpoints, descReloads, descHealth, descDraining, descPluginState} {
 		ch <- d
 	}
 }
@@ -251,5 +258,16 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 			v = 1
 		}
 		gauge(descDraining, v)
+	}
+	if f := s.src.PluginStates; f != nil {
+		for plugin, state := range f() {
+			for _, st := range pluginStates {
+				v := 0.0
+				if st == state {
+					v = 1
+				}
+				gauge(descPluginState, v, plugin, st)
+			}
+		}
 	}
 }

@@ -13,20 +13,56 @@ func (a *API) breakers(w http.ResponseWriter, _ *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]any{"breakers": a.deps.Host.Breakers()})
 }
 
-// HealthView is GET /v1/health: the overall status and every component.
+// HealthView is GET /v1/health: readiness (the same as /readyz, which
+// sets the HTTP status of both), the worst status of the components and
+// every component.
 type HealthView struct {
-	Status     resilience.Status            `json:"status"`
-	Draining   bool                         `json:"draining"`
-	Components []resilience.ComponentStatus `json:"components"`
+	Status     resilience.Status `json:"status"`
+	Ready      bool              `json:"ready"`
+	Reason     string            `json:"reason,omitempty"`
+	Draining   bool              `json:"draining"`
+	Components []ComponentView   `json:"components"`
 }
 
-func (a *API) health(w http.ResponseWriter, _ *http.Request) error {
-	v := HealthView{Status: resilience.StatusUnknown, Draining: a.Draining(), Components: []resilience.ComponentStatus{}}
+// ComponentView is one component of GET /v1/health, with durations as Go
+// duration strings ("30s") like the rest of the API.
+type ComponentView struct {
+	resilience.ComponentStatus
+	Interval resilience.Duration `json:"interval"`
+	Latency  LatencyView         `json:"latency"`
+}
+
+// LatencyView is resilience.LatencyStats with duration strings.
+type LatencyView struct {
+	Count uint64              `json:"count"`
+	Last  resilience.Duration `json:"last"`
+	Min   resilience.Duration `json:"min"`
+	Max   resilience.Duration `json:"max"`
+	Mean  resilience.Duration `json:"mean"`
+	P50   resilience.Duration `json:"p50"`
+	P95   resilience.Duration `json:"p95"`
+}
+
+func componentView(c resilience.ComponentStatus) ComponentView {
+	l := c.Latency
+	return ComponentView{ComponentStatus: c, Interval: resilience.Duration(c.Interval), Latency: LatencyView{
+		Count: l.Count, Last: resilience.Duration(l.Last), Min: resilience.Duration(l.Min), Max: resilience.Duration(l.Max),
+		Mean: resilience.Duration(l.Mean), P50: resilience.Duration(l.P50), P95: resilience.Duration(l.P95),
+	}}
+}
+
+func (a *API) health(w http.ResponseWriter, r *http.Request) error {
+	v := HealthView{Status: resilience.StatusUnknown, Draining: a.Draining(), Components: []ComponentView{}}
 	if m := a.deps.Monitor; m != nil {
-		v.Status, v.Components = m.Overall(), m.Components()
+		v.Status = m.Overall()
+		for _, c := range m.Components() {
+			v.Components = append(v.Components, componentView(c))
+		}
 	}
+	_, v.Reason = a.readiness(r.Context())
+	v.Ready = v.Reason == ""
 	status := http.StatusOK
-	if v.Status == resilience.Unhealthy {
+	if !v.Ready {
 		status = http.StatusServiceUnavailable
 	}
 	return writeJSON(w, status, v)

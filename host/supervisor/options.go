@@ -36,6 +36,7 @@ type options struct {
 	backoffMax    time.Duration
 	poll          time.Duration
 	drain         time.Duration
+	onChange      func(name string, removed bool)
 }
 
 // WithLogger sets the logger; nil discards. Every load, refusal, rebuild
@@ -85,3 +86,12 @@ func WithPollInterval(d time.Duration) Option { return optionFunc(func(o *option
 // WithDrainTimeout bounds how long the unload of a removed plugin waits for
 // its calls in flight (default DefaultDrainTimeout).
 func WithDrainTimeout(d time.Duration) Option { return optionFunc(func(o *options) { o.drain = d }) }
+
+// WithChangeHook calls f, on the goroutine that handled it, after each
+// change of the directory was applied: a plugin added, updated (module or
+// sidecar, whether loaded, refused or quarantined) or, with removed,
+// unloaded because its file is gone. A service keeps per-plugin health
+// checks in step with it. f must not call the supervisor back.
+func WithChangeHook(f func(name string, removed bool)) Option {
+	return optionFunc(func(o *options) { o.onChange = f })
+}

@@ -337,6 +337,9 @@ func (s *Supervisor) handleEvent(ev plugins.Event) {
 	if ctx.Err() != nil {
 		return // stopping
 	}
+	if f := s.opts.onChange; f != nil {
+		defer func() { f(ev.Name, ev.Kind == plugins.Removed) }()
+	}
 	switch ev.Kind {
 	case plugins.Added, plugins.Changed:
 		if info, ok := s.reg.Get(ev.Name); ok && info.Version != ev.Version {

@@ -43,10 +43,11 @@
 //	DeadLetters(ctx, filter) / DeadLetter(ctx, id) / DeleteDeadLetter / PurgeDeadLetters / Replay(ctx, id, upgrade)
 //	Active() / Conflicts() / Stats() / Owner()
 //
-// WithObserver receives an Event for every run start (fresh or resumed),
-// node start, finish, failure and skip, checkpoint saved or loaded,
-// progress report and run end; the CLI prints them and an HTTP API can
-// stream them.
+// WithObserver receives an Event for every run accepted and started
+// (fresh or resumed), node start, failed attempt, retry, finish, failure
+// (dead letter) and skip, checkpoint saved or loaded, progress report and
+// run end; the CLI prints them and an HTTP API can stream them. LogEvents
+// is an observer that writes them to a slog.Logger, one line each.
 //
 // # Lifecycle
 //

@@ -135,7 +135,10 @@ const (
 	EventRunPaused EventKind = "run_paused"
 	// EventNodeLost: the engine lost its claim of a node (its lease ended
 	// or its run was cancelled elsewhere); the node's writes are refused.
-	EventNodeLost EventKind = "node_lost"
+	EventNodeLost      EventKind = "node_lost"
+	EventRunAccepted   EventKind = "run_accepted"   // Submit stored a new run
+	EventAttemptFailed EventKind = "attempt_failed" // one attempt of a node failed
+	EventNodeRetried   EventKind = "node_retried"   // a node's next attempt starts after a failed one
 )
 
 // Event is one thing that happened in a run.
@@ -157,6 +160,16 @@ type Event struct {
 	// restart or from another engine.
 	Resumed bool
 	Err     string
+	// Version is the plugin version an attempt ran on (attempt events).
+	Version string
+	// Delay is the time since the failed attempt (EventNodeRetried).
+	Delay time.Duration
+	// DeadLetter is the dead letter's ID (EventNodeFailed).
+	DeadLetter string
+	// Ready lists the nodes a started run queues first (EventRunStarted).
+	Ready []string
+	// Attrs are the run's attributes (EventRunAccepted, EventRunStarted).
+	Attrs map[string]string
 }
 
 // Engine runs workflows durably. See the package documentation.
@@ -522,6 +535,7 @@ func (e *Engine) Submit(ctx context.Context, workflow string, input []byte, runI
 			roots = append(roots, e.readyNode(w, name))
 		}
 	}
+	addRunAttrs(ctx, r.Attrs)
 	e.execute(runID)
 	stored, created, err := e.store.SubmitRun(ctx, r, roots)
 	if err != nil {
@@ -544,7 +558,13 @@ func (e *Engine) Submit(ctx context.Context, workflow string, input []byte, runI
 		e.mu.Lock()
 		e.seen.add(runID)
 		e.mu.Unlock()
-		e.emit(Event{Kind: EventRunStarted, RunID: runID, Workflow: w.Name, Status: statestore.StatusRunning})
+		e.emit(Event{Kind: EventRunAccepted, RunID: runID, Workflow: w.Name, Status: stored.Status, Attrs: stored.Attrs})
+		ready := make([]string, len(roots))
+		for i, n := range roots {
+			ready[i] = n.Node
+		}
+		e.emit(Event{Kind: EventRunStarted, RunID: runID, Workflow: w.Name, Status: statestore.StatusRunning,
+			Ready: ready, Attrs: stored.Attrs})
 	}
 	e.poke()
 	return stored, nil
@@ -697,7 +717,8 @@ func (e *Engine) acquire(ctx context.Context, t statestore.Task) (*runState, boo
 	if fresh {
 		// Picked up from the store: after a restart, a Stop, or from
 		// another engine.
-		e.emit(Event{Kind: EventRunStarted, RunID: r.ID, Workflow: w.Name, Resumed: true, Status: statestore.StatusRunning})
+		e.emit(Event{Kind: EventRunStarted, RunID: r.ID, Workflow: w.Name, Resumed: true, Status: statestore.StatusRunning,
+			Ready: []string{t.Node}, Attrs: r.Attrs})
 		if results, err := e.store.NodeResults(ctx, r.ID); err == nil {
 			for _, name := range w.Order {
 				if res, ok := results[name]; ok {
@@ -1079,8 +1100,9 @@ func (e *Engine) execNode(rs *runState, t statestore.Task) (statestore.Task, boo
 		Plugin: n.Plugin, Function: n.Function, Input: input, Version: rs.versions[name],
 		Invocation: abi.Invocation{RunID: rs.id, Workflow: w.Name, Node: name, Attempt: first,
 			IdempotencyKey: abi.IdempotencyKey(rs.id, name)},
-		Durable: dur,
-		Logger:  e.log,
+		Durable:   dur,
+		Logger:    e.log,
+		OnAttempt: e.attemptEvents(rs, name),
 	}
 	if req.Version == "" {
 		req.Version = n.Version
@@ -1393,7 +1415,8 @@ func (e *Engine) failNode(ctx context.Context, rs *runState, f statestore.Fence,
 		e.pause(rs, f, "write dead letter", derr)
 		return
 	}
-	e.emit(Event{Kind: EventNodeFailed, RunID: rs.id, Workflow: rs.wf.Name, Node: n.Name, Attempt: first, Err: err.Error()})
+	e.emit(Event{Kind: EventNodeFailed, RunID: rs.id, Workflow: rs.wf.Name, Node: n.Name, Attempt: first, Err: err.Error(),
+		Version: version, DeadLetter: dl.ID})
 	e.finish(rs, statestore.StatusFailed, nil, fmt.Sprintf("node %s failed: %v", n.Name, err),
 		map[string]string{AttrDeadLetter: dl.ID})
 }

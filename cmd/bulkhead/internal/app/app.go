@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/fx"
@@ -20,6 +21,7 @@ import (
 	"github.com/bulkhead-run/bulkhead/host/api"
 	"github.com/bulkhead-run/bulkhead/host/supervisor"
 	"github.com/bulkhead-run/bulkhead/host/workflow"
+	"github.com/bulkhead-run/bulkhead/internal/telemetry"
 	"github.com/bulkhead-run/bulkhead/plugins"
 	"github.com/bulkhead-run/bulkhead/resilience"
 	"github.com/bulkhead-run/bulkhead/statestore"
@@ -36,6 +38,9 @@ const StopSlack = 30 * time.Second
 // Options returns the fx options of the service configured by cfg,
 // logging to log.
 func Options(cfg *config.Config, log *slog.Logger) fx.Option {
+	if on, _ := telemetry.Configured(os.Getenv); on {
+		log = slog.New(telemetry.LogHandler(log.Handler())) // trace_id and span_id on traced lines
+	}
 	return fx.Options(
 		fx.Supply(cfg, log),
 		fx.WithLogger(func() fxevent.Logger {
@@ -49,13 +54,16 @@ func Options(cfg *config.Config, log *slog.Logger) fx.Option {
 		fx.Provide(
 			newPolicy,
 			newStore,
+			newTelemetry,
 			supervisor.NewHooks,
 			newHost,
+			newPluginHealth,
 			newSupervisor,
 			newCounters,
 			newMetrics,
 			newEngine,
 			newMonitor,
+			newAPIRef,
 			newAPI,
 			newServer,
 		),
@@ -79,22 +87,29 @@ func newStore(cfg *config.Config, log *slog.Logger) (statestore.Store, error) {
 	return OpenStore(ctx, StoreOptionsOf(cfg, log.With("module", "store")))
 }
 
-func newHost(cfg *config.Config, log *slog.Logger, pol resilience.Policy, hooks *supervisor.Hooks) (*host.Host, error) {
+func newHost(cfg *config.Config, log *slog.Logger, pol resilience.Policy, hooks *supervisor.Hooks, tel *telemetry.Telemetry) (*host.Host, error) {
 	opts := append([]host.Option{
 		host.WithLogger(log.With("module", "host")),
 		host.WithCacheDir(cfg.CacheDir),
 		host.WithPolicy(pol),
 		host.WithStartTimeout(cfg.Plugins.StartTimeout.D()),
 	}, hooks.HostOptions()...)
+	if tel.Enabled() {
+		opts = append(opts, host.WithHTTPHeaders(tel.InjectHeaders))
+	}
 	return host.New(opts...)
 }
 
-func newSupervisor(cfg *config.Config, log *slog.Logger, h *host.Host, hooks *supervisor.Hooks, pol resilience.Policy) (*supervisor.Supervisor, error) {
-	return supervisor.New(h, cfg.PluginsDir,
+func newSupervisor(cfg *config.Config, log *slog.Logger, h *host.Host, hooks *supervisor.Hooks, pol resilience.Policy,
+	ph *pluginHealth) (*supervisor.Supervisor, error) {
+	sv, err := supervisor.New(h, cfg.PluginsDir,
 		supervisor.WithLogger(log.With("module", "supervisor")),
 		supervisor.WithHooks(hooks),
 		supervisor.WithDefaultPolicy(pol),
+		supervisor.WithChangeHook(ph.changed),
 		supervisor.WithRegistryOptions(plugins.WithMaxModuleSize(int64(cfg.Plugins.MaxModuleSize))))
+	ph.sv = sv
+	return sv, err
 }
 
 // counters counts engine events the metrics report.
@@ -148,20 +163,39 @@ func (i invoker) Invoke(ctx context.Context, req host.InvokeRequest) (host.Invok
 
 func (i invoker) Plugin(name string) (host.PluginInfo, bool) { return i.h.Plugin(name) }
 
-func newEngine(cfg *config.Config, log *slog.Logger, store statestore.Store, sv *supervisor.Supervisor, h *host.Host, m *api.Metrics, c *counters) (*workflow.Engine, error) {
-	return workflow.New(store, m.Instrument(invoker{sv, h}),
+func newEngine(cfg *config.Config, log *slog.Logger, store statestore.Store, sv *supervisor.Supervisor, h *host.Host, m *api.Metrics, c *counters,
+	tel *telemetry.Telemetry) (*workflow.Engine, error) {
+	var inv workflow.Invoker = m.Instrument(invoker{sv, h})
+	logEvents := workflow.LogEvents(log.With("module", "engine"))
+	observe := func(ev workflow.Event) { c.observe(ev); logEvents(ev) }
+	if tel.Enabled() {
+		inv = tel.Invoker(inv)
+		logEvents = workflow.LogEventsContext(log.With("module", "engine"), tel.EventContext)
+		observe = tel.Observer(observe)
+	}
+	return workflow.New(store, inv,
 		workflow.WithOwner(cfg.Store.HostID),
 		workflow.WithLease(cfg.Store.Lease.D()),
 		workflow.WithLogger(log.With("module", "engine")),
-		workflow.WithObserver(c.observe),
+		workflow.WithObserver(observe),
 		workflow.WithMaxAttempts(func(plugin string) int {
 			return h.Policy(plugin).WithDefaults().Retry.MaxAttempts
 		}))
 }
 
-func newMetrics(store statestore.Store, h *host.Host, sv *supervisor.Supervisor, c *counters) *api.Metrics {
+func newMetrics(store statestore.Store, h *host.Host, sv *supervisor.Supervisor, c *counters, mon *resilience.Monitor,
+	ref *apiRef) *api.Metrics {
 	return api.NewMetrics(api.Sources{
-		Host: h,
+		Host:     h,
+		Monitor:  mon,
+		Draining: ref.draining,
+		PluginStates: func() map[string]string {
+			out := map[string]string{}
+			for _, st := range sv.Statuses() {
+				out[st.Name] = string(st.State)
+			}
+			return out
+		},
 		Unfinished: func(ctx context.Context) (map[statestore.RunStatus]int, error) {
 			runs, err := store.UnfinishedRuns(ctx)
 			out := map[statestore.RunStatus]int{}
@@ -235,7 +269,19 @@ func (p pluginsView) Invoke(ctx context.Context, req host.InvokeRequest) (host.I
 }
 
 // workflowsView adapts the engine to api.Workflows.
-type workflowsView struct{ *workflow.Engine }
+type workflowsView struct {
+	*workflow.Engine
+	tel *telemetry.Telemetry
+}
+
+func (w workflowsView) Submit(ctx context.Context, wf string, input []byte, runID string) (statestore.Run, error) {
+	if !w.tel.Enabled() {
+		return w.Engine.Submit(ctx, wf, input, runID)
+	}
+	return w.tel.Submit(ctx, wf, func(ctx context.Context) (statestore.Run, error) {
+		return w.Engine.Submit(ctx, wf, input, runID)
+	})
+}
 
 // WorkflowSummary is one workflow in GET /v1/workflows, as api.Client
 // reads it.
@@ -287,11 +333,12 @@ type readiness struct {
 func (r *readiness) set(f func()) { r.mu.Lock(); f(); r.mu.Unlock() }
 
 func newAPI(cfg *config.Config, log *slog.Logger, h *host.Host, sv *supervisor.Supervisor, eng *workflow.Engine,
-	mon *resilience.Monitor, m *api.Metrics, store statestore.Store, pol resilience.Policy) (*api.API, *readiness, error) {
+	mon *resilience.Monitor, m *api.Metrics, store statestore.Store, pol resilience.Policy, ref *apiRef,
+	tel *telemetry.Telemetry) (*api.API, *readiness, error) {
 	ready := &readiness{}
 	var a *api.API
 	deps := api.Deps{
-		Host: h, Plugins: pluginsView{sv, h}, Workflows: workflowsView{eng}, Monitor: mon, Metrics: m,
+		Host: h, Plugins: pluginsView{sv, h}, Workflows: workflowsView{eng, tel}, Monitor: mon, Metrics: m,
 		Logger:   log.With("module", "api"),
 		MapError: mapError(func() *api.API { return a }),
 		Ready: func(ctx context.Context) error {
@@ -315,7 +362,18 @@ func newAPI(cfg *config.Config, log *slog.Logger, h *host.Host, sv *supervisor.S
 		Dashboard: cfg.DashboardEnabled(), Preset: cfg.Resilience.Preset, Policy: pol,
 		Listen: cfg.Listen, PublicNames: cfg.PublicNames,
 	}, deps)
+	ref.a.Store(a)
 	return a, ready, err
+}
+
+// apiRef lets the metrics, made before the API, read its draining flag.
+type apiRef struct{ a atomic.Pointer[api.API] }
+
+func newAPIRef() *apiRef { return &apiRef{} }
+
+func (r *apiRef) draining() bool {
+	a := r.a.Load()
+	return a != nil && a.Draining()
 }
 
 // storeCheck reads a key that does not exist: the store answers
@@ -328,14 +386,30 @@ func storeCheck(ctx context.Context, s statestore.Store) error {
 	return fmt.Errorf("store: %w", err)
 }
 
-func newServer(cfg *config.Config, log *slog.Logger, a *api.API) *api.Server {
+func newServer(cfg *config.Config, log *slog.Logger, a *api.API, tel *telemetry.Telemetry) *api.Server {
+	var h http.Handler = a
+	if tel.Enabled() {
+		h = tel.Middleware(h)
+	}
 	return api.NewServer(api.ServerConfig{
 		Addr:              cfg.Listen,
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(),
 		ReadTimeout:       cfg.HTTP.ReadTimeout.D(),
 		WriteTimeout:      cfg.HTTP.WriteTimeout.D(),
 		IdleTimeout:       cfg.HTTP.IdleTimeout.D(),
-	}, a, log.With("module", "http"))
+	}, h, log.With("module", "http"))
+}
+
+// newTelemetry traces runs when the OTEL_* environment asks for it.
+func newTelemetry(log *slog.Logger, store statestore.Store) (*telemetry.Telemetry, error) {
+	tel, err := telemetry.FromEnv(context.Background(), os.Getenv, telemetry.WithRunLookup(store.GetRun))
+	if err != nil {
+		return nil, err
+	}
+	if tel.Enabled() {
+		log.Info("tracing runs with OpenTelemetry", "exporter", "otlp")
+	}
+	return tel, nil
 }
 
 type params struct {
@@ -351,11 +425,14 @@ type params struct {
 	API    *api.API
 	Ready  *readiness
 	Server *api.Server
+	Tel    *telemetry.Telemetry
 }
 
 // register appends the lifecycle hooks in start order.
 func register(p params) {
 	p.LC.Append(fx.Hook{OnStop: func(ctx context.Context) error { return closeStore(ctx, p.Store) }})
+	// Stopped after the engine: ends the spans of runs cut off by the drain.
+	p.LC.Append(fx.Hook{OnStop: p.Tel.Shutdown})
 	p.LC.Append(fx.Hook{OnStart: p.Host.Start, OnStop: p.Host.Stop})
 	// The supervisor's Start does not wait for the loads: the service
 	// serves while a slow or bad module is still being loaded or
@@ -378,11 +455,7 @@ func register(p params) {
 			}, every); err != nil {
 				return err
 			}
-			for _, info := range p.Sup.Registry().List() {
-				if err := p.Mon.Register("plugin:"+info.Name, p.Host.PluginCheck(info.Name), every); err != nil {
-					return err
-				}
-			}
+			// The plugin:NAME components follow the directory (pluginHealth).
 			return p.Mon.Start(ctx)
 		},
 		OnStop: p.Mon.Stop,

@@ -1,0 +1,51 @@
+package telemetry
+
+import (
+	"context"
+	"net/http"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/bulkhead-run/bulkhead/host/workflow"
+	"github.com/bulkhead-run/bulkhead/statestore"
+)
+
+// Middleware puts the W3C trace context of each request (traceparent,
+// tracestate) into its context, where Submit finds it.
+func (t *Telemetry) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("traceparent") != "" {
+			r = r.WithContext(t.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header)))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// InjectHeaders writes the traceparent of the span in ctx into h; for
+// host.WithHTTPHeaders.
+func (t *Telemetry) InjectHeaders(ctx context.Context, h http.Header) {
+	t.prop.Inject(ctx, propagation.HeaderCarrier(h))
+}
+
+// Submit runs submit in a "submit WORKFLOW" span, a child of the trace
+// context in ctx (see Middleware) or a new trace, and asks the engine to
+// store that span's traceparent in the new run (workflow.WithRunAttrs),
+// so the run's spans join the trace.
+func (t *Telemetry) Submit(ctx context.Context, wf string, submit func(ctx context.Context) (statestore.Run, error)) (statestore.Run, error) {
+	ctx, span := t.tr.Start(ctx, "submit "+wf, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(KeyWorkflow.String(wf)))
+	defer span.End()
+	carrier := propagation.MapCarrier{}
+	t.prop.Inject(ctx, carrier)
+	if tp := carrier[AttrTraceParent]; tp != "" {
+		ctx = workflow.WithRunAttrs(ctx, map[string]string{AttrTraceParent: tp})
+	}
+	r, err := submit(ctx)
+	span.SetAttributes(KeyRunID.String(r.ID))
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return r, err
+}
