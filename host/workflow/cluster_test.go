@@ -174,6 +174,21 @@ func (ev *events) observe(e workflow.Event) {
 	}
 }
 
+// next returns the next event of kind within the time given.
+func (ev *events) next(kind workflow.EventKind, within time.Duration) (workflow.Event, bool) {
+	timeout := time.After(within)
+	for {
+		select {
+		case e := <-ev.ch:
+			if e.Kind == kind {
+				return e, true
+			}
+		case <-timeout:
+			return workflow.Event{}, false
+		}
+	}
+}
+
 func (ev *events) await(t *testing.T, kind workflow.EventKind, within time.Duration) workflow.Event {
 	t.Helper()
 	timeout := time.After(within)
@@ -259,7 +274,11 @@ func TestCluster_DeadHostsNodeIsRescued(t *testing.T) {
 	killed := time.Now()
 	viewA.dead.Store(true)
 
-	rescue := evB.await(t, workflow.EventNodeStarted, 30*time.Second)
+	rescue, ok := evB.next(workflow.EventNodeStarted, 30*time.Second)
+	if !ok {
+		probe, err := shared.ClaimTasks(context.Background(), "probe", 10, time.Minute)
+		t.Fatalf("host b never started the node: host a %+v, host b %+v; a probe claims %+v (%v)", a.Stats(), b.Stats(), probe, err)
+	}
 	t.Logf("rescued %s after the kill; host a %+v, host b %+v", rescue.Time.Sub(killed), a.Stats(), b.Stats())
 	if d := rescue.Time.Sub(killed); d > clusterLease+time.Second {
 		t.Errorf("rescued %s after the kill, want within lease (%s) + 1s", d, clusterLease)
