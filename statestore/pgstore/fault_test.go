@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -242,9 +243,10 @@ func TestMigrate(t *testing.T) {
 	if !errors.Is(err, pgstore.ErrSchema) {
 		t.Fatalf("Open WithoutMigrate of an empty database: %v, want ErrSchema", err)
 	}
+	all := embeddedVersions(t)
 	applied, err := pgstore.Migrate(ctx, u)
-	if err != nil || fmt.Sprint(applied) != "[1]" {
-		t.Fatalf("first Migrate = %v, %v; want [1]", applied, err)
+	if err != nil || fmt.Sprint(applied) != fmt.Sprint(all) {
+		t.Fatalf("first Migrate = %v, %v; want %v", applied, err, all)
 	}
 	applied, err = pgstore.Migrate(ctx, u)
 	if err != nil || len(applied) != 0 {
@@ -283,14 +285,14 @@ func TestMigrate(t *testing.T) {
 	}
 	sum := sha256.Sum256(b)
 	exec(fmt.Sprintf("UPDATE schema_migrations SET checksum = '%x' WHERE version = 1", sum))
-	exec("INSERT INTO schema_migrations (version, checksum) VALUES (2, 'future')")
+	exec(fmt.Sprintf("INSERT INTO schema_migrations (version, checksum) VALUES (%d, 'future')", len(all)+1))
 	for _, o := range [][]pgstore.Option{nil, {pgstore.WithoutMigrate()}} {
 		_, err = pgstore.Open(ctx, u, o...)
 		if !errors.Is(err, pgstore.ErrSchema) || !strings.Contains(err.Error(), "newer") {
 			t.Fatalf("Open of a newer database: %v", err)
 		}
 	}
-	exec("DELETE FROM schema_migrations WHERE version = 2")
+	exec(fmt.Sprintf("DELETE FROM schema_migrations WHERE version = %d", len(all)+1))
 	s = open(t, u)
 	if _, err := s.GetRun(ctx, "r1"); err != nil {
 		t.Fatalf("run lost across refused opens: %v", err)
@@ -318,7 +320,21 @@ func TestMigrate_Concurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if fmt.Sprint(all) != "[1]" {
-		t.Fatalf("migrations applied by 4 concurrent callers: %v, want [1]", all)
+	if want := embeddedVersions(t); fmt.Sprint(all) != fmt.Sprint(want) {
+		t.Fatalf("migrations applied by 4 concurrent callers: %v, want %v", all, want)
 	}
+}
+
+// embeddedVersions returns the versions of the migration files, 1 to n.
+func embeddedVersions(t *testing.T) []int {
+	t.Helper()
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("migration files: %v, %v", files, err)
+	}
+	var out []int
+	for i := range files {
+		out = append(out, i+1)
+	}
+	return out
 }
