@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/plugins"
 	"github.com/bulkhead-run/bulkhead/resilience"
 )
@@ -36,6 +37,7 @@ type options struct {
 	backoffMax    time.Duration
 	poll          time.Duration
 	drain         time.Duration
+	onLoad        func(plugin, version string, wasm []byte, m abi.Manifest)
 }
 
 // WithLogger sets the logger; nil discards. Every load, refusal, rebuild
@@ -85,3 +87,11 @@ func WithPollInterval(d time.Duration) Option { return optionFunc(func(o *option
 // WithDrainTimeout bounds how long the unload of a removed plugin waits for
 // its calls in flight (default DefaultDrainTimeout).
 func WithDrainTimeout(d time.Duration) Option { return optionFunc(func(o *options) { o.drain = d }) }
+
+// WithLoadHook calls fn after each version the supervisor loads, with its
+// bytes and manifest (to share it with other hosts). fn runs on the
+// plugin's load path, so it must not block; it must not keep or change wasm
+// beyond the call unless it copies it.
+func WithLoadHook(fn func(plugin, version string, wasm []byte, m abi.Manifest)) Option {
+	return optionFunc(func(o *options) { o.onLoad = fn })
+}
