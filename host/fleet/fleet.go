@@ -54,7 +54,7 @@ type Member struct {
 	log   *slog.Logger
 
 	mu      sync.Mutex
-	pending map[string]statestore.Module // versions loaded, bytes not yet stored, by plugin@version
+	pending map[string]*pendingModule // versions loaded, bytes not yet stored, by plugin@version
 	kick    chan struct{}
 
 	fetchMu sync.Mutex // one fetch at a time; fetches are rare
@@ -88,7 +88,7 @@ func New(store Store, h *host.Host, cfg Config, log *slog.Logger) (*Member, erro
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Member{cfg: cfg, store: store, h: h, log: log.With(keyHost, cfg.ID),
-		pending: map[string]statestore.Module{}, kick: make(chan struct{}, 1)}, nil
+		pending: map[string]*pendingModule{}, kick: make(chan struct{}, 1)}, nil
 }
 
 func newID() string {
@@ -122,9 +122,10 @@ func (m *Member) Start(ctx context.Context) error {
 }
 
 // Stop stops the heartbeats, waits for the goroutine and removes the host
-// from the store within ctx. It is idempotent.
+// from the store within ctx. A removal that fails is logged, not returned:
+// the other hosts list the host as stale once it missed its heartbeats. It
+// is idempotent and returns nil.
 func (m *Member) Stop(ctx context.Context) error {
-	var err error
 	m.stopOnce.Do(func() {
 		m.life.Lock()
 		cancel, done := m.cancel, m.done
@@ -134,11 +135,13 @@ func (m *Member) Stop(ctx context.Context) error {
 		}
 		cancel()
 		<-done
-		if rerr := m.store.RemoveHost(ctx, m.cfg.ID); rerr != nil {
-			err = fmt.Errorf("fleet: remove host %s: %w", m.cfg.ID, rerr)
+		if err := m.store.RemoveHost(ctx, m.cfg.ID); err != nil {
+			m.log.Warn("host not removed from the store; it will be listed as stale", keyErr, err)
+			return
 		}
+		m.log.Info("host removed from the store")
 	})
-	return err
+	return nil
 }
 
 func (m *Member) register(ctx context.Context) error {
@@ -205,7 +208,8 @@ func (m *Member) Record(plugin, version string, wasm []byte, man abi.Manifest) {
 		return
 	}
 	m.mu.Lock()
-	m.pending[plugin+"@"+version] = statestore.Module{Plugin: plugin, Version: version, Wasm: append([]byte(nil), wasm...), Manifest: mb}
+	m.pending[plugin+"@"+version] = &pendingModule{mod: statestore.Module{Plugin: plugin, Version: version,
+		Wasm: append([]byte(nil), wasm...), Manifest: mb}}
 	m.mu.Unlock()
 	select {
 	case m.kick <- struct{}{}:
@@ -213,30 +217,42 @@ func (m *Member) Record(plugin, version string, wasm []byte, man abi.Manifest) {
 	}
 }
 
-// flush stores the queued modules; those that fail stay queued.
+// pendingModule is a loaded version whose bytes are not stored yet.
+type pendingModule struct {
+	mod    statestore.Module
+	warned bool // its first failure was logged; owned by the loop
+}
+
+// flush stores the queued modules; those that fail stay queued (the first
+// failure of each is logged).
 func (m *Member) flush(ctx context.Context) {
 	m.mu.Lock()
-	todo := make([]statestore.Module, 0, len(m.pending))
-	for _, mod := range m.pending {
-		todo = append(todo, mod)
+	todo := make([]*pendingModule, 0, len(m.pending))
+	for _, p := range m.pending {
+		todo = append(todo, p)
 	}
 	m.mu.Unlock()
-	for _, mod := range todo {
+	for _, p := range todo {
+		mod := p.mod
 		pctx, cancel := context.WithTimeout(ctx, time.Minute)
 		_, err := m.store.PutModule(pctx, mod)
 		cancel()
 		if err != nil {
-			if ctx.Err() == nil {
-				m.log.Warn("module not stored; other hosts cannot fetch this version yet", keyPlugin, mod.Plugin, keyVersion, short(mod.Version), keyErr, err)
+			if ctx.Err() == nil && !p.warned {
+				p.warned = true
+				m.log.Warn("module not stored; other hosts cannot fetch this version until it is (retried at each heartbeat)",
+					keyPlugin, mod.Plugin, keyVersion, short(mod.Version), keyErr, err)
 			}
 			continue
 		}
 		m.mu.Lock()
-		if cur, ok := m.pending[mod.Plugin+"@"+mod.Version]; ok && string(cur.Manifest) == string(mod.Manifest) {
+		if m.pending[mod.Plugin+"@"+mod.Version] == p { // not queued again meanwhile
 			delete(m.pending, mod.Plugin+"@"+mod.Version)
 		}
 		m.mu.Unlock()
-		m.log.Debug("module stored", keyPlugin, mod.Plugin, keyVersion, short(mod.Version))
+		if p.warned {
+			m.log.Info("module stored", keyPlugin, mod.Plugin, keyVersion, short(mod.Version))
+		}
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/config"
 	"github.com/bulkhead-run/bulkhead/host"
 	"github.com/bulkhead-run/bulkhead/host/api"
+	"github.com/bulkhead-run/bulkhead/host/fleet"
 	"github.com/bulkhead-run/bulkhead/host/supervisor"
 	"github.com/bulkhead-run/bulkhead/host/workflow"
 	"github.com/bulkhead-run/bulkhead/plugins"
@@ -58,6 +59,7 @@ func Options(cfg *config.Config, log *slog.Logger) fx.Option {
 			newMonitor,
 			newAPI,
 			newServer,
+			newMember,
 		),
 		fx.Invoke(register),
 	)
@@ -89,9 +91,10 @@ func newHost(cfg *config.Config, log *slog.Logger, pol resilience.Policy, hooks 
 	return host.New(opts...)
 }
 
-func newSupervisor(cfg *config.Config, log *slog.Logger, h *host.Host, hooks *supervisor.Hooks, pol resilience.Policy) (*supervisor.Supervisor, error) {
+func newSupervisor(cfg *config.Config, log *slog.Logger, h *host.Host, hooks *supervisor.Hooks, pol resilience.Policy, fm *fleet.Member) (*supervisor.Supervisor, error) {
 	return supervisor.New(h, cfg.PluginsDir,
 		supervisor.WithLogger(log.With("module", "supervisor")),
+		supervisor.WithLoadHook(fm.Record),
 		supervisor.WithHooks(hooks),
 		supervisor.WithDefaultPolicy(pol),
 		supervisor.WithRegistryOptions(plugins.WithMaxModuleSize(int64(cfg.Plugins.MaxModuleSize))))
@@ -148,8 +151,8 @@ func (i invoker) Invoke(ctx context.Context, req host.InvokeRequest) (host.Invok
 
 func (i invoker) Plugin(name string) (host.PluginInfo, bool) { return i.h.Plugin(name) }
 
-func newEngine(log *slog.Logger, store statestore.Store, sv *supervisor.Supervisor, h *host.Host, m *api.Metrics, c *counters) (*workflow.Engine, error) {
-	return workflow.New(store, m.Instrument(invoker{sv, h}),
+func newEngine(log *slog.Logger, store statestore.Store, sv *supervisor.Supervisor, h *host.Host, m *api.Metrics, c *counters, fm *fleet.Member) (*workflow.Engine, error) {
+	return workflow.New(store, m.Instrument(fm.Invoker(invoker{sv, h})),
 		workflow.WithLogger(log.With("module", "engine")),
 		workflow.WithObserver(c.observe),
 		workflow.WithMaxAttempts(func(plugin string) int {
@@ -289,12 +292,13 @@ type readiness struct {
 func (r *readiness) set(f func()) { r.mu.Lock(); f(); r.mu.Unlock() }
 
 func newAPI(cfg *config.Config, log *slog.Logger, h *host.Host, sv *supervisor.Supervisor, eng *workflow.Engine,
-	mon *resilience.Monitor, m *api.Metrics, store statestore.Store, pol resilience.Policy) (*api.API, *readiness, error) {
+	mon *resilience.Monitor, m *api.Metrics, store statestore.Store, pol resilience.Policy, fm *fleet.Member) (*api.API, *readiness, error) {
 	ready := &readiness{}
 	var a *api.API
 	deps := api.Deps{
 		Host: h, Plugins: pluginsView{sv, h}, Workflows: workflowsView{eng}, Monitor: mon, Metrics: m,
 		Logger:   log.With("module", "api"),
+		Hosts:    fm.Hosts,
 		MapError: mapError(func() *api.API { return a }),
 		Ready: func(ctx context.Context) error {
 			ready.mu.Lock()
@@ -353,6 +357,8 @@ type params struct {
 	API    *api.API
 	Ready  *readiness
 	Server *api.Server
+	Member *fleet.Member
+	Addr   *listenAddr
 }
 
 // register appends the lifecycle hooks in start order.
@@ -390,6 +396,7 @@ func register(p params) {
 		OnStop: p.Mon.Stop,
 	})
 	p.LC.Append(fx.Hook{OnStart: p.Server.Start, OnStop: p.Server.Stop})
+	p.LC.Append(memberHook(p.Member, p.Addr, p.Server))
 	p.LC.Append(fx.Hook{
 		OnStart: func(ctx context.Context) error {
 			// Runs resumed by the engine's start call plugins: let the

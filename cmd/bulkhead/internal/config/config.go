@@ -118,6 +118,10 @@ type Store struct {
 	// directory's file system: a write that would cut into it is refused
 	// (507 from the API). Default 128MiB.
 	FreeSpaceReserve abi.Size `yaml:"free_space_reserve"`
+	// Heartbeat is how often the service tells the store it is alive;
+	// hosts sharing a store list one that missed three as stale.
+	// Default 2s.
+	Heartbeat resilience.Duration `yaml:"heartbeat"`
 }
 
 // Drain configures shutdown.
@@ -148,6 +152,7 @@ const (
 	DefaultRetention           = 7 * 24 * time.Hour
 	DefaultMaxCheckpoints      = 10
 	DefaultFreeSpaceReserve    = 128 << 20
+	DefaultHeartbeat           = 2 * time.Second
 	DefaultGracePeriod         = 30 * time.Second
 )
 
@@ -270,6 +275,7 @@ func (c *Config) validate() []keyError {
 	pos("http.write_timeout", c.HTTP.WriteTimeout)
 	pos("http.idle_timeout", c.HTTP.IdleTimeout)
 	pos("store.retention", c.Store.Retention)
+	pos("store.heartbeat", c.Store.Heartbeat)
 	pos("drain.grace_period", c.Drain.GracePeriod)
 	pos("plugins.start_timeout", c.Plugins.StartTimeout)
 	if c.Plugins.MaxModuleSize <= 0 {

@@ -198,6 +198,7 @@ var fields = []field{
 	durField("store.retention", env("BULKHEAD_RETENTION"), "retention", "keep finished runs for `DURATION`", func(c *Config) *resilience.Duration { return &c.Store.Retention }, DefaultRetention),
 	intField("store.max_checkpoints", env("BULKHEAD_MAX_CHECKPOINTS"), "max-checkpoints", "checkpoints kept per node (`N`)", func(c *Config) *int { return &c.Store.MaxCheckpoints }, DefaultMaxCheckpoints),
 	sizeField("store.free_space_reserve", env("BULKHEAD_FREE_SPACE_RESERVE"), "free-space-reserve", "refuse writes that would leave less than `SIZE` free on the data directory's file system", func(c *Config) *abi.Size { return &c.Store.FreeSpaceReserve }, DefaultFreeSpaceReserve),
+	durField("store.heartbeat", env("BULKHEAD_HEARTBEAT"), "heartbeat", "tell the store this host is alive every `DURATION`", func(c *Config) *resilience.Duration { return &c.Store.Heartbeat }, DefaultHeartbeat),
 	durField("drain.grace_period", env("BULKHEAD_GRACE_PERIOD"), "grace-period", "on SIGTERM, let running nodes finish for `DURATION`", func(c *Config) *resilience.Duration { return &c.Drain.GracePeriod }, DefaultGracePeriod),
 }
 
