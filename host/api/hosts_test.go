@@ -64,4 +64,10 @@ func TestAPI_Hosts(t *testing.T) {
 	if code, b, _ := f.do(t, "GET", "/v1/hosts", nil, token); code != 503 {
 		t.Errorf("hosts with the store down: %d %s", code, b)
 	}
+	// The plugins are listed without the store, without versions.
+	var down map[string]json.RawMessage
+	code, b, _ = f.do(t, "GET", "/v1/plugins", nil, token)
+	if err := json.Unmarshal(b, &down); code != 200 || err != nil || down["plugins"] == nil || down["versions"] != nil {
+		t.Errorf("plugins with the store down: %d %s", code, b)
+	}
 }
