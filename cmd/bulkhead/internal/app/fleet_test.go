@@ -34,7 +34,7 @@ func startInstance(t *testing.T, url string, withPlugin bool) *instance {
 	t.Helper()
 	cfg := testConfig(t)
 	cfg.Store.URL = url
-	cfg.Store.Heartbeat = resilience.Duration(100 * time.Millisecond)
+	cfg.Store.Heartbeat = resilience.Duration(300 * time.Millisecond)
 	if !withPlugin {
 		os.Remove(filepath.Join(cfg.PluginsDir, "tiny.wasm"))
 	}
