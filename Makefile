@@ -6,7 +6,7 @@ BIN       := bin/bulkhead
 GUEST_ENV := GOOS=wasip1 GOARCH=wasm
 DEMO_DATA := .bulkhead-demo
 
-.PHONY: all build demo demo-cluster test test.all bench soak testdata generate check lint format clean
+.PHONY: all build demo demo-cluster test test.all bench bench-dbos soak testdata generate check lint format clean
 
 all: build
 
@@ -40,6 +40,15 @@ test.all:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
+
+# bulkhead's engine on PostgreSQL beside DBOS Transact Go on the same
+# throwaway PostgreSQL (its own module, bench/dbos): completions/s of a
+# 10-step workflow at 1, 16 and 256 in flight, then 10-step latency.
+BENCH_DBOS_STEPS ?= 5000x
+BENCH_DBOS_RUNS  ?= 300x
+bench-dbos:
+	cd bench/dbos && $(GO) test -run '^$$' -bench 'Completions|Baseline' -benchtime $(BENCH_DBOS_STEPS) -timeout 60m .
+	cd bench/dbos && $(GO) test -run '^$$' -bench 'Latency' -benchtime $(BENCH_DBOS_RUNS) -timeout 60m .
 
 # Soaks, then a bounded fuzz of the HTTP API (its starting inputs alone run
 # in `test`).

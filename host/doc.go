@@ -20,7 +20,11 @@
 // then swaps atomically: new calls use the new version, calls
 // in flight finish on the old one, whose pool drains in the background and
 // whose compiled code is then freed. A module that fails to compile or
-// instantiate never replaces a working version. Stop refuses new calls,
+// instantiate never replaces a working version. LoadPinned compiles a
+// version that serves only calls pinned to it (WithVersion), leaving the
+// current one in place, so a host can run the version a run was pinned to
+// after its file was replaced or on a host that never had it; at most
+// MaxPinned are kept per plugin, until Stop. Stop refuses new calls,
 // drains within its context and waits for every goroutine the host started;
 // it is idempotent.
 //

@@ -140,6 +140,7 @@ type Host struct {
 
 	mu      sync.RWMutex
 	plugins map[string]*plugin
+	pinned  map[string][]*generation // by plugin, oldest first (pinned.go)
 
 	// accounts counts each plugin's state against its quota, by plugin
 	// name, across versions and reloads (*quota.Account).
@@ -298,6 +299,9 @@ func (h *Host) Stop(ctx context.Context) error {
 			if g := p.gen.Swap(nil); g != nil {
 				errs = append(errs, h.retire(ctx, g))
 			}
+		}
+		for _, g := range h.takePinned() {
+			errs = append(errs, h.retire(ctx, g))
 		}
 		h.wg.Wait()
 		h.guestNet.close()
@@ -584,12 +588,9 @@ func (h *Host) call(ctx context.Context, plugin, fn string, input []byte, opts [
 		o(&co)
 	}
 	for {
-		g, err := h.current(plugin)
+		g, err := h.resolve(plugin, co.version)
 		if err != nil {
 			return nil, "", err
-		}
-		if co.version != "" && !strings.HasPrefix(g.version, co.version) {
-			return nil, "", fmt.Errorf("%w: %s@%s is not loaded (loaded: %s)", ErrNoPlugin, plugin, co.version, digest.Short(g.version))
 		}
 		out, err := h.callGen(ctx, g, fn, input, &co)
 		if errors.Is(err, pool.ErrClosed) {

@@ -22,6 +22,14 @@
 // statestore/memstore (in memory, for tests and library use). Every backend
 // passes the conformance suite in statestore/storetest.
 //
+// Every backend also implements two capabilities of hosts sharing a store,
+// checked by storetest.RunFleet: Hosts (membership: registration and
+// heartbeats on the store's clock, live or stale) and Modules (plugin
+// module bytes by SHA-256, with the manifest of each plugin version;
+// GetModule refuses bytes that do not hash to their version with
+// ErrModuleHash). badgerstore and memstore belong to one process and list
+// only the host that registered last.
+//
 // # Durability
 //
 // Every write method returns only after its change is durable: for

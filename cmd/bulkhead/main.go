@@ -25,6 +25,7 @@ Usage:
   bulkhead dlq ls|show ID|replay ID|purge      dead letters of failed nodes
   bulkhead checkpoints ls RUN [NODE]           checkpoints saved by long nodes
   bulkhead plugins ls|reload NAME              list plugins and their state, or load one to check it
+  bulkhead hosts ls                            hosts sharing the store: live or stale, what they serve
   bulkhead serve [--config FILE] [flags]       run the service: HTTP API, metrics, dashboard
   bulkhead config show [flags]                 print serve's effective configuration and its sources
   bulkhead store check|repair [--data DIR]     check the data directory's store, or recover a damaged one
@@ -49,6 +50,7 @@ func commands() []command {
 		{"dlq", runDLQ},
 		{"checkpoints", runCheckpoints},
 		{"plugins", runPlugins},
+		{"hosts", runHosts},
 		{"serve", runServe},
 		{"config", runConfig},
 		{"store", runStore},

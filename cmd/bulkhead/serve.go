@@ -49,6 +49,7 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	signal.Notify(sigs, serveSignals...)
 	defer signal.Stop(sigs)
 
+	app.Version = version
 	a := fx.New(app.Options(cfg, log))
 	if err := a.Err(); err != nil {
 		log.Error("cannot start", "err", err)

@@ -47,6 +47,7 @@ func TestServe(t *testing.T) {
 	t.Run("Load", func(t *testing.T) { testLoad(t, bin) })
 	t.Run("NoTokenChecksHostAndOrigin", func(t *testing.T) { testNoToken(t, bin) })
 	t.Run("Postgres", func(t *testing.T) { testServePostgres(t, bin) })
+	t.Run("Hosts", func(t *testing.T) { testServeHosts(t, bin) })
 }
 
 // service is a running `bulkhead serve`.

@@ -94,6 +94,9 @@ type Deps struct {
 	Ready func(ctx context.Context) error
 	// MapError maps the components' own errors to API errors.
 	MapError ErrorMapper
+	// Hosts, when set, lists the hosts sharing the store (GET /v1/hosts,
+	// and which of them serve each plugin version in GET /v1/plugins).
+	Hosts func(ctx context.Context) ([]statestore.HostInfo, error)
 	// Metrics, when set, is served at /metrics.
 	Metrics *Metrics
 	Logger  *slog.Logger
@@ -191,6 +194,7 @@ func (a *API) register() {
 	}
 	a.handle("GET", "/v1/openapi.json", false, a.openAPI)
 	a.handle("GET", "/v1/plugins", false, a.listPlugins)
+	a.handle("GET", "/v1/hosts", false, a.listHosts)
 	a.handle("POST", "/v1/plugins/{name}/reload", false, a.reloadPlugin)
 	a.handle("POST", "/v1/plugins/{name}/call", false, a.callPlugin)
 	a.handle("GET", "/v1/workflows", false, a.listWorkflows)
@@ -357,9 +361,18 @@ type PluginStatus struct {
 	Manifest    *abi.Manifest     `json:"manifest,omitempty"`
 }
 
-func (a *API) listPlugins(w http.ResponseWriter, _ *http.Request) error {
+func (a *API) listPlugins(w http.ResponseWriter, r *http.Request) error {
+	// The hosts' versions come from the store: without it, the list
+	// still says what this host serves.
+	body := map[string]any{}
+	if served, err := a.servedVersions(r.Context()); err == nil {
+		body["versions"] = served
+	} else {
+		a.log.Warn("plugin versions of the other hosts not listed", "err", err)
+	}
 	if a.deps.Plugins != nil {
-		return writeJSON(w, http.StatusOK, map[string]any{"plugins": a.deps.Plugins.Statuses()})
+		body["plugins"] = a.deps.Plugins.Statuses()
+		return writeJSON(w, http.StatusOK, body)
 	}
 	out := []PluginStatus{}
 	breakers := a.deps.Host.Breakers()
@@ -371,7 +384,8 @@ func (a *API) listPlugins(w http.ResponseWriter, _ *http.Request) error {
 		FillFromHost(&st, p)
 		out = append(out, st)
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"plugins": out})
+	body["plugins"] = out
+	return writeJSON(w, http.StatusOK, body)
 }
 
 // FillFromHost sets the host's figures of a loaded plugin in st.

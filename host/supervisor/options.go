@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/plugins"
 	"github.com/bulkhead-run/bulkhead/resilience"
 )
@@ -37,6 +38,7 @@ type options struct {
 	poll          time.Duration
 	drain         time.Duration
 	onChange      func(name string, removed bool)
+	onLoad        func(plugin, version string, wasm []byte, m abi.Manifest)
 }
 
 // WithLogger sets the logger; nil discards. Every load, refusal, rebuild
@@ -94,4 +96,12 @@ func WithDrainTimeout(d time.Duration) Option { return optionFunc(func(o *option
 // checks in step with it. f must not call the supervisor back.
 func WithChangeHook(f func(name string, removed bool)) Option {
 	return optionFunc(func(o *options) { o.onChange = f })
+}
+
+// WithLoadHook calls fn after each version the supervisor loads, with its
+// bytes and manifest (to share it with other hosts). fn runs on the
+// plugin's load path, so it must not block; it must not keep or change wasm
+// beyond the call unless it copies it.
+func WithLoadHook(fn func(plugin, version string, wasm []byte, m abi.Manifest)) Option {
+	return optionFunc(func(o *options) { o.onLoad = fn })
 }

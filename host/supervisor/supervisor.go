@@ -434,6 +434,9 @@ func (s *Supervisor) apply(ctx context.Context, e *entry, cause Cause, b []byte,
 		// Unreachable: PolicyOf validated pol.
 		s.log.Error("set policy", keyPlugin, name, keyErr, err)
 	}
+	if s.opts.onLoad != nil {
+		s.opts.onLoad(name, v, b, m.Manifest)
+	}
 	took := time.Since(start)
 	s.mu.Lock()
 	e.working, e.manifest = true, m.Manifest

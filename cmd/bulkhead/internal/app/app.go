@@ -19,6 +19,7 @@ import (
 	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/config"
 	"github.com/bulkhead-run/bulkhead/host"
 	"github.com/bulkhead-run/bulkhead/host/api"
+	"github.com/bulkhead-run/bulkhead/host/fleet"
 	"github.com/bulkhead-run/bulkhead/host/supervisor"
 	"github.com/bulkhead-run/bulkhead/host/workflow"
 	"github.com/bulkhead-run/bulkhead/internal/telemetry"
@@ -66,6 +67,7 @@ func Options(cfg *config.Config, log *slog.Logger) fx.Option {
 			newAPIRef,
 			newAPI,
 			newServer,
+			newMember,
 		),
 		fx.Invoke(register),
 	)
@@ -101,9 +103,10 @@ func newHost(cfg *config.Config, log *slog.Logger, pol resilience.Policy, hooks 
 }
 
 func newSupervisor(cfg *config.Config, log *slog.Logger, h *host.Host, hooks *supervisor.Hooks, pol resilience.Policy,
-	ph *pluginHealth) (*supervisor.Supervisor, error) {
+	ph *pluginHealth, fm *fleet.Member) (*supervisor.Supervisor, error) {
 	sv, err := supervisor.New(h, cfg.PluginsDir,
 		supervisor.WithLogger(log.With("module", "supervisor")),
+		supervisor.WithLoadHook(fm.Record),
 		supervisor.WithHooks(hooks),
 		supervisor.WithDefaultPolicy(pol),
 		supervisor.WithChangeHook(ph.changed),
@@ -164,8 +167,8 @@ func (i invoker) Invoke(ctx context.Context, req host.InvokeRequest) (host.Invok
 func (i invoker) Plugin(name string) (host.PluginInfo, bool) { return i.h.Plugin(name) }
 
 func newEngine(cfg *config.Config, log *slog.Logger, store statestore.Store, sv *supervisor.Supervisor, h *host.Host, m *api.Metrics, c *counters,
-	tel *telemetry.Telemetry) (*workflow.Engine, error) {
-	var inv workflow.Invoker = m.Instrument(invoker{sv, h})
+	tel *telemetry.Telemetry, fm *fleet.Member) (*workflow.Engine, error) {
+	var inv workflow.Invoker = m.Instrument(fm.Invoker(invoker{sv, h}))
 	logEvents := workflow.LogEvents(log.With("module", "engine"))
 	observe := func(ev workflow.Event) { c.observe(ev); logEvents(ev) }
 	if tel.Enabled() {
@@ -334,12 +337,13 @@ func (r *readiness) set(f func()) { r.mu.Lock(); f(); r.mu.Unlock() }
 
 func newAPI(cfg *config.Config, log *slog.Logger, h *host.Host, sv *supervisor.Supervisor, eng *workflow.Engine,
 	mon *resilience.Monitor, m *api.Metrics, store statestore.Store, pol resilience.Policy, ref *apiRef,
-	tel *telemetry.Telemetry) (*api.API, *readiness, error) {
+	tel *telemetry.Telemetry, fm *fleet.Member) (*api.API, *readiness, error) {
 	ready := &readiness{}
 	var a *api.API
 	deps := api.Deps{
 		Host: h, Plugins: pluginsView{sv, h}, Workflows: workflowsView{eng, tel}, Monitor: mon, Metrics: m,
 		Logger:   log.With("module", "api"),
+		Hosts:    fm.Hosts,
 		MapError: mapError(func() *api.API { return a }),
 		Ready: func(ctx context.Context) error {
 			ready.mu.Lock()
@@ -426,6 +430,8 @@ type params struct {
 	Ready  *readiness
 	Server *api.Server
 	Tel    *telemetry.Telemetry
+	Member *fleet.Member
+	Addr   *listenAddr
 }
 
 // register appends the lifecycle hooks in start order.
@@ -461,6 +467,7 @@ func register(p params) {
 		OnStop: p.Mon.Stop,
 	})
 	p.LC.Append(fx.Hook{OnStart: p.Server.Start, OnStop: p.Server.Stop})
+	p.LC.Append(memberHook(p.Member, p.Addr, p.Server))
 	p.LC.Append(fx.Hook{
 		OnStart: func(ctx context.Context) error {
 			// Runs resumed by the engine's start call plugins: let the

@@ -22,10 +22,11 @@ import (
 	"github.com/bulkhead-run/bulkhead/host/api"
 	"github.com/bulkhead-run/bulkhead/host/hosttest"
 	"github.com/bulkhead-run/bulkhead/plugins"
+	"github.com/bulkhead-run/bulkhead/statestore/pgstore/pgtest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(pgtest.M(m))
 }
 
 func testConfig(t *testing.T) *config.Config {

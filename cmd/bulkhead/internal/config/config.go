@@ -126,6 +126,10 @@ type Store struct {
 	// heartbeat: when the host dies or freezes, another host sharing the
 	// database runs the node after at most this long. Default 15s.
 	Lease resilience.Duration `yaml:"lease"`
+	// Heartbeat is how often the service tells the store it is alive;
+	// hosts sharing a store list one that missed three as stale.
+	// Default 2s.
+	Heartbeat resilience.Duration `yaml:"heartbeat"`
 }
 
 // Drain configures shutdown.
@@ -157,6 +161,7 @@ const (
 	DefaultMaxCheckpoints      = 10
 	DefaultFreeSpaceReserve    = 128 << 20
 	DefaultLease               = 15 * time.Second
+	DefaultHeartbeat           = 2 * time.Second
 	DefaultGracePeriod         = 30 * time.Second
 )
 
@@ -279,6 +284,7 @@ func (c *Config) validate() []keyError {
 	pos("http.write_timeout", c.HTTP.WriteTimeout)
 	pos("http.idle_timeout", c.HTTP.IdleTimeout)
 	pos("store.retention", c.Store.Retention)
+	pos("store.heartbeat", c.Store.Heartbeat)
 	pos("drain.grace_period", c.Drain.GracePeriod)
 	if c.Store.Lease < resilience.Duration(100*time.Millisecond) {
 		bad("store.lease", "must be at least 100ms, got %s", c.Store.Lease)

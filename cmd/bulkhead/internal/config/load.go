@@ -200,6 +200,7 @@ var fields = []field{
 	sizeField("store.free_space_reserve", env("BULKHEAD_FREE_SPACE_RESERVE"), "free-space-reserve", "refuse writes that would leave less than `SIZE` free on the data directory's file system", func(c *Config) *abi.Size { return &c.Store.FreeSpaceReserve }, DefaultFreeSpaceReserve),
 	strField("store.host_id", env("BULKHEAD_HOST_ID"), "host-id", "name of this host in a shared store's claims (`ID`; default: host name, process ID, random suffix)", func(c *Config) *string { return &c.Store.HostID }, ""),
 	durField("store.lease", env("BULKHEAD_LEASE"), "lease", "a node this host runs is rescued by another host `DURATION` after this host stops heartbeating", func(c *Config) *resilience.Duration { return &c.Store.Lease }, DefaultLease),
+	durField("store.heartbeat", env("BULKHEAD_HEARTBEAT"), "heartbeat", "tell the store this host is alive every `DURATION`", func(c *Config) *resilience.Duration { return &c.Store.Heartbeat }, DefaultHeartbeat),
 	durField("drain.grace_period", env("BULKHEAD_GRACE_PERIOD"), "grace-period", "on SIGTERM, let running nodes finish for `DURATION`", func(c *Config) *resilience.Duration { return &c.Drain.GracePeriod }, DefaultGracePeriod),
 }
 
