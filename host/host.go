@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -16,7 +17,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/sys"
 
@@ -53,6 +53,7 @@ type options struct {
 	fuel            bool
 	fuelFallback    bool
 	checkpointEvery time.Duration
+	engine          string
 }
 
 type optionFunc func(*options)
@@ -115,6 +116,12 @@ func WithCheckpointInterval(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.checkpointEvery = d })
 }
 
+// WithEngine selects the engine that runs plugins whose manifest names
+// none: abi.EngineNative (the default), bulkhead's own implementation of the
+// Extism ABI on wazero, or abi.EngineExtism (DefaultEngine), Extism's go-sdk, kept as the
+// reference. See the package documentation for what differs.
+func WithEngine(name string) Option { return optionFunc(func(o *options) { o.engine = name }) }
+
 // WithHTTPPolicy sets the policy of the breakers guarding guest HTTP
 // requests, one per destination host.
 func WithHTTPPolicy(p resilience.Policy) Option {
@@ -137,6 +144,8 @@ type Host struct {
 	pols     policies
 	compiles chan struct{} // one token per compile running
 	guestNet guestNet      // transports of guest HTTP requests (http.go)
+	// guestClient sends every guest HTTP request, on both engines.
+	guestClient *http.Client
 
 	mu      sync.RWMutex
 	plugins map[string]*plugin
@@ -211,10 +220,17 @@ func New(opts ...Option) (*Host, error) {
 	if err := o.policy.Validate(); err != nil {
 		return nil, fmt.Errorf("host: default policy: %w", err)
 	}
-	installGuestTransport()
+	if o.engine == "" {
+		o.engine = DefaultEngine
+	}
+	if err := abi.ValidateEngine(o.engine); err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
 	ropts := append([]resilience.Option{resilience.WithClassifier(Classify), resilience.WithLogger(log)}, o.resOpts...)
-	return &Host{opts: o, log: log, plugins: make(map[string]*plugin), execs: resilience.NewRegistry(ropts...),
-		compiles: make(chan struct{}, o.compiles)}, nil
+	h := &Host{opts: o, log: log, plugins: make(map[string]*plugin), execs: resilience.NewRegistry(ropts...),
+		compiles: make(chan struct{}, o.compiles)}
+	h.guestClient = &http.Client{Transport: &guestTransport{h: h}}
+	return h, nil
 }
 
 // Start opens the compilation cache and starts the janitor that closes idle
@@ -413,7 +429,9 @@ func (h *Host) compile(ctx context.Context, name string, wasm []byte, m abi.Mani
 		Config:       config,
 		HostFuncs:    hostFuncs(),
 		Cache:        h.cache,
-		Log:          func(e *engine.Instance, l extism.LogLevel, msg string) { h.guestLog(g, e, l, msg) },
+		Log:          func(e *engine.Instance, l engine.LogLevel, msg string) { h.guestLog(g, e, l, msg) },
+		Native:       h.engineOf(m) == abi.EngineNative,
+		HTTPClient:   h.guestClient,
 		Sleep:        guestSleep,
 		Fuel:         h.opts.fuel,
 		FuelFallback: h.opts.fuelFallback,
@@ -471,6 +489,18 @@ func (h *Host) compile(ctx context.Context, name string, wasm []byte, m abi.Mani
 		return nil, err
 	}
 	return g, nil
+}
+
+// DefaultEngine is the engine of plugins when neither WithEngine nor the
+// manifest names one.
+const DefaultEngine = abi.EngineExtism
+
+// engineOf returns the engine plugin manifest m runs on.
+func (h *Host) engineOf(m abi.Manifest) string {
+	if m.Engine != "" {
+		return m.Engine
+	}
+	return h.opts.engine
 }
 
 func (h *Host) fuelCacheDir() string {
@@ -767,6 +797,9 @@ func (h *Host) classify(ctx context.Context, g *generation, fn string, inst *ins
 // kernel's memory, the only one go-sdk exposes (it holds inputs, outputs
 // and variables), not the guest's own.
 func (h *Host) memoryExhausted(g *generation, inst *instance, meter *fuel.Meter) bool {
+	if inst.e.KernelFull() {
+		return true
+	}
 	if meter != nil {
 		return meter.GrowFailed()
 	}
@@ -848,7 +881,7 @@ func capText(s string, max int, limit string) string {
 // guestLog sends a guest log line of version g to the call's logger, cut
 // at max_log_line and within the plugin's log rate. Lines logged while an
 // instance starts have no call: they go to the host's logger.
-func (h *Host) guestLog(g *generation, e *engine.Instance, level extism.LogLevel, msg string) {
+func (h *Host) guestLog(g *generation, e *engine.Instance, level engine.LogLevel, msg string) {
 	inst, _ := e.Tag.(*instance)
 	var st *callState
 	if inst != nil {
@@ -860,13 +893,13 @@ func (h *Host) guestLog(g *generation, e *engine.Instance, level extism.LogLevel
 	}
 	var lvl slog.Level
 	switch level {
-	case extism.LogLevelTrace:
+	case engine.LogLevelTrace:
 		lvl = slog.LevelDebug - 4
-	case extism.LogLevelDebug:
+	case engine.LogLevelDebug:
 		lvl = slog.LevelDebug
-	case extism.LogLevelWarn:
+	case engine.LogLevelWarn:
 		lvl = slog.LevelWarn
-	case extism.LogLevelError:
+	case engine.LogLevelError:
 		lvl = slog.LevelError
 	default:
 		lvl = slog.LevelInfo

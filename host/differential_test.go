@@ -1,0 +1,196 @@
+package host_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-run/bulkhead/abi"
+	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/host/hosttest"
+)
+
+// The differential suite runs the same calls on every fixture under the
+// native engine and under go-sdk (the reference) and requires the same
+// outcome from each: output, error kind, return code, error message, log
+// lines (debug and above: go-sdk drops trace lines), vars and config.
+
+// diffCall is one call of a differential script.
+type diffCall struct {
+	fn      string
+	in      []byte
+	timeout time.Duration // 0: the plugin's
+	durable bool          // with a fresh in-memory Durable for the engine
+	// random marks an output that differs run to run: only its length
+	// is compared. paced marks a call whose log lines a rate limiter
+	// thins by the clock: they are not compared.
+	random, paced bool
+}
+
+// diffOutcome is what a caller can observe of one call.
+type diffOutcome struct {
+	Out  string
+	Kind host.Kind
+	Code abi.Code
+	Msg  string
+	Logs []string
+}
+
+func (o diffOutcome) String() string {
+	out := o.Out
+	if len(out) > 64 {
+		out = fmt.Sprintf("%.64q… (%d bytes)", out, len(o.Out))
+	} else {
+		out = fmt.Sprintf("%q", out)
+	}
+	return fmt.Sprintf("out %s, kind %v, code %d, msg %q, logs %q", out, o.Kind, o.Code, o.Msg, o.Logs)
+}
+
+// durations in messages ("after 201ms") differ run to run.
+var durationRE = regexp.MustCompile(`after [0-9.]+(ns|µs|ms|s)\b`)
+
+// runDiff runs script on wasm under engine and returns each outcome.
+func runDiff(t *testing.T, engine string, metered bool, wasm []byte, m abi.Manifest, script []diffCall) []diffOutcome {
+	t.Helper()
+	logs := &logSink{}
+	h := hosttest.New(t, host.WithLogger(slog.New(logs)), host.WithEngine(engine), host.WithFuel(metered))
+	if _, err := h.Load(context.Background(), "p", wasm, m); err != nil {
+		t.Fatalf("%s: load: %v", engine, err)
+	}
+	// One deadline for every call, so invocation() reads the same on both.
+	deadline := time.Now().Add(time.Minute).Truncate(time.Second)
+	inv := abi.Invocation{RunID: "run-ü", Workflow: "wf", Node: "n", Attempt: 2, IdempotencyKey: "run-ü/n"}
+	var outs []diffOutcome
+	for _, c := range script {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		if c.timeout > 0 {
+			cancel()
+			ctx, cancel = context.WithTimeout(context.Background(), c.timeout)
+		}
+		opts := []host.CallOption{host.WithInvocation(inv)}
+		if c.durable {
+			opts = append(opts, host.WithDurable(&memDurable{state: map[string][]byte{}}))
+		}
+		before := logs.count()
+		out, err := h.Call(ctx, "p", c.fn, c.in, opts...)
+		cancel()
+		o := diffOutcome{Out: string(out)}
+		if c.random {
+			o.Out = fmt.Sprintf("%d random bytes", len(out))
+		}
+		if err != nil {
+			var ge *host.GuestError
+			var le *host.LimitError
+			switch {
+			case errors.As(err, &ge):
+				o.Kind, o.Code, o.Msg = ge.Kind, ge.Code, durationRE.ReplaceAllString(ge.Msg, "after D")
+			case errors.As(err, &le):
+				o.Msg = le.Error()
+			default:
+				o.Msg = err.Error()
+			}
+		}
+		for _, r := range logs.since(before) {
+			if c.paced {
+				break
+			}
+			if r.Level >= slog.LevelDebug && r.Message != "" && !strings.HasPrefix(r.Message, "plugin ") {
+				o.Logs = append(o.Logs, r.Level.String()+": "+r.Message)
+			}
+		}
+		outs = append(outs, o)
+	}
+	return outs
+}
+
+// kitchenScript is the conformance behaviours as one script.
+func kitchenScript(upstream, durable bool) []diffCall {
+	big := make([]byte, 1<<20)
+	for i := range big {
+		big[i] = byte(i*7 + 3*(i>>8))
+	}
+	s := []diffCall{
+		{fn: "echo"}, {fn: "echo", in: []byte("x")}, {fn: "echo", in: big[:1<<10]}, {fn: "echo", in: big[:100_003]}, {fn: "echo", in: big},
+		{fn: "json", in: []byte(`{"a":40,"b":2}`)}, {fn: "json", in: []byte(` { "b" : -7 , "a" : 1000000 } `)}, {fn: "json", in: []byte("not json")},
+		{fn: "config", in: []byte("greeting")}, {fn: "config", in: []byte("missing")}, {fn: "config", in: []byte("")},
+		{fn: "var_incr"}, {fn: "var_incr"}, {fn: "var_incr"},
+		{fn: "log", in: []byte("a line ü")}, {fn: "log", in: []byte("")},
+		{fn: "fail", in: []byte("upstream said no")}, {fn: "fail", in: nil}, {fn: "fail_permanent", in: []byte("bad input")},
+		{fn: "no_such_export"},
+		{fn: "trap"}, {fn: "echo", in: []byte("after the trap")}, {fn: "var_incr"},
+	}
+	if !upstream {
+		s = append(s, diffCall{fn: "invocation"}, diffCall{fn: "retry_after", in: []byte("1500")})
+	}
+	if durable {
+		s = append(s, diffCall{fn: "durable", in: []byte("k")}, diffCall{fn: "durable", in: []byte("kéy"), durable: true})
+	}
+	return s
+}
+
+// diffFixtures are every fixture with the script it runs.
+func diffFixtures() []struct {
+	name   string
+	path   string
+	m      abi.Manifest
+	script []diffCall
+} {
+	config := map[string]string{"greeting": "héllo, wörld", "empty": ""}
+	type fx = struct {
+		name   string
+		path   string
+		m      abi.Manifest
+		script []diffCall
+	}
+	var out []fx
+	for _, f := range conformanceFixtures {
+		out = append(out, fx{f.lang, f.path, abi.Manifest{Config: config, Pool: abi.Pool{Max: 1}}, kitchenScript(f.upstream, f.durable)})
+	}
+	goHostile := []diffCall{
+		{fn: "noop"}, {fn: "random", in: []byte("16"), random: true}, {fn: "environ"}, {fn: "readfile", in: []byte("/etc/hostname")},
+		{fn: "writefile", in: []byte("/tmp/x")}, {fn: "http_get", in: []byte("http://127.0.0.1:1/")},
+		{fn: "spin", timeout: 300 * time.Millisecond}, {fn: "echo", in: []byte("after spin")},
+		{fn: "sleep", in: []byte("5000"), timeout: 300 * time.Millisecond},
+		{fn: "membomb"}, {fn: "echo", in: []byte("after membomb")},
+		{fn: "huge", in: []byte("2000000")},
+		{fn: "exit", in: []byte("3")}, {fn: "exit", in: []byte("0")}, {fn: "echo", in: []byte("after exit")},
+		{fn: "health"}, {fn: "checkpoint_interval"},
+	}
+	out = append(out,
+		fx{"go-hostile", "go/kitchen/kitchen.wasm", abi.Manifest{Config: config, Pool: abi.Pool{Max: 1}, Memory: 64 << 20, MaxOutput: 1 << 20}, goHostile},
+		fx{"grow", "../host/testdata/grow.wasm", abi.Manifest{Memory: 16 << 20}, []diffCall{{fn: "bigGrow"}, {fn: "nearCapTrap"}}},
+		fx{"stack", "../host/testdata/stack.wasm", abi.Manifest{MaxStack: 512 << 10}, []diffCall{{fn: "deep"}, {fn: "runaway"}, {fn: "deep"}}},
+		fx{"abuse", "../host/testdata/abuse.wasm", abi.Manifest{StateKeys: 5, MaxError: 1 << 10, LogLinesPerSecond: 5},
+			[]diffCall{{fn: "state_loop", durable: true, paced: true}, {fn: "checkpoint_loop", durable: true, paced: true}, {fn: "log_loop", paced: true}, {fn: "big_error"}}},
+		fx{"sidebyside", "assemblyscript/sidebyside/sidebyside.wasm", abi.Manifest{Pool: abi.Pool{Max: 1}},
+			[]diffCall{{fn: "both", in: []byte("héllo")}, {fn: "retry_later", in: []byte("2500")}}},
+	)
+	return out
+}
+
+// TestDifferential_NativeSameAsExtism is the differential suite: every
+// fixture, metered and unmetered, under both engines.
+func TestDifferential_NativeSameAsExtism(t *testing.T) {
+	for _, f := range diffFixtures() {
+		t.Run(f.name, func(t *testing.T) {
+			wasm := hosttest.Fixture(t, f.path)
+			for _, metered := range []bool{true, false} {
+				if !metered && testing.Short() && f.name != "go-hostile" && f.name != "wat" {
+					continue
+				}
+				want := runDiff(t, abi.EngineExtism, metered, wasm, f.m, f.script)
+				got := runDiff(t, abi.EngineNative, metered, wasm, f.m, f.script)
+				for i, c := range f.script {
+					if got[i].String() != want[i].String() {
+						t.Errorf("metered=%v %s(%.20q):\n native %v\n extism %v", metered, c.fn, c.in, got[i], want[i])
+					}
+				}
+			}
+		})
+	}
+}
