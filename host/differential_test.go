@@ -1,11 +1,13 @@
 package host_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -191,6 +193,60 @@ func TestDifferential_NativeSameAsExtism(t *testing.T) {
 					}
 				}
 			}
+		})
+	}
+}
+
+// TestEngine_NoGrowthOverManyCalls: 100,000 calls on each engine's
+// instance pool (a no-op and a 1 KiB echo through the Invoke path) leave
+// the goroutine count and the live heap where they were after a warm-up.
+func TestEngine_NoGrowthOverManyCalls(t *testing.T) {
+	calls := 100_000
+	if raceEnabled {
+		calls = 20_000 // the race detector makes each call ~10× slower
+	}
+	in := bytes.Repeat([]byte("x"), 1<<10)
+	for _, engine := range []string{abi.EngineNative, abi.EngineExtism} {
+		t.Run(engine, func(t *testing.T) {
+			n := calls
+			if engine == abi.EngineExtism {
+				n /= 10 // go-sdk takes ~100 µs per call here
+			}
+			h := hosttest.New(t, host.WithEngine(engine))
+			ctx := context.Background()
+			if _, err := h.Load(ctx, "tiny", hosttest.Fixture(t, "../host/testdata/tiny.wasm"), abi.Manifest{Pool: abi.Pool{Max: 2}}); err != nil {
+				t.Fatal(err)
+			}
+			run := func(k int) {
+				for i := range k {
+					req := host.InvokeRequest{Plugin: "tiny", Function: "noop"}
+					if i%2 == 1 {
+						req.Function, req.Input = "echo", in
+					}
+					res, err := h.Invoke(ctx, req)
+					if err != nil || len(res.Output) != len(req.Input) {
+						t.Fatalf("call %d: %d bytes, %v", i, len(res.Output), err)
+					}
+				}
+			}
+			heap := func() uint64 {
+				runtime.GC()
+				runtime.GC()
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				return ms.HeapAlloc
+			}
+			run(1000)
+			g0, h0 := runtime.NumGoroutine(), heap()
+			run(n)
+			g1, h1 := runtime.NumGoroutine(), heap()
+			if g1 > g0 {
+				t.Errorf("goroutines %d before %d calls, %d after", g0, n, g1)
+			}
+			if h1 > h0+4<<20 {
+				t.Errorf("live heap %d KiB before %d calls, %d KiB after", h0>>10, n, h1>>10)
+			}
+			t.Logf("%s: %d calls, goroutines %d → %d, live heap %d → %d KiB", engine, n, g0, g1, h0>>10, h1>>10)
 		})
 	}
 }

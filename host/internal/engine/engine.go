@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
@@ -44,6 +46,16 @@ type Memory interface {
 	Write(b []byte) (uint64, error)
 	// Free frees a block.
 	Free(h uint64)
+	// Input returns the call's input in place (nil outside a call).
+	Input() []byte
+	// View returns the block at handle h in place (nil when h names no
+	// block).
+	View(h uint64) []byte
+	// AllocView allocates a block of n bytes and returns its handle and
+	// its bytes in place (0 and nil when the memory is full).
+	AllocView(n uint64) (uint64, []byte)
+	// Guest returns the guest's own linear memory (nil outside a call).
+	Guest() api.Memory
 }
 
 // Config is what Compile needs.
@@ -171,7 +183,7 @@ func Compile(ctx context.Context, cfg Config) (*Module, error) {
 	for _, hf := range hostFuncs {
 		call := hf.Call
 		f := extism.NewHostFunctionWithStack(hf.Name, func(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
-			call(ctx, kernelMemory{p}, stack)
+			call(ctx, kernelMemory{p: p, ctx: ctx}, stack)
 		}, hf.Params, hf.Results)
 		f.SetNamespace(hf.Module)
 		funcs = append(funcs, f)
@@ -250,9 +262,11 @@ func (m *Module) Native() bool { return m.nat != nil }
 
 // Instance is one instantiation of a Module. It serves one call at a time.
 type Instance struct {
-	p      *extism.Plugin
-	nat    *nativeInstance
-	http   httpState // the go-sdk engine's guest HTTP
+	p    *extism.Plugin
+	nat  *nativeInstance
+	http httpState // the go-sdk engine's guest HTTP
+	// guest is the go-sdk engine's guest module (for bulk transfer).
+	guest  api.Module
 	mounts []*jailfs.FS
 	stderr *tail
 	// Tag is free for the owner of the instance (the host keeps the
@@ -306,7 +320,7 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 		closeMounts(mounts)
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
-	inst = &Instance{p: p, mounts: mounts, stderr: stderr}
+	inst = &Instance{p: p, mounts: mounts, stderr: stderr, guest: mainModule(p)}
 	if m.cfg.Log != nil {
 		logf := m.cfg.Log
 		p.SetLogger(func(level extism.LogLevel, msg string) {
@@ -446,7 +460,46 @@ func closeMounts(mounts []*jailfs.FS) {
 }
 
 // kernelMemory adapts go-sdk's CurrentPlugin to Memory.
-type kernelMemory struct{ p *extism.CurrentPlugin }
+type kernelMemory struct {
+	p   *extism.CurrentPlugin
+	ctx context.Context
+}
+
+func (k kernelMemory) Input() []byte {
+	off, ok := k.ctx.Value(extism.InputOffsetKey("inputOffset")).(uint64)
+	if !ok {
+		return nil
+	}
+	return k.View(off)
+}
+
+func (k kernelMemory) View(h uint64) []byte {
+	n, err := k.p.Length(h)
+	if err != nil || n == 0 {
+		return nil
+	}
+	b, _ := k.p.Memory().Read(uint32(h), uint32(n))
+	return b
+}
+
+func (k kernelMemory) AllocView(n uint64) (uint64, []byte) {
+	h, err := k.p.Alloc(n)
+	if err != nil || h == 0 {
+		return 0, nil
+	}
+	b, ok := k.p.Memory().Read(uint32(h), uint32(n))
+	if !ok {
+		return 0, nil
+	}
+	return h, b
+}
+
+func (k kernelMemory) Guest() api.Memory {
+	if i, _ := k.ctx.Value(instanceKey{}).(*Instance); i != nil && i.guest != nil {
+		return i.guest.Memory()
+	}
+	return nil
+}
 
 func (k kernelMemory) Read(h uint64) ([]byte, error) {
 	if h == 0 {
@@ -540,4 +593,16 @@ func (m *Module) Exports() []string {
 func isSDKMessage(msg string) bool {
 	return strings.HasPrefix(msg, "Calling function : ") || strings.HasPrefix(msg, "Initializing runtime for ") ||
 		strings.HasPrefix(msg, "Calling _initialize") || strings.HasPrefix(msg, "Calling hs_init")
+}
+
+// mainModule returns the guest module of a go-sdk plugin, which go-sdk
+// keeps unexported; the bulk transfer host functions need its memory. A
+// test fails if a go-sdk upgrade renames the field.
+func mainModule(p *extism.Plugin) api.Module {
+	f := reflect.ValueOf(p).Elem().FieldByName("mainModule")
+	if !f.IsValid() {
+		return nil
+	}
+	m, _ := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface().(api.Module)
+	return m
 }

@@ -45,6 +45,9 @@ type nativeInstance struct {
 	http        httpState
 	// kernelFull records that a kernel allocation failed during the call.
 	kernelFull bool
+	// inits start the guest's runtime before its first call.
+	inits       []api.Function
+	initialized bool
 }
 
 // instanceKey finds the native instance of a call in its context.
@@ -135,7 +138,11 @@ func (noMemory) Read(uint64) ([]byte, error) {
 func (noMemory) Write([]byte) (uint64, error) {
 	return 0, errors.New("no kernel memory outside a call")
 }
-func (noMemory) Free(uint64) {}
+func (noMemory) Free(uint64)                       {}
+func (noMemory) Input() []byte                     { return nil }
+func (noMemory) View(uint64) []byte                { return nil }
+func (noMemory) AllocView(uint64) (uint64, []byte) { return 0, nil }
+func (noMemory) Guest() api.Memory                 { return nil }
 
 // Read, Write and Free make a native instance the Memory of bulkhead's
 // host functions.
@@ -152,6 +159,27 @@ func (n *nativeInstance) Read(h uint64) ([]byte, error) {
 func (n *nativeInstance) Write(b []byte) (uint64, error) { return n.write(b) }
 
 func (n *nativeInstance) Free(h uint64) { n.k.free(h) }
+
+func (n *nativeInstance) Input() []byte { return n.View(n.inputOffset) }
+
+func (n *nativeInstance) View(h uint64) []byte {
+	l := n.k.length(h)
+	a := uint64(uint32(h))
+	if l == 0 || !n.k.inMem(a, l) {
+		return nil
+	}
+	return n.k.view(a, l)
+}
+
+func (n *nativeInstance) AllocView(size uint64) (uint64, []byte) {
+	h := n.alloc(size)
+	if h == 0 || !n.k.inMem(h, size) {
+		return 0, nil
+	}
+	return h, n.k.bytesAt(h, size)
+}
+
+func (n *nativeInstance) Guest() api.Memory { return n.mod.Memory() }
 
 func (n *nativeInstance) readBytes(h uint64) ([]byte, error) { return n.k.read(h) }
 
@@ -364,7 +392,7 @@ func (m *nativeModule) instantiate(ctx context.Context, mod *Module, inst *Insta
 		return fmt.Errorf("instantiate: %w", err)
 	}
 	n.mod = gm
-	// The guest's runtime starts as go-sdk starts it before the first
+	// The guest's runtime starts as go-sdk starts it, inside the first
 	// call: a Haskell module's hs_init (after _initialize), else a WASI
 	// reactor's _initialize, else a command's __wasm_call_ctors.
 	var inits []api.Function
@@ -378,13 +406,7 @@ func (m *nativeModule) instantiate(ctx context.Context, mod *Module, inst *Insta
 	} else if f := noParams(gm, "__wasm_call_ctors"); f != nil {
 		inits = append(inits, f)
 	}
-	for _, f := range inits {
-		args := make([]uint64, len(f.Definition().ParamTypes()))
-		if _, err := f.Call(ictx, args...); err != nil {
-			_ = gm.Close(ctx)
-			return fmt.Errorf("instantiate: failed to initialize runtime: %w", err)
-		}
-	}
+	n.inits = inits
 	return nil
 }
 
@@ -424,6 +446,15 @@ func (i *Instance) nativeCall(ctx context.Context, fn string, input []byte) (uin
 		n.fns[fn] = f
 	}
 	ictx := &instanceCtx{Context: ctx, inst: i}
+	if !n.initialized && fn != "_start" && fn != "_initialize" {
+		for _, init := range n.inits {
+			args := make([]uint64, len(init.Definition().ParamTypes()))
+			if _, err := init.Call(ictx, args...); err != nil {
+				return 1, []byte{}, fmt.Errorf("failed to initialize runtime: %v", err)
+			}
+		}
+		n.initialized = true
+	}
 	res, err := f.Call(ictx)
 	var rc uint32
 	if exit, ok := err.(*sys.ExitError); ok {
