@@ -117,9 +117,10 @@ func WithCheckpointInterval(d time.Duration) Option {
 }
 
 // WithEngine selects the engine that runs plugins whose manifest names
-// none: abi.EngineNative (the default), bulkhead's own implementation of the
-// Extism ABI on wazero, or abi.EngineExtism (DefaultEngine), Extism's go-sdk, kept as the
-// reference. See the package documentation for what differs.
+// none (default DefaultEngine): abi.EngineNative, bulkhead's own
+// implementation of the Extism ABI on wazero, or abi.EngineExtism, Extism's
+// go-sdk, kept as the reference. The package documentation says what
+// differs between them.
 func WithEngine(name string) Option { return optionFunc(func(o *options) { o.engine = name }) }
 
 // WithHTTPPolicy sets the policy of the breakers guarding guest HTTP
@@ -493,7 +494,7 @@ func (h *Host) compile(ctx context.Context, name string, wasm []byte, m abi.Mani
 
 // DefaultEngine is the engine of plugins when neither WithEngine nor the
 // manifest names one.
-const DefaultEngine = abi.EngineExtism
+const DefaultEngine = abi.EngineNative
 
 // engineOf returns the engine plugin manifest m runs on.
 func (h *Host) engineOf(m abi.Manifest) string {

@@ -85,6 +85,7 @@ func newHost(cfg *config.Config, log *slog.Logger, pol resilience.Policy, hooks 
 		host.WithCacheDir(cfg.CacheDir),
 		host.WithPolicy(pol),
 		host.WithStartTimeout(cfg.Plugins.StartTimeout.D()),
+		host.WithEngine(cfg.Plugins.Engine),
 	}, hooks.HostOptions()...)
 	return host.New(opts...)
 }

@@ -100,6 +100,9 @@ type Plugins struct {
 	// StartTimeout bounds a module's start function when it is loaded;
 	// one still running then is refused. Default 5s.
 	StartTimeout resilience.Duration `yaml:"start_timeout"`
+	// Engine runs plugins whose manifest names none: "native" (bulkhead's
+	// own Extism-ABI runtime) or "extism" (Extism's go-sdk). Default native.
+	Engine string `yaml:"engine"`
 }
 
 // Store configures the state store.
@@ -272,6 +275,9 @@ func (c *Config) validate() []keyError {
 	pos("store.retention", c.Store.Retention)
 	pos("drain.grace_period", c.Drain.GracePeriod)
 	pos("plugins.start_timeout", c.Plugins.StartTimeout)
+	if err := abi.ValidateEngine(c.Plugins.Engine); err != nil {
+		bad("plugins.engine", "%v", err)
+	}
 	if c.Plugins.MaxModuleSize <= 0 {
 		bad("plugins.max_module_size", "must be positive, got %s", c.Plugins.MaxModuleSize)
 	}
