@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetratelabs/wazero"
+
 	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/host"
 	"github.com/bulkhead-run/bulkhead/host/hosttest"
@@ -169,6 +171,9 @@ func diffFixtures() []struct {
 		fx{"stack", "../host/testdata/stack.wasm", abi.Manifest{MaxStack: 512 << 10}, []diffCall{{fn: "deep"}, {fn: "runaway"}, {fn: "deep"}}},
 		fx{"abuse", "../host/testdata/abuse.wasm", abi.Manifest{StateKeys: 5, MaxError: 1 << 10, LogLinesPerSecond: 5},
 			[]diffCall{{fn: "state_loop", durable: true, paced: true}, {fn: "checkpoint_loop", durable: true, paced: true}, {fn: "log_loop", paced: true}, {fn: "big_error"}}},
+		fx{"bulk", "../host/testdata/bulk.wasm", abi.Manifest{},
+			[]diffCall{{fn: "echo", in: []byte("héllo")}, {fn: "echo"}, {fn: "input_oob", in: []byte("0123456789")},
+				{fn: "input_oob"}, {fn: "input_far", in: []byte("x")}, {fn: "write_oob"}, {fn: "read_no_block"}}},
 		fx{"sidebyside", "assemblyscript/sidebyside/sidebyside.wasm", abi.Manifest{Pool: abi.Pool{Max: 1}},
 			[]diffCall{{fn: "both", in: []byte("héllo")}, {fn: "retry_later", in: []byte("2500")}}},
 	)
@@ -248,5 +253,60 @@ func TestEngine_NoGrowthOverManyCalls(t *testing.T) {
 			}
 			t.Logf("%s: %d calls, goroutines %d → %d, live heap %d → %d KiB", engine, n, g0, g1, h0>>10, h1>>10)
 		})
+	}
+}
+
+// TestBulk_SDKsUseBulkTransfer: each of bulkhead's four SDKs moves input
+// and output with the bulk transfer host functions, not in 8-byte steps;
+// the upstream PDK's fixture keeps to the plain Extism ABI.
+func TestBulk_SDKsUseBulkTransfer(t *testing.T) {
+	for _, f := range conformanceFixtures {
+		if f.lang == "wat" {
+			continue
+		}
+		t.Run(f.lang, func(t *testing.T) {
+			ctx := context.Background()
+			r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter()) // reads imports, compiles nothing
+			defer r.Close(ctx)
+			cm, err := r.CompileModule(ctx, hosttest.Fixture(t, f.path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			imports := map[string]bool{}
+			for _, fn := range cm.ImportedFunctions() {
+				mod, name, _ := fn.Import()
+				imports[mod+"."+name] = true
+			}
+			bulk := imports[abi.HostModule+"."+abi.FuncInputRead] && imports[abi.HostModule+"."+abi.FuncBlockWrite]
+			if bulk == f.upstream {
+				t.Fatalf("imports input_read and block_write: %v, want %v (imports %v)", bulk, !f.upstream, imports)
+			}
+			if !f.upstream && imports[abi.ExtismModule+".input_load_u64"] {
+				t.Fatalf("the SDK still reads its input in 8-byte steps")
+			}
+		})
+	}
+}
+
+// TestBulk_Bounds: the bulk functions copy whole payloads, and an address
+// range outside the guest's memory traps that call only.
+func TestBulk_Bounds(t *testing.T) {
+	h := hosttest.New(t)
+	ctx := context.Background()
+	if _, err := h.Load(ctx, "bulk", hosttest.Fixture(t, "../host/testdata/bulk.wasm"), abi.Manifest{Pool: abi.Pool{Max: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	in := bytes.Repeat([]byte("héllo "), 5000)
+	if out, err := h.Call(ctx, "bulk", "echo", in); err != nil || !bytes.Equal(out, in) {
+		t.Fatalf("echo = %d bytes, %v", len(out), err)
+	}
+	for _, fn := range []string{"input_oob", "input_far", "write_oob"} {
+		_, err := h.Call(ctx, "bulk", fn, []byte("0123456789"))
+		if !errors.Is(err, host.ErrTrap) || !strings.Contains(err.Error(), "outside the guest's memory") {
+			t.Fatalf("%s = %v, want a trap naming the guest's memory", fn, err)
+		}
+	}
+	if _, err := h.Call(ctx, "bulk", "read_no_block", nil); err != nil {
+		t.Fatalf("block_read of a handle that names no block = %v, want 0 bytes copied", err)
 	}
 }
