@@ -3,6 +3,7 @@ package host_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"testing"
 
@@ -239,6 +240,40 @@ func BenchmarkEngine(b *testing.B) {
 				for b.Loop() {
 					res, err := h.Invoke(ctx, req)
 					if err != nil || len(res.Output) != len(req.Input) {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkEngine_SDK is BenchmarkEngine through an SDK guest (the C
+// kitchen fixture), which moves input and output with the bulk transfer
+// host functions.
+func BenchmarkEngine_SDK(b *testing.B) {
+	wasm, err := os.ReadFile("../testdata/c/kitchen/kitchen.wasm")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []int{1 << 10, 64 << 10, 1 << 20} {
+		for _, engine := range []string{abi.EngineExtism, abi.EngineNative} {
+			b.Run(fmt.Sprintf("%dKiB/%s", n>>10, engine), func(b *testing.B) {
+				h, err := host.New(host.WithCacheDir(b.TempDir()), host.WithEngine(engine))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { h.Stop(context.Background()) })
+				ctx := context.Background()
+				if _, err := h.Load(ctx, "c", wasm, abi.Manifest{MaxInput: 2 << 20, MaxOutput: 2 << 20}); err != nil {
+					b.Fatal(err)
+				}
+				req := host.InvokeRequest{Plugin: "c", Function: "echo", Input: bytes.Repeat([]byte("x"), n)}
+				b.SetBytes(int64(n))
+				b.ReportAllocs()
+				for b.Loop() {
+					res, err := h.Invoke(ctx, req)
+					if err != nil || len(res.Output) != n {
 						b.Fatal(err)
 					}
 				}
