@@ -187,7 +187,7 @@ func TestDifferential_NativeSameAsExtism(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			wasm := hosttest.Fixture(t, f.path)
 			for _, metered := range []bool{true, false} {
-				if !metered && testing.Short() && f.name != "go-hostile" && f.name != "wat" {
+				if !metered && testing.Short() && f.name != "go-hostile" && f.name != "wat" && f.name != "grow" {
 					continue
 				}
 				want := runDiff(t, abi.EngineExtism, metered, wasm, f.m, f.script)

@@ -127,9 +127,9 @@
 //     which a grow failed is KindMemory, and no other is. For an unmetered
 //     module the host guesses: KindMemory when the guest printed a runtime
 //     out-of-memory message or the Extism kernel's memory (go-sdk exposes
-//     no other; the native engine, the larger of it and the guest's) is
-//     within 4 MiB of the cap. On the native engine a failed kernel
-//     allocation decides exactly, metered or not.
+//     no other; the native engine looks at the same one) is within 4 MiB
+//     of the cap. On the native engine a failed kernel allocation also
+//     decides exactly, metered or not.
 //   - Call stack: wazero grows a call's stack in host memory, outside the
 //     memory cap, up to its own ceiling (over 100 MiB). A metered module
 //     bounds it at the manifest's max_stack (see host/internal/fuel); a

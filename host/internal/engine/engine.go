@@ -396,10 +396,12 @@ func isGuestMessage(i *Instance, err error) bool {
 // Stderr returns the tail of what the guest wrote to stderr in the last call.
 func (i *Instance) Stderr() string { return i.stderr.String() }
 
-// MemoryBytes returns the size of the guest's linear memory.
+// MemoryBytes returns the size of the Extism kernel memory, the one memory
+// go-sdk exposes (the native engine reports the same one, so the host's
+// memory-cap guess for unmetered modules is the same on both).
 func (i *Instance) MemoryBytes() uint64 {
 	if i.nat != nil {
-		return max(i.nat.k.size(), uint64(i.nat.mod.Memory().Size()))
+		return i.nat.k.size()
 	}
 	if mem := i.p.Memory(); mem != nil {
 		return uint64(mem.Size())
