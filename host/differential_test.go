@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"regexp"
 	"runtime"
 	"strings"
@@ -58,6 +59,9 @@ func (o diffOutcome) String() string {
 // durations in messages ("after 201ms") differ run to run.
 var durationRE = regexp.MustCompile(`after [0-9.]+(ns|µs|ms|s)\b`)
 
+// deadlineRE finds a call's deadline in invocation info.
+var deadlineRE = regexp.MustCompile(`"deadline_unix_ms":[0-9]+`)
+
 // runDiff runs script on wasm under engine and returns each outcome.
 func runDiff(t *testing.T, engine string, metered bool, wasm []byte, m abi.Manifest, script []diffCall) []diffOutcome {
 	t.Helper()
@@ -66,8 +70,8 @@ func runDiff(t *testing.T, engine string, metered bool, wasm []byte, m abi.Manif
 	if _, err := h.Load(context.Background(), "p", wasm, m); err != nil {
 		t.Fatalf("%s: load: %v", engine, err)
 	}
-	// One deadline for every call, so invocation() reads the same on both.
-	deadline := time.Now().Add(time.Minute).Truncate(time.Second)
+	// A deadline for the whole script; the plugin's timeout bounds each call.
+	deadline := time.Now().Add(10 * time.Minute)
 	inv := abi.Invocation{RunID: "run-ü", Workflow: "wf", Node: "n", Attempt: 2, IdempotencyKey: "run-ü/n"}
 	var outs []diffOutcome
 	for _, c := range script {
@@ -87,6 +91,15 @@ func runDiff(t *testing.T, engine string, metered bool, wasm []byte, m abi.Manif
 		if c.random {
 			o.Out = fmt.Sprintf("%d random bytes", len(out))
 		}
+		if c.fn == "invocation" && err == nil {
+			// The deadline is the call's, in the future.
+			inv, derr := abi.DecodeInvocation(out)
+			if derr != nil || inv.DeadlineUnixMS < time.Now().UnixMilli() {
+				t.Fatalf("%s: invocation %s: %v", engine, out, derr)
+			}
+		}
+		// Each call has its own deadline.
+		o.Out = deadlineRE.ReplaceAllString(o.Out, `"deadline_unix_ms":D`)
 		if err != nil {
 			var ge *host.GuestError
 			var le *host.LimitError
@@ -166,7 +179,10 @@ func diffFixtures() []struct {
 		{fn: "health"}, {fn: "checkpoint_interval"},
 	}
 	out = append(out,
-		fx{"go-hostile", "go/kitchen/kitchen.wasm", abi.Manifest{Config: config, Pool: abi.Pool{Max: 1}, Memory: 64 << 20, MaxOutput: 1 << 20}, goHostile},
+		// A generous timeout: under the race detector on a busy machine a Go
+		// guest filling its memory cap can take tens of seconds.
+		fx{"go-hostile", "go/kitchen/kitchen.wasm", abi.Manifest{Config: config, Pool: abi.Pool{Max: 1}, Memory: 32 << 20, MaxOutput: 1 << 20,
+			Timeout: abi.Duration(3 * time.Minute)}, goHostile},
 		fx{"grow", "../host/testdata/grow.wasm", abi.Manifest{Memory: 16 << 20}, []diffCall{{fn: "bigGrow"}, {fn: "nearCapTrap"}}},
 		fx{"stack", "../host/testdata/stack.wasm", abi.Manifest{MaxStack: 512 << 10}, []diffCall{{fn: "deep"}, {fn: "runaway"}, {fn: "deep"}}},
 		fx{"abuse", "../host/testdata/abuse.wasm", abi.Manifest{StateKeys: 5, MaxError: 1 << 10, LogLinesPerSecond: 5},
@@ -193,7 +209,7 @@ func TestDifferential_NativeSameAsExtism(t *testing.T) {
 				want := runDiff(t, abi.EngineExtism, metered, wasm, f.m, f.script)
 				got := runDiff(t, abi.EngineNative, metered, wasm, f.m, f.script)
 				for i, c := range f.script {
-					if got[i].String() != want[i].String() {
+					if !reflect.DeepEqual(got[i], want[i]) {
 						t.Errorf("metered=%v %s(%.20q):\n native %v\n extism %v", metered, c.fn, c.in, got[i], want[i])
 					}
 				}
@@ -308,5 +324,37 @@ func TestBulk_Bounds(t *testing.T) {
 	}
 	if _, err := h.Call(ctx, "bulk", "read_no_block", nil); err != nil {
 		t.Fatalf("block_read of a handle that names no block = %v, want 0 bytes copied", err)
+	}
+}
+
+// TestEngine_Selection: the host option sets the default engine, a
+// manifest's engine wins over it, and an unknown name is refused.
+func TestEngine_Selection(t *testing.T) {
+	wasm := hosttest.Fixture(t, "wat/kitchen.wasm")
+	ctx := context.Background()
+	for _, tt := range []struct{ hostEngine, manifest, want string }{
+		{"", "", host.DefaultEngine},
+		{abi.EngineExtism, "", abi.EngineExtism},
+		{abi.EngineNative, "", abi.EngineNative},
+		{abi.EngineNative, abi.EngineExtism, abi.EngineExtism},
+		{abi.EngineExtism, abi.EngineNative, abi.EngineNative},
+	} {
+		h := hosttest.New(t, host.WithEngine(tt.hostEngine))
+		if _, err := h.Load(ctx, "k", wasm, abi.Manifest{Engine: tt.manifest}); err != nil {
+			t.Fatal(err)
+		}
+		if info, _ := h.Plugin("k"); info.Engine != tt.want {
+			t.Errorf("host %q, manifest %q: engine %q, want %q", tt.hostEngine, tt.manifest, info.Engine, tt.want)
+		}
+		if out, err := h.Call(ctx, "k", "echo", []byte("x")); err != nil || string(out) != "x" {
+			t.Errorf("host %q, manifest %q: echo = %q, %v", tt.hostEngine, tt.manifest, out, err)
+		}
+	}
+	if _, err := host.New(host.WithEngine("wasmtime")); err == nil {
+		t.Error("New accepted an unknown engine")
+	}
+	h := hosttest.New(t)
+	if _, err := h.Load(ctx, "k", wasm, abi.Manifest{Engine: "wasmtime"}); !errors.Is(err, host.ErrInvalidModule) {
+		t.Errorf("Load with an unknown engine = %v, want ErrInvalidModule", err)
 	}
 }

@@ -496,6 +496,13 @@ func (h *Host) compile(ctx context.Context, name string, wasm []byte, m abi.Mani
 // manifest names one.
 const DefaultEngine = abi.EngineNative
 
+func engineName(native bool) string {
+	if native {
+		return abi.EngineNative
+	}
+	return abi.EngineExtism
+}
+
 // engineOf returns the engine plugin manifest m runs on.
 func (h *Host) engineOf(m abi.Manifest) string {
 	if m.Engine != "" {
@@ -551,6 +558,9 @@ type PluginInfo struct {
 	Metered   bool
 	Unmetered string
 	FuelUsed  uint64
+	// Engine is the engine that runs the plugin (abi.EngineNative or
+	// abi.EngineExtism).
+	Engine string
 }
 
 // Plugins lists the loaded plugins by name.
@@ -564,6 +574,7 @@ func (h *Host) Plugins() []PluginInfo {
 			Calls:   g.calls.Load(), Failures: g.failures.Load(),
 			PoolIdle: s.Idle, PoolInUse: s.InUse, PoolMax: s.Max,
 			Metered: g.module.Metered(), Unmetered: g.module.Unmetered(), FuelUsed: g.fuelUsed.Load(),
+			Engine: engineName(g.module.Native()),
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
