@@ -222,16 +222,13 @@ func TestDifferential_NativeSameAsExtism(t *testing.T) {
 // instance pool (a no-op and a 1 KiB echo through the Invoke path) leave
 // the goroutine count and the live heap where they were after a warm-up.
 func TestEngine_NoGrowthOverManyCalls(t *testing.T) {
-	calls := 100_000
-	if raceEnabled {
-		calls = 20_000 // the race detector makes each call ~10× slower
-	}
+	const calls = 100_000
 	in := bytes.Repeat([]byte("x"), 1<<10)
 	for _, engine := range []string{abi.EngineNative, abi.EngineExtism} {
 		t.Run(engine, func(t *testing.T) {
 			n := calls
 			if engine == abi.EngineExtism {
-				n /= 10 // go-sdk takes ~100 µs per call here
+				n /= 10 // go-sdk takes 20× longer per call
 			}
 			h := hosttest.New(t, host.WithEngine(engine))
 			ctx := context.Background()
