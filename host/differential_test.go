@@ -355,3 +355,21 @@ func TestEngine_Selection(t *testing.T) {
 		t.Errorf("Load with an unknown engine = %v, want ErrInvalidModule", err)
 	}
 }
+
+// TestEngine_NativeInputOverKernelMemory: on the native engine an input the
+// kernel memory cannot hold under the memory cap fails the call as the
+// memory limit (go-sdk drops such an input and calls the guest with none).
+func TestEngine_NativeInputOverKernelMemory(t *testing.T) {
+	h := hosttest.New(t, host.WithEngine(abi.EngineNative))
+	ctx := context.Background()
+	if _, err := h.Load(ctx, "k", hosttest.Fixture(t, "wat/kitchen.wasm"), abi.Manifest{Memory: 2 << 20, MaxInput: 8 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := h.Call(ctx, "k", "echo", make([]byte, 3<<20))
+	if !errors.Is(err, host.ErrMemoryLimit) {
+		t.Fatalf("echo of 3 MiB under a 2 MiB cap = %v, want ErrMemoryLimit", err)
+	}
+	if out, err := h.Call(ctx, "k", "echo", []byte("small")); err != nil || string(out) != "small" {
+		t.Fatalf("echo after = %q, %v", out, err)
+	}
+}
