@@ -56,6 +56,22 @@ const (
 	FuncStateDelete = "state_delete"
 	// FuncProgress: progress(h i64). Reports JSON Progress for this node.
 	FuncProgress = "progress"
+
+	// Bulk transfer: one call moves a whole payload between the Extism
+	// memory and the guest's own linear memory (addresses are the guest's
+	// memory offsets). An address range outside the guest's memory traps.
+
+	// FuncInputRead: input_read(dst i64) -> i64. Copies the call's whole
+	// input to guest address dst and returns its length.
+	FuncInputRead = "input_read"
+	// FuncBlockRead: block_read(h i64, dst i64) -> i64. Copies the whole
+	// block at handle h to guest address dst and returns its length (0 for
+	// handle 0 or a handle that names no block).
+	FuncBlockRead = "block_read"
+	// FuncBlockWrite: block_write(src i64, n i64) -> i64. Allocates a block
+	// holding the n bytes at guest address src and returns its handle (0
+	// when n is 0 or the memory cap leaves no room).
+	FuncBlockWrite = "block_write"
 )
 
 // ValueType is a Wasm value type in a host function signature.
@@ -87,6 +103,9 @@ func HostFunctions() []HostFunction {
 		{FuncStateSet, []ValueType{I64, I64}, []ValueType{I32}, "set a key of the plugin's durable state"},
 		{FuncStateDelete, []ValueType{I64}, []ValueType{I32}, "delete a key of the plugin's durable state"},
 		{FuncProgress, []ValueType{I64}, nil, "report JSON progress {done,total,message} of this node"},
+		{FuncInputRead, []ValueType{I64}, []ValueType{I64}, "copy the call's whole input to a guest address; returns its length"},
+		{FuncBlockRead, []ValueType{I64, I64}, []ValueType{I64}, "copy the whole block at the handle to a guest address; returns its length"},
+		{FuncBlockWrite, []ValueType{I64, I64}, []ValueType{I64}, "allocate a block holding n bytes at a guest address; returns its handle or 0"},
 	}
 }
 

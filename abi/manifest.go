@@ -71,6 +71,27 @@ type Manifest struct {
 	// modules are bounded so; an unmetered one overflows at the runtime's
 	// own limit, after taking over 100 MiB.
 	MaxStack Size `json:"max_stack,omitempty" yaml:"max_stack,omitempty"`
+
+	// Engine names the engine that runs the plugin: EngineNative or
+	// EngineExtism. Empty means the host's default.
+	Engine string `json:"engine,omitempty" yaml:"engine,omitempty"`
+}
+
+// Engines a manifest can name.
+const (
+	// EngineNative is bulkhead's own implementation of the Extism ABI.
+	EngineNative = "native"
+	// EngineExtism is Extism's go-sdk, the reference implementation.
+	EngineExtism = "extism"
+)
+
+// ValidateEngine reports whether name is an engine ("" is the default).
+func ValidateEngine(name string) error {
+	switch name {
+	case "", EngineNative, EngineExtism:
+		return nil
+	}
+	return fmt.Errorf("engine %q is not %q or %q", name, EngineNative, EngineExtism)
 }
 
 // Pool sizes the instance pool of one plugin version.
@@ -119,6 +140,9 @@ func (m Manifest) Validate() error {
 	}
 	if m.MaxStack < 0 || m.MaxStack > MaxStackLimit {
 		errs = append(errs, fmt.Errorf("max_stack %s is out of range (0 to %s)", m.MaxStack, Size(MaxStackLimit)))
+	}
+	if err := ValidateEngine(m.Engine); err != nil {
+		errs = append(errs, err)
 	}
 	for hostDir, guestDir := range m.AllowedPaths {
 		if strings.TrimPrefix(hostDir, "ro:") == "" || guestDir == "" {

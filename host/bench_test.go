@@ -3,6 +3,7 @@ package host_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"testing"
 
@@ -207,4 +208,76 @@ func BenchmarkLoad(b *testing.B) {
 			h.Stop(ctx)
 		}
 	})
+}
+
+// BenchmarkEngine compares the engines side by side in one run, on the
+// full Invoke path (retry, breaker, limiter, attempt timeout, call): a
+// no-op, and echoes of 1 KiB, 64 KiB and 1 MiB through the tiny guest,
+// which moves data in 8-byte host calls as upstream PDKs do.
+func BenchmarkEngine(b *testing.B) {
+	sizes := []struct {
+		name string
+		n    int
+	}{{"noop", -1}, {"1KiB", 1 << 10}, {"64KiB", 64 << 10}, {"1MiB", 1 << 20}}
+	for _, sz := range sizes {
+		for _, engine := range []string{abi.EngineExtism, abi.EngineNative} {
+			b.Run(sz.name+"/"+engine, func(b *testing.B) {
+				h, err := host.New(host.WithCacheDir(b.TempDir()), host.WithEngine(engine))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { h.Stop(context.Background()) })
+				ctx := context.Background()
+				if _, err := h.Load(ctx, "tiny", tinyWasm(b), abi.Manifest{MaxInput: 2 << 20, MaxOutput: 2 << 20}); err != nil {
+					b.Fatal(err)
+				}
+				req := host.InvokeRequest{Plugin: "tiny", Function: "noop"}
+				if sz.n >= 0 {
+					req.Function, req.Input = "echo", bytes.Repeat([]byte("x"), sz.n)
+					b.SetBytes(int64(sz.n))
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					res, err := h.Invoke(ctx, req)
+					if err != nil || len(res.Output) != len(req.Input) {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkEngine_SDK is BenchmarkEngine through an SDK guest (the C
+// kitchen fixture), which moves input and output with the bulk transfer
+// host functions.
+func BenchmarkEngine_SDK(b *testing.B) {
+	wasm, err := os.ReadFile("../testdata/c/kitchen/kitchen.wasm")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []int{1 << 10, 64 << 10, 1 << 20} {
+		for _, engine := range []string{abi.EngineExtism, abi.EngineNative} {
+			b.Run(fmt.Sprintf("%dKiB/%s", n>>10, engine), func(b *testing.B) {
+				h, err := host.New(host.WithCacheDir(b.TempDir()), host.WithEngine(engine))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { h.Stop(context.Background()) })
+				ctx := context.Background()
+				if _, err := h.Load(ctx, "c", wasm, abi.Manifest{MaxInput: 2 << 20, MaxOutput: 2 << 20}); err != nil {
+					b.Fatal(err)
+				}
+				req := host.InvokeRequest{Plugin: "c", Function: "echo", Input: bytes.Repeat([]byte("x"), n)}
+				b.SetBytes(int64(n))
+				b.ReportAllocs()
+				for b.Loop() {
+					res, err := h.Invoke(ctx, req)
+					if err != nil || len(res.Output) != n {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
 }

@@ -41,6 +41,48 @@
 // clocks, real sleep and crypto/rand; they get no filesystem, network or
 // environment unless the manifest allows hosts or paths.
 //
+// # Engines
+//
+// Two engines run plugins, chosen per host (WithEngine, default
+// DefaultEngine) and per plugin (the manifest's engine: native or extism):
+//
+//   - native: bulkhead's own implementation of the Extism ABI on wazero
+//     (host/internal/engine). One wazero runtime per plugin version holds
+//     WASI, "extism:host/env" and the host modules; each instance is one
+//     guest module plus its kernel memory. The Extism kernel (the allocator
+//     and the input, output and error records that go-sdk runs as a Wasm
+//     module beside each guest) is implemented in Go: a byte slice per
+//     instance laid out exactly as the kernel lays out its memory (a root
+//     record at address 1, then 12-byte block headers before each block),
+//     the same bump allocator that reuses freed blocks only when full and
+//     grows a page at a time up to the memory cap, and reset in place
+//     before each call, so handles, lengths and bytes are the kernel's (a
+//     test drives both with random operation sequences and compares every
+//     result and every byte). Host functions find their instance through
+//     the call's context; load_u64 and store_u64 work directly on the
+//     slice.
+//   - extism: Extism's go-sdk, the reference. The differential suite runs
+//     every fixture under both and requires the same outputs, return codes,
+//     error messages, logs, vars and config behaviour.
+//
+// Deliberate differences of the native engine:
+//
+//   - It passes log_trace lines on (go-sdk drops them by a process-wide
+//     level) and get_log_level says trace; the host's logger filters.
+//   - A call whose input does not fit the kernel memory under the memory
+//     cap fails as KindMemory (go-sdk drops the input and calls the guest
+//     with none), and a failed call during which any kernel allocation
+//     failed is KindMemory: the kernel memory's cap is classified exactly.
+//   - A block chain the guest corrupted through store_u8/store_u64 ends the
+//     kernel's walk instead of looping forever.
+//
+// On both engines guest HTTP (http_request, http_status_code,
+// http_headers) is bulkhead's implementation, with go-sdk's checks and
+// messages, sent by a client the host owns: under go-sdk the module's HTTP
+// imports are renamed at load time to a module the host serves, since
+// go-sdk's own http_request uses http.DefaultClient. http_headers returns
+// the last response's headers (lower-case names) on both.
+//
 // # Guest resources
 //
 // What a guest hands the host is bounded by its manifest (abi.Manifest):
@@ -89,7 +131,9 @@
 //     which a grow failed is KindMemory, and no other is. For an unmetered
 //     module the host guesses: KindMemory when the guest printed a runtime
 //     out-of-memory message or the Extism kernel's memory (go-sdk exposes
-//     no other) is within 4 MiB of the cap.
+//     no other; the native engine looks at the same one) is within 4 MiB
+//     of the cap. On the native engine a failed kernel allocation also
+//     decides exactly, metered or not.
 //   - Call stack: wazero grows a call's stack in host memory, outside the
 //     memory cap, up to its own ceiling (over 100 MiB). A metered module
 //     bounds it at the manifest's max_stack (see host/internal/fuel); a
@@ -100,21 +144,19 @@
 //     to its level at the next collection and resident memory as Go's
 //     scavenger returns it (20 MiB before, 53 MiB after, 18 MiB five
 //     seconds later; without the bound 1976 MiB, still 1733 MiB at 30 s).
-//   - Guest logs: go-sdk filters them by a process-wide level and prints its
-//     own trace lines to the standard logger before an instance's logger can
-//     be set, so the host sets that level to debug: guest log_trace lines are
-//     dropped, the others reach the host's slog logger with plugin, version,
-//     run and node attributes, cut at max_log_line and within the
-//     plugin's log rate.
-//   - Guest HTTP: go-sdk sends http_request through http.DefaultClient, so
-//     the first Host wraps that client's transport (see http.go). The
-//     wrapper hands guest requests to the Host's own transports, which put
-//     a breaker per destination host in front of them, check every redirect
+//   - Guest logs reach the host's slog logger with plugin, version, run and
+//     node attributes, cut at max_log_line and within the plugin's log
+//     rate. go-sdk filters them by a process-wide level and prints its own
+//     trace lines to the standard logger before an instance's logger can be
+//     set, so when a go-sdk plugin is loaded the host sets that level to
+//     debug and guest log_trace lines are dropped on that engine.
+//   - Guest HTTP: the Host's client and transports put a breaker per
+//     destination host in front of guest requests, check every redirect
 //     hop against allowed_hosts and refuse to dial a link-local or cloud
-//     metadata address the list does not name; other requests pass through
-//     to the transport the wrapper replaced, untouched.
+//     metadata address the list does not name (see http.go). The process's
+//     http.DefaultClient and http.DefaultTransport are never touched.
 //   - go-sdk runs a Go guest's _initialize inside its first call (~2 ms),
-//     which counts against that call's deadline.
+//     which counts against that call's deadline; so does the native engine.
 //
 // # Concurrency
 //

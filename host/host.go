@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -14,7 +15,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/sys"
 
@@ -53,6 +53,7 @@ type options struct {
 	fuelFallback    bool
 	checkpointEvery time.Duration
 	httpHeaders     headerFunc
+	engine          string
 }
 
 type optionFunc func(*options)
@@ -115,6 +116,13 @@ func WithCheckpointInterval(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.checkpointEvery = d })
 }
 
+// WithEngine selects the engine that runs plugins whose manifest names
+// none (default DefaultEngine): abi.EngineNative, bulkhead's own
+// implementation of the Extism ABI on wazero, or abi.EngineExtism, Extism's
+// go-sdk, kept as the reference. The package documentation says what
+// differs between them.
+func WithEngine(name string) Option { return optionFunc(func(o *options) { o.engine = name }) }
+
 // WithHTTPPolicy sets the policy of the breakers guarding guest HTTP
 // requests, one per destination host.
 func WithHTTPPolicy(p resilience.Policy) Option {
@@ -137,6 +145,8 @@ type Host struct {
 	pols     policies
 	compiles chan struct{} // one token per compile running
 	guestNet guestNet      // transports of guest HTTP requests (http.go)
+	// guestClient sends every guest HTTP request, on both engines.
+	guestClient *http.Client
 
 	mu      sync.RWMutex
 	plugins map[string]*plugin
@@ -212,10 +222,17 @@ func New(opts ...Option) (*Host, error) {
 	if err := o.policy.Validate(); err != nil {
 		return nil, fmt.Errorf("host: default policy: %w", err)
 	}
-	installGuestTransport()
+	if o.engine == "" {
+		o.engine = DefaultEngine
+	}
+	if err := abi.ValidateEngine(o.engine); err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
 	ropts := append([]resilience.Option{resilience.WithClassifier(Classify), resilience.WithLogger(log)}, o.resOpts...)
-	return &Host{opts: o, log: log, plugins: make(map[string]*plugin), execs: resilience.NewRegistry(ropts...),
-		compiles: make(chan struct{}, o.compiles)}, nil
+	h := &Host{opts: o, log: log, plugins: make(map[string]*plugin), execs: resilience.NewRegistry(ropts...),
+		compiles: make(chan struct{}, o.compiles)}
+	h.guestClient = &http.Client{Transport: &guestTransport{h: h}}
+	return h, nil
 }
 
 // Start opens the compilation cache and starts the janitor that closes idle
@@ -416,7 +433,9 @@ func (h *Host) compile(ctx context.Context, name string, wasm []byte, m abi.Mani
 		Config:       config,
 		HostFuncs:    hostFuncs(),
 		Cache:        h.cache,
-		Log:          func(e *engine.Instance, l extism.LogLevel, msg string) { h.guestLog(g, e, l, msg) },
+		Log:          func(e *engine.Instance, l engine.LogLevel, msg string) { h.guestLog(g, e, l, msg) },
+		Native:       h.engineOf(m) == abi.EngineNative,
+		HTTPClient:   h.guestClient,
 		Sleep:        guestSleep,
 		Fuel:         h.opts.fuel,
 		FuelFallback: h.opts.fuelFallback,
@@ -476,6 +495,25 @@ func (h *Host) compile(ctx context.Context, name string, wasm []byte, m abi.Mani
 	return g, nil
 }
 
+// DefaultEngine is the engine of plugins when neither WithEngine nor the
+// manifest names one.
+const DefaultEngine = abi.EngineNative
+
+func engineName(native bool) string {
+	if native {
+		return abi.EngineNative
+	}
+	return abi.EngineExtism
+}
+
+// engineOf returns the engine plugin manifest m runs on.
+func (h *Host) engineOf(m abi.Manifest) string {
+	if m.Engine != "" {
+		return m.Engine
+	}
+	return h.opts.engine
+}
+
 func (h *Host) fuelCacheDir() string {
 	if h.opts.cacheDir == "" {
 		return ""
@@ -523,6 +561,9 @@ type PluginInfo struct {
 	Metered   bool
 	Unmetered string
 	FuelUsed  uint64
+	// Engine is the engine that runs the plugin (abi.EngineNative or
+	// abi.EngineExtism).
+	Engine string
 }
 
 // Plugins lists the loaded plugins by name.
@@ -536,6 +577,7 @@ func (h *Host) Plugins() []PluginInfo {
 			Calls:   g.calls.Load(), Failures: g.failures.Load(),
 			PoolIdle: s.Idle, PoolInUse: s.InUse, PoolMax: s.Max,
 			Metered: g.module.Metered(), Unmetered: g.module.Unmetered(), FuelUsed: g.fuelUsed.Load(),
+			Engine: engineName(g.module.Native()),
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -767,6 +809,9 @@ func (h *Host) classify(ctx context.Context, g *generation, fn string, inst *ins
 // kernel's memory, the only one go-sdk exposes (it holds inputs, outputs
 // and variables), not the guest's own.
 func (h *Host) memoryExhausted(g *generation, inst *instance, meter *fuel.Meter) bool {
+	if inst.e.KernelFull() {
+		return true
+	}
 	if meter != nil {
 		return meter.GrowFailed()
 	}
@@ -841,7 +886,7 @@ func capText(s string, max int, limit string) string {
 // guestLog sends a guest log line of version g to the call's logger, cut
 // at max_log_line and within the plugin's log rate. Lines logged while an
 // instance starts have no call: they go to the host's logger.
-func (h *Host) guestLog(g *generation, e *engine.Instance, level extism.LogLevel, msg string) {
+func (h *Host) guestLog(g *generation, e *engine.Instance, level engine.LogLevel, msg string) {
 	inst, _ := e.Tag.(*instance)
 	var st *callState
 	if inst != nil {
@@ -853,13 +898,13 @@ func (h *Host) guestLog(g *generation, e *engine.Instance, level extism.LogLevel
 	}
 	var lvl slog.Level
 	switch level {
-	case extism.LogLevelTrace:
+	case engine.LogLevelTrace:
 		lvl = slog.LevelDebug - 4
-	case extism.LogLevelDebug:
+	case engine.LogLevelDebug:
 		lvl = slog.LevelDebug
-	case extism.LogLevelWarn:
+	case engine.LogLevelWarn:
 		lvl = slog.LevelWarn
-	case extism.LogLevelError:
+	case engine.LogLevelError:
 		lvl = slog.LevelError
 	default:
 		lvl = slog.LevelInfo

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
@@ -131,6 +132,18 @@ func write(m engine.Memory, b []byte, what string) uint64 {
 	return h
 }
 
+// toGuest copies b to guest address dst in one bounds-checked copy, or
+// traps the call.
+func toGuest(m engine.Memory, dst uint64, b []byte, what string) {
+	if len(b) == 0 {
+		return
+	}
+	g := m.Guest()
+	if g == nil || dst > math.MaxUint32 || !g.Write(uint32(dst), b) {
+		panic(fmt.Errorf("%s: %d bytes at %#x are outside the guest's memory", what, len(b), dst))
+	}
+}
+
 // Result codes of the durable host functions that return one (see abi).
 const (
 	rcOK          = uint64(abi.HostOK)
@@ -254,6 +267,39 @@ func hostFuncs() []engine.HostFunc {
 					return
 				}
 				stack[0] = st.stateDelete(ctx, string(key))
+			}},
+		{Module: mod, Name: abi.FuncInputRead, Params: []api.ValueType{i64}, Results: []api.ValueType{i64},
+			Call: func(_ context.Context, m engine.Memory, stack []uint64) {
+				in := m.Input()
+				toGuest(m, stack[0], in, abi.FuncInputRead)
+				stack[0] = uint64(len(in))
+			}},
+		{Module: mod, Name: abi.FuncBlockRead, Params: []api.ValueType{i64, i64}, Results: []api.ValueType{i64},
+			Call: func(_ context.Context, m engine.Memory, stack []uint64) {
+				b := m.View(stack[0])
+				toGuest(m, stack[1], b, abi.FuncBlockRead)
+				stack[0] = uint64(len(b))
+			}},
+		{Module: mod, Name: abi.FuncBlockWrite, Params: []api.ValueType{i64, i64}, Results: []api.ValueType{i64},
+			Call: func(_ context.Context, m engine.Memory, stack []uint64) {
+				src, n := stack[0], stack[1]
+				stack[0] = 0
+				if n == 0 {
+					return
+				}
+				g := m.Guest()
+				if g == nil || src > math.MaxUint32 || n > math.MaxUint32 {
+					panic(fmt.Errorf("%s: %d bytes at %#x are outside the guest's memory", abi.FuncBlockWrite, n, src))
+				}
+				b, ok := g.Read(uint32(src), uint32(n))
+				if !ok {
+					panic(fmt.Errorf("%s: %d bytes at %#x are outside the guest's memory", abi.FuncBlockWrite, n, src))
+				}
+				h, dst := m.AllocView(n)
+				if h != 0 {
+					copy(dst, b)
+				}
+				stack[0] = h
 			}},
 		{Module: mod, Name: abi.FuncProgress, Params: []api.ValueType{i64},
 			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {

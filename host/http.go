@@ -22,13 +22,10 @@ import (
 
 // Guest HTTP requests (Extism's http_request) go through a circuit breaker
 // per destination host, named "http:HOST", so a guest hammering a dead API
-// is stopped too. go-sdk sends those requests with http.DefaultClient and
-// offers no way to pass another client, so the first Host wraps that
-// client's transport once per process. The wrapper only routes: a request
-// that does not come from a guest call (no call state in its context) goes
-// to the transport it replaced, untouched; a guest's request goes to a
-// transport of the Host's own, never to http.DefaultTransport, so the
-// checks below apply to guest requests only.
+// is stopped too. Every guest request, on either engine, is sent by a client
+// the Host owns (host/internal/engine serves the Extism HTTP imports itself,
+// also under go-sdk), through the Host's own transports: the process's
+// http.DefaultClient and http.DefaultTransport are never used or changed.
 //
 // A guest request is checked at every hop, since the client follows
 // redirects through RoundTrip with the guest call's context: a hop whose
@@ -64,19 +61,9 @@ func WithHTTPHeaders(f func(ctx context.Context, h http.Header)) Option {
 	return optionFunc(func(o *options) { o.httpHeaders = f })
 }
 
-var installTransport sync.Once
-
-func installGuestTransport() {
-	installTransport.Do(func() {
-		base := http.DefaultClient.Transport
-		if base == nil {
-			base = http.DefaultTransport
-		}
-		http.DefaultClient.Transport = &guestTransport{base: base}
-	})
-}
-
-type guestTransport struct{ base http.RoundTripper }
+// guestTransport is the transport of the Host's guest HTTP client. A
+// request that does not come from a guest call is refused.
+type guestTransport struct{ h *Host }
 
 // statusError carries a 5xx response through the executor as a failure.
 type statusError struct{ resp *http.Response }
@@ -85,10 +72,13 @@ func (e *statusError) Error() string { return "HTTP " + e.resp.Status }
 
 func (t *guestTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	st, _ := req.Context().Value(callKey{}).(*callState)
-	if st == nil || st.host == nil {
-		return t.base.RoundTrip(req)
+	if st == nil || st.host != t.h {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, errors.New("bulkhead: guest HTTP transport used outside a guest call")
 	}
-	h := st.host
+	h := t.h
 	var hosts []string
 	if st.gen != nil {
 		hosts = st.gen.manifest.AllowedHosts

@@ -28,7 +28,7 @@ func TestGuestTransport_BreakerPerDestination(t *testing.T) {
 	ctx := context.WithValue(context.Background(), callKey{}, &callState{host: h, gen: gen})
 	get := func(url string) *http.Response {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := h.guestClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,15 +52,14 @@ func TestGuestTransport_BreakerPerDestination(t *testing.T) {
 		t.Fatalf("breaker %v", st.State)
 	}
 
-	// Requests that are not a guest's are not guarded.
+	// The guest client serves guest calls only.
 	req, _ := http.NewRequest(http.MethodGet, down.URL, nil)
-	plain, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	if resp, err := h.guestClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a request outside a guest call went through the guest client: %d", resp.StatusCode)
 	}
-	plain.Body.Close()
-	if plain.StatusCode != http.StatusBadGateway {
-		t.Fatalf("a host request was refused: %d", plain.StatusCode)
+	if n := hits.Load(); n != 5 {
+		t.Fatalf("the dead server saw %d requests, want 5", n)
 	}
 }
 

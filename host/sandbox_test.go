@@ -16,6 +16,7 @@ import (
 
 	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/host/hosttest"
 )
 
 // TestSandbox_DeniedByDefault: no filesystem, no environment, no network.
@@ -160,3 +161,68 @@ func TestGuestTransport_ResolvedAddressChecked(t *testing.T) {
 		t.Fatalf("with the address allowed = %q, %v", out, err)
 	}
 }
+
+// TestSandbox_ProcessHTTPUntouched: on both engines, New, guest HTTP
+// requests (allowed and refused, with a redirect) and Stop leave the
+// process's http.DefaultClient and http.DefaultTransport as they were, and
+// guest requests never go through them.
+func TestSandbox_ProcessHTTPUntouched(t *testing.T) {
+	client, transport := http.DefaultClient, http.DefaultTransport
+	before := *http.DefaultClient
+	var viaDefault atomic.Int64
+	spy := &countingTransport{n: &viaDefault, base: http.DefaultTransport}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hop" {
+			http.Redirect(w, r, "/", http.StatusFound)
+			return
+		}
+		w.Write([]byte("reached"))
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	for _, engine := range []string{abi.EngineNative, abi.EngineExtism} {
+		t.Run(engine, func(t *testing.T) {
+			// A spy in place of the default transport while the host runs:
+			// a guest request that reached it would be counted.
+			http.DefaultTransport = spy
+			defer func() { http.DefaultTransport = transport }()
+			h, err := host.New(host.WithEngine(engine), host.WithCacheDir(hostCacheDir()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if _, err := h.Load(ctx, "kitchen", kitchenWasm, abi.Manifest{AllowedHosts: []string{u.Hostname()}}); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := h.Call(ctx, "kitchen", "http_get", []byte(srv.URL+"/hop")); err != nil || string(out) != "200 reached" {
+				t.Fatalf("allowed HTTP through a redirect = %q, %v", out, err)
+			}
+			if _, err := h.Call(ctx, "kitchen", "http_get", []byte("http://not-allowed.invalid/")); !errors.Is(err, host.ErrTrap) {
+				t.Fatalf("refused HTTP = %v, want a trap", err)
+			}
+			if err := h.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if http.DefaultTransport != spy || viaDefault.Load() != 0 {
+				t.Fatalf("guest requests went through http.DefaultTransport (%d)", viaDefault.Load())
+			}
+		})
+	}
+	if http.DefaultClient != client || http.DefaultTransport != transport ||
+		http.DefaultClient.Transport != before.Transport || http.DefaultClient.Jar != before.Jar ||
+		http.DefaultClient.Timeout != before.Timeout || (http.DefaultClient.CheckRedirect == nil) != (before.CheckRedirect == nil) {
+		t.Fatalf("http.DefaultClient or http.DefaultTransport changed: %+v, %v", *http.DefaultClient, http.DefaultTransport)
+	}
+}
+
+type countingTransport struct {
+	n    *atomic.Int64
+	base http.RoundTripper
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.base.RoundTrip(r)
+}
+
+func hostCacheDir() string { return hosttest.CacheDir() }

@@ -157,5 +157,14 @@ extern int32_t bh_host_state_delete(uint64_t a0);
 /* Report JSON progress {done,total,message} of this node */
 __attribute__((import_module("bulkhead:host/v1"), import_name("progress")))
 extern void bh_host_progress(uint64_t a0);
+/* Copy the call's whole input to a guest address; returns its length */
+__attribute__((import_module("bulkhead:host/v1"), import_name("input_read")))
+extern uint64_t bh_host_input_read(uint64_t a0);
+/* Copy the whole block at the handle to a guest address; returns its length */
+__attribute__((import_module("bulkhead:host/v1"), import_name("block_read")))
+extern uint64_t bh_host_block_read(uint64_t a0, uint64_t a1);
+/* Allocate a block holding n bytes at a guest address; returns its handle or 0 */
+__attribute__((import_module("bulkhead:host/v1"), import_name("block_write")))
+extern uint64_t bh_host_block_write(uint64_t a0, uint64_t a1);
 
 #endif /* BULKHEAD_ABI_H */

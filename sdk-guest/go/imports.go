@@ -95,3 +95,12 @@ func extismHTTPRequest(req, body uint64) uint64
 
 //go:wasmimport extism:host/env http_status_code
 func extismHTTPStatusCode() int32
+
+//go:wasmimport bulkhead:host/v1 input_read
+func bulkInputRead(dst uint64) uint64
+
+//go:wasmimport bulkhead:host/v1 block_read
+func bulkBlockRead(h, dst uint64) uint64
+
+//go:wasmimport bulkhead:host/v1 block_write
+func bulkBlockWrite(src, n uint64) uint64

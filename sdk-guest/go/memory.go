@@ -2,51 +2,47 @@
 
 package bulkhead
 
-import "encoding/binary"
+import (
+	"runtime"
+	"unsafe"
+)
 
-// readBlock copies the Extism memory block at handle h into Go memory,
-// eight bytes per host call.
+// Payloads cross between the Extism memory and Go memory in one host call
+// each (bulkhead:host/v1 input_read, block_read and block_write), not eight
+// bytes per call.
+
+// addr is the guest address of b's first byte; b must not be empty.
+func addr(b []byte) uint64 { return uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b)))) }
+
+// readBlock copies the Extism memory block at handle h into Go memory.
 func readBlock(h uint64) []byte {
 	if h == 0 {
 		return nil
 	}
-	n := extismLength(h)
-	buf := make([]byte, n)
-	i := uint64(0)
-	for ; i+8 <= n; i += 8 {
-		binary.LittleEndian.PutUint64(buf[i:], extismLoadU64(h+i))
-	}
-	for ; i < n; i++ {
-		buf[i] = byte(extismLoadU8(h + i))
+	buf := make([]byte, extismLength(h))
+	if len(buf) > 0 {
+		bulkBlockRead(h, addr(buf))
 	}
 	return buf
 }
 
-// writeBlock allocates an Extism memory block holding b and returns its handle.
+// writeBlock allocates an Extism memory block holding b and returns its
+// handle (0 for an empty b, or when the memory cap leaves no room).
 func writeBlock(b []byte) uint64 {
-	n := uint64(len(b))
-	h := extismAlloc(n)
-	i := uint64(0)
-	for ; i+8 <= n; i += 8 {
-		extismStoreU64(h+i, binary.LittleEndian.Uint64(b[i:]))
+	if len(b) == 0 {
+		return 0
 	}
-	for ; i < n; i++ {
-		extismStoreU8(h+i, uint32(b[i]))
-	}
+	h := bulkBlockWrite(addr(b), uint64(len(b)))
+	runtime.KeepAlive(b)
 	return h
 }
 
 func writeString(s string) uint64 { return writeBlock([]byte(s)) }
 
 func readInput() []byte {
-	n := extismInputLength()
-	buf := make([]byte, n)
-	i := uint64(0)
-	for ; i+8 <= n; i += 8 {
-		binary.LittleEndian.PutUint64(buf[i:], extismInputLoadU64(i))
-	}
-	for ; i < n; i++ {
-		buf[i] = byte(extismInputLoadU8(i))
+	buf := make([]byte, extismInputLength())
+	if len(buf) > 0 {
+		bulkInputRead(addr(buf))
 	}
 	return buf
 }

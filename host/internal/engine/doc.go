@@ -1,7 +1,10 @@
 // Package engine is the seam between bulkhead's host and the Wasm runtime
-// that runs a call. Everything above it sees Module and Instance only; the
-// implementation here uses Extism's go-sdk on wazero. A faster engine can live
-// beside this one without the host changing.
+// that runs a call. Everything above it sees Module and Instance only.
+// Two implementations live here, chosen by Config.Native: the native one
+// (native.go, with the Extism kernel in Go in kernel.go) implements the
+// Extism ABI directly on wazero; the other runs Extism's go-sdk, the
+// reference the native one is tested against. Guest HTTP is served by
+// httpfn.go for both, with the client the host passes in Config.
 //
 // How a running guest is stopped is decided here, in Compile, and nowhere
 // else: a metered module (Config.Fuel, the default) checks its call's

@@ -3,14 +3,15 @@ package engine
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
+	"net/http"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
@@ -45,6 +46,16 @@ type Memory interface {
 	Write(b []byte) (uint64, error)
 	// Free frees a block.
 	Free(h uint64)
+	// Input returns the call's input in place (nil outside a call).
+	Input() []byte
+	// View returns the block at handle h in place (nil when h names no
+	// block).
+	View(h uint64) []byte
+	// AllocView allocates a block of n bytes and returns its handle and
+	// its bytes in place (0 and nil when the memory is full).
+	AllocView(n uint64) (uint64, []byte)
+	// Guest returns the guest's own linear memory (nil outside a call).
+	Guest() api.Memory
 }
 
 // Config is what Compile needs.
@@ -72,16 +83,35 @@ type Config struct {
 	// module overflows at wazero's own limit.
 	MaxStack int64
 	// Log receives guest log lines of the instance that logged them.
-	Log func(inst *Instance, level extism.LogLevel, msg string)
+	Log func(inst *Instance, level LogLevel, msg string)
+	// Native selects the native engine; false selects go-sdk.
+	Native bool
+	// HTTPClient sends guests' HTTP requests (nil: guests' requests trap).
+	HTTPClient *http.Client
+	// MaxHTTPResponse caps a response body (0 = DefaultMaxHTTPResponse).
+	MaxHTTPResponse int64
 	// Sleep, when set, implements the guest's sleep (WASI poll_oneoff on a
 	// clock) so that a call's cancellation can cut it short.
 	Sleep func(inst *Instance, d time.Duration)
 }
 
+// LogLevel is the level of a guest log line.
+type LogLevel int
+
+// Guest log levels, as go-sdk numbers them.
+const (
+	LogLevelTrace LogLevel = iota + 1
+	LogLevelDebug
+	LogLevelInfo
+	LogLevelWarn
+	LogLevelError
+)
+
 // Module is a compiled plugin version. It is safe for concurrent use;
 // instances are not.
 type Module struct {
 	cp      *extism.CompiledPlugin
+	nat     *nativeModule
 	cfg     Config
 	exports map[string]bool
 	metered bool
@@ -96,12 +126,6 @@ func Compile(ctx context.Context, cfg Config) (*Module, error) {
 	if err := checkMagic(cfg.Wasm); err != nil {
 		return nil, err
 	}
-	// Extism filters guest logs by a process-wide level, and sends the
-	// trace lines it writes while instantiating to the standard logger
-	// before an instance's own logger can be set. Debug lets every guest
-	// line but trace through; the host's logger filters the rest.
-	setLogLevel.Do(func() { extism.SetLogLevel(extism.LogLevelDebug) })
-
 	wasm := cfg.Wasm
 	var metered bool
 	var unmetered string
@@ -136,11 +160,30 @@ func Compile(ctx context.Context, cfg Config) (*Module, error) {
 	if metered {
 		hostFuncs = append(hostFuncs[:len(hostFuncs):len(hostFuncs)], refillFunc)
 	}
+	if cfg.Native {
+		nm, err := compileNative(ctx, cfg, wasm, metered, hostFuncs)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Wasm = nil
+		return &Module{nat: nm, cfg: cfg, exports: exports, metered: metered, unmetered: unmetered}, nil
+	}
+	// Extism filters guest logs by a process-wide level, and sends the
+	// trace lines it writes while instantiating to the standard logger
+	// before an instance's own logger can be set. Debug lets every guest
+	// line but trace through; the host's logger filters the rest.
+	setLogLevel.Do(func() { extism.SetLogLevel(extism.LogLevelDebug) })
+	// go-sdk sends http_request through http.DefaultClient: the module's
+	// HTTP imports go to functions of this package instead.
+	if wasm, err = renameImports(wasm, EnvModule, httpFuncs, httpModule); err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	hostFuncs = append(hostFuncs[:len(hostFuncs):len(hostFuncs)], extismHTTPFuncs(&cfg)...)
 	funcs := make([]extism.HostFunction, 0, len(cfg.HostFuncs))
 	for _, hf := range hostFuncs {
 		call := hf.Call
 		f := extism.NewHostFunctionWithStack(hf.Name, func(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
-			call(ctx, kernelMemory{p}, stack)
+			call(ctx, kernelMemory{p: p, ctx: ctx}, stack)
 		}, hf.Params, hf.Results)
 		f.SetNamespace(hf.Module)
 		funcs = append(funcs, f)
@@ -207,11 +250,23 @@ func (m *Module) Unmetered() string { return m.unmetered }
 func (m *Module) HasExport(name string) bool { return m.exports[name] }
 
 // Close frees the compiled code. Instances must be closed first.
-func (m *Module) Close(ctx context.Context) error { return m.cp.Close(ctx) }
+func (m *Module) Close(ctx context.Context) error {
+	if m.nat != nil {
+		return m.nat.close(ctx)
+	}
+	return m.cp.Close(ctx)
+}
+
+// Native reports whether the module runs on the native engine.
+func (m *Module) Native() bool { return m.nat != nil }
 
 // Instance is one instantiation of a Module. It serves one call at a time.
 type Instance struct {
-	p      *extism.Plugin
+	p    *extism.Plugin
+	nat  *nativeInstance
+	http httpState // the go-sdk engine's guest HTTP
+	// guest is the go-sdk engine's guest module (for bulk transfer).
+	guest  api.Module
 	mounts []*jailfs.FS
 	stderr *tail
 	// Tag is free for the owner of the instance (the host keeps the
@@ -230,10 +285,22 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 		sleepf := m.cfg.Sleep
 		sleep = func(ns int64) { sleepf(inst, time.Duration(ns)) }
 	}
-	mc := wazero.NewModuleConfig().
-		WithSysWalltime().WithSysNanotime().WithNanosleep(sleep).
-		WithRandSource(rand.Reader).
-		WithStdout(io.Discard).WithStderr(stderr)
+	mc := newModuleConfig(sleep, stderr)
+	if m.nat != nil {
+		mounts, fsc, err := openMounts(m.cfg.AllowedPaths)
+		if err != nil {
+			return nil, err
+		}
+		if fsc != nil {
+			mc = mc.WithFSConfig(fsc)
+		}
+		inst = &Instance{mounts: mounts, stderr: stderr}
+		if err := m.nat.instantiate(ctx, m, inst, mc); err != nil {
+			closeMounts(mounts)
+			return nil, err
+		}
+		return inst, nil
+	}
 	if m.metered {
 		// A module's start section runs while it is instantiated, outside
 		// any call, and a metered one calls refill from it. go-sdk refuses
@@ -253,14 +320,14 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 		closeMounts(mounts)
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
-	inst = &Instance{p: p, mounts: mounts, stderr: stderr}
+	inst = &Instance{p: p, mounts: mounts, stderr: stderr, guest: mainModule(p)}
 	if m.cfg.Log != nil {
 		logf := m.cfg.Log
 		p.SetLogger(func(level extism.LogLevel, msg string) {
 			if level == extism.LogLevelDebug && isSDKMessage(msg) {
 				return
 			}
-			logf(inst, level, msg)
+			logf(inst, LogLevel(level), msg)
 		})
 	} else {
 		p.SetLogger(func(extism.LogLevel, string) {})
@@ -284,7 +351,17 @@ type Result struct {
 // Result with Exit or Trap set.
 func (i *Instance) Call(ctx context.Context, fn string, input []byte) Result {
 	i.stderr.Reset()
-	rc, out, err := i.p.CallWithContext(ctx, fn, input)
+	var rc uint32
+	var out []byte
+	var err error
+	if i.nat != nil {
+		rc, out, err = i.nativeCall(ctx, fn, input)
+		if errors.Is(err, ErrKernelMemory) {
+			return Result{Code: rc, Trap: err}
+		}
+	} else {
+		rc, out, err = i.p.CallWithContext(&instanceCtx{Context: ctx, inst: i}, fn, input)
+	}
 	res := Result{Code: rc, Output: out}
 	if err == nil {
 		return res
@@ -305,6 +382,10 @@ func (i *Instance) Call(ctx context.Context, fn string, input []byte) Result {
 // isGuestMessage reports whether err is the message the guest set with
 // error_set (go-sdk returns it as a plain error) rather than a trap.
 func isGuestMessage(i *Instance, err error) bool {
+	if i.nat != nil {
+		_, ok := err.(guestMessage)
+		return ok
+	}
 	if i.p.Module() == nil {
 		return false
 	}
@@ -315,8 +396,13 @@ func isGuestMessage(i *Instance, err error) bool {
 // Stderr returns the tail of what the guest wrote to stderr in the last call.
 func (i *Instance) Stderr() string { return i.stderr.String() }
 
-// MemoryBytes returns the size of the guest's linear memory.
+// MemoryBytes returns the size of the Extism kernel memory, the one memory
+// go-sdk exposes (the native engine reports the same one, so the host's
+// memory-cap guess for unmetered modules is the same on both).
 func (i *Instance) MemoryBytes() uint64 {
+	if i.nat != nil {
+		return i.nat.k.size()
+	}
 	if mem := i.p.Memory(); mem != nil {
 		return uint64(mem.Size())
 	}
@@ -325,7 +411,12 @@ func (i *Instance) MemoryBytes() uint64 {
 
 // Close frees the instance.
 func (i *Instance) Close(ctx context.Context) error {
-	err := i.p.Close(ctx)
+	var err error
+	if i.nat != nil {
+		err = i.nat.mod.Close(ctx)
+	} else {
+		err = i.p.Close(ctx)
+	}
 	closeMounts(i.mounts)
 	return err
 }
@@ -371,7 +462,46 @@ func closeMounts(mounts []*jailfs.FS) {
 }
 
 // kernelMemory adapts go-sdk's CurrentPlugin to Memory.
-type kernelMemory struct{ p *extism.CurrentPlugin }
+type kernelMemory struct {
+	p   *extism.CurrentPlugin
+	ctx context.Context
+}
+
+func (k kernelMemory) Input() []byte {
+	off, ok := k.ctx.Value(extism.InputOffsetKey("inputOffset")).(uint64)
+	if !ok {
+		return nil
+	}
+	return k.View(off)
+}
+
+func (k kernelMemory) View(h uint64) []byte {
+	n, err := k.p.Length(h)
+	if err != nil || n == 0 {
+		return nil
+	}
+	b, _ := k.p.Memory().Read(uint32(h), uint32(n))
+	return b
+}
+
+func (k kernelMemory) AllocView(n uint64) (uint64, []byte) {
+	h, err := k.p.Alloc(n)
+	if err != nil || h == 0 {
+		return 0, nil
+	}
+	b, ok := k.p.Memory().Read(uint32(h), uint32(n))
+	if !ok {
+		return 0, nil
+	}
+	return h, b
+}
+
+func (k kernelMemory) Guest() api.Memory {
+	if i, _ := k.ctx.Value(instanceKey{}).(*Instance); i != nil && i.guest != nil {
+		return i.guest.Memory()
+	}
+	return nil
+}
 
 func (k kernelMemory) Read(h uint64) ([]byte, error) {
 	if h == 0 {
@@ -390,6 +520,36 @@ func (k kernelMemory) Read(h uint64) ([]byte, error) {
 func (k kernelMemory) Write(b []byte) (uint64, error) { return k.p.WriteBytes(b) }
 
 func (k kernelMemory) Free(h uint64) { _ = k.p.Free(h) }
+
+func (k kernelMemory) readBytes(h uint64) ([]byte, error) { return k.p.ReadBytes(h) }
+func (k kernelMemory) write(b []byte) (uint64, error)     { return k.p.WriteBytes(b) }
+func (k kernelMemory) free(h uint64)                      { _ = k.p.Free(h) }
+
+// KernelFull reports whether a kernel allocation failed in the last call
+// (native engine only; go-sdk does not say).
+func (i *Instance) KernelFull() bool { return i.nat != nil && i.nat.kernelFull }
+
+// extismHTTPFuncs serve the go-sdk engine's renamed HTTP imports.
+func extismHTTPFuncs(cfg *Config) []HostFunc {
+	i32, i64 := api.ValueTypeI32, api.ValueTypeI64
+	inst := func(ctx context.Context) *Instance {
+		i, _ := ctx.Value(instanceKey{}).(*Instance)
+		if i == nil {
+			panic(errors.New("Extism host function called outside a call"))
+		}
+		return i
+	}
+	return []HostFunc{
+		{Module: httpModule, Name: "http_request", Params: []api.ValueType{i64, i64}, Results: []api.ValueType{i64},
+			Call: func(ctx context.Context, m Memory, s []uint64) {
+				s[0] = httpRequest(ctx, m.(kernelMemory), &inst(ctx).http, cfg, s[0], s[1])
+			}},
+		{Module: httpModule, Name: "http_status_code", Results: []api.ValueType{i32},
+			Call: func(ctx context.Context, _ Memory, s []uint64) { s[0] = api.EncodeI32(int32(inst(ctx).http.status)) }},
+		{Module: httpModule, Name: "http_headers", Results: []api.ValueType{i64},
+			Call: func(ctx context.Context, m Memory, s []uint64) { s[0] = httpHeaders(m.(kernelMemory), &inst(ctx).http) }},
+	}
+}
 
 // tail keeps the last max bytes written to it.
 type tail struct {
@@ -435,4 +595,16 @@ func (m *Module) Exports() []string {
 func isSDKMessage(msg string) bool {
 	return strings.HasPrefix(msg, "Calling function : ") || strings.HasPrefix(msg, "Initializing runtime for ") ||
 		strings.HasPrefix(msg, "Calling _initialize") || strings.HasPrefix(msg, "Calling hs_init")
+}
+
+// mainModule returns the guest module of a go-sdk plugin, which go-sdk
+// keeps unexported; the bulk transfer host functions need its memory. A
+// test fails if a go-sdk upgrade renames the field.
+func mainModule(p *extism.Plugin) api.Module {
+	f := reflect.ValueOf(p).Elem().FieldByName("mainModule")
+	if !f.IsValid() {
+		return nil
+	}
+	m, _ := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface().(api.Module)
+	return m
 }

@@ -22,7 +22,8 @@
 // (retryable) or failPermanent (never retried) returns. A trap makes the
 // host discard the instance and retry on a fresh one.
 //
-// Data crosses the ABI eight bytes per host call. The raw imports and
+// Payloads cross the ABI in one host call each (bulkhead:host/v1
+// input_read, block_read, block_write). The raw imports and
 // constants in abi.ts are generated from the Go package abi by
 // `go generate ./abi`. The SDK can be used beside the upstream
 // @extism/as-pdk: both import the same Extism functions.
@@ -35,6 +36,7 @@ import {
   extism_log_info, extism_log_warn, extism_log_error,
   host_invocation, host_retry_after, host_checkpoint_save, host_checkpoint_load,
   host_state_get, host_state_set, host_state_delete, host_progress,
+  host_input_read, host_block_read, host_block_write,
   CODE_RETRYABLE, CODE_PERMANENT,
 } from "./abi";
 
@@ -42,15 +44,11 @@ export * from "./abi";
 
 // ---- Extism memory blocks ------------------------------------------------
 
-/** Copies bytes into a new Extism block and returns its handle. */
+/** Copies bytes into a new Extism block and returns its handle (0 for no
+ * bytes, or when the memory cap leaves no room). */
 export function writeBlock(b: Uint8Array): u64 {
-  const n = <u64>b.length;
-  const h = extism_alloc(n);
-  const p = b.dataStart;
-  let i: u64 = 0;
-  for (; i + 8 <= n; i += 8) extism_store_u64(h + i, load<u64>(p + <usize>i));
-  for (; i < n; i++) extism_store_u8(h + i, <i32>load<u8>(p + <usize>i));
-  return h;
+  if (b.length == 0) return 0;
+  return host_block_write(<u64>b.dataStart, <u64>b.length);
 }
 
 /** Copies a string, UTF-8 encoded, into a new Extism block. */
@@ -63,10 +61,7 @@ export function takeBlock(h: u64): Uint8Array | null {
   if (h == 0) return null;
   const n = extism_length(h);
   const b = new Uint8Array(<i32>n);
-  const p = b.dataStart;
-  let i: u64 = 0;
-  for (; i + 8 <= n; i += 8) store<u64>(p + <usize>i, extism_load_u64(h + i));
-  for (; i < n; i++) store<u8>(p + <usize>i, <u8>extism_load_u8(h + i));
+  if (n > 0) host_block_read(h, <u64>b.dataStart);
   extism_free(h);
   return b;
 }
@@ -81,10 +76,7 @@ function decode(b: Uint8Array): string {
 export function input(): Uint8Array {
   const n = extism_input_length();
   const b = new Uint8Array(<i32>n);
-  const p = b.dataStart;
-  let i: u64 = 0;
-  for (; i + 8 <= n; i += 8) store<u64>(p + <usize>i, extism_input_load_u64(i));
-  for (; i < n; i++) store<u8>(p + <usize>i, <u8>extism_input_load_u8(i));
+  if (n > 0) host_input_read(<u64>b.dataStart);
   return b;
 }
 

@@ -95,6 +95,7 @@ func newHost(cfg *config.Config, log *slog.Logger, pol resilience.Policy, hooks 
 		host.WithCacheDir(cfg.CacheDir),
 		host.WithPolicy(pol),
 		host.WithStartTimeout(cfg.Plugins.StartTimeout.D()),
+		host.WithEngine(cfg.Plugins.Engine),
 	}, hooks.HostOptions()...)
 	if tel.Enabled() {
 		opts = append(opts, host.WithHTTPHeaders(tel.InjectHeaders))

@@ -100,6 +100,9 @@ type Plugins struct {
 	// StartTimeout bounds a module's start function when it is loaded;
 	// one still running then is refused. Default 5s.
 	StartTimeout resilience.Duration `yaml:"start_timeout"`
+	// Engine runs plugins whose manifest names none: "native" (bulkhead's
+	// own Extism-ABI runtime) or "extism" (Extism's go-sdk). Default native.
+	Engine string `yaml:"engine"`
 }
 
 // Store configures the state store.
@@ -290,6 +293,9 @@ func (c *Config) validate() []keyError {
 		bad("store.lease", "must be at least 100ms, got %s", c.Store.Lease)
 	}
 	pos("plugins.start_timeout", c.Plugins.StartTimeout)
+	if err := abi.ValidateEngine(c.Plugins.Engine); err != nil {
+		bad("plugins.engine", "%v", err)
+	}
 	if c.Plugins.MaxModuleSize <= 0 {
 		bad("plugins.max_module_size", "must be positive, got %s", c.Plugins.MaxModuleSize)
 	}

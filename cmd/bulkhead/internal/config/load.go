@@ -194,6 +194,7 @@ var fields = []field{
 	sizeField("limits.max_run_input", env("BULKHEAD_MAX_RUN_INPUT"), "max-run-input", "largest run input (`SIZE`)", func(c *Config) *abi.Size { return &c.Limits.MaxRunInput }, DefaultMaxRunInput),
 	sizeField("plugins.max_module_size", env("BULKHEAD_MAX_MODULE_SIZE"), "max-module-size", "largest plugin module file (`SIZE`)", func(c *Config) *abi.Size { return &c.Plugins.MaxModuleSize }, DefaultMaxModuleSize),
 	durField("plugins.start_timeout", env("BULKHEAD_START_TIMEOUT"), "start-timeout", "refuse a module whose start function runs longer than `DURATION`", func(c *Config) *resilience.Duration { return &c.Plugins.StartTimeout }, DefaultStartTimeout),
+	strField("plugins.engine", env("BULKHEAD_ENGINE"), "engine", "`ENGINE` that runs plugins whose manifest names none: native or extism", func(c *Config) *string { return &c.Plugins.Engine }, abi.EngineNative),
 	strField("store.url", env("BULKHEAD_STORE"), "store", "state store `URL`: postgres://… for PostgreSQL (default: the embedded store in the data directory)", func(c *Config) *string { return &c.Store.URL }, ""),
 	durField("store.retention", env("BULKHEAD_RETENTION"), "retention", "keep finished runs for `DURATION`", func(c *Config) *resilience.Duration { return &c.Store.Retention }, DefaultRetention),
 	intField("store.max_checkpoints", env("BULKHEAD_MAX_CHECKPOINTS"), "max-checkpoints", "checkpoints kept per node (`N`)", func(c *Config) *int { return &c.Store.MaxCheckpoints }, DefaultMaxCheckpoints),

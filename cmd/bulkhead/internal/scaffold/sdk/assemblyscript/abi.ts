@@ -188,3 +188,15 @@ export declare function host_state_delete(a0: u64): i32;
 // @ts-ignore: decorator
 @external("bulkhead:host/v1", "progress")
 export declare function host_progress(a0: u64): void;
+/** Copy the call's whole input to a guest address; returns its length. */
+// @ts-ignore: decorator
+@external("bulkhead:host/v1", "input_read")
+export declare function host_input_read(a0: u64): u64;
+/** Copy the whole block at the handle to a guest address; returns its length. */
+// @ts-ignore: decorator
+@external("bulkhead:host/v1", "block_read")
+export declare function host_block_read(a0: u64, a1: u64): u64;
+/** Allocate a block holding n bytes at a guest address; returns its handle or 0. */
+// @ts-ignore: decorator
+@external("bulkhead:host/v1", "block_write")
+export declare function host_block_write(a0: u64, a1: u64): u64;

@@ -86,18 +86,11 @@ static BH_UNUSED bh_buf bh__alloc_buf(size_t n) {
     return b;
 }
 
-/* bh_block_write copies data into a new Extism block and returns its handle. */
+/* bh_block_write copies data into a new Extism block in one host call and
+ * returns its handle (0 for no data, or when the memory cap leaves no room). */
 static BH_UNUSED uint64_t bh_block_write(const void *data, size_t len) {
-    const uint8_t *p = (const uint8_t *)data;
-    uint64_t h = bh_extism_alloc((uint64_t)len);
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t v;
-        memcpy(&v, p + i, 8);
-        bh_extism_store_u64(h + i, v);
-    }
-    for (; i < len; i++) bh_extism_store_u8(h + i, p[i]);
-    return h;
+    if (len == 0) return 0;
+    return bh_host_block_write((uint64_t)(uintptr_t)data, (uint64_t)len);
 }
 
 static BH_UNUSED uint64_t bh_block_write_str(const char *s) { return bh_block_write(s, strlen(s)); }
@@ -106,12 +99,7 @@ static BH_UNUSED uint64_t bh_block_write_str(const char *s) { return bh_block_wr
 static BH_UNUSED bh_buf bh_block_read(uint64_t h) {
     size_t n = h ? (size_t)bh_extism_length(h) : 0;
     bh_buf b = bh__alloc_buf(n);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t v = bh_extism_load_u64(h + i);
-        memcpy(b.ptr + i, &v, 8);
-    }
-    for (; i < n; i++) b.ptr[i] = (uint8_t)bh_extism_load_u8(h + i);
+    if (n > 0) bh_host_block_read(h, (uint64_t)(uintptr_t)b.ptr);
     return b;
 }
 
@@ -121,12 +109,7 @@ static BH_UNUSED bh_buf bh_block_read(uint64_t h) {
 static BH_UNUSED bh_buf bh_input(void) {
     size_t n = (size_t)bh_extism_input_length();
     bh_buf b = bh__alloc_buf(n);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t v = bh_extism_input_load_u64(i);
-        memcpy(b.ptr + i, &v, 8);
-    }
-    for (; i < n; i++) b.ptr[i] = (uint8_t)bh_extism_input_load_u8(i);
+    if (n > 0) bh_host_input_read((uint64_t)(uintptr_t)b.ptr);
     return b;
 }
 

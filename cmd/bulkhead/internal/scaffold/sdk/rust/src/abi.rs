@@ -162,5 +162,14 @@ pub mod host {
         /// Report JSON progress {done,total,message} of this node.
         #[link_name = "progress"]
         pub fn progress(a0: u64);
+        /// Copy the call's whole input to a guest address; returns its length.
+        #[link_name = "input_read"]
+        pub fn input_read(a0: u64) -> u64;
+        /// Copy the whole block at the handle to a guest address; returns its length.
+        #[link_name = "block_read"]
+        pub fn block_read(a0: u64, a1: u64) -> u64;
+        /// Allocate a block holding n bytes at a guest address; returns its handle or 0.
+        #[link_name = "block_write"]
+        pub fn block_write(a0: u64, a1: u64) -> u64;
     }
 }

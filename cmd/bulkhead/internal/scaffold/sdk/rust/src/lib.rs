@@ -217,19 +217,13 @@ pub fn fail(err: &Error) -> i32 {
     err.code()
 }
 
-/// The call's input.
+/// The call's input, copied in one host call.
 pub fn input() -> Vec<u8> {
     unsafe {
         let n = extism::input_length() as usize;
         let mut buf = vec![0u8; n];
-        let mut i = 0;
-        while i + 8 <= n {
-            buf[i..i + 8].copy_from_slice(&extism::input_load_u64(i as u64).to_le_bytes());
-            i += 8;
-        }
-        while i < n {
-            buf[i] = extism::input_load_u8(i as u64) as u8;
-            i += 1;
+        if n > 0 {
+            host::input_read(buf.as_mut_ptr() as usize as u64);
         }
         buf
     }
@@ -422,25 +416,16 @@ fn code_result(rc: i32, what: &str) -> Result<()> {
     }
 }
 
-/// Copies `b` into a new Extism block, eight bytes per host call.
+/// Copies `b` into a new Extism block in one host call; 0 for an empty `b`
+/// or when the memory cap leaves no room.
 ///
 /// # Safety
-/// Calls the Extism kernel; only valid inside an export.
+/// Calls the host; only valid inside an export.
 pub unsafe fn write_block(b: &[u8]) -> u64 {
-    let n = b.len();
-    let h = extism::alloc(n as u64);
-    let mut i = 0;
-    while i + 8 <= n {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&b[i..i + 8]);
-        extism::store_u64(h + i as u64, u64::from_le_bytes(w));
-        i += 8;
+    if b.is_empty() {
+        return 0;
     }
-    while i < n {
-        extism::store_u8(h + i as u64, b[i] as i32);
-        i += 1;
-    }
-    h
+    host::block_write(b.as_ptr() as usize as u64, b.len() as u64)
 }
 
 /// Copies the Extism block at `h` out and frees it; `None` for handle 0.
@@ -453,14 +438,8 @@ pub unsafe fn take_block(h: u64) -> Option<Vec<u8>> {
     }
     let n = extism::length(h) as usize;
     let mut buf = vec![0u8; n];
-    let mut i = 0;
-    while i + 8 <= n {
-        buf[i..i + 8].copy_from_slice(&extism::load_u64(h + i as u64).to_le_bytes());
-        i += 8;
-    }
-    while i < n {
-        buf[i] = extism::load_u8(h + i as u64) as u8;
-        i += 1;
+    if n > 0 {
+        host::block_read(h, buf.as_mut_ptr() as usize as u64);
     }
     extism::free(h);
     Some(buf)
