@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"text/tabwriter"
 
+	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/app"
 	"github.com/bulkhead-run/bulkhead/host"
 	"github.com/bulkhead-run/bulkhead/host/api"
 	"github.com/bulkhead-run/bulkhead/host/supervisor"
@@ -82,8 +83,7 @@ func runPlugins(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer h.Stop(context.Background())
-	sv, err := supervisor.New(h, pdir, supervisor.WithLogger(logger),
-		supervisor.WithRegistryOptions(plugins.WithFSNotify(false)))
+	sv, err := app.NewLoader(h, pdir, app.LoaderOptions{Logger: logger})
 	if err != nil {
 		fprintf(stderr, "bulkhead plugins: %v\n", err)
 		return exitUsage

@@ -90,11 +90,8 @@ func newHost(cfg *config.Config, log *slog.Logger, pol resilience.Policy, hooks 
 }
 
 func newSupervisor(cfg *config.Config, log *slog.Logger, h *host.Host, hooks *supervisor.Hooks, pol resilience.Policy) (*supervisor.Supervisor, error) {
-	return supervisor.New(h, cfg.PluginsDir,
-		supervisor.WithLogger(log.With("module", "supervisor")),
-		supervisor.WithHooks(hooks),
-		supervisor.WithDefaultPolicy(pol),
-		supervisor.WithRegistryOptions(plugins.WithMaxModuleSize(int64(cfg.Plugins.MaxModuleSize))))
+	return NewLoader(h, cfg.PluginsDir, LoaderOptions{Logger: log.With("module", "supervisor"), Hooks: hooks,
+		DefaultPolicy: pol, MaxModuleSize: int64(cfg.Plugins.MaxModuleSize), Watch: true})
 }
 
 // counters counts engine events the metrics report.

@@ -1,0 +1,46 @@
+package app
+
+import (
+	"log/slog"
+
+	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/host/supervisor"
+	"github.com/bulkhead-run/bulkhead/plugins"
+	"github.com/bulkhead-run/bulkhead/resilience"
+)
+
+// LoaderOptions are what a command says about loading a plugins directory.
+type LoaderOptions struct {
+	Logger        *slog.Logger
+	Hooks         *supervisor.Hooks // nil: no trap-driven rebuilds
+	DefaultPolicy resilience.Policy // the policy of a plugin whose sidecar names none
+	MaxModuleSize int64             // 0: the registry's default
+	Watch         bool              // false: no fsnotify watch (polling only)
+	Extra         []supervisor.Option
+}
+
+// NewLoader is the one way every command loads a plugins directory into
+// a host: `serve`, `run` and `plugins` all read each module with its
+// sidecar manifest and policy through the same supervisor, so a sidecar
+// one of them refuses (an unknown key, a bad preset, a module that does not
+// compile) is refused by all of them, with the same reason.
+func NewLoader(h *host.Host, dir string, o LoaderOptions) (*supervisor.Supervisor, error) {
+	regOpts := []plugins.Option{}
+	if o.MaxModuleSize > 0 {
+		regOpts = append(regOpts, plugins.WithMaxModuleSize(o.MaxModuleSize))
+	}
+	if !o.Watch {
+		regOpts = append(regOpts, plugins.WithFSNotify(false))
+	}
+	opts := []supervisor.Option{
+		supervisor.WithDefaultPolicy(o.DefaultPolicy),
+		supervisor.WithRegistryOptions(regOpts...),
+	}
+	if o.Logger != nil {
+		opts = append(opts, supervisor.WithLogger(o.Logger))
+	}
+	if o.Hooks != nil {
+		opts = append(opts, supervisor.WithHooks(o.Hooks))
+	}
+	return supervisor.New(h, dir, append(opts, o.Extra...)...)
+}
