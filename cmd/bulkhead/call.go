@@ -22,7 +22,7 @@ import (
 const callSynopsis = "call FILE.wasm [FUNCTION] [flags]"
 
 func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("call", callSynopsis, stderr)
+	fs := newFlagSet("call", callSynopsis, stdout, stderr)
 	var (
 		input     = fs.String("input", "", "input `STRING` for the call")
 		inputFile = fs.String("input-file", "", "read the input from `PATH` (- for stdin)")

@@ -19,15 +19,16 @@ const checkpointsSynopsis = "checkpoints ls RUN [NODE] [--json] [--data DIR | --
 
 func runCheckpoints(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "ls" {
-		fprintf(stderr, "Usage: bulkhead %s\n", checkpointsSynopsis)
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return exitOK
+			args = []string{"ls", "--help"}
+		} else {
+			fprintf(stderr, "Usage: bulkhead %s\n", checkpointsSynopsis)
+			return exitUsage
 		}
-		return exitUsage
 	}
-	fs := newFlagSet("checkpoints ls", checkpointsSynopsis, stderr)
+	fs := newFlagSet("checkpoints ls", checkpointsSynopsis, stdout, stderr)
 	var env envFlags
-	asJSON := fs.Bool("json", false, "print JSON (with the data)")
+	asJSON := jsonFlag(fs, "print JSON (with the data)")
 	server := serverFlag(fs)
 	env.register(fs)
 	pos, err := parseInterspersed(fs, args[1:])

@@ -22,19 +22,24 @@ func runConfig(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if args[0] == "show" {
 		args = args[1:]
 	}
-	fs := newFlagSet("config show", configSynopsis, stderr)
+	fs := newFlagSet("config show", configSynopsis, stdout, stderr)
 	flags := config.AddFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	asJSON := jsonFlag(fs, "print JSON")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		if errors.Is(err, flagHelp) {
 			return exitOK
 		}
 		return exitUsage
 	}
+	if len(pos) > 0 {
+		fprintf(stderr, "bulkhead config show: unexpected argument %q\n", pos[0])
+		return exitUsage
+	}
 	file := config.FileFromFlags(flags, nil)
 	cfg, err := config.Load(config.Options{File: file, Flags: flags})
 	if err != nil {
-		fprintf(stderr, "bulkhead config: invalid configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		fprintf(stderr, "bulkhead config: invalid configuration:\n  %s\n", strings.ReplaceAll(userMessage(err.Error()), "\n", "\n  "))
 		return exitUsage
 	}
 	settings := cfg.Settings()

@@ -9,7 +9,7 @@ import (
 )
 
 func runNew(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("new", "new --lang "+strings.Join(scaffold.Languages(), "|")+" NAME [--dir DIR] [--sdk DIR]", stderr)
+	fs := newFlagSet("new", "new --lang "+strings.Join(scaffold.Languages(), "|")+" NAME [--dir DIR] [--sdk DIR]", stdout, stderr)
 	lang := fs.String("lang", "", "language of the node: `LANG` ("+strings.Join(scaffold.Languages(), ", ")+")")
 	dir := fs.String("dir", "", "write the project into `DIR` (default ./NAME)")
 	sdk := fs.String("sdk", "", "a bulkhead checkout `DIR` whose Go SDK a Go node builds against instead of its vendored copy")

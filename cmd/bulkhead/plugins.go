@@ -30,11 +30,11 @@ const pluginsSynopsis = "plugins ls [--plugins DIR] [--json] | reload NAME [--pl
 // --server they list or reload the plugins of that running service
 // instead.
 func runPlugins(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("plugins", pluginsSynopsis, stderr)
+	fs := newFlagSet("plugins", pluginsSynopsis, stdout, stderr)
 	var (
 		dir    = fs.String("plugins", "", "plugins `DIR` (default $BULKHEAD_PLUGINS, else ./plugins)")
 		data   = fs.String("data", "", "data `DIR` holding the compilation cache (default $RESILIENCE_CHECKPOINT_DIR, $BULKHEAD_DATA or ./.bulkhead)")
-		asJSON = fs.Bool("json", false, "ls: print the statuses as JSON")
+		asJSON = jsonFlag(fs, "ls: print the statuses as JSON")
 		server = serverFlag(fs)
 	)
 	pos, err := parseInterspersed(fs, args)
@@ -102,6 +102,9 @@ func runPlugins(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	sts := sv.Statuses()
+	for i := range sts {
+		sts[i].Reason = userMessage(sts[i].Reason)
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -206,7 +209,7 @@ func writeRows(w io.Writer, rows []pluginRow) {
 		if st.max > 0 {
 			pool = fmt.Sprintf("%d/%d", st.idle+st.inUse, st.max)
 		}
-		reason := strings.Join(strings.Fields(st.reason), " ")
+		reason := strings.Join(strings.Fields(userMessage(st.reason)), " ")
 		if reason == "" {
 			reason = "-"
 		}

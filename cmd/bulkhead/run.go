@@ -31,7 +31,7 @@ const runSynopsis = "run FLOW.yaml [--input S | --input-file F] [--run-id ID] [-
 const drainGrace = 5 * time.Second
 
 func runRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("run", runSynopsis, stderr)
+	fs := newFlagSet("run", runSynopsis, stdout, stderr)
 	var (
 		input     = fs.String("input", "", "the run's input `STRING`")
 		inputFile = fs.String("input-file", "", "read the run's input from `PATH` (- for stdin)")
@@ -85,7 +85,7 @@ func runRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer rt.close(stderr)
 	w, err := workflow.ParseFile(flow, workflow.ParseOptions{KnownPlugin: rt.known})
 	if err != nil {
-		fprintf(stderr, "bulkhead run: %v\n", err)
+		fprintf(stderr, "bulkhead run: %s\n", userMessage(err.Error()))
 		return exitUsage
 	}
 	if abs, err := filepath.Abs(flow); err == nil {
@@ -308,7 +308,7 @@ func (rt *runtime) loadPlugins(ctx context.Context, dir string, logger *slog.Log
 	}
 	for _, st := range sv.Statuses() {
 		if sv.Check(st.Name) != nil {
-			fprintf(stderr, "bulkhead %s: skipping plugin %s (%s): %s\n", rt.cmd, st.Name, st.State, st.Reason)
+			fprintf(stderr, "bulkhead %s: skipping plugin %s (%s): %s\n", rt.cmd, st.Name, st.State, userMessage(st.Reason))
 			continue
 		}
 		if info, ok := sv.Registry().Get(st.Name); ok && (info.Manifest.Preset != "" || info.Manifest.PolicyYAML != nil) {

@@ -21,17 +21,17 @@ import (
 const runsSynopsis = "runs ls [--status S] [--limit N] [--after CURSOR] [--json] | show ID [--json] | cancel ID | resume ID [--upgrade] [--plugins DIR] [--data DIR | --store URL | --server URL]"
 
 func runRuns(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	sub, args, code, ok := splitSubcommand(args, runsSynopsis, stderr)
+	sub, args, code, ok := splitSubcommand(args, runsSynopsis, stdout, stderr)
 	if !ok {
 		return code
 	}
-	fs := newFlagSet("runs "+sub, runsSynopsis, stderr)
+	fs := newFlagSet("runs "+sub, runsSynopsis, stdout, stderr)
 	var (
 		env     envFlags
 		status  = fs.String("status", "", "list only runs in `STATE` (pending, running, succeeded, failed, cancelled)")
 		limit   = fs.Int("limit", 50, "list at most `N` runs")
 		after   = fs.String("after", "", "list from `CURSOR` (printed after the previous page)")
-		asJSON  = fs.Bool("json", false, "print JSON")
+		asJSON  = jsonFlag(fs, "print JSON")
 		upgrade = fs.Bool("upgrade", false, "resume on the plugin versions loaded now")
 		server  = serverFlag(fs)
 	)

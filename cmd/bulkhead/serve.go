@@ -26,22 +26,23 @@ const serveSynopsis = "serve [--config FILE] [--listen ADDR] [--plugins DIR] [--
 // the grace period short.
 var serveSignals = []os.Signal{syscall.SIGTERM, syscall.SIGINT}
 
-func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
-	fs := newFlagSet("serve", serveSynopsis, stderr)
+func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("serve", serveSynopsis, stdout, stderr)
 	flags := config.AddFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		if errors.Is(err, flagHelp) {
 			return exitOK
 		}
 		return exitUsage
 	}
-	if fs.NArg() > 0 {
-		fprintf(stderr, "bulkhead serve: unexpected argument %q\n", fs.Arg(0))
+	if len(pos) > 0 {
+		fprintf(stderr, "bulkhead serve: unexpected argument %q\n", pos[0])
 		return exitUsage
 	}
 	cfg, err := config.Load(config.Options{File: config.FileFromFlags(flags, nil), Flags: flags})
 	if err != nil {
-		fprintf(stderr, "bulkhead serve: invalid configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		fprintf(stderr, "bulkhead serve: invalid configuration:\n  %s\n", strings.ReplaceAll(userMessage(err.Error()), "\n", "\n  "))
 		return exitUsage
 	}
 	log := newLogger(cfg, stderr)

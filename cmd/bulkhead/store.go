@@ -19,7 +19,7 @@ var errStoreIsURL = errors.New("check and repair work on the embedded store in t
 // repair exits 0 when the store opens again, 1 when something could not be
 // repaired.
 func runStore(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	sub, rest, code, ok := splitSubcommand(args, storeSynopsis, stderr)
+	sub, rest, code, ok := splitSubcommand(args, storeSynopsis, stdout, stderr)
 	if !ok {
 		return code
 	}
@@ -27,7 +27,7 @@ func runStore(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fprintf(stderr, "bulkhead store: unknown subcommand %q\nUsage: bulkhead %s\n", sub, storeSynopsis)
 		return exitUsage
 	}
-	fs := newFlagSet("store "+sub, storeSynopsis, stderr)
+	fs := newFlagSet("store "+sub, storeSynopsis, stdout, stderr)
 	data := fs.String("data", "", "data `DIR` (default $RESILIENCE_CHECKPOINT_DIR, $BULKHEAD_DATA or ./.bulkhead)")
 	store := fs.String("store", "", "refused: check and repair are for the embedded store (default $BULKHEAD_STORE)")
 	if _, code, ok := parseSubcommand(fs, rest, "store "+sub, 0, stderr); !ok {

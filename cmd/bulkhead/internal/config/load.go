@@ -3,7 +3,6 @@ package config
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -209,7 +208,11 @@ type Flags struct {
 
 // AddFlags registers --config and one flag per setting that has one on
 // fs; pass the result to Load after fs.Parse.
-func AddFlags(fs *flag.FlagSet) *Flags {
+// fs is a standard library or a pflag flag set.
+func AddFlags(fs interface {
+	StringVar(p *string, name, value, usage string)
+	Func(name, usage string, fn func(string) error)
+}) *Flags {
 	f := &Flags{set: map[string]string{}}
 	fs.StringVar(&f.file, "config", "", "read the configuration `FILE` (default $BULKHEAD_CONFIG)")
 	for _, fd := range fields {
