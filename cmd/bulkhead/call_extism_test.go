@@ -46,11 +46,12 @@ func TestCall_ExtismFlags(t *testing.T) {
 		return p
 	}
 	manifest := writeJSON("manifest.json", map[string]any{
-		"wasm":       []map[string]string{{"path": abs, "hash": hash}},
-		"config":     map[string]string{"greeting": "from the manifest"},
-		"memory":     map[string]int{"max_pages": 1000},
-		"timeout_ms": 5000,
+		"wasm":   []map[string]string{{"path": abs, "hash": hash}},
+		"config": map[string]string{"greeting": "from the manifest"},
+		"memory": map[string]int{"max_pages": 1000},
 	})
+	shortTimeout := writeJSON("short.json", map[string]any{"wasm": []map[string]string{{"path": abs}}, "timeout_ms": 200})
+	longTimeout := writeJSON("long.json", map[string]any{"wasm": []map[string]string{{"path": abs}}, "timeout_ms": 120000})
 	badHash := writeJSON("bad-hash.json", map[string]any{"wasm": []map[string]string{{"path": abs, "hash": strings.Repeat("0", 64)}}})
 	urlManifest := writeJSON("url.json", map[string]any{"wasm": []map[string]string{{"url": url, "hash": hash}}})
 	twoModules := writeJSON("two.json", map[string]any{"wasm": []map[string]string{{"path": abs}, {"path": abs}}})
@@ -79,6 +80,8 @@ func TestCall_ExtismFlags(t *testing.T) {
 		{name: "--set-config not JSON", args: []string{"call", kitchen, "echo", "--set-config", `greeting=hey`, data}, wantCode: 2, wantErrHas: "JSON object"},
 		{name: "--manifest", args: []string{"call", "--manifest", manifest, "config", "-i", "greeting", data}, wantOut: "from the manifest"},
 		{name: "--manifest memory", args: []string{"call", "--manifest", manifest, "membomb", data}, wantCode: 1, wantErrHas: "memory limit"},
+		{name: "--manifest timeout_ms", args: []string{"call", "--manifest", shortTimeout, "spin", data}, wantCode: 1, wantErrHas: "deadline"},
+		{name: "--timeout over timeout_ms", args: []string{"call", "--manifest", longTimeout, "spin", "--timeout", "200ms", data}, wantCode: 1, wantErrHas: "deadline"},
 		{name: "--manifest hash mismatch", args: []string{"call", "--manifest", badHash, "echo", data}, wantCode: 2, wantErrHas: "hash mismatch"},
 		{name: "--manifest two modules", args: []string{"call", "--manifest", twoModules, "echo", data}, wantCode: 2, wantErrHas: "one module per plugin"},
 		{name: "--manifest url", args: []string{"call", "--manifest", urlManifest, "echo", "-i", "u", "--allow-download", data}, wantOut: "u"},

@@ -115,10 +115,26 @@ func runPlugins(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			fprintf(stderr, "bulkhead plugins: %v\n", err)
 			return exitFailure
 		}
+	} else {
+		writeStatuses(stdout, sts)
+	}
+	var bad []string
+	for _, st := range sts {
+		if st.State != supervisor.StateOK {
+			bad = append(bad, st.Name)
+		}
+	}
+	return lsStatus(bad, stderr)
+}
+
+// lsStatus is the exit status of `plugins ls`, which gates CI: 1 when a
+// plugin is refused, quarantined or failed, with their names on stderr.
+func lsStatus(bad []string, stderr io.Writer) int {
+	if len(bad) == 0 {
 		return exitOK
 	}
-	writeStatuses(stdout, sts)
-	return exitOK
+	fprintf(stderr, "bulkhead plugins ls: %d plugin(s) not ok: %s\n", len(bad), strings.Join(bad, ", "))
+	return exitFailure
 }
 
 func pluginsReload(ctx context.Context, sv *supervisor.Supervisor, name string, stdout, stderr io.Writer) int {
@@ -163,15 +179,24 @@ func pluginsRemote(ctx context.Context, rm *remote, pos []string, asJSON bool, s
 	if sts == nil {
 		sts = []api.PluginStatus{}
 	}
+	var bad []string
+	for _, st := range sts {
+		if st.State != string(supervisor.StateOK) {
+			bad = append(bad, st.Name)
+		}
+	}
 	if asJSON {
-		return printJSON(stdout, sts)
+		if code := printJSON(stdout, sts); code != exitOK {
+			return code
+		}
+		return lsStatus(bad, stderr)
 	}
 	rows := make([]pluginRow, 0, len(sts))
 	for _, st := range sts {
 		rows = append(rows, rowOfAPI(st))
 	}
 	writeRows(stdout, rows)
-	return exitOK
+	return lsStatus(bad, stderr)
 }
 
 // pluginRow is one line of the plugins table.

@@ -25,7 +25,7 @@ import (
 	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
 )
 
-const runSynopsis = "run FLOW.yaml [--input S | --input-file F] [--run-id ID] [--plugins DIR] [--data DIR | --store URL]"
+const runSynopsis = "run FLOW.yaml [--input S | --input-file F] [--run-id ID] [--plugins DIR] [--data DIR | --store URL | --server URL]"
 
 // drainGrace is how long an interrupted command lets running nodes finish.
 const drainGrace = 5 * time.Second
@@ -36,6 +36,7 @@ func runRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		input     = fs.String("input", "", "the run's input `STRING`")
 		inputFile = fs.String("input-file", "", "read the run's input from `PATH` (- for stdin)")
 		runID     = fs.String("run-id", "", "run `ID`; the ID of an unfinished run resumes it (default: a new ID)")
+		server    = fs.String("server", "", "submit the run to the service at `URL` and follow it to the end (default $BULKHEAD_SERVER; FLOW's workflow must be in the service's workflows directory; token from $BULKHEAD_TOKEN or $BULKHEAD_TOKEN_FILE)")
 		env       envFlags
 	)
 	env.register(fs)
@@ -78,6 +79,13 @@ func runRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
+	rm, code := dialRemote("run", *server, stderr)
+	if code != exitOK {
+		return code
+	}
+	if rm != nil {
+		return runRemote(ctx, rm, flow, in, *runID, env.progress == "none", stdout, stderr)
+	}
 	rt, code := openRuntime(ctx, "run", &env, stderr, true)
 	if rt == nil {
 		return code

@@ -252,6 +252,17 @@ func FileFromFlags(f *Flags, env func(string) (string, bool)) string {
 // problem in the file names the file and line; every problem is reported
 // at once.
 func Load(o Options) (*Config, error) {
+	c, err := LoadAll(o)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// LoadAll is Load that also returns, with the problems, the configuration
+// as far as it could be read (a file that does not decode counts for what
+// it set): what `config show` prints. Such a Config must not be served.
+func LoadAll(o Options) (*Config, error) {
 	if o.Env == nil {
 		o.Env = os.LookupEnv
 	}
@@ -259,7 +270,7 @@ func Load(o Options) (*Config, error) {
 	var errs []error
 	if o.File != "" {
 		if err := c.readFile(o.File); err != nil {
-			return nil, err
+			errs = append(errs, err)
 		}
 	}
 	for _, fd := range fields {
@@ -324,7 +335,7 @@ func Load(o Options) (*Config, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return c, errors.Join(errs...)
 	}
 	return c, nil
 }
