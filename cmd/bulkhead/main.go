@@ -44,6 +44,7 @@ func commands() []command {
 		{"store", "check|repair [--data DIR]", "check the data directory's store, or recover a damaged one", runStore},
 		{"migrate", "[--store URL]", "apply the PostgreSQL store's schema migrations", runMigrate},
 		{"new", "--lang LANG NAME", "write a ready-to-build node project", runNew},
+		{"ready", "[--server URL]", "exit 0 when a service answers ready on /readyz (a health check)", runReady},
 		{"version", "[-o table|json]", "print the version, VCS revision and Go version", runVersion},
 	}
 }
