@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-run/bulkhead/abi"
+	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/app"
 	"github.com/bulkhead-run/bulkhead/host"
 	"github.com/bulkhead-run/bulkhead/plugins"
 	"github.com/bulkhead-run/bulkhead/resilience"
@@ -100,6 +101,7 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer stop()
 	var m abi.Manifest
 	var wasm []byte
+	var sidecarPol *resilience.Policy
 	name := moduleName(file)
 	if *manifest {
 		em, err := readExtismManifest(file)
@@ -123,6 +125,18 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			name = w.Name
 		} else {
 			name = moduleName(w.Path + w.URL)
+		}
+	} else if side := strings.TrimSuffix(file, ".wasm") + plugins.ManifestExt; strings.HasSuffix(file, ".wasm") && plugins.ValidName(name) && fileExists(side) {
+		// A module with a sidecar beside it is read as serve, run and
+		// plugins read it: the same strict sidecar, the same policy.
+		var pm plugins.Manifest
+		if wasm, pm, sidecarPol, err = app.ReadPlugin(filepath.Dir(file), name, resilience.Policy{}); err != nil {
+			fprintf(stderr, "bulkhead call: %s\n", userMessage(err.Error()))
+			return exitUsage
+		}
+		m = pm.Manifest
+		if m.Timeout > 0 && !fs.Changed("timeout") {
+			timeout = time.Duration(m.Timeout)
 		}
 	} else if wasm, err = fetchModule(ctx, file, "", "", *download); err != nil {
 		fprintf(stderr, "bulkhead call: %v\n", err)
@@ -175,6 +189,10 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		fprintf(stderr, "bulkhead call: %v\n", err)
 		return exitUsage
+	}
+	if sidecarPol != nil && !fs.Changed("policy") && !fs.Changed("max-attempts") {
+		pol = *sidecarPol
+		pol.Chaos.ErrorRate = max(pol.Chaos.ErrorRate, *chaosRate)
 	}
 	level, err := parseLogLevel(*logLevel)
 	if err != nil {
@@ -247,6 +265,11 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	return exitOK
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // moduleName names the plugin after its file or URL: node.wasm is "node".

@@ -44,6 +44,12 @@ func TestLoader_RunAndPluginsAgree(t *testing.T) {
 	if !strings.Contains(errOut, "skipping plugin nodes (quarantined)") || !strings.Contains(errOut, "max_atempts") {
 		t.Fatalf("run does not say why the plugin is skipped:\n%s", errOut)
 	}
+	// call reads the module's sidecar the same way.
+	module := filepath.Join(dir, "nodes.wasm")
+	code, out, errOut = bulkhead(t, "", "call", module, "work", "-i", "x", data)
+	if code != exitUsage || out != "" || !strings.Contains(errOut, `unknown key "max_atempts"`) {
+		t.Fatalf("call with a refused sidecar: exit %d, stdout %q\n%s", code, out, errOut)
+	}
 
 	// Fixed, the same directory runs.
 	if err := os.WriteFile(filepath.Join(dir, "nodes.yaml"), []byte("policy:\n  retry:\n    max_attempts: 1\n"), 0o644); err != nil {
@@ -51,5 +57,36 @@ func TestLoader_RunAndPluginsAgree(t *testing.T) {
 	}
 	if code, out, errOut := bulkhead(t, "", "run", flow, "--input", "x", "--plugins", dir, data); code != exitOK {
 		t.Fatalf("run with the fixed sidecar: exit %d, stdout %q\n%s", code, out, errOut)
+	}
+	// Loaded now, work runs (and fails for want of the durable store a
+	// one-shot call has not).
+	if code, out, errOut := bulkhead(t, "", "call", module, "work", "-i", "x", data); code != exitFailure || !strings.Contains(errOut, "no durable store") {
+		t.Fatalf("call with the fixed sidecar: exit %d, stdout %q\n%s", code, out, errOut)
+	}
+}
+
+// call applies a module's sidecar (config, policy), with its flags over it.
+func TestCall_Sidecar(t *testing.T) {
+	dir := t.TempDir()
+	wasm, err := os.ReadFile(kitchen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	module := filepath.Join(dir, "k.wasm")
+	os.WriteFile(module, wasm, 0o644)
+	os.WriteFile(filepath.Join(dir, "k.yaml"), []byte("config: {greeting: from the sidecar}\npolicy:\n  retry: {max_attempts: 3, initial_delay: 1ms}\n"), 0o644)
+	data := "--data=" + t.TempDir()
+	if code, out, errOut := bulkhead(t, "", "call", module, "config", "-i", "greeting", data); code != exitOK || out != "from the sidecar" {
+		t.Fatalf("sidecar config: exit %d, %q\n%s", code, out, errOut)
+	}
+	if code, out, errOut := bulkhead(t, "", "call", module, "config", "-i", "greeting", "--config", "greeting=flag", data); code != exitOK || out != "flag" {
+		t.Fatalf("--config over the sidecar: exit %d, %q\n%s", code, out, errOut)
+	}
+	// The sidecar's policy retries (three attempts); --max-attempts wins.
+	if code, out, errOut := bulkhead(t, "", "call", module, "flaky", "-i", "2", data); code != exitOK || out != "ok after 3 attempts" {
+		t.Fatalf("sidecar policy: exit %d, %q\n%s", code, out, errOut)
+	}
+	if code, _, errOut := bulkhead(t, "", "call", module, "flaky", "-i", "2", "--max-attempts", "1", data); code != exitFailure {
+		t.Fatalf("--max-attempts over the sidecar: exit %d\n%s", code, errOut)
 	}
 }
