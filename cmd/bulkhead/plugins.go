@@ -34,7 +34,7 @@ func runPlugins(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	var (
 		dir    = fs.String("plugins", "", "plugins `DIR` (default $BULKHEAD_PLUGINS, else ./plugins)")
 		data   = fs.String("data", "", "data `DIR` holding the compilation cache (default $RESILIENCE_CHECKPOINT_DIR, $BULKHEAD_DATA or ./.bulkhead)")
-		asJSON = jsonFlag(fs, "ls: print the statuses as JSON")
+		asJSON = jsonFlag(fs, "print the statuses as JSON")
 		server = serverFlag(fs)
 	)
 	pos, err := parseInterspersed(fs, args)
@@ -91,7 +91,7 @@ func runPlugins(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	defer sv.Stop(context.Background())
 
 	if sub == "reload" {
-		return pluginsReload(ctx, sv, pos[1], stdout, stderr)
+		return pluginsReload(ctx, sv, pos[1], *asJSON, stdout, stderr)
 	}
 	if err := sv.Start(ctx); err != nil {
 		fprintf(stderr, "bulkhead plugins: %v\n", err)
@@ -137,13 +137,20 @@ func lsStatus(bad []string, stderr io.Writer) int {
 	return exitFailure
 }
 
-func pluginsReload(ctx context.Context, sv *supervisor.Supervisor, name string, stdout, stderr io.Writer) int {
+func pluginsReload(ctx context.Context, sv *supervisor.Supervisor, name string, asJSON bool, stdout, stderr io.Writer) int {
 	st, err := sv.Reload(ctx, name)
 	if errors.Is(err, plugins.ErrNotFound) || errors.Is(err, plugins.ErrInvalidName) {
 		fprintf(stderr, "bulkhead plugins reload: %v\n", err)
 		return exitUsage
 	}
-	writeStatuses(stdout, []supervisor.Status{st})
+	st.Reason = userMessage(st.Reason)
+	if asJSON {
+		if code := printJSON(stdout, st); code != exitOK {
+			return code
+		}
+	} else {
+		writeStatuses(stdout, []supervisor.Status{st})
+	}
 	if err != nil {
 		return exitFailure
 	}
@@ -168,6 +175,9 @@ func pluginsRemote(ctx context.Context, rm *remote, pos []string, asJSON bool, s
 				}
 			}
 			return rm.fail(err, code, stderr)
+		}
+		if asJSON {
+			return printJSON(stdout, st)
 		}
 		writeRows(stdout, []pluginRow{rowOfAPI(st)})
 		return exitOK

@@ -104,6 +104,11 @@ func TestPluginsReload(t *testing.T) {
 			}
 		})
 	}
+	code, out, _ := bulkhead(t, "", "plugins", "reload", "policy", "-o", "json", "--plugins", dir, data)
+	var st struct{ Name, State, Reason string }
+	if err := json.Unmarshal([]byte(out), &st); code != exitFailure || err != nil || st.Name != "policy" || st.State != "quarantined" || !strings.Contains(st.Reason, `unknown key "attempts"`) {
+		t.Errorf("reload -o json: exit %d, %v\n%s", code, err, out)
+	}
 	if code, _, errOut := bulkhead(t, "", "plugins", "ls", "--plugins", filepath.Join(dir, "none")); code != exitUsage || !strings.Contains(errOut, "not a directory") {
 		t.Errorf("missing dir: exit %d, %s", code, errOut)
 	}
