@@ -128,7 +128,7 @@ func TestRemote_CommandsTalkToService(t *testing.T) {
 		}
 		matches("checkpoints ls", mustOK("checkpoints", "ls", "cp-1", srv),
 			`(?m)^NODE\s+SEQ\s+BYTES`, `(?m)^long\s+1\s+\d+\s+.*"done":10`, `(?m)^long\s+2\s+\d+\s+.*"done":20`)
-		var cps []statestore.Checkpoint
+		var cps []checkpointJSON
 		if err := json.Unmarshal([]byte(mustOK("checkpoints", "ls", "cp-1", "long", "--json", srv)), &cps); err != nil {
 			t.Fatal(err)
 		}
