@@ -3,15 +3,24 @@
 
 GO        ?= go
 BIN       := bin/bulkhead
+# The version stamped into release builds and images (bulkhead version).
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# A daemonless builder first: podman, then buildah, then docker.
+CONTAINER ?= $(shell command -v podman || command -v buildah || command -v docker)
 GUEST_ENV := GOOS=wasip1 GOARCH=wasm
 DEMO_DATA := .bulkhead-demo
 
-.PHONY: all build demo demo-cluster test test.all bench bench-dbos soak testdata generate check lint format clean
+.PHONY: all build demo demo-cluster test test.all bench bench-dbos soak testdata generate check lint format clean image
 
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/bulkhead
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/bulkhead
+
+# The container image (Dockerfile): static binary, non-root, /data volume,
+# health check on /readyz.
+image:
+	$(CONTAINER) build --build-arg VERSION=$(VERSION) -t bulkhead:$(VERSION) -t bulkhead:latest .
 
 # The mission in one command: a workflow of Go nodes is started, bulkhead is
 # killed with SIGKILL mid-run and started again; the run finishes from where

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"go/format"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"time"
 
 	"github.com/bulkhead-run/bulkhead/abi"
 )
@@ -177,6 +180,7 @@ func Files() ([]File, error) {
 		{"sdk-guest/rust/src/abi.rs", rust(consts, ext, host)},
 		{"sdk-guest/c/bulkhead_abi.h", c(consts, ext, host)},
 		{"sdk-guest/assemblyscript/assembly/abi.ts", assemblyScript(consts, ext, host)},
+		{"sdk-guest/go/abi.go", goSDK(consts)},
 	}, nil
 }
 
@@ -285,4 +289,55 @@ func upperFirst(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// goSDK writes the Go SDK's copy of the contract: the shared constants
+// (unexported, in Go's case) and the JSON types a guest exchanges with the
+// host, so that the SDK module needs nothing but the standard library.
+func goSDK(consts []constant) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "// %s\n\n//go:build wasip1\n\npackage bulkhead\n\nimport \"time\"\n\n", header)
+	b.WriteString("// The bulkhead ABI: constants.\nconst (\n")
+	for _, k := range consts {
+		fmt.Fprintf(&b, "\t// %s.\n\t%s = %s\n", upperFirst(k.Doc), goName(k.Name), lit(k.Value))
+	}
+	fmt.Fprintf(&b, "\t// Config key the host sets for every plugin: the automatic checkpoint interval, as a duration such as \"10s\".\n\tconfigCheckpointInterval = %q\n", abi.ConfigCheckpointInterval)
+	fmt.Fprintf(&b, "\t// The host's value of configCheckpointInterval.\n\tdefaultCheckpointInterval = %s\n)\n", goDuration(abi.DefaultCheckpointInterval))
+	goStruct(&b, "InvocationInfo", "InvocationInfo is what the host says about the current call (see Invocation). For a call outside a workflow run (bulkhead call, the HTTP call endpoint) the run fields are empty; Attempt counts from 1; DeadlineUnixMS is 0 when the call has no deadline.", reflect.TypeOf(abi.Invocation{}))
+	goStruct(&b, "progress", "progress is the JSON a guest passes to the host's progress function.", reflect.TypeOf(abi.Progress{}))
+	out, err := format.Source([]byte(b.String()))
+	if err != nil {
+		panic(fmt.Sprintf("gen: Go SDK source does not format: %v", err))
+	}
+	return out
+}
+
+func goStruct(b *strings.Builder, name, doc string, t reflect.Type) {
+	fmt.Fprintf(b, "\n// %s\ntype %s struct {\n", doc, name)
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		fmt.Fprintf(b, "\t%s %s `json:%q`\n", f.Name, f.Type.String(), f.Tag.Get("json"))
+	}
+	b.WriteString("}\n")
+}
+
+func goDuration(d time.Duration) string {
+	if d%time.Second == 0 {
+		return fmt.Sprintf("%d * time.Second", d/time.Second)
+	}
+	return fmt.Sprintf("%d * time.Millisecond", d/time.Millisecond)
+}
+
+// goName turns ABI_VERSION into abiVersion and CODE_OK into codeOK.
+func goName(upperSnake string) string {
+	parts := strings.Split(strings.ToLower(upperSnake), "_")
+	for i := 1; i < len(parts); i++ {
+		switch parts[i] {
+		case "ok", "abi", "id":
+			parts[i] = strings.ToUpper(parts[i])
+		default:
+			parts[i] = upperFirst(parts[i])
+		}
+	}
+	return strings.Join(parts, "")
 }

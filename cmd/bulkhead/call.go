@@ -2,48 +2,61 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
+	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/bulkhead-run/bulkhead/abi"
+	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/app"
 	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/plugins"
 	"github.com/bulkhead-run/bulkhead/resilience"
 )
 
-const callSynopsis = "call FILE.wasm [FUNCTION] [flags]"
+const callSynopsis = "call FILE.wasm|URL [FUNCTION] [flags] | call --manifest FILE.json [FUNCTION] [flags]"
 
 func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("call", callSynopsis, stderr)
+	fs := newFlagSet("call", callSynopsis, stdout, stderr)
 	var (
-		input     = fs.String("input", "", "input `STRING` for the call")
+		input     = fs.StringP("input", "i", "", "input `STRING` for the call")
 		inputFile = fs.String("input-file", "", "read the input from `PATH` (- for stdin)")
-		timeout   = fs.Duration("timeout", 30*time.Second, "stop the call after `DURATION`")
-		data      = fs.String("data", "", "data `DIR` holding the compilation cache (default $RESILIENCE_CHECKPOINT_DIR, $BULKHEAD_DATA or ./.bulkhead)")
-		logLevel  = fs.String("log-level", "info", "guest log `LEVEL` shown on stderr: debug, info, warn, error")
+		fromStdin = fs.Bool("stdin", false, "read the input from stdin")
+		timeout   = 30 * time.Second
+		data      = fs.String("data", "", "data `DIR` whose cache folder holds the compiled code (default: the user cache directory, bulkhead/ in it)")
+		logLevel  = fs.String("log-level", "info", "guest log `LEVEL` shown on stderr: trace, debug, info, warn, error, off")
 		preset    = fs.String("policy", "", "resilience policy `PRESET`: "+strings.Join(resilience.PresetNames(), ", ")+" (default: one attempt, no retry)")
 		attempts  = fs.Int("max-attempts", 0, "attempts in all, retries included (`N`; default 1, or the preset's)")
+		loop      = fs.Int("loop", 1, "call the function `N` times on one loaded module, printing each output on its own line")
 		stats     = fs.Bool("stats", false, "print attempts, duration and fuel (CPU, in about one Wasm instruction per unit) on stderr")
 		noFuel    = fs.Bool("no-fuel", false, "run without CPU metering, stopping the guest with close-on-context-done")
 		cpuBudget = fs.Int64("cpu-budget", 0, "stop the call after `UNITS` of fuel (about one Wasm instruction each; default no budget)")
 		chaosRate = fs.Float64("chaos-error-rate", 0, "inject a retryable failure into each attempt with probability `P`")
+		manifest  = fs.Bool("manifest", false, "the file is an Extism manifest (JSON: wasm, memory.max_pages, config, allowed_hosts, allowed_paths, timeout_ms)")
+		download  = fs.Bool("allow-download", false, "let a module be fetched from an http(s) URL (the argument, or the manifest's wasm url)")
+		setConfig = fs.String("set-config", "", "config as a JSON object of strings, e.g. '{\"k\":\"v\"}' (--config KEY=VALUE wins)")
 		memory    abi.Size
 		configs   listFlag
 		hosts     listFlag
 		paths     listFlag
 	)
+	fs.Bool("wasi", false, "accepted for extism compatibility: WASI is always on in the sandbox")
+	fs.Var(durationMS{&timeout}, "timeout", "stop the call after `DURATION` (30s, 500ms; a bare number is milliseconds, as in extism)")
 	fs.Var(sizeFlag{&memory}, "memory", "cap the guest's memory at `SIZE`, e.g. 64MiB (default 64MiB)")
 	fs.Var(&configs, "config", "config `KEY=VALUE` the guest reads (repeatable)")
 	fs.Var(&hosts, "allow-host", "let the guest reach hosts matching `GLOB` over HTTP (repeatable)")
-	fs.Var(&paths, "allow-path", "mount `HOST_DIR:GUEST_DIR` in the guest, ro:HOST_DIR for read-only (repeatable)")
+	fs.Var(&paths, "allow-path", "mount `DIR` in the guest at the same path, or HOST_DIR:GUEST_DIR; ro: before it for read-only (repeatable)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flagHelp) {
@@ -60,15 +73,96 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(pos) == 2 {
 		fn = pos[1]
 	}
-	if *input != "" && *inputFile != "" {
-		fprintf(stderr, "bulkhead call: use --input or --input-file, not both\n")
+	inputs := 0
+	for _, set := range []bool{*input != "", *inputFile != "", *fromStdin} {
+		if set {
+			inputs++
+		}
+	}
+	if inputs > 1 {
+		fprintf(stderr, "bulkhead call: use one of --input, --input-file and --stdin\n")
 		return exitUsage
 	}
-	if *timeout <= 0 {
+	if *fromStdin {
+		*inputFile = "-"
+	}
+	if timeout <= 0 {
 		fprintf(stderr, "bulkhead call: --timeout must be positive\n")
 		return exitUsage
 	}
-	m := abi.Manifest{Memory: memory, AllowedHosts: hosts, Timeout: abi.Duration(*timeout), CPUBudget: *cpuBudget}
+	if *loop < 1 {
+		fprintf(stderr, "bulkhead call: --loop must be at least 1, got %d\n", *loop)
+		return exitUsage
+	}
+
+	// The module and the manifest: an Extism manifest's, then the flags
+	// over it.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var m abi.Manifest
+	var wasm []byte
+	var sidecarPol *resilience.Policy
+	name := moduleName(file)
+	if *manifest {
+		em, err := readExtismManifest(file)
+		if err != nil {
+			fprintf(stderr, "bulkhead call: %v\n", err)
+			return exitUsage
+		}
+		if m, err = em.toManifest(); err != nil {
+			fprintf(stderr, "bulkhead call: %s: %v\n", file, err)
+			return exitUsage
+		}
+		if em.TimeoutMS > 0 && !fs.Changed("timeout") {
+			timeout = time.Duration(em.TimeoutMS) * time.Millisecond
+		}
+		w := em.Wasm[0]
+		if wasm, err = fetchModule(ctx, w.Path, w.URL, w.Hash, *download); err != nil {
+			fprintf(stderr, "bulkhead call: %s: %v\n", file, err)
+			return exitUsage
+		}
+		if w.Name != "" {
+			name = w.Name
+		} else {
+			name = moduleName(w.Path + w.URL)
+		}
+	} else if side := strings.TrimSuffix(file, ".wasm") + plugins.ManifestExt; strings.HasSuffix(file, ".wasm") && plugins.ValidName(name) && fileExists(side) {
+		// A module with a sidecar beside it is read as serve, run and
+		// plugins read it: the same strict sidecar, the same policy.
+		var pm plugins.Manifest
+		if wasm, pm, sidecarPol, err = app.ReadPlugin(filepath.Dir(file), name, resilience.Policy{}); err != nil {
+			fprintf(stderr, "bulkhead call: %s\n", userMessage(err.Error()))
+			return exitUsage
+		}
+		m = pm.Manifest
+		if m.Timeout > 0 && !fs.Changed("timeout") {
+			timeout = time.Duration(m.Timeout)
+		}
+	} else if wasm, err = fetchModule(ctx, file, "", "", *download); err != nil {
+		fprintf(stderr, "bulkhead call: %v\n", err)
+		return exitUsage
+	}
+	if memory != 0 {
+		m.Memory = memory
+	}
+	if *cpuBudget != 0 {
+		m.CPUBudget = *cpuBudget
+	}
+	m.AllowedHosts = append(m.AllowedHosts, hosts...)
+	m.Timeout = abi.Duration(timeout)
+	if *setConfig != "" {
+		var kv map[string]string
+		if err := json.Unmarshal([]byte(*setConfig), &kv); err != nil {
+			fprintf(stderr, "bulkhead call: --set-config wants a JSON object of strings such as '{\"key\":\"value\"}': %v\n", err)
+			return exitUsage
+		}
+		for k, v := range kv {
+			if m.Config == nil {
+				m.Config = map[string]string{}
+			}
+			m.Config[k] = v
+		}
+	}
 	for _, kv := range configs {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
@@ -96,8 +190,12 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fprintf(stderr, "bulkhead call: %v\n", err)
 		return exitUsage
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+	if sidecarPol != nil && !fs.Changed("policy") && !fs.Changed("max-attempts") {
+		pol = *sidecarPol
+		pol.Chaos.ErrorRate = max(pol.Chaos.ErrorRate, *chaosRate)
+	}
+	level, err := parseLogLevel(*logLevel)
+	if err != nil {
 		fprintf(stderr, "bulkhead call: --log-level: %v\n", err)
 		return exitUsage
 	}
@@ -111,21 +209,14 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			in, err = os.ReadFile(*inputFile)
 		}
 		if err != nil {
-			fprintf(stderr, "bulkhead call: read input: %v\n", err)
+			fprintf(stderr, "bulkhead call: read input: %v\n", plainPathError(err))
 			return exitUsage
 		}
 	}
-	wasm, err := os.ReadFile(file)
-	if err != nil {
-		fprintf(stderr, "bulkhead call: %v\n", plainPathError(err))
-		return exitUsage
-	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	h, err := host.New(host.WithLogger(logger), host.WithCacheDir(cacheDir(dataDir(*data))),
-		host.WithDefaultTimeout(*timeout), host.WithPolicy(pol), host.WithFuel(!*noFuel))
+	h, err := host.New(host.WithLogger(logger), host.WithCacheDir(callCacheDir(*data)),
+		host.WithDefaultTimeout(timeout), host.WithPolicy(pol), host.WithFuel(!*noFuel))
 	if err != nil {
 		fprintf(stderr, "bulkhead call: %v\n", err)
 		return exitUsage
@@ -135,7 +226,6 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer h.Stop(context.Background())
-	name := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 	if _, err := h.Load(ctx, name, wasm, m); err != nil {
 		fprintf(stderr, "bulkhead call: cannot load %s: %v\n", file, errors.Unwrap(err))
 		return exitUsage
@@ -144,39 +234,122 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fprintf(stderr, "bulkhead call: %s has no export %q (exports: %s)\n", file, fn, strings.Join(info.Exports, ", "))
 		return exitUsage
 	}
-	start := time.Now()
-	res, err := h.Invoke(ctx, host.InvokeRequest{Plugin: name, Function: fn, Input: in})
-	if *stats {
-		info, _ := h.Plugin(name)
-		fuel := "unmetered"
-		if info.Metered {
-			fuel = fmt.Sprint(info.FuelUsed)
+	for i := 0; i < *loop; i++ {
+		start := time.Now()
+		res, err := h.Invoke(ctx, host.InvokeRequest{Plugin: name, Function: fn, Input: in})
+		if *stats {
+			info, _ := h.Plugin(name)
+			fuel := "unmetered"
+			if info.Metered {
+				fuel = fmt.Sprint(info.FuelUsed)
+			}
+			attempts := res.Attempts
+			var ex *resilience.ExhaustedError
+			if errors.As(err, &ex) {
+				attempts = ex.Attempts
+			}
+			fprintf(stderr, "bulkhead call: %s %s: attempts=%d duration=%s fuel=%s version=%.12s\n",
+				name, fn, attempts, time.Since(start).Round(time.Microsecond), fuel, info.Version)
 		}
-		attempts := res.Attempts
-		var ex *resilience.ExhaustedError
-		if errors.As(err, &ex) {
-			attempts = ex.Attempts
+		if err != nil {
+			fprintf(stderr, "bulkhead call: %v\n", callError(err))
+			return exitFailure
 		}
-		fprintf(stderr, "bulkhead call: %s %s: attempts=%d duration=%s fuel=%s version=%.12s\n",
-			name, fn, attempts, time.Since(start).Round(time.Microsecond), fuel, info.Version)
-	}
-	if err != nil {
-		fprintf(stderr, "bulkhead call: %v\n", callError(err))
-		return exitFailure
-	}
-	if _, err := stdout.Write(res.Output); err != nil {
-		fprintf(stderr, "bulkhead call: write output: %v\n", err)
-		return exitFailure
+		out := res.Output
+		if *loop > 1 {
+			out = append(out, '\n')
+		}
+		if _, err := stdout.Write(out); err != nil {
+			fprintf(stderr, "bulkhead call: write output: %v\n", err)
+			return exitFailure
+		}
 	}
 	return exitOK
 }
 
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// moduleName names the plugin after its file or URL: node.wasm is "node".
+func moduleName(file string) string {
+	if u, err := url.Parse(file); err == nil && u.Scheme != "" && u.Path != "" {
+		file = u.Path
+	}
+	n := strings.TrimSuffix(path.Base(filepath.ToSlash(file)), ".wasm")
+	if !plugins.ValidName(n) {
+		return "module"
+	}
+	return n
+}
+
+// parseLogLevel reads extism's log levels: trace, debug, info, warn, error
+// and off.
+func parseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "trace":
+		return slog.LevelDebug - 4, nil
+	case "off", "none":
+		return slog.LevelError + 100, nil
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("want trace, debug, info, warn, error or off, got %q", s)
+	}
+	return l, nil
+}
+
+// callCacheDir is where `call` keeps compiled code: $BULKHEAD_CACHE, else
+// the cache folder of --data, else bulkhead/ in the user cache directory
+// (~/.cache/bulkhead on Linux), never the working directory.
+func callCacheDir(data string) string {
+	if v := os.Getenv("BULKHEAD_CACHE"); v != "" {
+		return v
+	}
+	if data != "" {
+		return filepath.Join(data, "cache")
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "bulkhead")
+	}
+	return cacheDir(dataDir(""))
+}
+
+// durationMS is a --timeout: a duration such as 30s, or milliseconds.
+type durationMS struct{ d *time.Duration }
+
+func (v durationMS) String() string {
+	if v.d == nil {
+		return ""
+	}
+	return v.d.String()
+}
+func (v durationMS) Type() string { return "duration" }
+func (v durationMS) Set(s string) error {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		*v.d = time.Duration(n) * time.Millisecond
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("want a duration such as 30s or 500ms, or milliseconds such as 30000")
+	}
+	*v.d = d
+	return nil
+}
+
+// splitAllowPath reads --allow-path: DIR (the same path in the guest) or
+// HOST_DIR:GUEST_DIR, with ro: before it for read-only.
 func splitAllowPath(p string) (hostDir, guestDir string, err error) {
 	ro := strings.HasPrefix(p, "ro:")
 	rest := strings.TrimPrefix(p, "ro:")
 	hostDir, guestDir, ok := strings.Cut(rest, ":")
-	if !ok || hostDir == "" || guestDir == "" {
-		return "", "", fmt.Errorf("--allow-path wants HOST_DIR:GUEST_DIR, got %q", p)
+	if !ok {
+		guestDir = hostDir
+	}
+	if hostDir == "" || guestDir == "" {
+		return "", "", fmt.Errorf("--allow-path wants DIR or HOST_DIR:GUEST_DIR, got %q", p)
 	}
 	if ro {
 		hostDir = "ro:" + hostDir

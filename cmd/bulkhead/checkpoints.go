@@ -19,15 +19,16 @@ const checkpointsSynopsis = "checkpoints ls RUN [NODE] [--json] [--data DIR | --
 
 func runCheckpoints(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "ls" {
-		fprintf(stderr, "Usage: bulkhead %s\n", checkpointsSynopsis)
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return exitOK
+			args = []string{"ls", "--help"}
+		} else {
+			fprintf(stderr, "Usage: bulkhead %s\n", checkpointsSynopsis)
+			return exitUsage
 		}
-		return exitUsage
 	}
-	fs := newFlagSet("checkpoints ls", checkpointsSynopsis, stderr)
+	fs := newFlagSet("checkpoints ls", checkpointsSynopsis, stdout, stderr)
 	var env envFlags
-	asJSON := fs.Bool("json", false, "print JSON (with the data)")
+	asJSON := jsonFlag(fs, "print JSON (with the data)")
 	server := serverFlag(fs)
 	env.register(fs)
 	pos, err := parseInterspersed(fs, args[1:])
@@ -86,7 +87,11 @@ func runCheckpoints(args []string, stdin io.Reader, stdout, stderr io.Writer) in
 // data.
 func printCheckpoints(w io.Writer, cps []statestore.Checkpoint, asJSON bool) int {
 	if asJSON {
-		return printJSON(w, cps)
+		out := make([]checkpointJSON, len(cps))
+		for i, c := range cps {
+			out[i] = checkpointJSON(c)
+		}
+		return printJSON(w, out)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tSEQ\tBYTES\tCREATED\tDATA")
@@ -95,4 +100,13 @@ func printCheckpoints(w io.Writer, cps []statestore.Checkpoint, asJSON bool) int
 	}
 	tw.Flush()
 	return exitOK
+}
+
+// checkpointJSON is a checkpoint as `checkpoints ls -o json` prints it.
+type checkpointJSON struct {
+	RunID     string    `json:"run_id"`
+	Node      string    `json:"node"`
+	Seq       uint64    `json:"seq"`
+	Data      []byte    `json:"data"`
+	CreatedAt time.Time `json:"created_at"`
 }

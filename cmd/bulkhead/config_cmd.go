@@ -14,6 +14,9 @@ const configSynopsis = "config show [--config FILE] [--json] [serve flags]"
 
 // runConfig prints the effective configuration of `bulkhead serve` with
 // the same file, environment and flags, and where each value came from.
+// Problems (a token file that cannot be read, a bad value) are marked with
+// "!" and listed after the table, and the exit status is then 1: serve
+// would refuse the configuration.
 func runConfig(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || (args[0] != "show" && args[0] != "-h" && args[0] != "--help") {
 		fprintf(stderr, "Usage: bulkhead %s\n", configSynopsis)
@@ -22,29 +25,45 @@ func runConfig(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if args[0] == "show" {
 		args = args[1:]
 	}
-	fs := newFlagSet("config show", configSynopsis, stderr)
+	fs := newFlagSet("config show", configSynopsis, stdout, stderr)
 	flags := config.AddFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	asJSON := jsonFlag(fs, "print JSON")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		if errors.Is(err, flagHelp) {
 			return exitOK
 		}
 		return exitUsage
 	}
-	file := config.FileFromFlags(flags, nil)
-	cfg, err := config.Load(config.Options{File: file, Flags: flags})
-	if err != nil {
-		fprintf(stderr, "bulkhead config: invalid configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	if len(pos) > 0 {
+		fprintf(stderr, "bulkhead config show: unexpected argument %q\n", pos[0])
 		return exitUsage
+	}
+	file := config.FileFromFlags(flags, nil)
+	cfg, err := config.LoadAll(config.Options{File: file, Flags: flags})
+	var problems []string
+	if err != nil {
+		for _, line := range strings.Split(userMessage(err.Error()), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				problems = append(problems, line)
+			}
+		}
+	}
+	code := exitOK
+	if len(problems) > 0 {
+		code = exitFailure
 	}
 	settings := cfg.Settings()
 	if *asJSON {
+		if problems == nil {
+			problems = []string{}
+		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"file": file, "settings": settings}); err != nil {
+		if err := enc.Encode(map[string]any{"file": file, "settings": settings, "problems": problems}); err != nil {
 			return exitFailure
 		}
-		return exitOK
+		return code
 	}
 	if file != "" {
 		fprintf(stdout, "# file: %s\n", file)
@@ -52,10 +71,31 @@ func runConfig(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fprintf(tw, "KEY\tVALUE\tSOURCE\n")
 	for _, s := range settings {
-		fprintf(tw, "%s\t%s\t%s\n", s.Key, s.Value, s.Source)
+		key := s.Key
+		if mentions(problems, s.Key) {
+			key = "! " + key
+		}
+		fprintf(tw, "%s\t%s\t%s\n", key, s.Value, s.Source)
 	}
 	if err := tw.Flush(); err != nil {
 		return exitFailure
 	}
-	return exitOK
+	if len(problems) > 0 {
+		fprintf(stdout, "\n%d problem(s); serve refuses this configuration:\n", len(problems))
+		for _, p := range problems {
+			fprintf(stdout, "  ! %s\n", p)
+		}
+	}
+	return code
+}
+
+// mentions reports whether a problem names key ("FILE:LINE: key: …",
+// "flag --x: key: …" or "key: …").
+func mentions(problems []string, key string) bool {
+	for _, p := range problems {
+		if strings.HasPrefix(p, key+":") || strings.Contains(p, " "+key+":") {
+			return true
+		}
+	}
+	return false
 }

@@ -19,17 +19,17 @@ import (
 const dlqSynopsis = "dlq ls [--run ID] [--limit N] [--after ID] [--json] | show ID [--json] | replay ID [--upgrade] [--plugins DIR] | purge  [--data DIR | --store URL | --server URL]"
 
 func runDLQ(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	sub, args, code, ok := splitSubcommand(args, dlqSynopsis, stderr)
+	sub, args, code, ok := splitSubcommand(args, dlqSynopsis, stdout, stderr)
 	if !ok {
 		return code
 	}
-	fs := newFlagSet("dlq "+sub, dlqSynopsis, stderr)
+	fs := newFlagSet("dlq "+sub, dlqSynopsis, stdout, stderr)
 	var (
 		env     envFlags
 		run     = fs.String("run", "", "list only the dead letters of run `ID`")
 		limit   = fs.Int("limit", 50, "list at most `N`")
 		after   = fs.String("after", "", "list after dead letter `ID`")
-		asJSON  = fs.Bool("json", false, "print JSON")
+		asJSON  = jsonFlag(fs, "print JSON")
 		upgrade = fs.Bool("upgrade", false, "replay on the newest plugin versions (those in the plugins directory now)")
 		server  = serverFlag(fs)
 	)

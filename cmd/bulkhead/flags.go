@@ -2,12 +2,13 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+
+	flag "github.com/spf13/pflag"
 
 	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/host/api"
@@ -15,35 +16,55 @@ import (
 
 func fprintf(w io.Writer, format string, args ...any) { fmt.Fprintf(w, format, args...) }
 
-// newFlagSet returns a flag set that reports errors on stderr and does not exit.
-func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+// newFlagSet returns a flag set (GNU style: --name, -n, flags anywhere
+// among the arguments) whose --help/-h prints the command's usage on stdout;
+// parse errors are reported by parseInterspersed on stderr.
+func newFlagSet(name, synopsis string, stdout, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fprintf(stderr, "Usage: bulkhead %s\n\nFlags:\n", synopsis)
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { printUsage(stderr, fs, synopsis) }
+	fs.VarP(&helpFlag{fs: fs, synopsis: synopsis, w: stdout}, "help", "h", "show this help")
+	fs.Lookup("help").NoOptDefVal = "true"
+	fs.SortFlags = true
 	return fs
 }
 
-// parseInterspersed parses flags that may come after positional arguments,
-// as in `bulkhead call x.wasm run --input hi`.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if rest[0] == "--" {
-			return append(pos, rest[1:]...), nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
+func printUsage(w io.Writer, fs *flag.FlagSet, synopsis string) {
+	fprintf(w, "Usage: bulkhead %s\n\nFlags:\n%s", synopsis, fs.FlagUsages())
+}
+
+// helpFlag prints the usage on stdout when --help is given.
+type helpFlag struct {
+	fs       *flag.FlagSet
+	synopsis string
+	w        io.Writer
+	asked    bool
+}
+
+func (h *helpFlag) String() string { return "false" }
+func (h *helpFlag) Type() string   { return "bool" }
+func (h *helpFlag) Set(string) error {
+	if !h.asked {
+		h.asked = true
+		printUsage(h.w, h.fs, h.synopsis)
 	}
+	return nil
+}
+
+// parseInterspersed parses flags that may come after positional arguments,
+// as in `bulkhead call x.wasm run --input hi`, and returns the positional
+// arguments. It returns flagHelp once --help printed the usage; a parse
+// error is reported on stderr in a sentence with the way to get help.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	err := fs.Parse(args)
+	if h, ok := fs.Lookup("help").Value.(*helpFlag); ok && h.asked {
+		return nil, flagHelp
+	}
+	if err != nil {
+		fprintf(fs.Output(), "bulkhead %s: %v\nRun 'bulkhead %s --help' for its flags.\n", fs.Name(), err, strings.Fields(fs.Name())[0])
+		return nil, err
+	}
+	return fs.Args(), nil
 }
 
 // listFlag collects a repeatable string flag.
@@ -51,6 +72,7 @@ type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+func (l *listFlag) Type() string       { return "strings" }
 
 // sizeFlag is a byte size flag such as 64MiB.
 type sizeFlag struct{ v *abi.Size }
@@ -61,6 +83,7 @@ func (s sizeFlag) String() string {
 	}
 	return s.v.String()
 }
+func (s sizeFlag) Type() string { return "size" }
 func (s sizeFlag) Set(v string) error {
 	n, err := abi.ParseSize(v)
 	if err != nil {
@@ -90,19 +113,21 @@ func cacheDir(data string) string {
 	return filepath.Join(data, "cache")
 }
 
-// flagHelp is flag.ErrHelp: -h was asked for and usage printed.
+// flagHelp: --help was asked for and the usage printed.
 var flagHelp = flag.ErrHelp
 
 // splitSubcommand takes a command's first argument as its subcommand. With
-// none, or -h, it prints the synopsis and returns ok=false with the exit
-// status.
-func splitSubcommand(args []string, synopsis string, stderr io.Writer) (sub string, rest []string, exit int, ok bool) {
+// -h it prints the synopsis on stdout, with none on stderr, and returns
+// ok=false with the exit status.
+func splitSubcommand(args []string, synopsis string, stdout, stderr io.Writer) (sub string, rest []string, exit int, ok bool) {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fprintf(stderr, "Usage: bulkhead %s\n", synopsis)
-		if len(args) == 0 {
-			return "", nil, exitUsage, false
+		w, code := stderr, exitUsage
+		if len(args) > 0 {
+			w, code = stdout, exitOK
 		}
-		return "", nil, exitOK, false
+		cmd, _, _ := strings.Cut(synopsis, " ")
+		fprintf(w, "Usage: bulkhead %s\n\nRun 'bulkhead %s SUBCOMMAND --help' for a subcommand's flags.\n", synopsis, cmd)
+		return "", nil, code, false
 	}
 	return args[0], args[1:], exitOK, true
 }
@@ -145,4 +170,35 @@ func checkID(cmd, what, id string, stderr io.Writer) bool {
 	}
 	fprintf(stderr, "bulkhead %s: %s\n", cmd, msg)
 	return false
+}
+
+// jsonFlag registers the output format flags of a command that prints
+// data: -o/--output table|json, and --json, short for -o json. It returns
+// whether JSON was asked for.
+func jsonFlag(fs *flag.FlagSet, usage string) *bool {
+	asJSON := new(bool)
+	fs.BoolVar(asJSON, "json", false, usage+" (same as -o json)")
+	fs.VarP(outputFlag{asJSON}, "output", "o", "output `FORMAT`: table or json")
+	return asJSON
+}
+
+type outputFlag struct{ json *bool }
+
+func (o outputFlag) String() string {
+	if o.json != nil && *o.json {
+		return "json"
+	}
+	return "table"
+}
+func (o outputFlag) Type() string { return "format" }
+func (o outputFlag) Set(v string) error {
+	switch v {
+	case "json":
+		*o.json = true
+	case "table":
+		*o.json = false
+	default:
+		return fmt.Errorf("want table or json, got %q", v)
+	}
+	return nil
 }

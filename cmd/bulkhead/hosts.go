@@ -21,7 +21,7 @@ const hostsSynopsis = "hosts ls [--json] [--store URL | --data DIR | --server UR
 // or stale (it missed its last heartbeats), with the plugin versions it
 // serves. It asks a running service (--server) or reads the store itself.
 func runHosts(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	sub, args, code, ok := splitSubcommand(args, hostsSynopsis, stderr)
+	sub, args, code, ok := splitSubcommand(args, hostsSynopsis, stdout, stderr)
 	if !ok {
 		return code
 	}
@@ -29,7 +29,7 @@ func runHosts(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fprintf(stderr, "bulkhead hosts: unknown subcommand %q\nUsage: bulkhead %s\n", sub, hostsSynopsis)
 		return exitUsage
 	}
-	fs := newFlagSet("hosts ls", hostsSynopsis, stderr)
+	fs := newFlagSet("hosts ls", hostsSynopsis, stdout, stderr)
 	var env envFlags
 	env.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON")

@@ -22,7 +22,7 @@ const migrateSynopsis = "migrate [--store URL]"
 // applied. It exits 0 when the schema is current, 1 when the database
 // could not be migrated and 2 for a missing or malformed URL.
 func runMigrate(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("migrate", migrateSynopsis, stderr)
+	fs := newFlagSet("migrate", migrateSynopsis, stdout, stderr)
 	store := fs.String("store", "", "PostgreSQL store `URL` (default $BULKHEAD_STORE)")
 	if _, code, ok := parseSubcommand(fs, args, "migrate", 0, stderr); !ok {
 		return code

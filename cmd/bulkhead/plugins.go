@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"text/tabwriter"
 
+	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/app"
 	"github.com/bulkhead-run/bulkhead/host"
 	"github.com/bulkhead-run/bulkhead/host/api"
 	"github.com/bulkhead-run/bulkhead/host/supervisor"
@@ -29,11 +30,11 @@ const pluginsSynopsis = "plugins ls [--plugins DIR] [--json] | reload NAME [--pl
 // --server they list or reload the plugins of that running service
 // instead.
 func runPlugins(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("plugins", pluginsSynopsis, stderr)
+	fs := newFlagSet("plugins", pluginsSynopsis, stdout, stderr)
 	var (
 		dir    = fs.String("plugins", "", "plugins `DIR` (default $BULKHEAD_PLUGINS, else ./plugins)")
 		data   = fs.String("data", "", "data `DIR` holding the compilation cache (default $RESILIENCE_CHECKPOINT_DIR, $BULKHEAD_DATA or ./.bulkhead)")
-		asJSON = fs.Bool("json", false, "ls: print the statuses as JSON")
+		asJSON = jsonFlag(fs, "print the statuses as JSON")
 		server = serverFlag(fs)
 	)
 	pos, err := parseInterspersed(fs, args)
@@ -82,8 +83,7 @@ func runPlugins(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer h.Stop(context.Background())
-	sv, err := supervisor.New(h, pdir, supervisor.WithLogger(logger),
-		supervisor.WithRegistryOptions(plugins.WithFSNotify(false)))
+	sv, err := app.NewLoader(h, pdir, app.LoaderOptions{Logger: logger})
 	if err != nil {
 		fprintf(stderr, "bulkhead plugins: %v\n", err)
 		return exitUsage
@@ -91,7 +91,7 @@ func runPlugins(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	defer sv.Stop(context.Background())
 
 	if sub == "reload" {
-		return pluginsReload(ctx, sv, pos[1], stdout, stderr)
+		return pluginsReload(ctx, sv, pos[1], *asJSON, stdout, stderr)
 	}
 	if err := sv.Start(ctx); err != nil {
 		fprintf(stderr, "bulkhead plugins: %v\n", err)
@@ -102,6 +102,9 @@ func runPlugins(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	sts := sv.Statuses()
+	for i := range sts {
+		sts[i].Reason = userMessage(sts[i].Reason)
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -112,19 +115,42 @@ func runPlugins(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			fprintf(stderr, "bulkhead plugins: %v\n", err)
 			return exitFailure
 		}
-		return exitOK
+	} else {
+		writeStatuses(stdout, sts)
 	}
-	writeStatuses(stdout, sts)
-	return exitOK
+	var bad []string
+	for _, st := range sts {
+		if st.State != supervisor.StateOK {
+			bad = append(bad, st.Name)
+		}
+	}
+	return lsStatus(bad, stderr)
 }
 
-func pluginsReload(ctx context.Context, sv *supervisor.Supervisor, name string, stdout, stderr io.Writer) int {
+// lsStatus is the exit status of `plugins ls`, which gates CI: 1 when a
+// plugin is refused, quarantined or failed, with their names on stderr.
+func lsStatus(bad []string, stderr io.Writer) int {
+	if len(bad) == 0 {
+		return exitOK
+	}
+	fprintf(stderr, "bulkhead plugins ls: %d plugin(s) not ok: %s\n", len(bad), strings.Join(bad, ", "))
+	return exitFailure
+}
+
+func pluginsReload(ctx context.Context, sv *supervisor.Supervisor, name string, asJSON bool, stdout, stderr io.Writer) int {
 	st, err := sv.Reload(ctx, name)
 	if errors.Is(err, plugins.ErrNotFound) || errors.Is(err, plugins.ErrInvalidName) {
 		fprintf(stderr, "bulkhead plugins reload: %v\n", err)
 		return exitUsage
 	}
-	writeStatuses(stdout, []supervisor.Status{st})
+	st.Reason = userMessage(st.Reason)
+	if asJSON {
+		if code := printJSON(stdout, st); code != exitOK {
+			return code
+		}
+	} else {
+		writeStatuses(stdout, []supervisor.Status{st})
+	}
 	if err != nil {
 		return exitFailure
 	}
@@ -150,6 +176,9 @@ func pluginsRemote(ctx context.Context, rm *remote, pos []string, asJSON bool, s
 			}
 			return rm.fail(err, code, stderr)
 		}
+		if asJSON {
+			return printJSON(stdout, st)
+		}
 		writeRows(stdout, []pluginRow{rowOfAPI(st)})
 		return exitOK
 	}
@@ -160,15 +189,24 @@ func pluginsRemote(ctx context.Context, rm *remote, pos []string, asJSON bool, s
 	if sts == nil {
 		sts = []api.PluginStatus{}
 	}
+	var bad []string
+	for _, st := range sts {
+		if st.State != string(supervisor.StateOK) {
+			bad = append(bad, st.Name)
+		}
+	}
 	if asJSON {
-		return printJSON(stdout, sts)
+		if code := printJSON(stdout, sts); code != exitOK {
+			return code
+		}
+		return lsStatus(bad, stderr)
 	}
 	rows := make([]pluginRow, 0, len(sts))
 	for _, st := range sts {
 		rows = append(rows, rowOfAPI(st))
 	}
 	writeRows(stdout, rows)
-	return exitOK
+	return lsStatus(bad, stderr)
 }
 
 // pluginRow is one line of the plugins table.
@@ -206,7 +244,7 @@ func writeRows(w io.Writer, rows []pluginRow) {
 		if st.max > 0 {
 			pool = fmt.Sprintf("%d/%d", st.idle+st.inUse, st.max)
 		}
-		reason := strings.Join(strings.Fields(st.reason), " ")
+		reason := strings.Join(strings.Fields(userMessage(st.reason)), " ")
 		if reason == "" {
 			reason = "-"
 		}

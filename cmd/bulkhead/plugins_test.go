@@ -36,8 +36,9 @@ func pluginsDir(t *testing.T) (dir, data string) {
 
 func TestPluginsLs(t *testing.T) {
 	dir, data := pluginsDir(t)
+	// Two plugins are quarantined: ls fails (it gates CI) and says which.
 	code, out, errOut := bulkhead(t, "", "plugins", "ls", "--plugins", dir, data)
-	if code != exitOK {
+	if code != exitFailure || !strings.Contains(errOut, "2 plugin(s) not ok: junk, policy") {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -70,7 +71,7 @@ func TestPluginsLs(t *testing.T) {
 		Breaker string
 		PoolMax int `json:"pool_max"`
 	}
-	if err := json.Unmarshal([]byte(out), &sts); code != exitOK || err != nil || len(sts) != 3 {
+	if err := json.Unmarshal([]byte(out), &sts); code != exitFailure || err != nil || len(sts) != 3 {
 		t.Fatalf("--json: exit %d, %v:\n%s", code, err, out)
 	}
 	if s := sts[0]; s.Name != "good" || s.State != supervisor.StateOK || s.Loads != 1 || s.Breaker != "closed" || s.PoolMax != 3 {
@@ -103,7 +104,29 @@ func TestPluginsReload(t *testing.T) {
 			}
 		})
 	}
+	code, out, _ := bulkhead(t, "", "plugins", "reload", "policy", "-o", "json", "--plugins", dir, data)
+	var st struct{ Name, State, Reason string }
+	if err := json.Unmarshal([]byte(out), &st); code != exitFailure || err != nil || st.Name != "policy" || st.State != "quarantined" || !strings.Contains(st.Reason, `unknown key "attempts"`) {
+		t.Errorf("reload -o json: exit %d, %v\n%s", code, err, out)
+	}
 	if code, _, errOut := bulkhead(t, "", "plugins", "ls", "--plugins", filepath.Join(dir, "none")); code != exitUsage || !strings.Contains(errOut, "not a directory") {
 		t.Errorf("missing dir: exit %d, %s", code, errOut)
+	}
+}
+
+// A directory whose every plugin loads passes the gate; -o json is --json.
+func TestPluginsLs_AllOK(t *testing.T) {
+	dir := t.TempDir()
+	good, err := os.ReadFile(goodPlugin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "good.wasm"), good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := bulkhead(t, "", "plugins", "ls", "-o", "json", "--plugins", dir, "--data="+t.TempDir())
+	var sts []struct{ Name, State string }
+	if err := json.Unmarshal([]byte(out), &sts); code != exitOK || err != nil || len(sts) != 1 || sts[0].State != "ok" {
+		t.Fatalf("exit %d, %v:\n%s%s", code, err, out, errOut)
 	}
 }

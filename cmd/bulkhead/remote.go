@@ -3,12 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"time"
+
+	flag "github.com/spf13/pflag"
 
 	"github.com/bulkhead-run/bulkhead/host/api"
 	"github.com/bulkhead-run/bulkhead/host/workflow"

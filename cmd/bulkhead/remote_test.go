@@ -128,7 +128,7 @@ func TestRemote_CommandsTalkToService(t *testing.T) {
 		}
 		matches("checkpoints ls", mustOK("checkpoints", "ls", "cp-1", srv),
 			`(?m)^NODE\s+SEQ\s+BYTES`, `(?m)^long\s+1\s+\d+\s+.*"done":10`, `(?m)^long\s+2\s+\d+\s+.*"done":20`)
-		var cps []statestore.Checkpoint
+		var cps []checkpointJSON
 		if err := json.Unmarshal([]byte(mustOK("checkpoints", "ls", "cp-1", "long", "--json", srv)), &cps); err != nil {
 			t.Fatal(err)
 		}
@@ -215,9 +215,45 @@ func TestRemote_CommandsTalkToService(t *testing.T) {
 		}
 	})
 
+	// run --server submits FLOW's workflow and follows the run to its end;
+	// the exit status is the run's outcome. runs wait and runs show
+	// --follow wait on the service too.
+	t.Run("run --server", func(t *testing.T) {
+		flows := filepath.Join(dir, "workflows")
+		code, out, errOut := run("run", filepath.Join(flows, "chain.yaml"), "--input", `{"n":2}`, "--run-id", "follow-1", "--progress", "plain", srv)
+		if code != exitOK || !strings.Contains(out, `"digest"`) {
+			t.Fatalf("run --server: exit %d, stdout %q\n%s", code, out, errOut)
+		}
+		matches("run --server progress", errOut, `(?m)^bulkhead: node a succeeded \(attempt 1\)$`, `(?m)^bulkhead: node b succeeded \(attempt 1\)$`, `(?m)^bulkhead: run follow-1 succeeded$`)
+		code, out, errOut = run("run", filepath.Join(flows, "broken.yaml"), "--input", "plain text", "--run-id", "follow-2", srv)
+		if code != exitFailure || out != "" || !strings.Contains(errOut, "run follow-2 failed") || !strings.Contains(errOut, "dead letter: ") {
+			t.Fatalf("run --server of a failing flow: exit %d, stdout %q\n%s", code, out, errOut)
+		}
+		if code, _, errOut := run("run", "no-such-flow", srv); code != exitUsage || !strings.Contains(errOut, `no workflow "no-such-flow"`) {
+			t.Errorf("run --server of an unknown workflow: exit %d\n%s", code, errOut)
+		}
+		if code, out, _ := run("runs", "wait", "follow-1", srv); code != exitOK || !strings.Contains(out, `"digest"`) {
+			t.Errorf("runs wait follow-1: exit %d, %q", code, out)
+		}
+		if code, _, errOut := run("runs", "wait", "follow-2", srv); code != exitFailure || !strings.Contains(errOut, "failed") {
+			t.Errorf("runs wait follow-2: exit %d\n%s", code, errOut)
+		}
+		code, out, errOut = run("runs", "show", "follow-1", "--follow", srv)
+		if code != exitOK || !strings.Contains(errOut, "run follow-1 succeeded") {
+			t.Errorf("runs show --follow: exit %d\n%s%s", code, out, errOut)
+		}
+		matches("runs show --follow", out, `(?m)^status:\s+succeeded$`)
+		var info workflow.RunInfo
+		code, out, _ = run("runs", "show", "follow-2", "-f", "-o", "json", srv)
+		if err := json.Unmarshal([]byte(out), &info); code != exitOK || err != nil || info.Status != statestore.StatusFailed {
+			t.Errorf("runs show -f -o json: exit %d, %v\n%s", code, err, out)
+		}
+	})
+
 	if exit, _ := s.stop(syscall.SIGTERM, 20*time.Second); exit != 0 {
 		t.Fatalf("exit %d:\n%s", exit, s.logText())
 	}
 	// Once the service is gone the same directory opens directly.
 	matches("runs ls on the data directory", mustOK("runs", "ls", "--data", filepath.Join(dir, "data")), `(?m)^ok-1\s+chain\s+succeeded`)
+
 }

@@ -15,30 +15,28 @@ import (
 	"syscall"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/app"
 	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/config"
 	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/host/supervisor"
 	"github.com/bulkhead-run/bulkhead/host/workflow"
-	"github.com/bulkhead-run/bulkhead/plugins"
-	"github.com/bulkhead-run/bulkhead/resilience"
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
 )
 
-const runSynopsis = "run FLOW.yaml [--input S | --input-file F] [--run-id ID] [--plugins DIR] [--data DIR | --store URL]"
+const runSynopsis = "run FLOW.yaml [--input S | --input-file F] [--run-id ID] [--plugins DIR] [--data DIR | --store URL | --server URL]"
 
 // drainGrace is how long an interrupted command lets running nodes finish.
 const drainGrace = 5 * time.Second
 
 func runRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("run", runSynopsis, stderr)
+	fs := newFlagSet("run", runSynopsis, stdout, stderr)
 	var (
 		input     = fs.String("input", "", "the run's input `STRING`")
 		inputFile = fs.String("input-file", "", "read the run's input from `PATH` (- for stdin)")
 		runID     = fs.String("run-id", "", "run `ID`; the ID of an unfinished run resumes it (default: a new ID)")
+		server    = fs.String("server", "", "submit the run to the service at `URL` and follow it to the end (default $BULKHEAD_SERVER; FLOW's workflow must be in the service's workflows directory; token from $BULKHEAD_TOKEN or $BULKHEAD_TOKEN_FILE)")
 		env       envFlags
 	)
 	env.register(fs)
@@ -81,6 +79,13 @@ func runRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
+	rm, code := dialRemote("run", *server, stderr)
+	if code != exitOK {
+		return code
+	}
+	if rm != nil {
+		return runRemote(ctx, rm, flow, in, *runID, env.progress == "none", stdout, stderr)
+	}
 	rt, code := openRuntime(ctx, "run", &env, stderr, true)
 	if rt == nil {
 		return code
@@ -88,7 +93,7 @@ func runRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer rt.close(stderr)
 	w, err := workflow.ParseFile(flow, workflow.ParseOptions{KnownPlugin: rt.known})
 	if err != nil {
-		fprintf(stderr, "bulkhead run: %v\n", err)
+		fprintf(stderr, "bulkhead run: %s\n", userMessage(err.Error()))
 		return exitUsage
 	}
 	if abs, err := filepath.Abs(flow); err == nil {
@@ -116,6 +121,7 @@ func runRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 type runtime struct {
 	store   statestore.Store
 	host    *host.Host
+	sv      *supervisor.Supervisor // nil when the command loads no plugins
 	engine  *workflow.Engine
 	names   map[string]bool
 	attempt map[string]int
@@ -262,7 +268,7 @@ func openRuntime(ctx context.Context, cmd string, env *envFlags, stderr io.Write
 	}
 	rt.host = h
 	if withPlugins {
-		if err := rt.loadPlugins(ctx, env.plugins, stderr); err != nil {
+		if err := rt.loadPlugins(ctx, env.plugins, logger, stderr); err != nil {
 			rt.close(io.Discard)
 			fprintf(stderr, "bulkhead %s: %v\n", cmd, err)
 			return nil, exitUsage
@@ -286,90 +292,41 @@ func openRuntime(ctx context.Context, cmd string, env *envFlags, stderr io.Write
 
 func (rt *runtime) known(name string) bool { return rt.names[name] }
 
-// loadPlugins loads every *.wasm of dir with its sidecar manifest and
-// policy. The loads run at once, so a module that is slow to load (one
-// whose start function spins until the host's start timeout) delays no
-// other; the messages come out in name order.
-func (rt *runtime) loadPlugins(ctx context.Context, dir string, stderr io.Writer) error {
-	reg, err := plugins.New(dir)
+// loadPlugins loads every plugin of dir through the loader every command
+// shares (app.NewLoader): the same sidecar parsing and checks as `serve`
+// and `plugins ls`. A plugin the loader refuses or quarantines is skipped
+// with its reason; the loads run at once, so a module that is slow to load
+// delays no other.
+func (rt *runtime) loadPlugins(ctx context.Context, dir string, logger *slog.Logger, stderr io.Writer) error {
+	if st, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("plugins directory: %w", plainPathError(err))
+	} else if !st.IsDir() {
+		return fmt.Errorf("plugins directory %s is not a directory", dir)
+	}
+	sv, err := app.NewLoader(rt.host, dir, app.LoaderOptions{Logger: logger})
 	if err != nil {
 		return err
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("plugins directory: %w", err)
+	rt.sv = sv
+	if err := sv.Start(ctx); err != nil {
+		return err
 	}
-	type loaded struct {
-		name string
-		pol  *resilience.Policy
-		skip string // why it is skipped, "" when loaded
+	if err := sv.WaitReady(ctx); err != nil {
+		return err
 	}
-	var names []string
-	for _, ent := range entries {
-		name, ok := strings.CutSuffix(ent.Name(), plugins.ModuleExt)
-		if ok && !ent.IsDir() && plugins.ValidName(name) {
-			names = append(names, name)
-		}
-	}
-	out := make([]loaded, len(names))
-	var wg sync.WaitGroup
-	for i, name := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out[i] = loaded{name: name}
-			wasm, _, m, err := reg.Read(name)
-			if err != nil {
-				out[i].skip = err.Error()
-				return
-			}
-			pol, err := pluginPolicy(m)
-			if err != nil {
-				out[i].skip = "policy: " + err.Error()
-				return
-			}
-			if _, err := rt.host.Load(ctx, name, wasm, m.Manifest); err != nil {
-				out[i].skip = err.Error()
-				return
-			}
-			out[i].pol = pol
-		}()
-	}
-	wg.Wait()
-	for _, l := range out {
-		if l.skip != "" {
-			fprintf(stderr, "bulkhead %s: skipping plugin %s: %s\n", rt.cmd, l.name, l.skip)
+	for _, st := range sv.Statuses() {
+		if sv.Check(st.Name) != nil {
+			fprintf(stderr, "bulkhead %s: skipping plugin %s (%s): %s\n", rt.cmd, st.Name, st.State, userMessage(st.Reason))
 			continue
 		}
-		if l.pol != nil {
-			if err := rt.host.SetPolicy(l.name, *l.pol); err != nil {
-				return err
+		if info, ok := sv.Registry().Get(st.Name); ok && (info.Manifest.Preset != "" || info.Manifest.PolicyYAML != nil) {
+			if pol, err := sv.Policy(st.Name); err == nil {
+				rt.attempt[st.Name] = pol.WithDefaults().Retry.MaxAttempts
 			}
-			rt.attempt[l.name] = l.pol.WithDefaults().Retry.MaxAttempts
 		}
-		rt.names[l.name] = true
+		rt.names[st.Name] = true
 	}
 	return nil
-}
-
-// pluginPolicy is a sidecar's preset with its policy section over it.
-func pluginPolicy(m plugins.Manifest) (*resilience.Policy, error) {
-	if m.Preset == "" && m.PolicyYAML == nil {
-		return nil, nil
-	}
-	var p resilience.Policy
-	if m.Preset != "" {
-		var err error
-		if p, err = resilience.Preset(m.Preset); err != nil {
-			return nil, err
-		}
-	}
-	if m.PolicyYAML != nil {
-		if err := yaml.Unmarshal(m.PolicyYAML, &p); err != nil {
-			return nil, err
-		}
-	}
-	return &p, p.Validate()
 }
 
 // close stops the engine and the host and closes the store. It reports
@@ -386,6 +343,9 @@ func (rt *runtime) close(stderr io.Writer) bool {
 		if err := rt.engine.Stop(ctx); err != nil {
 			fprintf(stderr, "bulkhead %s: %v\n", rt.cmd, err)
 		}
+	}
+	if rt.sv != nil {
+		_ = rt.sv.Stop(ctx)
 	}
 	if rt.host != nil {
 		_ = rt.host.Stop(ctx)

@@ -18,21 +18,22 @@ import (
 	"github.com/bulkhead-run/bulkhead/statestore"
 )
 
-const runsSynopsis = "runs ls [--status S] [--limit N] [--after CURSOR] [--json] | show ID [--json] | cancel ID | resume ID [--upgrade] [--plugins DIR] [--data DIR | --store URL | --server URL]"
+const runsSynopsis = "runs ls [--status S] [--limit N] [--after CURSOR] [-o json] | show ID [--follow] [-o json] | wait ID | cancel ID | resume ID [--upgrade] [--plugins DIR] [--data DIR | --store URL | --server URL]"
 
 func runRuns(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	sub, args, code, ok := splitSubcommand(args, runsSynopsis, stderr)
+	sub, args, code, ok := splitSubcommand(args, runsSynopsis, stdout, stderr)
 	if !ok {
 		return code
 	}
-	fs := newFlagSet("runs "+sub, runsSynopsis, stderr)
+	fs := newFlagSet("runs "+sub, runsSynopsis, stdout, stderr)
 	var (
 		env     envFlags
 		status  = fs.String("status", "", "list only runs in `STATE` (pending, running, succeeded, failed, cancelled)")
 		limit   = fs.Int("limit", 50, "list at most `N` runs")
 		after   = fs.String("after", "", "list from `CURSOR` (printed after the previous page)")
-		asJSON  = fs.Bool("json", false, "print JSON")
+		asJSON  = jsonFlag(fs, "print JSON")
 		upgrade = fs.Bool("upgrade", false, "resume on the plugin versions loaded now")
+		follow  = fs.BoolP("follow", "f", false, "show: follow the run on the service, a line per change on stderr, until it finishes")
 		server  = serverFlag(fs)
 	)
 	env.register(fs)
@@ -77,11 +78,22 @@ func runRuns(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return exitOK
 		}
 		if rm != nil {
-			info, err := rm.c.Run(ctx, pos[0])
-			if err != nil {
+			var info workflow.RunInfo
+			var err error
+			if *follow {
+				var code int
+				var ok bool
+				if info, code, ok = rm.follow(ctx, pos[0], stderr, stderr); !ok {
+					return code
+				}
+			} else if info, err = rm.c.Run(ctx, pos[0]); err != nil {
 				return rm.fail(err, exitFailure, stderr)
 			}
 			return show(info)
+		}
+		if *follow {
+			fprintf(stderr, "bulkhead runs show: --follow needs --server (or $BULKHEAD_SERVER): only a running service makes progress\n")
+			return exitUsage
 		}
 		return withStore("runs show", &env, stderr, func(e *workflow.Engine) int {
 			info, err := e.Get(ctx, pos[0])
@@ -90,6 +102,28 @@ func runRuns(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				return exitFailure
 			}
 			return show(info)
+		})
+	case "wait":
+		// Wait for the run to finish; print its output or failure like
+		// run; the exit status is its outcome.
+		if rm != nil {
+			info, code, ok := rm.follow(ctx, pos[0], nil, stderr)
+			if !ok {
+				return code
+			}
+			return printFinished("runs wait", info.Run, stdout, stderr)
+		}
+		return withStore("runs wait", &env, stderr, func(e *workflow.Engine) int {
+			info, err := e.Get(ctx, pos[0])
+			if err != nil {
+				fprintf(stderr, "bulkhead runs wait: %v\n", err)
+				return exitFailure
+			}
+			if !info.Status.Finished() {
+				fprintf(stderr, "bulkhead runs wait: run %s is %s and nothing runs it here: wait on the service that runs it (--server URL), or resume it with bulkhead runs resume %s\n", info.ID, info.Status, info.ID)
+				return exitUsage
+			}
+			return printFinished("runs wait", info.Run, stdout, stderr)
 		})
 	case "cancel":
 		if rm != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -26,22 +27,27 @@ const serveSynopsis = "serve [--config FILE] [--listen ADDR] [--plugins DIR] [--
 // the grace period short.
 var serveSignals = []os.Signal{syscall.SIGTERM, syscall.SIGINT}
 
-func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
-	fs := newFlagSet("serve", serveSynopsis, stderr)
+func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("serve", serveSynopsis, stdout, stderr)
 	flags := config.AddFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		if errors.Is(err, flagHelp) {
 			return exitOK
 		}
 		return exitUsage
 	}
-	if fs.NArg() > 0 {
-		fprintf(stderr, "bulkhead serve: unexpected argument %q\n", fs.Arg(0))
+	if len(pos) > 0 {
+		fprintf(stderr, "bulkhead serve: unexpected argument %q\n", pos[0])
 		return exitUsage
 	}
 	cfg, err := config.Load(config.Options{File: config.FileFromFlags(flags, nil), Flags: flags})
 	if err != nil {
-		fprintf(stderr, "bulkhead serve: invalid configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		fprintf(stderr, "bulkhead serve: invalid configuration:\n  %s\n", strings.ReplaceAll(userMessage(err.Error()), "\n", "\n  "))
+		return exitUsage
+	}
+	if err := checkPluginsDir(cfg); err != nil {
+		fprintf(stderr, "bulkhead serve: %v\n", err)
 		return exitUsage
 	}
 	log := newLogger(cfg, stderr)
@@ -118,4 +124,28 @@ func storeUnusable(err error) bool {
 		errors.Is(err, badgerstore.ErrNotWritable) || errors.Is(err, statestore.ErrNoSpace) ||
 		errors.Is(err, statestore.ErrUnavailable) || errors.Is(err, statestore.ErrInvalid) ||
 		errors.Is(err, pgstore.ErrSchema)
+}
+
+// checkPluginsDir refuses a plugins directory that cannot be read, in one
+// sentence naming the flag, variable or file line that set it: a
+// configuration error (exit 2), which a service manager must not retry.
+func checkPluginsDir(cfg *config.Config) error {
+	_, err := os.ReadDir(cfg.PluginsDir)
+	if err == nil {
+		return nil
+	}
+	src := "the default (set --plugins, BULKHEAD_PLUGINS or plugins_dir)"
+	for _, s := range cfg.Settings() {
+		if s.Key == "plugins_dir" && s.Source.Kind != config.FromDefault {
+			src = s.Source.String()
+			if s.Source.Kind == config.FromFile {
+				src += " (plugins_dir)"
+			}
+		}
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("the plugins directory %s cannot be read: %v; it was set by %s", cfg.PluginsDir, err, src)
 }

@@ -19,7 +19,7 @@ var errStoreIsURL = errors.New("check and repair work on the embedded store in t
 // repair exits 0 when the store opens again, 1 when something could not be
 // repaired.
 func runStore(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	sub, rest, code, ok := splitSubcommand(args, storeSynopsis, stderr)
+	sub, rest, code, ok := splitSubcommand(args, storeSynopsis, stdout, stderr)
 	if !ok {
 		return code
 	}
@@ -27,9 +27,10 @@ func runStore(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fprintf(stderr, "bulkhead store: unknown subcommand %q\nUsage: bulkhead %s\n", sub, storeSynopsis)
 		return exitUsage
 	}
-	fs := newFlagSet("store "+sub, storeSynopsis, stderr)
+	fs := newFlagSet("store "+sub, storeSynopsis, stdout, stderr)
 	data := fs.String("data", "", "data `DIR` (default $RESILIENCE_CHECKPOINT_DIR, $BULKHEAD_DATA or ./.bulkhead)")
 	store := fs.String("store", "", "refused: check and repair are for the embedded store (default $BULKHEAD_STORE)")
+	asJSON := jsonFlag(fs, "print the report as JSON")
 	if _, code, ok := parseSubcommand(fs, rest, "store "+sub, 0, stderr); !ok {
 		return code
 	}
@@ -50,6 +51,37 @@ func runStore(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		}
 		return exitUsage
 	}
+	result, code := "", exitOK
+	switch {
+	case rep.Unrepairable:
+		result, code = "damage that repair cannot fix; restore the directory from a backup", exitFailure
+	case sub == "check" && rep.OK():
+		result = "sound"
+	case sub == "check" && len(rep.Problems) > 0:
+		result, code = "damaged; `bulkhead store repair` drops the damaged log tails and says what that loses", exitFailure
+	case sub == "check":
+		result, code = "damaged; these records cannot be read", exitFailure
+	case len(rep.Repaired) == 0 && len(rep.Lost) == 0:
+		result = "nothing to repair"
+	default:
+		result = "repaired; the store opens"
+	}
+	var lost []string
+	if sub == "repair" && !rep.Unrepairable {
+		lost = rep.Lost
+	}
+	if sub == "repair" && !rep.Unrepairable && len(rep.Lost) == 0 && len(rep.Repaired) > 0 {
+		lost = []string{"nothing acknowledged (no stored record pointed into the dropped bytes: they were never acknowledged)"}
+	}
+	if *asJSON {
+		if c := printJSON(stdout, map[string]any{
+			"dir": rep.Dir, "free_bytes": rep.Free, "problems": nonNil(rep.Problems), "repaired": nonNil(rep.Repaired),
+			"unreadable": nonNil(rep.Unreadable), "notes": nonNil(rep.Notes), "lost": nonNil(lost), "result": result,
+		}); c != exitOK {
+			return c
+		}
+		return code
+	}
 	fprintf(stdout, "store %s\n", rep.Dir)
 	if rep.Free >= 0 {
 		fprintf(stdout, "free space: %s\n", formatSize(rep.Free))
@@ -66,32 +98,18 @@ func runStore(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	for _, n := range rep.Notes {
 		fprintf(stdout, "note: %s\n", n)
 	}
-	switch {
-	case rep.Unrepairable:
-		fprintf(stdout, "result: damage that repair cannot fix; restore the directory from a backup\n")
-		return exitFailure
-	case sub == "check" && rep.OK():
-		fprintf(stdout, "result: sound\n")
-		return exitOK
-	case sub == "check" && len(rep.Problems) > 0:
-		fprintf(stdout, "result: damaged; `bulkhead store repair` drops the damaged log tails and says what that loses\n")
-		return exitFailure
-	case sub == "check":
-		fprintf(stdout, "result: damaged; these records cannot be read\n")
-		return exitFailure
-	}
-	if len(rep.Repaired) == 0 && len(rep.Lost) == 0 {
-		fprintf(stdout, "result: nothing to repair\n")
-		return exitOK
-	}
-	if len(rep.Lost) == 0 && len(rep.Repaired) > 0 {
-		fprintf(stdout, "lost: nothing acknowledged (no stored record pointed into the dropped bytes: they were never acknowledged)\n")
-	}
-	for _, l := range rep.Lost {
+	for _, l := range lost {
 		fprintf(stdout, "lost: %s\n", l)
 	}
-	fprintf(stdout, "result: repaired; the store opens\n")
-	return exitOK
+	fprintf(stdout, "result: %s\n", result)
+	return code
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // formatSize prints a byte count in MiB with one decimal.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -76,6 +77,15 @@ func TestStore_CheckAndRepair(t *testing.T) {
 	if code != exitFailure || !strings.Contains(out, "problem: log "+vlog+": invalid entry at offset") ||
 		!strings.Contains(out, fmt.Sprintf("followed by data at offset %d", 40<<20)) || !strings.Contains(out, "result: damaged") {
 		t.Fatalf("store check: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, _ = bulkhead(t, "", "store", "check", "--data", data, "-o", "json")
+	var rep struct {
+		Dir      string   `json:"dir"`
+		Problems []string `json:"problems"`
+		Result   string   `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); code != exitFailure || err != nil || len(rep.Problems) == 0 || !strings.HasPrefix(rep.Result, "damaged") {
+		t.Fatalf("store check -o json: exit %d, %v\n%s", code, err, out)
 	}
 
 	code, out, stderr = bulkhead(t, "", "store", "repair", "--data", data)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/internal/digest"
 	"github.com/bulkhead-run/bulkhead/statestore"
 )
 
@@ -241,7 +242,7 @@ func (m *Member) flush(ctx context.Context) {
 			if ctx.Err() == nil && !p.warned {
 				p.warned = true
 				m.log.Warn("module not stored; other hosts cannot fetch this version until it is (retried at each heartbeat)",
-					keyPlugin, mod.Plugin, keyVersion, short(mod.Version), keyErr, err)
+					keyPlugin, mod.Plugin, keyVersion, digest.Short(mod.Version), keyErr, err)
 			}
 			continue
 		}
@@ -251,7 +252,7 @@ func (m *Member) flush(ctx context.Context) {
 		}
 		m.mu.Unlock()
 		if p.warned {
-			m.log.Info("module stored", keyPlugin, mod.Plugin, keyVersion, short(mod.Version))
+			m.log.Info("module stored", keyPlugin, mod.Plugin, keyVersion, digest.Short(mod.Version))
 		}
 	}
 }
@@ -308,37 +309,30 @@ func (m *Member) ensure(ctx context.Context, plugin, version string) error {
 	mod, err := m.store.GetModule(ctx, plugin, version)
 	switch {
 	case errors.Is(err, statestore.ErrNotFound):
-		return fmt.Errorf("%w: %s@%s is not loaded on this host and no host stored it", host.ErrNoPlugin, plugin, short(version))
+		return fmt.Errorf("%w: %s@%s is not loaded on this host and no host stored it", host.ErrNoPlugin, plugin, digest.Short(version))
 	case errors.Is(err, statestore.ErrModuleHash):
 		m.log.Error("module in the store refused: its bytes do not match its version", keyPlugin, plugin, keyVersion, version, keyErr, err)
-		return fmt.Errorf("plugin %s@%s: module from the store refused: %w", plugin, short(version), err)
+		return fmt.Errorf("plugin %s@%s: module from the store refused: %w", plugin, digest.Short(version), err)
 	case err != nil:
-		return fmt.Errorf("plugin %s@%s: fetch from the store: %w", plugin, short(version), err)
+		return fmt.Errorf("plugin %s@%s: fetch from the store: %w", plugin, digest.Short(version), err)
 	}
 	if got := host.Version(mod.Wasm); got != version { // the store checked; so does the host
-		return fmt.Errorf("plugin %s@%s: module from the store refused: %w: its SHA-256 is %s", plugin, short(version), statestore.ErrModuleHash, got)
+		return fmt.Errorf("plugin %s@%s: module from the store refused: %w: its SHA-256 is %s", plugin, digest.Short(version), statestore.ErrModuleHash, got)
 	}
 	var man abi.Manifest
 	if len(mod.Manifest) > 0 {
 		if err := json.Unmarshal(mod.Manifest, &man); err != nil {
-			return fmt.Errorf("plugin %s@%s: manifest from the store: %w", plugin, short(version), err)
+			return fmt.Errorf("plugin %s@%s: manifest from the store: %w", plugin, digest.Short(version), err)
 		}
 	}
 	start := time.Now()
 	if _, err := m.h.LoadPinned(ctx, plugin, mod.Wasm, man); err != nil {
-		return fmt.Errorf("plugin %s@%s from the store: %w", plugin, short(version), err)
+		return fmt.Errorf("plugin %s@%s from the store: %w", plugin, digest.Short(version), err)
 	}
-	m.log.Info("pinned version fetched from the store", keyPlugin, plugin, keyVersion, short(version), "took", time.Since(start).Round(time.Millisecond))
+	m.log.Info("pinned version fetched from the store", keyPlugin, plugin, keyVersion, digest.Short(version), "took", time.Since(start).Round(time.Millisecond))
 	select {
 	case m.kick <- struct{}{}: // the next heartbeat lists it
 	default:
 	}
 	return nil
-}
-
-func short(v string) string {
-	if len(v) > 12 {
-		return v[:12]
-	}
-	return v
 }

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/bulkhead-run/bulkhead/abi"
 )
 
 // ErrPermanent marks a failure that another attempt cannot fix, such as bad
@@ -37,7 +35,7 @@ func Handle(fn func(input []byte) ([]byte, error)) int32 {
 		return Fail(err)
 	}
 	Output(out)
-	return int32(abi.CodeOK)
+	return codeOK
 }
 
 // HandleJSON decodes the input as JSON into In, runs fn and encodes its
@@ -54,16 +52,16 @@ func HandleJSON[In, Out any](fn func(In) (Out, error)) int32 {
 	if err := OutputJSON(out); err != nil {
 		return Fail(err)
 	}
-	return int32(abi.CodeOK)
+	return codeOK
 }
 
 // Fail sets err as the call's error and returns the matching code.
 func Fail(err error) int32 {
 	extismErrorSet(writeString(err.Error()))
 	if errors.Is(err, ErrPermanent) {
-		return int32(abi.CodePermanent)
+		return codePermanent
 	}
-	return int32(abi.CodeRetryable)
+	return codeRetryable
 }
 
 // Input returns the call's input.
@@ -161,13 +159,17 @@ func Logf(level Level, format string, args ...any) { Log(level, fmt.Sprintf(form
 
 // Invocation returns what the host says about the current call: run,
 // workflow, node, attempt, idempotency key, deadline and plugin version.
-func Invocation() (abi.Invocation, error) {
+func Invocation() (InvocationInfo, error) {
 	h := hostInvocation()
 	if h == 0 {
-		return abi.Invocation{}, errors.New("no invocation info")
+		return InvocationInfo{}, errors.New("no invocation info")
 	}
 	defer extismFree(h)
-	return abi.DecodeInvocation(readBlock(h))
+	var inv InvocationInfo
+	if err := json.Unmarshal(readBlock(h), &inv); err != nil {
+		return InvocationInfo{}, fmt.Errorf("invocation info: %w", err)
+	}
+	return inv, nil
 }
 
 // RetryAfter hints the host to wait d before the next attempt of this call.
@@ -235,7 +237,7 @@ func DeleteState(key string) error {
 
 // Progress reports how far this node is.
 func Progress(done, total int64, message string) {
-	b, _ := json.Marshal(abi.Progress{Done: done, Total: total, Message: message})
+	b, _ := json.Marshal(progress{Done: done, Total: total, Message: message})
 	h := writeBlock(b)
 	defer extismFree(h)
 	hostProgress(h)
@@ -244,13 +246,13 @@ func Progress(done, total int64, message string) {
 // hostError describes a durable host function's result code.
 func hostError(rc uint32) string {
 	switch int32(rc) {
-	case abi.HostUnavailable:
+	case hostUnavailable:
 		return "no durable store in this call"
-	case abi.HostTooLarge:
+	case hostTooLarge:
 		return "over the host's size limit"
-	case abi.HostQuota:
+	case hostQuota:
 		return "the plugin's state quota is used up"
-	case abi.HostFailed:
+	case hostFailed:
 		return "the store failed"
 	}
 	return fmt.Sprintf("code %d", rc)

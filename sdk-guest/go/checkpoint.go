@@ -5,8 +5,6 @@ package bulkhead
 import (
 	"encoding/json"
 	"time"
-
-	"github.com/bulkhead-run/bulkhead/abi"
 )
 
 // Checkpointer saves a node's typed state at most once per interval, the way
@@ -18,20 +16,20 @@ type Checkpointer[T any] struct {
 }
 
 // NewAutoCheckpointer returns a Checkpointer whose interval is the host's
-// (the config key abi.ConfigCheckpointInterval, which an operator sets for
-// every plugin), or abi.DefaultCheckpointInterval when the host sets none.
+// (the config key "bulkhead.checkpoint_interval", which an operator sets
+// for every plugin), or 10 seconds when the host sets none.
 func NewAutoCheckpointer[T any]() *Checkpointer[T] {
 	return NewCheckpointer[T](CheckpointInterval())
 }
 
 // CheckpointInterval is the host's automatic checkpoint interval.
 func CheckpointInterval() time.Duration {
-	if v, ok := Config(abi.ConfigCheckpointInterval); ok {
+	if v, ok := Config(configCheckpointInterval); ok {
 		if d, err := time.ParseDuration(v); err == nil && d >= 0 {
 			return d
 		}
 	}
-	return abi.DefaultCheckpointInterval
+	return defaultCheckpointInterval
 }
 
 // NewCheckpointer returns a Checkpointer that saves at most every interval

@@ -21,6 +21,11 @@
 // A panic traps the instance; the host discards that instance and retries on
 // a fresh one.
 //
+// The module needs nothing but the standard library: its ABI constants
+// (abi.go) are generated from the host's abi package by `go generate ./abi`.
+// `bulkhead new --lang go NAME` writes a project with a copy of it in
+// bulkhead/, so a node builds offline.
+//
 // Data crosses the ABI eight bytes per host call. Config, vars, logging,
 // invocation info, retry hints, checkpoints, plugin state and progress map
 // one to one onto the functions documented in the abi package.

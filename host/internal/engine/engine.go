@@ -535,7 +535,7 @@ func extismHTTPFuncs(cfg *Config) []HostFunc {
 	inst := func(ctx context.Context) *Instance {
 		i, _ := ctx.Value(instanceKey{}).(*Instance)
 		if i == nil {
-			panic(errors.New("Extism host function called outside a call"))
+			panic(errors.New("engine: an Extism host function was called outside a call"))
 		}
 		return i
 	}

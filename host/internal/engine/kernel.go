@@ -105,31 +105,30 @@ func (k *kernel) u8(p uint64) byte {
 }
 
 func (k *kernel) u32(p uint64) uint32 {
-	if !k.inMem(p, 4) {
-		panic(errKernelOOB)
-	}
-	if p+4 > uint64(len(k.mem)) {
-		var b [4]byte
-		if p < uint64(len(k.mem)) {
-			copy(b[:], k.mem[p:])
-		}
-		return binary.LittleEndian.Uint32(b[:])
-	}
-	return binary.LittleEndian.Uint32(k.mem[p:])
+	var b [4]byte
+	return binary.LittleEndian.Uint32(k.readAt(p, b[:]))
 }
 
 func (k *kernel) u64(p uint64) uint64 {
-	if !k.inMem(p, 8) {
+	var b [8]byte
+	return binary.LittleEndian.Uint64(k.readAt(p, b[:]))
+}
+
+// readAt returns the len(b) bytes at p: k.mem's own when they are all in
+// it, else a copy in b of those that are, zeros after (the kernel's
+// memory may end inside a value it has room for).
+func (k *kernel) readAt(p uint64, b []byte) []byte {
+	n := uint64(len(b))
+	if !k.inMem(p, n) {
 		panic(errKernelOOB)
 	}
-	if p+8 > uint64(len(k.mem)) {
-		var b [8]byte
-		if p < uint64(len(k.mem)) {
-			copy(b[:], k.mem[p:])
-		}
-		return binary.LittleEndian.Uint64(b[:])
+	if p+n <= uint64(len(k.mem)) {
+		return k.mem[p : p+n]
 	}
-	return binary.LittleEndian.Uint64(k.mem[p:])
+	if p < uint64(len(k.mem)) {
+		copy(b, k.mem[p:])
+	}
+	return b
 }
 
 func (k *kernel) put8(p uint64, v byte) {

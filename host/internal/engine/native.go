@@ -73,7 +73,7 @@ func nativeFrom(ctx context.Context) *Instance {
 	}
 	i, _ := ctx.Value(instanceKey{}).(*Instance)
 	if i == nil || i.nat == nil {
-		panic(errors.New("Extism host function called outside a call"))
+		panic(errors.New("engine: an Extism host function was called outside a call"))
 	}
 	return i
 }

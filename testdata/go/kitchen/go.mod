@@ -4,9 +4,4 @@ go 1.26.0
 
 require github.com/bulkhead-run/bulkhead/sdk-guest/go v0.0.0
 
-require github.com/bulkhead-run/bulkhead v0.0.0 // indirect
-
-replace (
-	github.com/bulkhead-run/bulkhead => ../../..
-	github.com/bulkhead-run/bulkhead/sdk-guest/go => ../../../sdk-guest/go
-)
+replace github.com/bulkhead-run/bulkhead/sdk-guest/go => ../../../sdk-guest/go

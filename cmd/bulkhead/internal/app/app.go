@@ -105,13 +105,9 @@ func newHost(cfg *config.Config, log *slog.Logger, pol resilience.Policy, hooks 
 
 func newSupervisor(cfg *config.Config, log *slog.Logger, h *host.Host, hooks *supervisor.Hooks, pol resilience.Policy,
 	ph *pluginHealth, fm *fleet.Member) (*supervisor.Supervisor, error) {
-	sv, err := supervisor.New(h, cfg.PluginsDir,
-		supervisor.WithLogger(log.With("module", "supervisor")),
-		supervisor.WithLoadHook(fm.Record),
-		supervisor.WithHooks(hooks),
-		supervisor.WithDefaultPolicy(pol),
-		supervisor.WithChangeHook(ph.changed),
-		supervisor.WithRegistryOptions(plugins.WithMaxModuleSize(int64(cfg.Plugins.MaxModuleSize))))
+	sv, err := NewLoader(h, cfg.PluginsDir, LoaderOptions{Logger: log.With("module", "supervisor"), Hooks: hooks,
+		DefaultPolicy: pol, MaxModuleSize: int64(cfg.Plugins.MaxModuleSize), Watch: true,
+		Extra: []supervisor.Option{supervisor.WithLoadHook(fm.Record), supervisor.WithChangeHook(ph.changed)}})
 	ph.sv = sv
 	return sv, err
 }

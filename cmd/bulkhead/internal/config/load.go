@@ -3,7 +3,6 @@ package config
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -213,7 +212,11 @@ type Flags struct {
 
 // AddFlags registers --config and one flag per setting that has one on
 // fs; pass the result to Load after fs.Parse.
-func AddFlags(fs *flag.FlagSet) *Flags {
+// fs is a standard library or a pflag flag set.
+func AddFlags(fs interface {
+	StringVar(p *string, name, value, usage string)
+	Func(name, usage string, fn func(string) error)
+}) *Flags {
 	f := &Flags{set: map[string]string{}}
 	fs.StringVar(&f.file, "config", "", "read the configuration `FILE` (default $BULKHEAD_CONFIG)")
 	for _, fd := range fields {
@@ -253,6 +256,17 @@ func FileFromFlags(f *Flags, env func(string) (string, bool)) string {
 // problem in the file names the file and line; every problem is reported
 // at once.
 func Load(o Options) (*Config, error) {
+	c, err := LoadAll(o)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// LoadAll is Load that also returns, with the problems, the configuration
+// as far as it could be read (a file that does not decode counts for what
+// it set): what `config show` prints. Such a Config must not be served.
+func LoadAll(o Options) (*Config, error) {
 	if o.Env == nil {
 		o.Env = os.LookupEnv
 	}
@@ -260,7 +274,7 @@ func Load(o Options) (*Config, error) {
 	var errs []error
 	if o.File != "" {
 		if err := c.readFile(o.File); err != nil {
-			return nil, err
+			errs = append(errs, err)
 		}
 	}
 	for _, fd := range fields {
@@ -325,7 +339,7 @@ func Load(o Options) (*Config, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return c, errors.Join(errs...)
 	}
 	return c, nil
 }

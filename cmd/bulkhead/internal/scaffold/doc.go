@@ -6,13 +6,13 @@
 //
 // # SDKs
 //
-// Rust, C and AssemblyScript projects carry a copy of their SDK in
-// bulkhead/, so they build with no package registry: the Rust SDK needs the
+// Every project carries a copy of its SDK in bulkhead/, so it builds
+// offline, with no package registry: the Go SDK is a module with no
+// dependencies that go.mod replaces with ./bulkhead, the Rust SDK needs the
 // standard library only, the C SDK is two headers, and the AssemblyScript
 // SDK is two files beside the npm assemblyscript compiler. The copies are
 // embedded from sdk-guest/ by `go generate`; a test fails when they drift.
-// Go projects import the Go SDK module instead; until that module is
-// published, Options.GoSDKDir points go.mod at a bulkhead checkout.
+// Options.GoSDKDir points a Go project at a bulkhead checkout's SDK instead.
 //
 // # Errors and concurrency
 //

@@ -13,13 +13,23 @@ import (
 	"text/template"
 )
 
-//go:generate sh -c "rm -rf sdk && mkdir -p sdk/c sdk/rust/src sdk/assemblyscript && cp ../../../../sdk-guest/c/bulkhead.h ../../../../sdk-guest/c/bulkhead_abi.h sdk/c/ && cp ../../../../sdk-guest/rust/Cargo.toml sdk/rust/ && cp ../../../../sdk-guest/rust/src/*.rs sdk/rust/src/ && cp ../../../../sdk-guest/assemblyscript/assembly/*.ts sdk/assemblyscript/"
+//go:generate sh -c "rm -rf sdk && mkdir -p sdk/c sdk/rust/src sdk/assemblyscript sdk/_go && cp ../../../../sdk-guest/c/bulkhead.h ../../../../sdk-guest/c/bulkhead_abi.h sdk/c/ && cp ../../../../sdk-guest/rust/Cargo.toml sdk/rust/ && cp ../../../../sdk-guest/rust/src/*.rs sdk/rust/src/ && cp ../../../../sdk-guest/assemblyscript/assembly/*.ts sdk/assemblyscript/ && cp ../../../../sdk-guest/go/*.go sdk/_go/ && cp ../../../../sdk-guest/go/go.mod sdk/_go/go.mod.txt"
 
-// templates hold each language's project; sdk holds copies of the Rust, C
-// and AssemblyScript SDKs, vendored into every project of that language.
+// templates hold each language's project; sdk holds copies of the SDKs,
+// vendored into every project of that language. The Go copy sits in _go,
+// which the go command skips, and its go.mod is stored as go.mod.txt (a
+// go.mod would make the folder a module of its own, which embed refuses).
 //
-//go:embed templates sdk
+//go:embed templates sdk all:sdk/_go
 var files embed.FS
+
+// sdkDir is the folder of files holding lang's SDK.
+func sdkDir(lang string) string {
+	if lang == Go {
+		return "sdk/_go"
+	}
+	return path.Join("sdk", lang)
+}
 
 // Language names accepted by Write.
 const (
@@ -39,15 +49,14 @@ var validName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
 
 // Options change what Write produces.
 type Options struct {
-	// GoSDKDir, when set, is a bulkhead checkout that a Go project's go.mod
-	// points at with replace directives (until the Go SDK module is
-	// published, a Go project needs it to build).
+	// GoSDKDir, when set, is a bulkhead checkout whose sdk-guest/go a Go
+	// project's go.mod uses instead of its vendored copy.
 	GoSDKDir string
 }
 
 // Write creates dir (which must not exist or be empty) holding a
 // ready-to-build node project called name in lang: its source, a Makefile,
-// a three-line README and, except for Go, a vendored copy of the SDK.
+// a three-line README and a vendored copy of the SDK in bulkhead/.
 func Write(dir, lang, name string) error { return WriteWith(dir, lang, name, Options{}) }
 
 // WriteWith is Write with options.
@@ -98,19 +107,17 @@ func WriteWith(dir, lang, name string, o Options) error {
 	if out[".gitignore"], err = render("templates/gitignore.tmpl", data); err != nil {
 		return err
 	}
-	if lang != Go {
-		sdk := path.Join("sdk", lang)
-		err := fs.WalkDir(files, sdk, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			b, err := files.ReadFile(p)
-			out[path.Join("bulkhead", strings.TrimPrefix(p, sdk+"/"))] = b
-			return err
-		})
-		if err != nil {
+	sdk := sdkDir(lang)
+	err = fs.WalkDir(files, sdk, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
 			return err
 		}
+		b, err := files.ReadFile(p)
+		out[path.Join("bulkhead", strings.TrimSuffix(strings.TrimPrefix(p, sdk+"/"), ".txt"))] = b
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	for rel, b := range out {
 		p := filepath.Join(dir, filepath.FromSlash(rel))

@@ -44,10 +44,12 @@ func toolchain(t *testing.T, lang string) (vars []string, skip string) {
 		if err != nil {
 			return nil, "rustc --print sysroot: " + err.Error()
 		}
-		if _, err := os.Stat(filepath.Join(strings.TrimSpace(string(out)), "lib/rustlib/wasm32-wasi")); err != nil {
-			return nil, rustc + " has no wasm32-wasi standard library (Debian: libstd-rust-dev-wasm32)"
+		for _, target := range []string{"wasm32-wasip1", "wasm32-wasi"} {
+			if _, err := os.Stat(filepath.Join(strings.TrimSpace(string(out)), "lib/rustlib", target)); err == nil {
+				return []string{"RUSTC=" + rustc}, ""
+			}
 		}
-		return []string{"RUSTC=" + rustc}, ""
+		return nil, rustc + " has no WASI standard library (Debian: libstd-rust-dev-wasm32; rustup: rustup target add wasm32-wasip1)"
 	case C:
 		clang, err := exec.LookPath("clang")
 		if err != nil {
@@ -80,29 +82,54 @@ func firstLine(b []byte) string {
 	return s
 }
 
-// TestWrite_BuildsAndRuns writes each language's project, builds it with its
-// Makefile and calls the result through a bulkhead host.
+// TestWrite_BuildsAndRuns writes each language's project into an empty
+// directory outside the checkout, builds it offline with its Makefile (no
+// module proxy, no replace pointing back here) and calls the result through
+// a bulkhead host. With BULKHEAD_REQUIRE_TOOLCHAINS=1 (CI) a missing
+// toolchain fails the test instead of skipping it.
 func TestWrite_BuildsAndRuns(t *testing.T) {
 	h := hosttest.New(t)
+	checkout, err := filepath.Abs(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, lang := range Languages() {
 		t.Run(lang, func(t *testing.T) {
 			vars, skip := toolchain(t, lang)
 			if skip != "" {
+				if os.Getenv("BULKHEAD_REQUIRE_TOOLCHAINS") == "1" {
+					t.Fatalf("%s toolchain absent: %s", lang, skip)
+				}
 				t.Skipf("%s toolchain absent: %s", lang, skip)
 			}
 			name := "hello-" + lang
 			dir := filepath.Join(t.TempDir(), name)
-			if err := WriteWith(dir, lang, name, Options{GoSDKDir: repo}); err != nil {
+			if rel, err := filepath.Rel(checkout, dir); err != nil || !strings.HasPrefix(rel, "..") {
+				t.Fatalf("%s is inside the checkout %s", dir, checkout)
+			}
+			if err := Write(dir, lang, name); err != nil {
 				t.Fatal(err)
 			}
 			readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
 			if err != nil || strings.Count(strings.TrimSpace(string(readme)), "\n") != 2 {
 				t.Fatalf("README.md should have three lines: %q, %v", readme, err)
 			}
-			cmd := exec.Command("make", append([]string{"-C", dir}, vars...)...)
-			cmd.Env = append(os.Environ(), "GOWORK=off")
-			if out, err := cmd.CombinedOutput(); err != nil {
+			cmd := exec.Command("make", vars...)
+			cmd.Dir = dir
+			// Offline, and blind to this checkout: no proxy, no workspace,
+			// a fresh module cache.
+			cmd.Env = append(os.Environ(), "GOWORK=off", "GOPROXY=off", "GOFLAGS=-mod=mod", "GOMODCACHE="+t.TempDir())
+			out, err := cmd.CombinedOutput()
+			if err != nil {
 				t.Fatalf("make: %v\n%s", err, out)
+			}
+			if lang == Go {
+				if _, err := os.Stat(filepath.Join(dir, "go.sum")); err == nil {
+					t.Error("the Go project needed a go.sum: its SDK has dependencies")
+				}
+				if strings.Contains(string(out), checkout) {
+					t.Errorf("the Go build used the checkout:\n%s", out)
+				}
 			}
 			wasm, err := os.ReadFile(filepath.Join(dir, name+".wasm"))
 			if err != nil {
@@ -113,15 +140,49 @@ func TestWrite_BuildsAndRuns(t *testing.T) {
 			if _, err := h.Load(ctx, name, wasm, abi.Manifest{}); err != nil {
 				t.Fatal(err)
 			}
-			out, err := h.Call(ctx, name, "", []byte("wörld"))
-			if err != nil || string(out) != "hello, wörld" {
-				t.Fatalf("run(wörld) = %q, %v", out, err)
+			got, err := h.Call(ctx, name, "", []byte("wörld"))
+			if err != nil || string(got) != "hello, wörld" {
+				t.Fatalf("run(wörld) = %q, %v", got, err)
 			}
 			_, err = h.Call(ctx, name, "", nil)
 			if !errors.Is(err, host.ErrPermanent) || !strings.Contains(err.Error(), "empty input") {
 				t.Fatalf("run() = %v, want a permanent failure about the empty input", err)
 			}
 		})
+	}
+}
+
+// A rustc without a WASI standard library gets told what to install.
+func TestWrite_RustSaysWhatToInstall(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed")
+	}
+	dir := filepath.Join(t.TempDir(), "p")
+	if err := Write(dir, Rust, "p"); err != nil {
+		t.Fatal(err)
+	}
+	sysroot := t.TempDir() // a toolchain with no rustlib/wasm32-* at all
+	fake := filepath.Join(t.TempDir(), "rustc")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho "+sysroot+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("make", "RUSTC="+fake)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "rustup target add wasm32-wasip1") {
+		t.Fatalf("make with a rustc lacking WASI = %v\n%s\nwant a failure saying what to install", err, out)
+	}
+	// And the target found is the one the toolchain has.
+	for _, target := range []string{"wasm32-wasi", "wasm32-wasip1"} {
+		if err := os.MkdirAll(filepath.Join(sysroot, "lib/rustlib", target), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("make", "-n", "RUSTC="+fake)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--target "+target+" ") {
+			t.Fatalf("make -n with %s = %v\n%s", target, err, out)
+		}
 	}
 }
 
@@ -172,6 +233,7 @@ func TestEmbeddedSDKs_MatchSources(t *testing.T) {
 		"sdk/c":              "sdk-guest/c",
 		"sdk/rust":           "sdk-guest/rust",
 		"sdk/assemblyscript": "sdk-guest/assemblyscript/assembly",
+		"sdk/_go":            "sdk-guest/go",
 	}
 	for embedded, src := range sources {
 		err := fs.WalkDir(files, embedded, func(p string, d fs.DirEntry, err error) error {
@@ -179,7 +241,7 @@ func TestEmbeddedSDKs_MatchSources(t *testing.T) {
 				return err
 			}
 			got, _ := files.ReadFile(p)
-			want, err := os.ReadFile(filepath.Join(repo, src, strings.TrimPrefix(p, embedded+"/")))
+			want, err := os.ReadFile(filepath.Join(repo, src, strings.TrimSuffix(strings.TrimPrefix(p, embedded+"/"), ".txt")))
 			if err != nil || !bytes.Equal(got, want) {
 				t.Errorf("%s differs from %s (%v); run go generate ./cmd/bulkhead/internal/scaffold", p, src, err)
 			}
@@ -191,10 +253,14 @@ func TestEmbeddedSDKs_MatchSources(t *testing.T) {
 		// And nothing of the SDK is missing from the copy.
 		entries, _ := os.ReadDir(filepath.Join(repo, src))
 		for _, e := range entries {
-			if e.IsDir() || !strings.HasSuffix(e.Name(), ".h") && !strings.HasSuffix(e.Name(), ".ts") && e.Name() != "Cargo.toml" {
+			name := e.Name()
+			if e.IsDir() || !strings.HasSuffix(name, ".h") && !strings.HasSuffix(name, ".ts") && !strings.HasSuffix(name, ".go") && name != "Cargo.toml" && name != "go.mod" {
 				continue
 			}
-			if _, err := fs.Stat(files, path.Join(embedded, e.Name())); err != nil {
+			if name == "go.mod" {
+				name = "go.mod.txt"
+			}
+			if _, err := fs.Stat(files, path.Join(embedded, name)); err != nil {
 				t.Errorf("%s/%s is not vendored; run go generate ./cmd/bulkhead/internal/scaffold", src, e.Name())
 			}
 		}
