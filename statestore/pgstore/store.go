@@ -28,6 +28,8 @@ type options struct {
 	closeTimeout   time.Duration
 	connectTimeout time.Duration
 	now            func() time.Time
+	retention      time.Duration
+	gcInterval     time.Duration
 }
 
 type optionFunc func(*options)
@@ -84,6 +86,8 @@ type Store struct {
 	closed        bool
 	queue         chan *op
 	committerDone chan struct{}
+	// gcStop stops the retention GC; gcDone is closed when it returned.
+	gcStop, gcDone chan struct{}
 	calls         sync.WaitGroup // calls in progress, but for queued completions
 	grouped       atomic.Int64   // groups of more than one completion committed together
 	closeOnce     sync.Once
@@ -107,6 +111,8 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		closeTimeout:   10 * time.Second,
 		connectTimeout: 10 * time.Second,
 		now:            time.Now,
+		retention:      statestore.DefaultRetention,
+		gcInterval:     10 * time.Minute,
 	}
 	for _, opt := range opts {
 		opt.apply(&o)
@@ -116,6 +122,12 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	}
 	if o.maxCheckpoints < 1 {
 		o.maxCheckpoints = statestore.DefaultMaxCheckpoints
+	}
+	if o.retention <= 0 {
+		o.retention = statestore.DefaultRetention
+	}
+	if o.gcInterval == 0 {
+		o.gcInterval = 10 * time.Minute
 	}
 	cfg, err := parseConfig(url)
 	if err != nil {
@@ -179,8 +191,11 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		cancel:        cancel,
 		queue:         make(chan *op, o.maxBatch),
 		committerDone: make(chan struct{}),
+		gcStop:        make(chan struct{}),
+		gcDone:        make(chan struct{}),
 	}
 	go s.commitLoop()
+	go s.gcLoop()
 	return s, nil
 }
 
@@ -204,10 +219,12 @@ func (s *Store) Close() error {
 		s.closed = true
 		close(s.queue)
 		s.mu.Unlock()
+		close(s.gcStop)
 		deadline := time.Now().Add(s.opts.closeTimeout)
 		drained := make(chan struct{})
 		go func() {
 			<-s.committerDone
+			<-s.gcDone // a GC in progress is a call: the drain bounds it
 			s.calls.Wait()
 			close(drained)
 		}()

@@ -2,7 +2,9 @@ package pgstore_test
 
 import (
 	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -33,4 +35,60 @@ func TestStore_ConformanceNoGroup(t *testing.T) {
 		t.Skip("slow")
 	}
 	storetest.Run(t, func(t *testing.T) statestore.Store { return open(t, pgtest.URL(t), pgstore.WithMaxBatch(1)) })
+}
+
+// Retention removes finished runs older than it with everything recorded
+// under them, keeps runs with dead letters and unfinished runs, and keeps
+// plugin state.
+func TestStore_Retention(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	now := time.Now()
+	clock := func() time.Time { return now }
+	s, err := pgstore.Open(ctx, url, pgstore.WithRetention(time.Hour), pgstore.WithGCInterval(-1), pgstore.WithClock(func() time.Time { return clock() }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, id := range []string{"old", "old-dl", "unfinished", "new"} {
+		if _, _, err := s.SubmitRun(ctx, statestore.Run{ID: id, Workflow: "wf"}, []statestore.ReadyNode{{Node: "a", Block: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SaveCheckpoint(ctx, id, "a", []byte("cp")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.StateSet(ctx, "p", "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	finish := func(id string) {
+		if _, err := s.UpdateRun(ctx, id, func(r *statestore.Run) error { r.Status = statestore.StatusSucceeded; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	finish("old")
+	finish("old-dl")
+	if _, err := s.PutDeadLetter(ctx, statestore.DeadLetter{RunID: "old-dl", Node: "a", Workflow: "wf"}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Hour)
+	finish("new")
+	n, err := s.CollectGarbage(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("CollectGarbage = %d, %v; want the one old run without dead letters", n, err)
+	}
+	if _, err := s.GetRun(ctx, "old"); !errors.Is(err, statestore.ErrNotFound) {
+		t.Errorf("old run: %v, want removed", err)
+	}
+	if cps, _ := s.ListCheckpoints(ctx, "old", ""); len(cps) != 0 {
+		t.Errorf("old run's checkpoints kept: %v", cps)
+	}
+	for _, id := range []string{"old-dl", "unfinished", "new"} {
+		if _, err := s.GetRun(ctx, id); err != nil {
+			t.Errorf("run %s: %v, want kept", id, err)
+		}
+	}
+	if v, err := s.StateGet(ctx, "p", "k"); err != nil || string(v) != "v" {
+		t.Errorf("plugin state: %q %v, want kept", v, err)
+	}
 }

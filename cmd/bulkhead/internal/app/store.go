@@ -67,6 +67,9 @@ func OpenStore(ctx context.Context, o StoreOptions) (statestore.Store, error) {
 	if o.MaxCheckpoints > 0 {
 		opts = append(opts, pgstore.WithMaxCheckpoints(o.MaxCheckpoints))
 	}
+	if o.Retention > 0 {
+		opts = append(opts, pgstore.WithRetention(o.Retention))
+	}
 	s, err := pgstore.Open(ctx, o.URL, opts...)
 	if err != nil {
 		return nil, ScrubError(err, o.URL)
