@@ -88,10 +88,10 @@ type Store struct {
 	committerDone chan struct{}
 	// gcStop stops the retention GC; gcDone is closed when it returned.
 	gcStop, gcDone chan struct{}
-	calls         sync.WaitGroup // calls in progress, but for queued completions
-	grouped       atomic.Int64   // groups of more than one completion committed together
-	closeOnce     sync.Once
-	closeErr      error
+	calls          sync.WaitGroup // calls in progress, but for queued completions
+	grouped        atomic.Int64   // groups of more than one completion committed together
+	closeOnce      sync.Once
+	closeErr       error
 }
 
 var _ statestore.Store = (*Store)(nil)
