@@ -349,6 +349,18 @@ func testFencing(c *cluster) {
 	waitUntil(t, 20*time.Second, "the frozen host to report its lost claim", func() bool {
 		return strings.Contains(frozen.logText(), "claim of a node lost")
 	})
+	// Counted, on both sides.
+	_, body := frozen.get("/metrics", frozen.token)
+	lost := metric(t, body, fmt.Sprintf(`bulkhead_queue_leases_lost_total{host="%s"}`, owner)) +
+		metric(t, body, fmt.Sprintf(`bulkhead_queue_fenced_writes_total{host="%s"}`, owner))
+	if lost < 1 {
+		t.Errorf("the frozen host counts %v lost claims and fenced writes, want at least 1", lost)
+	}
+	rescuer := res["long"].Host
+	_, body = c.host(int(rescuer[1] - '0')).get("/metrics", frozen.token)
+	if n := metric(t, body, fmt.Sprintf(`bulkhead_queue_rescues_total{host="%s"}`, rescuer)); n < 1 {
+		t.Errorf("the rescuing host counts %v rescues, want at least 1", n)
+	}
 	r, _ := c.store.GetRun(ctx, "fence-1")
 	if r.Status != statestore.StatusSucceeded {
 		t.Fatalf("run %s: %s", r.Status, r.Error)

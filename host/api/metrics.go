@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/host/workflow"
 	"github.com/bulkhead-run/bulkhead/resilience"
 	"github.com/bulkhead-run/bulkhead/statestore"
 )
@@ -36,6 +37,9 @@ type Sources struct {
 	// PluginStates gives each plugin's deployment state (ok, failed,
 	// quarantined) by name.
 	PluginStates func() map[string]string
+	// Queue gives the workflow engine's claim counters and the host name
+	// it claims under.
+	Queue func() (host string, st workflow.Stats)
 }
 
 // Metrics holds bulkhead's Prometheus metrics. Most are read from the
@@ -165,6 +169,11 @@ var (
 	descReloads        = prometheus.NewDesc("bulkhead_plugin_loads_total", "Plugin loads (first loads, hot reloads and rebuilds), by plugin and cause.", []string{"plugin", "cause"}, nil)
 	descHealth         = prometheus.NewDesc("bulkhead_component_status", "Health of a component: 0 unknown, 1 healthy, 2 degraded, 3 unhealthy.", []string{"component"}, nil)
 	descDraining       = prometheus.NewDesc("bulkhead_draining", "1 while the service drains for shutdown.", nil, nil)
+	descQueueClaims    = prometheus.NewDesc("bulkhead_queue_claims_total", "Nodes this host claimed from the store's queue, by host.", []string{"host"}, nil)
+	descQueueRescues   = prometheus.NewDesc("bulkhead_queue_rescues_total", "Claims of nodes whose earlier owner's lease had ended, by host.", []string{"host"}, nil)
+	descQueueLost      = prometheus.NewDesc("bulkhead_queue_leases_lost_total", "Claims this host lost while it held them (the lease ended, or the run was cancelled or failed elsewhere), by host.", []string{"host"}, nil)
+	descQueueFenced    = prometheus.NewDesc("bulkhead_queue_fenced_writes_total", "Writes (completions, checkpoints, state) the store refused because their claim was lost, by host.", []string{"host"}, nil)
+	descQueueHeartbeat = prometheus.NewDesc("bulkhead_queue_heartbeat_errors_total", "Lease heartbeats that failed, by host.", []string{"host"}, nil)
 	descPluginState    = prometheus.NewDesc("bulkhead_plugin_state", "1 for a plugin's deployment state: ok, failed (a change was refused; the previous version serves) or quarantined (no working version).", []string{"plugin", "state"}, nil)
 )
 
@@ -177,7 +186,8 @@ type scrape struct{ src Sources }
 func (s *scrape) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPluginCalls, descPluginFailures, descFuel, descPool, descPoolMax, descCalls, descAttempts,
 		descRetries, descRejected, descLimited, descTimeouts, descOpens, descBreakerState, descRuns, descFinished, descDeadLetters,
-		descCheckpoints, descReloads, descHealth, descDraining, descPluginState} {
+		descCheckpoints, descReloads, descHealth, descDraining, descPluginState,
+		descQueueClaims, descQueueRescues, descQueueLost, descQueueFenced, descQueueHeartbeat} {
 		ch <- d
 	}
 }
@@ -214,6 +224,14 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 			counter(descOpens, float64(st.Opens), name)
 			gauge(descBreakerState, float64(st.State), name)
 		}
+	}
+	if f := s.src.Queue; f != nil {
+		h, st := f()
+		counter(descQueueClaims, float64(st.Claims), h)
+		counter(descQueueRescues, float64(st.Rescues), h)
+		counter(descQueueLost, float64(st.Lost), h)
+		counter(descQueueFenced, float64(st.Fenced), h)
+		counter(descQueueHeartbeat, float64(st.HeartbeatErrors), h)
 	}
 	if f := s.src.Unfinished; f != nil {
 		if counts, err := f(ctx); err == nil {

@@ -117,6 +117,9 @@ type counters struct {
 	mu          sync.Mutex
 	finished    map[statestore.RunStatus]uint64
 	checkpoints uint64
+	// engine is set once the engine exists (the metrics are made first:
+	// the engine calls plugins through them).
+	engine atomic.Pointer[workflow.Engine]
 }
 
 func newCounters() *counters { return &counters{finished: map[statestore.RunStatus]uint64{}} }
@@ -173,7 +176,7 @@ func newEngine(cfg *config.Config, log *slog.Logger, store statestore.Store, sv 
 		logEvents = workflow.LogEventsContext(log.With("module", "engine"), tel.EventContext)
 		observe = tel.Observer(observe)
 	}
-	return workflow.New(store, inv,
+	e, err := workflow.New(store, inv,
 		workflow.WithOwner(cfg.Store.HostID),
 		workflow.WithLease(cfg.Store.Lease.D()),
 		workflow.WithLogger(log.With("module", "engine")),
@@ -181,11 +184,21 @@ func newEngine(cfg *config.Config, log *slog.Logger, store statestore.Store, sv 
 		workflow.WithMaxAttempts(func(plugin string) int {
 			return h.Policy(plugin).WithDefaults().Retry.MaxAttempts
 		}))
+	if err == nil {
+		c.engine.Store(e)
+	}
+	return e, err
 }
 
 func newMetrics(store statestore.Store, h *host.Host, sv *supervisor.Supervisor, c *counters, mon *resilience.Monitor,
 	ref *apiRef) *api.Metrics {
 	return api.NewMetrics(api.Sources{
+		Queue: func() (string, workflow.Stats) {
+			if e := c.engine.Load(); e != nil {
+				return e.Owner(), e.Stats()
+			}
+			return "", workflow.Stats{}
+		},
 		Host:     h,
 		Monitor:  mon,
 		Draining: ref.draining,
