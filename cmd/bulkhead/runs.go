@@ -260,7 +260,7 @@ func printRun(w io.Writer, info workflow.RunInfo) {
 	}
 	fprintf(w, "\n")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSTATUS\tATTEMPT\tVERSION\tPROGRESS\tOUTPUT")
+	fmt.Fprintln(tw, "NODE\tSTATUS\tATTEMPT\tVERSION\tHOST\tPROGRESS\tOUTPUT")
 	for _, n := range info.Nodes {
 		prog := ""
 		if n.Progress != nil {
@@ -270,7 +270,11 @@ func printRun(w io.Writer, info workflow.RunInfo) {
 		if n.Fallback {
 			status += " (fallback)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", n.Name, status, n.Attempts, digest.Short(n.Version), prog, oneLine(string(n.Output), 50))
+		host := n.Host
+		if host == "" {
+			host = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", n.Name, status, n.Attempts, digest.Short(n.Version), host, prog, oneLine(string(n.Output), 50))
 	}
 	tw.Flush()
 	if info.Status == statestore.StatusSucceeded {
