@@ -18,7 +18,9 @@ import (
 // and a value log at twice valueLogFileSize, sparse; they are smaller than
 // Badger's defaults (64 MiB, 1 GiB) so that the reserve can cover them.
 const (
-	memTableSize     = 16 << 20
+	memTableSize = 16 << 20
+	// blockCacheSize is Badger's cache of decompressed table blocks.
+	blockCacheSize   = 32 << 20
 	valueLogFileSize = 64 << 20
 	// valueThreshold is Badger's default: values of 1 MiB and more go to
 	// the value log.

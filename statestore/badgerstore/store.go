@@ -109,6 +109,10 @@ func Open(dir string, opts ...Option) (s *Store, err error) {
 		WithMetricsEnabled(false).
 		WithChecksumVerificationMode(badgeropts.OnTableRead).
 		WithMemTableSize(memTableSize).
+		// Reads are the journal of the runs executing now and the queue's
+		// next entries: a small cache holds them, and the store's memory
+		// stays well under what a big backlog would otherwise fill.
+		WithBlockCacheSize(blockCacheSize).
 		WithValueLogFileSize(valueLogFileSize).
 		WithValueThreshold(valueThreshold)
 	db, err := openBadger(bo)
