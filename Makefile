@@ -63,6 +63,8 @@ bench-dbos:
 # in `test`).
 soak:
 	BULKHEAD_SOAK=1 $(GO) test -race -run 'Soak|Crash' -timeout 120m ./...
+	BULKHEAD_SOAK=1 $(GO) test -run 'TestBacklog_Million' -v -timeout 60m ./host/workflow/
+	BULKHEAD_SOAK=1 $(GO) test -run 'TestCluster' -v -timeout 60m ./cmd/bulkhead/
 	$(GO) test -run '^$$' -fuzz FuzzAPI_Requests -fuzztime 60s -fuzzminimizetime 10s ./host/api/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeProgress -fuzztime 60s -fuzzminimizetime 10s ./abi/
 	$(GO) test -run '^$$' -fuzz FuzzParseManifest -fuzztime 60s -fuzzminimizetime 10s ./plugins/
