@@ -57,6 +57,9 @@ func checkFiles(dir string) error {
 	}
 	sort.Strings(logs)
 	for _, p := range logs {
+		if err := scrubTornTail(p); err != nil {
+			return fmt.Errorf("%w: %s: log %s: %v", ErrCorrupt, dir, filepath.Base(p), err)
+		}
 		if err := verifyLog(p); err != nil {
 			return fmt.Errorf("%w: %s: log %s: %v", ErrCorrupt, dir, filepath.Base(p), err)
 		}
@@ -124,10 +127,7 @@ func verifyLog(path string) error {
 		end, ok := readEntry(r, &buf, size-off)
 		if !ok {
 			// The damaged or final entry spans [off, off+end).
-			if err := zeroFrom(f, off, off+end, size); err != nil && validAfter(f, off, size) {
-				return err
-			}
-			return nil
+			return zeroFrom(f, off, off+end, size)
 		}
 		off += end
 	}
@@ -169,19 +169,51 @@ func readEntry(r *bufio.Reader, buf *[]byte, left int64) (int64, bool) {
 	return total, true
 }
 
-// validAfter reports whether a valid entry starts after the invalid one at
-// bad. Non-zero bytes with no valid entry among them are what an earlier
-// crash leaves behind: the write that was cut off there, partly
-// overwritten since by entries shorter than it, which were themselves cut
-// off by the next crash. Badger drops them and loses nothing.
-func validAfter(f *os.File, bad, size int64) bool {
-	_, end := dataExtent(f, bad+1, size)
-	for pos := bad + 1; pos < end; pos += resyncWindow {
-		if _, ok := resync(f, pos, min(end, pos+resyncWindow), size); ok {
-			return true
-		}
+// scrubTornTail zeroes the bytes of a write a crash cut off at the end of
+// a log, when only zeros follow it. Badger ignores that entry and writes
+// its next entries over it; without the zeros, a later crash that cut off
+// one of those entries, shorter than the torn one, would leave the torn
+// entry's remaining bytes behind it, which looks like data after damage.
+// A log whose invalid entry is followed by data is left as it is, for
+// verifyLog to report.
+func scrubTornTail(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
 	}
-	return false
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := fi.Size()
+	if size <= logHeaderSize {
+		return nil
+	}
+	r := bufio.NewReaderSize(io.NewSectionReader(f, logHeaderSize, size-logHeaderSize), 1<<20)
+	off := int64(logHeaderSize)
+	var buf []byte
+	for {
+		end, ok := readEntry(r, &buf, size-off)
+		if ok {
+			off += end
+			continue
+		}
+		stop := min(off+end, size)
+		if zeroFrom(f, off, stop, size) != nil {
+			return nil // data after the entry: damage, not a torn tail
+		}
+		torn := make([]byte, stop-off)
+		n, _ := f.ReadAt(torn, off)
+		if firstNonZero(torn[:n]) < 0 {
+			return nil
+		}
+		clear(torn)
+		if _, err := f.WriteAt(torn[:n], off); err != nil {
+			return err
+		}
+		return f.Sync()
+	}
 }
 
 // zeroFrom returns an error when f holds a non-zero byte in [from, size).

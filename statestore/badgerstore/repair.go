@@ -239,7 +239,7 @@ func findLogDamage(path string) (*logDamage, error) {
 		return nil, nil
 	}
 	off, end := walkLog(f, logHeaderSize, size, nil)
-	if zeroFrom(f, off, off+end, size) == nil || !validAfter(f, off, size) {
+	if zeroFrom(f, off, off+end, size) == nil {
 		return nil, nil
 	}
 	d := &logDamage{path: path, bad: off, size: size, dataAfterE: off + end}

@@ -32,30 +32,45 @@ func bigRuns(t *testing.T, n int) string {
 
 func bigInput(i int) []byte { return bytes.Repeat([]byte{byte('a' + i)}, 3<<19) }
 
-// TestRepair_GarbageAfterLastWrite: a torn last write with bytes past it
-// that hold no valid entry — what a crash leaves when it cuts off a write
-// that had partly overwritten the torn write of an earlier crash — loses
-// nothing: the store opens with every acknowledged write and Check finds
-// nothing to repair. (Valid entries past a torn write are damage:
-// TestRepair_* below.)
 func TestRepair_GarbageAfterLastWrite(t *testing.T) {
 	dir := bigRuns(t, 3)
 	vlog := glob1(t, filepath.Join(dir, "*.vlog"))
+	// A write torn by the disk filling, with data past it: the store no
+	// longer opens.
 	badgerstore.TearLastWrite(t, vlog)
 	end := badgerstore.LogEnd(t, vlog)
 	garble(t, vlog, end+8192)
+	wantOpenError(t, dir, badgerstore.ErrCorrupt, filepath.Base(vlog))
+
 	rep, err := badgerstore.Check(dir)
-	if err != nil || !rep.OK() {
-		t.Fatalf("Check = %+v, %v; want nothing to repair", rep, err)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if rep.OK() || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], filepath.Base(vlog)) ||
+		!strings.Contains(rep.Problems[0], fmt.Sprintf("offset %d", end)) || len(rep.Repaired) != 0 {
+		t.Fatalf("Check = %+v", rep)
+	}
+	wantOpenError(t, dir, badgerstore.ErrCorrupt) // Check changed nothing
+
+	rep, err = badgerstore.Repair(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Repaired) != 1 || !strings.Contains(rep.Repaired[0], fmt.Sprintf("from offset %d", end)) || len(rep.Lost) != 0 || rep.Unrepairable {
+		t.Fatalf("Repair = %+v, want one log cut and nothing lost", rep)
+	}
+	t.Logf("repair: %s", rep.Repaired[0])
 	s := open(t, dir)
 	for i := range 3 {
 		r, err := s.GetRun(context.Background(), fmt.Sprintf("r%d", i))
 		if err != nil || !bytes.Equal(r.Input, bigInput(i)) {
-			t.Errorf("run r%d: %v", i, err)
+			t.Errorf("run r%d after repair: %v", i, err)
 		}
 	}
 	_ = s.Close()
+	if rep, err := badgerstore.Check(dir); err != nil || !rep.OK() {
+		t.Errorf("Check after repair: %+v %v", rep, err)
+	}
 }
 
 func TestRepair_DamageInTheMiddleSaysWhatIsLost(t *testing.T) {
