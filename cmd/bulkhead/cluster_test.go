@@ -357,7 +357,7 @@ func testFencing(c *cluster) {
 		t.Errorf("the frozen host counts %v lost claims and fenced writes, want at least 1", lost)
 	}
 	rescuer := res["long"].Host
-	_, body = c.host(int(rescuer[1] - '0')).get("/metrics", frozen.token)
+	_, body = c.host(int(rescuer[1]-'0')).get("/metrics", frozen.token)
 	if n := metric(t, body, fmt.Sprintf(`bulkhead_queue_rescues_total{host="%s"}`, rescuer)); n < 1 {
 		t.Errorf("the rescuing host counts %v rescues, want at least 1", n)
 	}
