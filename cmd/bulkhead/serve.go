@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -55,7 +56,8 @@ func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	signal.Notify(sigs, serveSignals...)
 	defer signal.Stop(sigs)
 
-	app.Version = version
+	bi, _ := debug.ReadBuildInfo()
+	app.Version = versionOf(bi).Version
 	a := fx.New(app.Options(cfg, log))
 	if err := a.Err(); err != nil {
 		log.Error("cannot start", "err", err)

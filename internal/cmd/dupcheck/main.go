@@ -276,6 +276,7 @@ func check(files []string, minNodes int) ([]finding, error) {
 			where = append(where, fmt.Sprintf("%s (%s)", f.pos, f.name))
 		}
 		sort.Strings(files)
+		sort.Strings(where)
 		out = append(out, finding{
 			kind: "same-func", files: files, name: fs[0].name,
 			text: fmt.Sprintf("same function body %d times: %s; keep one", len(fs), strings.Join(where, ", ")),
