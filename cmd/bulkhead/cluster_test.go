@@ -203,33 +203,41 @@ func (c *cluster) checkRuns(ids []string) {
 	}
 }
 
+// heldTask is a task a host holds: its run, node and claim token.
+type heldTask struct {
+	run, node string
+	token     int64
+}
+
 // held returns the tasks a host holds.
-func (c *cluster) held(host string) [][2]string {
-	rows, err := c.db.Query(context.Background(), "SELECT run_id, node FROM tasks WHERE owner = $1", []byte(host))
+func (c *cluster) held(host string) []heldTask {
+	rows, err := c.db.Query(context.Background(), "SELECT run_id, node, token FROM tasks WHERE owner = $1", []byte(host))
 	if err != nil {
 		return nil
 	}
 	defer rows.Close()
-	var out [][2]string
+	var out []heldTask
 	for rows.Next() {
 		var run, node []byte
-		if rows.Scan(&run, &node) == nil {
-			out = append(out, [2]string{string(run), string(node)})
+		var token int64
+		if rows.Scan(&run, &node, &token) == nil {
+			out = append(out, heldTask{string(run), string(node), token})
 		}
 	}
 	return out
 }
 
-// rescued waits until no task in tasks is held by host any more (claimed
-// by another host or completed) and returns how long it took.
-func (c *cluster) rescued(host string, tasks [][2]string, since time.Time) time.Duration {
+// rescued waits until no task in tasks is still under the claim it had
+// (claimed again — by another host, or by the same host ID restarted — or
+// completed) and returns how long it took.
+func (c *cluster) rescued(tasks []heldTask, since time.Time) time.Duration {
 	for time.Since(since) < time.Minute {
 		left := 0
 		for _, t := range tasks {
-			var owner []byte
-			err := c.db.QueryRow(context.Background(), "SELECT owner FROM tasks WHERE run_id = $1 AND node = $2",
-				[]byte(t[0]), []byte(t[1])).Scan(&owner)
-			if err == nil && string(owner) == host {
+			var token int64
+			err := c.db.QueryRow(context.Background(), "SELECT token FROM tasks WHERE run_id = $1 AND node = $2",
+				[]byte(t.run), []byte(t.node)).Scan(&token)
+			if err == nil && token == t.token {
 				left++
 			}
 		}
@@ -291,7 +299,7 @@ func testFailover(c *cluster, n, kills int) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				d := c.rescued(host, held, killed)
+				d := c.rescued(held, killed)
 				mu.Lock()
 				rescues = append(rescues, d)
 				mu.Unlock()
