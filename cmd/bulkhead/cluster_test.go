@@ -265,7 +265,7 @@ func TestCluster(t *testing.T) {
 	c := newCluster(t, bin)
 	t.Run("Failover", func(t *testing.T) {
 		c.t = t
-		n, kills := 30, 3
+		n, kills := 60, 4
 		if os.Getenv("BULKHEAD_SOAK") != "" {
 			n, kills = 1000, 40
 		}
@@ -277,7 +277,7 @@ func TestCluster(t *testing.T) {
 }
 
 // testFailover: runs submitted through all three hosts while a random
-// host is killed with SIGKILL every few seconds and started again.
+// host is killed with SIGKILL every second or so and started again.
 func testFailover(c *cluster, n, kills int) {
 	t := c.t
 	ids := runIDs("fo", n)
@@ -286,7 +286,7 @@ func testFailover(c *cluster, n, kills int) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for k := range kills {
-		time.Sleep(time.Duration(1500+rand.IntN(1500)) * time.Millisecond)
+		time.Sleep(time.Duration(800+rand.IntN(800)) * time.Millisecond)
 		i := rand.IntN(3)
 		host := fmt.Sprintf("h%d", i)
 		held := c.held(host)
