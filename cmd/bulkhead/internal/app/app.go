@@ -210,12 +210,15 @@ func newMetrics(store statestore.Store, h *host.Host, sv *supervisor.Supervisor,
 			return out
 		},
 		Unfinished: func(ctx context.Context) (map[statestore.RunStatus]int, error) {
-			runs, err := store.UnfinishedRuns(ctx)
 			out := map[statestore.RunStatus]int{}
-			for _, r := range runs {
-				out[r.Status]++
+			for _, st := range []statestore.RunStatus{statestore.StatusPending, statestore.StatusRunning} {
+				n, err := store.CountRuns(ctx, st)
+				if err != nil {
+					return out, err
+				}
+				out[st] = n
 			}
-			return out, err
+			return out, nil
 		},
 		Finished:           c.finishedCounts,
 		DeadLetters:        store.CountDeadLetters,
