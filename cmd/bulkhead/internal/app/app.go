@@ -532,7 +532,8 @@ func register(p params) {
 }
 
 // pluginDirCheck reports the plugin directory: failed when it cannot be
-// read, degraded while a plugin is refused or quarantined.
+// read, degraded while a plugin is refused or quarantined (not while it
+// is being loaded).
 func pluginDirCheck(sup *supervisor.Supervisor) resilience.CheckResult {
 	dir := sup.Registry().Dir()
 	if _, err := os.ReadDir(dir); err != nil {
@@ -540,7 +541,8 @@ func pluginDirCheck(sup *supervisor.Supervisor) resilience.CheckResult {
 	}
 	var bad []string
 	for _, st := range sup.Statuses() {
-		if st.State != supervisor.StateOK {
+		// A plugin still being loaded (no state yet) is not a fault.
+		if st.State != supervisor.StateOK && st.State != "" {
 			bad = append(bad, st.Name+" "+string(st.State)+": "+st.Reason)
 		}
 	}
