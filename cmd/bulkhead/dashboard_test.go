@@ -159,11 +159,13 @@ func (b *browser) checkConsole() {
 	b.errs = nil
 }
 
+func screenshots() bool { return *update || os.Getenv("BULKHEAD_SCREENSHOTS") == "1" }
+
 // screenshot writes the page to docs/img/NAME when asked (-update or
 // BULKHEAD_SCREENSHOTS=1).
 func (b *browser) screenshot(name string) {
 	b.t.Helper()
-	if !*update && os.Getenv("BULKHEAD_SCREENSHOTS") != "1" {
+	if !screenshots() {
 		return
 	}
 	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
@@ -228,6 +230,9 @@ func testDashboardToken(t *testing.T, bin, path string) {
 	})
 	b.wait("the finished batches in the overview", `document.querySelectorAll("#runs .st-succeeded").length >= 3`, 15*time.Second)
 	b.wait("the sparklines", `document.querySelector("#tput polyline") !== null`, 10*time.Second)
+	if screenshots() {
+		b.wait("a longer sparkline", `samples.length >= 8`, 30*time.Second)
+	}
 	b.screenshot("dashboard-overview.png")
 	b.do("replay", chromedp.Click(chromedp.CSS(`#dlq button[data-replay]`)))
 	b.wait("the replay message", `document.getElementById("msg").textContent.startsWith("Replayed: run order-17")`, 10*time.Second)
