@@ -17,7 +17,9 @@ import (
 )
 
 // The dashboard's workflows: live shows a graph with a long node (its
-// checkpoints and progress) and a node that fails once and is retried;
+// checkpoints and progress), a node that fails once and is retried and
+// one that fails and falls back to a value; slow runs long enough to be
+// cancelled and resumed;
 // flaky fails both of its attempts, so its run fails with a dead letter,
 // and succeeds on a replay (attempt numbers go on: 3 > fail_until).
 const (
@@ -36,7 +38,21 @@ nodes:
     function: flaky
     config: {fail_until: 1}
     needs: [fetch]
-  report: {plugin: nodes, function: work, needs: [crunch, price]}
+  quote:
+    plugin: nodes
+    function: work
+    config: {broken: true}
+    policy: {retry: {max_attempts: 1}}
+    fallback: {value: '{"quote": "cached"}'}
+    needs: [fetch]
+  report: {plugin: nodes, function: work, needs: [crunch, price, quote]}
+`
+	dashSlowFlow = `name: slow
+nodes:
+  wait:
+    plugin: nodes
+    function: long
+    config: {steps: 60, step_ms: 50, every: 10}
 `
 	dashFlakyFlow = `name: flaky
 policy:
@@ -189,7 +205,7 @@ func TestDashboard(t *testing.T) {
 }
 
 func testDashboardToken(t *testing.T, bin, path string) {
-	dir := svcDir(t, map[string]string{"live": dashLiveFlow, "flaky": dashFlakyFlow})
+	dir := svcDir(t, map[string]string{"live": dashLiveFlow, "flaky": dashFlakyFlow, "slow": dashSlowFlow})
 	s := startService(t, bin, dir)
 	ctx := context.Background()
 	b := newBrowser(t, path)
@@ -251,7 +267,7 @@ func testDashboardToken(t *testing.T, bin, path string) {
 	b.eval(`location.hash = "#/runs/order-42"; ""`)
 	b.wait("crunch running in the graph", `document.querySelector('#dag [data-node="crunch"][data-state="running"]') !== null`, 15*time.Second)
 	b.wait("every node succeeded", `[...document.querySelectorAll("#dag .node")].map(n => n.dataset.node + "=" + n.dataset.state).sort().join(" ") ===
-		"crunch=succeeded fetch=succeeded price=succeeded report=succeeded"`, 20*time.Second)
+		"crunch=succeeded fetch=succeeded price=succeeded quote=fallback report=succeeded"`, 20*time.Second)
 	b.wait("the run succeeded", `document.querySelector("#run-status .st-succeeded") !== null`, 10*time.Second)
 	// The page learnt it from the event stream, not from its slow poll.
 	if v := b.eval(`recent.filter(e => e.run_id === "order-42").map(e => e.kind).join(" ")`); !strings.Contains(v, "node_started") ||
@@ -273,6 +289,21 @@ func testDashboardToken(t *testing.T, bin, path string) {
 	b.do("select a node", chromedp.KeyEvent("\r"))
 	b.wait("the node's details", `document.getElementById("node-detail").textContent.includes("plugin nodes, function flaky")`, 5*time.Second)
 	b.screenshot("dashboard-run.png")
+
+	// Cancel and Resume.
+	if _, err := s.client.Submit(ctx, "slow", nil, "order-99"); err != nil {
+		t.Fatal(err)
+	}
+	b.eval(`location.hash = "#/runs/order-99"; ""`)
+	b.wait("the slow node running", `document.querySelector('#dag [data-node="wait"][data-state="running"]') !== null &&
+		!document.getElementById("btn-cancel").disabled`, 15*time.Second)
+	b.do("cancel", chromedp.Click(chromedp.ID("btn-cancel")))
+	b.wait("the cancelled run", `document.querySelector("#run-status .st-cancelled") !== null && !document.getElementById("btn-resume").disabled`, 10*time.Second)
+	if info, err := s.client.Run(ctx, "order-99"); err != nil || info.Status != "cancelled" {
+		t.Fatalf("after Cancel: %+v %v", info.Status, err)
+	}
+	b.do("resume", chromedp.Click(chromedp.ID("btn-resume")))
+	b.wait("the resumed run to succeed", `document.querySelector("#run-status .st-succeeded") !== null`, 20*time.Second)
 	b.checkConsole()
 }
 
