@@ -25,7 +25,7 @@ import (
 const (
 	dashLiveFlow = `name: live
 policy:
-  retry: {max_attempts: 3, initial_delay: 300ms, jitter: none}
+  retry: {max_attempts: 3, initial_delay: 1500ms, jitter: none}
 nodes:
   fetch: {plugin: nodes, function: work}
   crunch:
@@ -261,6 +261,10 @@ func testDashboardToken(t *testing.T, bin, path string) {
 	// A run's page: its graph goes from running to succeeded on live
 	// events, with no reload.
 	b.eval(`window.notReloaded = "yes"; ""`)
+	// Record every state the graph shows a node in.
+	b.eval(`window.seen = new Set();
+		new MutationObserver(() => document.querySelectorAll("#dag .node").forEach(n => seen.add(n.dataset.node + "=" + n.dataset.state)))
+			.observe(document.getElementById("dag"), {childList: true, subtree: true, attributes: true}); ""`)
 	if _, err := s.client.Submit(ctx, "live", []byte(`{"order":42}`), "order-42"); err != nil {
 		t.Fatal(err)
 	}
@@ -273,6 +277,12 @@ func testDashboardToken(t *testing.T, bin, path string) {
 	if v := b.eval(`recent.filter(e => e.run_id === "order-42").map(e => e.kind).join(" ")`); !strings.Contains(v, "node_started") ||
 		!strings.Contains(v, "attempt_failed") || !strings.HasSuffix(v, "run_finished") {
 		t.Errorf("events the page received for order-42: %s", v)
+	}
+	seen := b.eval(`[...seen].sort().join(" ")`)
+	for _, want := range []string{"crunch=running", "price=retrying", "quote=fallback", "report=pending", "report=succeeded"} {
+		if !strings.Contains(" "+seen+" ", " "+want+" ") {
+			t.Errorf("the graph never showed %s; it showed %s", want, seen)
+		}
 	}
 	if v := b.eval(`window.notReloaded || "reloaded"`); v != "yes" {
 		t.Error("the page reloaded")
