@@ -256,7 +256,17 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) error {
 		case <-r.Context().Done():
 			return nil
 		case <-es.closed:
-			_, _ = fmt.Fprint(w, "event: shutdown\ndata: {}\n\n")
+			// The drain's last events first.
+			for more := true; more; {
+				select {
+				case msg := <-sub.ch:
+					out = append(out, msg...)
+				default:
+					more = false
+				}
+			}
+			out = append(out, "event: shutdown\ndata: {}\n\n"...)
+			_, _ = w.Write(out)
 			_ = rc.Flush()
 			return nil
 		case <-ping.C:

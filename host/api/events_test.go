@@ -217,6 +217,8 @@ func TestEvents_DisconnectAndShutdown(t *testing.T) {
 		t.Fatalf("after the timeouts: %q %q %v", typ, data, ok)
 	}
 
+	// An event published just before Close still reaches the client.
+	es.Publish(workflow.Event{Kind: workflow.EventRunFinished, RunID: "last", Status: "succeeded", Time: time.Now()})
 	es.Close()
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -226,6 +228,9 @@ func TestEvents_DisconnectAndShutdown(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("shutdown took %s with a stream open", d)
+	}
+	if typ, data, ok := s.next(); !ok || typ != "" || !strings.Contains(data, `"run_id":"last"`) {
+		t.Errorf("before the shutdown: %q %q %v", typ, data, ok)
 	}
 	if typ, _, ok := s.next(); !ok || typ != "shutdown" {
 		t.Errorf("last message %q %v, want shutdown", typ, ok)
