@@ -261,9 +261,13 @@ func testDashboardToken(t *testing.T, bin, path string) {
 	// A run's page: its graph goes from running to succeeded on live
 	// events, with no reload.
 	b.eval(`window.notReloaded = "yes"; ""`)
-	// Record every state the graph shows a node in.
+	// Record every state the graph shows a node in, and whether it showed
+	// a running node's progress (label and bar).
 	b.eval(`window.seen = new Set();
-		new MutationObserver(() => document.querySelectorAll("#dag .node").forEach(n => seen.add(n.dataset.node + "=" + n.dataset.state)))
+		new MutationObserver(() => document.querySelectorAll("#dag .node").forEach(n => {
+			seen.add(n.dataset.node + "=" + n.dataset.state);
+			if (/: running [1-9][0-9]?%$/.test(n.getAttribute("aria-label")) && n.querySelector(".prog")) seen.add(n.dataset.node + "=progress");
+		}))
 			.observe(document.getElementById("dag"), {childList: true, subtree: true, attributes: true}); ""`)
 	if _, err := s.client.Submit(ctx, "live", []byte(`{"order":42}`), "order-42"); err != nil {
 		t.Fatal(err)
@@ -279,7 +283,7 @@ func testDashboardToken(t *testing.T, bin, path string) {
 		t.Errorf("events the page received for order-42: %s", v)
 	}
 	seen := b.eval(`[...seen].sort().join(" ")`)
-	for _, want := range []string{"crunch=running", "price=retrying", "quote=fallback", "report=pending", "report=succeeded"} {
+	for _, want := range []string{"crunch=running", "crunch=progress", "price=retrying", "quote=fallback", "report=pending", "report=succeeded"} {
 		if !strings.Contains(" "+seen+" ", " "+want+" ") {
 			t.Errorf("the graph never showed %s; it showed %s", want, seen)
 		}
