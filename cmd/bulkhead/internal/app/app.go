@@ -61,6 +61,7 @@ func Options(cfg *config.Config, log *slog.Logger) fx.Option {
 			newPluginHealth,
 			newSupervisor,
 			newCounters,
+			newEvents,
 			newMetrics,
 			newEngine,
 			newMonitor,
@@ -167,10 +168,10 @@ func (i invoker) Invoke(ctx context.Context, req host.InvokeRequest) (host.Invok
 func (i invoker) Plugin(name string) (host.PluginInfo, bool) { return i.h.Plugin(name) }
 
 func newEngine(cfg *config.Config, log *slog.Logger, store statestore.Store, sv *supervisor.Supervisor, h *host.Host, m *api.Metrics, c *counters,
-	tel *telemetry.Telemetry, fm *fleet.Member) (*workflow.Engine, error) {
+	tel *telemetry.Telemetry, fm *fleet.Member, es *api.Events) (*workflow.Engine, error) {
 	var inv workflow.Invoker = m.Instrument(fm.Invoker(invoker{sv, h}))
 	logEvents := workflow.LogEvents(log.With("module", "engine"))
-	observe := func(ev workflow.Event) { c.observe(ev); logEvents(ev) }
+	observe := func(ev workflow.Event) { c.observe(ev); logEvents(ev); es.Publish(ev) }
 	if tel.Enabled() {
 		inv = tel.Invoker(inv)
 		logEvents = workflow.LogEventsContext(log.With("module", "engine"), tel.EventContext)
@@ -186,9 +187,13 @@ func newEngine(cfg *config.Config, log *slog.Logger, store statestore.Store, sv 
 		}))
 	if err == nil {
 		c.engine.Store(e)
+		es.SetHost(e.Owner())
 	}
 	return e, err
 }
+
+// newEvents streams the engine's events at GET /v1/events.
+func newEvents() *api.Events { return api.NewEvents("", 0) }
 
 func newMetrics(store statestore.Store, h *host.Host, sv *supervisor.Supervisor, c *counters, mon *resilience.Monitor,
 	ref *apiRef) *api.Metrics {
@@ -350,13 +355,14 @@ func (r *readiness) set(f func()) { r.mu.Lock(); f(); r.mu.Unlock() }
 
 func newAPI(cfg *config.Config, log *slog.Logger, h *host.Host, sv *supervisor.Supervisor, eng *workflow.Engine,
 	mon *resilience.Monitor, m *api.Metrics, store statestore.Store, pol resilience.Policy, ref *apiRef,
-	tel *telemetry.Telemetry, fm *fleet.Member) (*api.API, *readiness, error) {
+	tel *telemetry.Telemetry, fm *fleet.Member, es *api.Events) (*api.API, *readiness, error) {
 	ready := &readiness{}
 	var a *api.API
 	deps := api.Deps{
 		Host: h, Plugins: pluginsView{sv, h}, Workflows: workflowsView{eng, tel}, Monitor: mon, Metrics: m,
 		Logger:   log.With("module", "api"),
 		Hosts:    fm.Hosts,
+		Events:   es,
 		MapError: mapError(func() *api.API { return a }),
 		Ready: func(ctx context.Context) error {
 			ready.mu.Lock()
@@ -445,6 +451,7 @@ type params struct {
 	Tel    *telemetry.Telemetry
 	Member *fleet.Member
 	Addr   *listenAddr
+	Events *api.Events
 }
 
 // register appends the lifecycle hooks in start order.
@@ -480,6 +487,10 @@ func register(p params) {
 		OnStop: p.Mon.Stop,
 	})
 	p.LC.Append(fx.Hook{OnStart: p.Server.Start, OnStop: p.Server.Stop})
+	// Stopped before the server, after the drain: event streams see the
+	// drain's events, then end, so the server's shutdown does not wait
+	// for them.
+	p.LC.Append(fx.Hook{OnStop: func(context.Context) error { p.Events.Close(); return nil }})
 	p.LC.Append(memberHook(p.Member, p.Addr, p.Server))
 	p.LC.Append(fx.Hook{
 		OnStart: func(ctx context.Context) error {
@@ -524,7 +535,8 @@ func register(p params) {
 }
 
 // pluginDirCheck reports the plugin directory: failed when it cannot be
-// read, degraded while a plugin is refused or quarantined.
+// read, degraded while a plugin is refused or quarantined (not while it
+// is being loaded).
 func pluginDirCheck(sup *supervisor.Supervisor) resilience.CheckResult {
 	dir := sup.Registry().Dir()
 	if _, err := os.ReadDir(dir); err != nil {
@@ -532,7 +544,8 @@ func pluginDirCheck(sup *supervisor.Supervisor) resilience.CheckResult {
 	}
 	var bad []string
 	for _, st := range sup.Statuses() {
-		if st.State != supervisor.StateOK {
+		// A plugin still being loaded (no state yet) is not a fault.
+		if st.State != supervisor.StateOK && st.State != "" {
 			bad = append(bad, st.Name+" "+string(st.State)+": "+st.Reason)
 		}
 	}
