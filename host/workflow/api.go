@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/bulkhead-run/bulkhead/statestore"
@@ -18,6 +19,7 @@ const (
 	NodeRunning   NodeStatus = "running"   // executing in this engine now
 	NodeSucceeded NodeStatus = "succeeded" // journaled (possibly from a fallback)
 	NodeFailed    NodeStatus = "failed"    // exhausted its policy: see DeadLetter
+	NodeSkipped   NodeStatus = "skipped"   // its condition was false, or every need was skipped
 )
 
 // NodeInfo is one node of a run, as Get reports it.
@@ -42,6 +44,9 @@ type NodeInfo struct {
 	// Host ran the node: the journal's for a finished node, the engine's
 	// running it here for a running one.
 	Host string `json:"host,omitempty"`
+	// When is the node's condition; Map the progress of a map node.
+	When string   `json:"when,omitempty"`
+	Map  *MapInfo `json:"map,omitempty"`
 }
 
 // RunInfo is a run with the state of each of its nodes.
@@ -74,6 +79,7 @@ func (e *Engine) Get(ctx context.Context, runID string) (RunInfo, error) {
 	e.mu.Unlock()
 	running := map[string]bool{}
 	progress := r.Progress
+	var liveFailed map[string][]ItemError
 	if rs != nil {
 		info.Active = true
 		rs.mu.Lock()
@@ -81,6 +87,7 @@ func (e *Engine) Get(ctx context.Context, runID string) (RunInfo, error) {
 			running[n] = true
 		}
 		progress = progressCopy(rs.progress)
+		liveFailed = maps.Clone(rs.maps)
 		rs.mu.Unlock()
 	}
 	failed := map[string]string{}
@@ -99,11 +106,20 @@ func (e *Engine) Get(ctx context.Context, runID string) (RunInfo, error) {
 		if p, ok := progress[name]; ok {
 			ni.Progress = &p
 		}
+		if n.When != nil {
+			ni.When = n.When.Source
+		}
+		if n.Map != nil {
+			ni.Map = mapInfo(n, results, liveFailed[name])
+		}
 		if res, ok := results[name]; ok {
 			ni.Status, ni.Attempts, ni.Output, ni.Fallback = NodeSucceeded, res.Attempts, res.Output, res.Fallback
 			ni.StartedAt, ni.FinishedAt, ni.Host = res.StartedAt, res.FinishedAt, res.Host
 			if res.PluginVersion != "" {
 				ni.Version = res.PluginVersion
+			}
+			if res.Skipped {
+				ni.Status = NodeSkipped
 			}
 		} else {
 			if ni.Attempts, err = e.store.LastAttempt(ctx, runID, name); err != nil {
