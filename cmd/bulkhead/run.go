@@ -442,12 +442,16 @@ func (p *progressPrinter) observe(ev workflow.Event) {
 	case workflow.EventNodeSkipped:
 		p.done[ev.Node] = true
 		line = fmt.Sprintf("node %s finished before (attempt %d): not run again", ev.Node, ev.Attempt)
+	case workflow.EventNodeBypassed:
+		line = fmt.Sprintf("node %s skipped: its condition is false or its needs were skipped", ev.Node)
 	case workflow.EventNodeStarted:
 		line = fmt.Sprintf("node %s started (attempt %d)", ev.Node, ev.Attempt)
 	case workflow.EventNodeFinished:
 		p.done[ev.Node] = true
 		delete(p.prog, ev.Node)
-		line = fmt.Sprintf("node %s finished (attempt %d)", ev.Node, ev.Attempt)
+		if ev.Attempt > 0 { // 0: skipped, reported above
+			line = fmt.Sprintf("node %s finished (attempt %d)", ev.Node, ev.Attempt)
+		}
 	case workflow.EventNodeFailed:
 		line = fmt.Sprintf("node %s failed: %s", ev.Node, ev.Err)
 	case workflow.EventCheckpointLoaded:

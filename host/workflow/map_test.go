@@ -131,13 +131,18 @@ func TestEngine_MapFailedItemPolicy(t *testing.T) {
 		{"10 percent of 20", "10%", true},
 		{"5 percent of 20", "5%", false},
 	}
-	for _, tt := range tests {
+	// One engine runs a copy of the workflow per case.
+	f := newFixture(t)
+	f.loadTiny(t)
+	var srcs []string
+	for i, tt := range tests {
+		srcs = append(srcs, strings.Replace(fmt.Sprintf(mapFlow, 3, tt.tolerate), "name: mapflow", "name: mapflow"+strconv.Itoa(i), 1))
+	}
+	e := f.engine(t, srcs...)
+	ctx := context.Background()
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			f.loadTiny(t)
-			e := f.engine(t, fmt.Sprintf(mapFlow, 3, tt.tolerate))
-			ctx := context.Background()
-			r, err := e.Submit(ctx, "mapflow", items(20, 4, 13), "")
+			r, err := e.Submit(ctx, "mapflow"+strconv.Itoa(i), items(20, 4, 13), "")
 			if err != nil {
 				t.Fatal(err)
 			}
