@@ -378,6 +378,7 @@ func (m *mapExec) runItem(ctx context.Context, i int) bool {
 	case errors.Is(err, statestore.ErrConflict):
 		// Journaled already (by an earlier owner of the node that lost
 		// its claim after the write): that entry stands.
+		e.conflicts.Add(1)
 		journaled, rerr := e.store.NodeResults(ctx, rs.id)
 		if rerr != nil {
 			return m.halt(rerr)
