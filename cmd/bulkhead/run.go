@@ -100,6 +100,10 @@ func runRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		w.File = abs
 	}
 	rt.engine.AddWorkflow(w)
+	if err := addChildWorkflows(rt.engine, w, workflow.ParseOptions{KnownPlugin: rt.known}); err != nil {
+		fprintf(stderr, "bulkhead run: %v\n", err)
+		return exitUsage
+	}
 	if *runID != "" && !haveInput {
 		// Resuming by ID needs no input: use the stored one.
 		if r, err := rt.store.GetRun(ctx, *runID); err == nil {

@@ -269,6 +269,9 @@ func printRun(w io.Writer, info workflow.RunInfo) {
 		if n.Map != nil {
 			prog = mapProgress(n.Map)
 		}
+		if n.Child != "" {
+			prog = "child run " + n.Child
+		}
 		status := string(n.Status)
 		if n.Fallback {
 			status += " (fallback)"

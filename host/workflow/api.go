@@ -47,6 +47,10 @@ type NodeInfo struct {
 	// When is the node's condition; Map the progress of a map node.
 	When string   `json:"when,omitempty"`
 	Map  *MapInfo `json:"map,omitempty"`
+	// Child is the ID of the child run a workflow node started (once it
+	// ran).
+	Child    string `json:"child,omitempty"`
+	Workflow string `json:"workflow,omitempty"`
 }
 
 // RunInfo is a run with the state of each of its nodes.
@@ -111,6 +115,12 @@ func (e *Engine) Get(ctx context.Context, runID string) (RunInfo, error) {
 		}
 		if n.Map != nil {
 			ni.Map = mapInfo(n, results, liveFailed[name])
+		}
+		if n.Workflow != "" {
+			ni.Workflow, ni.Child = n.Workflow, ChildRunID(runID, name)
+			if _, err := e.store.GetRun(ctx, ni.Child); err != nil {
+				ni.Child = ""
+			}
 		}
 		if res, ok := results[name]; ok {
 			ni.Status, ni.Attempts, ni.Output, ni.Fallback = NodeSucceeded, res.Attempts, res.Output, res.Fallback
@@ -181,6 +191,7 @@ func (e *Engine) Cancel(ctx context.Context, runID string) (statestore.Run, erro
 	}
 	e.notify(runID, false)
 	e.emit(Event{Kind: EventRunFinished, RunID: runID, Workflow: wf, Status: statestore.StatusCancelled, Err: "cancelled"})
+	e.cancelRelated(ctx, r)
 	if already {
 		return r, fmt.Errorf("run %s is %s: %w", runID, r.Status, ErrFinished)
 	}
@@ -219,6 +230,9 @@ func (e *Engine) resume(ctx context.Context, runID string, upgrade bool, attrs m
 		versions = map[string]string{}
 		for _, name := range w.Order {
 			n := w.Nodes[name]
+			if n.Workflow != "" {
+				continue
+			}
 			v, err := e.loadedVersion(n.Plugin, n.Version)
 			if err != nil {
 				return r, fmt.Errorf("node %s: %w", name, err)
@@ -259,6 +273,7 @@ func (e *Engine) resume(ctx context.Context, runID string, upgrade bool, attrs m
 		return r, err
 	}
 	e.poke()
+	e.resumeRelated(ctx, r, upgrade)
 	return r, nil
 }
 

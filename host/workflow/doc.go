@@ -44,6 +44,12 @@
 // running; its dependents see it as absent. A condition that fails at run
 // time fails its node.
 //
+// Sub-workflows: a node with workflow: NAME (instead of plugin) runs NAME
+// as a child run whose ID is ChildRunID(parent, node); the child's output
+// is the node's, a failed or cancelled child fails the node. While the
+// child runs the node gives its claim back and is claimed again later
+// (no worker waits). Cancel and Resume reach a run's parent and children.
+//
 // # API
 //
 //	New(store, invoker, opts...) (*Engine, error)     no I/O, no goroutine

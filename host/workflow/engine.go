@@ -513,6 +513,9 @@ func (e *Engine) Submit(ctx context.Context, workflow string, input []byte, runI
 	var missing []error
 	for _, name := range w.Order {
 		n := w.Nodes[name]
+		if n.Workflow != "" {
+			continue // a child run pins its own
+		}
 		v, err := e.loadedVersion(n.Plugin, n.Version)
 		if err != nil {
 			missing = append(missing, fmt.Errorf("node %s (line %d): %w", name, n.Line, err))
@@ -1057,6 +1060,9 @@ func (e *Engine) execNode(rs *runState, t statestore.Task) (statestore.Task, boo
 	}
 	if next, ok, handled := e.beforeNode(ctx, rs, f, n, results); handled {
 		return next, ok
+	}
+	if n.Workflow != "" {
+		return e.execChild(ctx, rs, t, n, results)
 	}
 	input, err := inputFor(rs, n, results)
 	if err != nil {

@@ -78,6 +78,8 @@ func (p *parser) nodeKey(n *Node, k, v *yaml.Node) bool {
 			return true
 		}
 		m.Tolerate, m.Percent = c, pct
+	case "workflow":
+		p.childKey(n, v)
 	case "when":
 		if v.Kind != yaml.ScalarNode || strings.TrimSpace(v.Value) == "" {
 			p.errf(v.Line, "node %q: when: want an expression", n.Name)
@@ -111,6 +113,7 @@ func (p *parser) mapOf(n *Node, k *yaml.Node) *Map {
 func (p *parser) resolveNodeKeys(w *Workflow) {
 	for _, name := range sortedKeys(w.Nodes) {
 		n := w.Nodes[name]
+		p.checkChild(n)
 		m := n.Map
 		if m == nil {
 			continue

@@ -61,6 +61,9 @@ type Node struct {
 	// set, is the condition the node runs under.
 	Map  *Map
 	When *Condition
+	// Workflow, when set (instead of Plugin), names the workflow the node
+	// runs as a child run (ChildRunID); its output is the node's.
+	Workflow string
 	// Line is the node's line in the file.
 	Line int
 	// dependents are the nodes that need this one, sorted.
@@ -374,11 +377,11 @@ func (p *parser) node(k, v *yaml.Node) *Node {
 			n.Fallback = p.fallback(n.Name, fv)
 		default:
 			if !p.nodeKey(n, fk, fv) {
-				p.errf(fk.Line, "node %q: unknown key %q (want plugin, function, config, policy, needs, fallback, for_each, max_concurrency, tolerate, when)", n.Name, fk.Value)
+				p.errf(fk.Line, "node %q: unknown key %q (want plugin, workflow, function, config, policy, needs, fallback, for_each, max_concurrency, tolerate, when)", n.Name, fk.Value)
 			}
 		}
 	}
-	if n.Plugin == "" {
+	if n.Plugin == "" && n.Workflow == "" {
 		p.errf(k.Line, "node %q: plugin is missing", n.Name)
 	}
 	if n.Function == "" {
@@ -550,5 +553,6 @@ func LoadDir(dir string, opts ParseOptions) (map[string]*Workflow, error) {
 		}
 		out[w.Name] = w
 	}
+	errs = append(errs, unknownChildren(out)...)
 	return out, errors.Join(errs...)
 }
