@@ -29,7 +29,7 @@ const MaxWorkflowDepth = 16
 // ChildRunID is the ID of the child run a `workflow:` node of run parent
 // starts: derived from both, so a resumed parent finds the child it
 // started.
-func ChildRunID(parent, node string) string { return parent + "~" + node }
+func ChildRunID(parent, node string) string { return parent + ":" + node }
 
 // childKey reads `workflow: NAME`.
 func (p *parser) childKey(n *Node, v *yaml.Node) {
