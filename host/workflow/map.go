@@ -232,11 +232,17 @@ func (e *Engine) execMap(ctx, nctx context.Context, rs *runState, f statestore.F
 			}
 		}()
 	}
+	// Each item is durable on its own: when the engine stops, no new item
+	// starts, and the items not started run on the next claim.
+	fed := 0
 feed:
 	for _, i := range todo {
 		select {
 		case next <- i:
+			fed++
 		case <-ictx.Done():
+			break feed
+		case <-e.stopping:
 			break feed
 		}
 	}
@@ -246,6 +252,9 @@ feed:
 	switch {
 	case nctx.Err() != nil:
 		e.stopped_(rs, f, nctx)
+		return statestore.Task{}, false
+	case fed < len(todo) && m.stop == nil && !m.tooMany:
+		e.releaseAfter(f, 0) // stopping
 		return statestore.Task{}, false
 	case errors.Is(m.stop, statestore.ErrFenced):
 		e.lostClaim(rs, f, m.stop)

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/host/hosttest"
@@ -341,4 +342,60 @@ func attempts(rec string) int {
 		return 0
 	}
 	return strings.Count(rec, ",") + 1
+}
+
+// TestEngine_MapStopStartsNoNewItem: Stop does not wait for a map's
+// remaining items: the items running finish, no other starts, and the
+// next engine runs only the items not journaled.
+func TestEngine_MapStopStartsNoNewItem(t *testing.T) {
+	f := newFixture(t)
+	f.loadTiny(t)
+	src := strings.Replace(fmt.Sprintf(mapFlow, 2, "0"), "    function: work\n", "    function: work\n    config: {sleep_ms: 10}\n", 1)
+	progressed := make(chan struct{}, 1)
+	e, err := workflow.New(f.store, f.h, workflow.WithObserver(func(ev workflow.Event) {
+		if ev.Kind == workflow.EventProgress && ev.Progress.Done >= 10 {
+			select {
+			case progressed <- struct{}{}:
+			default:
+			}
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := workflow.Parse("m.yaml", []byte(src), workflow.ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.AddWorkflow(w)
+	ctx := context.Background()
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Submit(ctx, "mapflow", items(100), "m"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-progressed:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no progress")
+	}
+	start := time.Now()
+	stop(t, e)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Stop took %s", d)
+	}
+	res, _ := f.store.NodeResults(ctx, "m")
+	if _, done := res["each"]; done || len(res) > 90 {
+		t.Fatalf("%d journal entries after Stop", len(res))
+	}
+	e2 := f.engine(t, src)
+	if r := wait(t, e2, "m"); r.Status != statestore.StatusSucceeded {
+		t.Fatalf("status %s: %s", r.Status, r.Error)
+	}
+	for i := range 100 {
+		if got := f.execs(t, "m", workflow.ItemName("each", i)); len(got) != 1 {
+			t.Fatalf("item %d ran %v", i, got)
+		}
+	}
 }
