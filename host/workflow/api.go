@@ -154,7 +154,8 @@ func (e *Engine) List(ctx context.Context, f statestore.RunFilter) ([]statestore
 }
 
 // Cancel marks an unfinished run cancelled and stops its running nodes
-// (their context is cancelled; their results are not journaled). Errors:
+// (their context is cancelled; their results are not journaled), and
+// cancels its unfinished parent and child runs (workflow nodes). Errors:
 // ErrNotFound, ErrFinished (the run had already finished; it is returned).
 func (e *Engine) Cancel(ctx context.Context, runID string) (statestore.Run, error) {
 	already := false
@@ -204,7 +205,8 @@ func (e *Engine) Cancel(ctx context.Context, runID string) (statestore.Run, erro
 // letter stays) or a cancelled one. Finished nodes are not run again.
 // With upgrade, every node not finished yet runs on the plugin version
 // loaded now instead of the one the run started with. A run that is
-// already executing is returned as it is. Errors: ErrNotFound,
+// already executing is returned as it is. Its failed or cancelled parent
+// and child runs (workflow nodes) are resumed too. Errors: ErrNotFound,
 // ErrFinished (the run succeeded), ErrUnknownPlugin, ErrNotStarted.
 func (e *Engine) Resume(ctx context.Context, runID string, upgrade bool) (statestore.Run, error) {
 	return e.resume(ctx, runID, upgrade, nil)
