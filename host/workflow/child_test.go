@@ -35,9 +35,8 @@ func childOf(fn, config string) string {
 	return strings.Replace(strings.Replace(childFlow, "%s", fn, 1), "%s", config, 1)
 }
 
-func TestEngine_ChildRunOutputIsTheNodes(t *testing.T) {
-	f := newFixture(t)
-	f.loadTiny(t)
+func testChildRunOutputIsTheNodes(t *testing.T, shared *fixture) {
+	f := shared.fresh()
 	e := f.engine(t, parentFlow, childOf("work", "{sleep_ms: 1}"))
 	ctx := context.Background()
 	r, err := e.Submit(ctx, "parent", []byte(`{"n": 1}`), "p1")
@@ -72,11 +71,10 @@ func TestEngine_ChildRunOutputIsTheNodes(t *testing.T) {
 	}
 }
 
-func TestEngine_ChildCancelPropagates(t *testing.T) {
+func testChildCancelPropagates(t *testing.T, shared *fixture) {
 	for _, from := range []string{"parent", "child"} {
 		t.Run("from "+from, func(t *testing.T) {
-			f := newFixture(t)
-			f.loadTiny(t)
+			f := shared.fresh()
 			e := f.engine(t, parentFlow, childOf("long", "{steps: 1000, step_ms: 20}"))
 			ctx := context.Background()
 			if _, err := e.Submit(ctx, "parent", nil, "p"); err != nil {
@@ -106,12 +104,11 @@ func TestEngine_ChildCancelPropagates(t *testing.T) {
 	}
 }
 
-// TestEngine_ChildFailureAndResume: a failed child fails its parent's
+// testChildFailureAndResume: a failed child fails its parent's
 // node; resuming the parent resumes the child, whose flaky node passes
 // on its next attempt, and the parent finishes with its output.
-func TestEngine_ChildFailureAndResume(t *testing.T) {
-	f := newFixture(t)
-	f.loadTiny(t)
+func testChildFailureAndResume(t *testing.T, shared *fixture) {
+	f := shared.fresh()
 	e := f.engine(t, parentFlow, childOf("flaky", "{fail_until: 1}"))
 	ctx := context.Background()
 	if _, err := e.Submit(ctx, "parent", nil, "p"); err != nil {
@@ -152,4 +149,14 @@ func TestLoadDir_UnknownChildWorkflow(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "set plugin or workflow, not both") {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+// TestEngine_ChildRuns and its subtests share one host (the guests take seconds to load under
+// the race detector); each has its own store and engine.
+func TestEngine_ChildRuns(t *testing.T) {
+	shared := newFixture(t)
+	shared.loadTiny(t)
+	t.Run("ChildRunOutputIsTheNodes", func(t *testing.T) { testChildRunOutputIsTheNodes(t, shared) })
+	t.Run("ChildCancelPropagates", func(t *testing.T) { testChildCancelPropagates(t, shared) })
+	t.Run("ChildFailureAndResume", func(t *testing.T) { testChildFailureAndResume(t, shared) })
 }

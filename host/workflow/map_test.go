@@ -19,6 +19,7 @@ import (
 	"github.com/bulkhead-run/bulkhead/host/workflow"
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
+	"github.com/bulkhead-run/bulkhead/statestore/memstore"
 )
 
 // loadTiny loads the tiny guest (echo, noop) as "tiny".
@@ -31,6 +32,11 @@ func (f *fixture) loadTiny(t testing.TB) {
 	if _, err := f.h.Load(context.Background(), "tiny", tiny, abi.Manifest{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// fresh returns a fixture on f's host with a store of its own.
+func (f *fixture) fresh() *fixture {
+	return &fixture{h: f.h, store: memstore.New(), wasm: f.wasm}
 }
 
 // mapFlow echoes the run's input (a JSON array) and maps nodes.work over
@@ -86,9 +92,8 @@ func checkMapOutput(t *testing.T, out []byte, n int, failed ...int) {
 	}
 }
 
-func TestEngine_MapRunsEachItemOnceInOrder(t *testing.T) {
-	f := newFixture(t)
-	f.loadTiny(t)
+func testMapRunsEachItemOnceInOrder(t *testing.T, shared *fixture) {
+	f := shared.fresh()
 	e := f.engine(t, fmt.Sprintf(mapFlow, 4, "0"))
 	ctx := context.Background()
 	r, err := e.Submit(ctx, "mapflow", items(40), "")
@@ -122,7 +127,7 @@ func TestEngine_MapRunsEachItemOnceInOrder(t *testing.T) {
 	}
 }
 
-func TestEngine_MapFailedItemPolicy(t *testing.T) {
+func testMapFailedItemPolicy(t *testing.T, shared *fixture) {
 	tests := []struct {
 		name, tolerate string
 		wantOK         bool
@@ -133,8 +138,7 @@ func TestEngine_MapFailedItemPolicy(t *testing.T) {
 		{"5 percent of 20", "5%", false},
 	}
 	// One engine runs a copy of the workflow per case.
-	f := newFixture(t)
-	f.loadTiny(t)
+	f := shared.fresh()
 	var srcs []string
 	for i, tt := range tests {
 		srcs = append(srcs, strings.Replace(fmt.Sprintf(mapFlow, 3, tt.tolerate), "name: mapflow", "name: mapflow"+strconv.Itoa(i), 1))
@@ -344,12 +348,11 @@ func attempts(rec string) int {
 	return strings.Count(rec, ",") + 1
 }
 
-// TestEngine_MapStopStartsNoNewItem: Stop does not wait for a map's
+// testMapStopStartsNoNewItem: Stop does not wait for a map's
 // remaining items: the items running finish, no other starts, and the
 // next engine runs only the items not journaled.
-func TestEngine_MapStopStartsNoNewItem(t *testing.T) {
-	f := newFixture(t)
-	f.loadTiny(t)
+func testMapStopStartsNoNewItem(t *testing.T, shared *fixture) {
+	f := shared.fresh()
 	src := strings.Replace(fmt.Sprintf(mapFlow, 2, "0"), "    function: work\n", "    function: work\n    config: {sleep_ms: 10}\n", 1)
 	progressed := make(chan struct{}, 1)
 	e, err := workflow.New(f.store, f.h, workflow.WithObserver(func(ev workflow.Event) {
@@ -398,4 +401,14 @@ func TestEngine_MapStopStartsNoNewItem(t *testing.T) {
 			t.Fatalf("item %d ran %v", i, got)
 		}
 	}
+}
+
+// TestEngine_Maps and its subtests share one host (the guests take seconds to load under
+// the race detector); each has its own store and engine.
+func TestEngine_Maps(t *testing.T) {
+	shared := newFixture(t)
+	shared.loadTiny(t)
+	t.Run("MapRunsEachItemOnceInOrder", func(t *testing.T) { testMapRunsEachItemOnceInOrder(t, shared) })
+	t.Run("MapFailedItemPolicy", func(t *testing.T) { testMapFailedItemPolicy(t, shared) })
+	t.Run("MapStopStartsNoNewItem", func(t *testing.T) { testMapStopStartsNoNewItem(t, shared) })
 }

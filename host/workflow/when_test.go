@@ -91,9 +91,8 @@ nodes:
 output: join
 `
 
-func TestEngine_SkippedBranchAndDependents(t *testing.T) {
-	f := newFixture(t)
-	f.loadTiny(t)
+func testSkippedBranchAndDependents(t *testing.T, shared *fixture) {
+	f := shared.fresh()
 	e := f.engine(t, branches)
 	ctx := context.Background()
 	r, err := e.Submit(ctx, "branches", []byte(`{"size": 5}`), "small")
@@ -153,12 +152,11 @@ func TestEngine_SkippedBranchAndDependents(t *testing.T) {
 	}
 }
 
-// TestEngine_ConditionErrorFailsTheNode: an expression that fails at run
+// testConditionErrorFailsTheNode: an expression that fails at run
 // time (a field of a string) fails its node with a dead letter naming
 // the expression.
-func TestEngine_ConditionErrorFailsTheNode(t *testing.T) {
-	f := newFixture(t)
-	f.loadTiny(t)
+func testConditionErrorFailsTheNode(t *testing.T, shared *fixture) {
+	f := shared.fresh()
 	e := f.engine(t, `
 name: bad
 nodes:
@@ -176,4 +174,13 @@ nodes:
 	if got := f.execs(t, r.ID, "next"); len(got) != 0 {
 		t.Fatalf("next ran: %v", got)
 	}
+}
+
+// TestEngine_Conditions and its subtests share one host (the guests take seconds to load under
+// the race detector); each has its own store and engine.
+func TestEngine_Conditions(t *testing.T) {
+	shared := newFixture(t)
+	shared.loadTiny(t)
+	t.Run("SkippedBranchAndDependents", func(t *testing.T) { testSkippedBranchAndDependents(t, shared) })
+	t.Run("ConditionErrorFailsTheNode", func(t *testing.T) { testConditionErrorFailsTheNode(t, shared) })
 }
