@@ -660,6 +660,7 @@ type runState struct {
 	wf       *Workflow
 	input    []byte
 	versions map[string]string
+	created  time.Time
 	ctx      context.Context
 	cancel   context.CancelFunc
 	refs     int // claims of the run this engine holds; under Engine.mu
@@ -672,7 +673,7 @@ type runState struct {
 }
 
 func (e *Engine) newRunState(r statestore.Run, w *Workflow) *runState {
-	rs := &runState{id: r.ID, wf: w, input: r.Input, versions: r.Versions,
+	rs := &runState{id: r.ID, wf: w, input: r.Input, versions: r.Versions, created: r.CreatedAt,
 		running: map[string]int{}, progress: map[string]statestore.Progress{}}
 	for k, v := range r.Progress {
 		rs.progress[k] = v
@@ -1219,6 +1220,7 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 		if ctx.Err() == nil {
 			e.pause(rs, f, "journal node", err)
 		}
+		e.log.Error("DEBUG complete err", "run_id", rs.id, "err", err, "ctx", context.Cause(ctx))
 		return statestore.Task{}, false
 	}
 	e.emit(Event{Kind: EventNodeFinished, RunID: rs.id, Workflow: w.Name, Node: name, Attempt: result.Attempts})
@@ -1242,6 +1244,8 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 	}
 	if len(results) == len(w.Nodes) {
 		e.finishSuccess(rs, results)
+	} else {
+		e.log.Error("DEBUG not last", "run_id", rs.id, "n", len(results))
 	}
 	return statestore.Task{}, false
 }

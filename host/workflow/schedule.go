@@ -226,9 +226,17 @@ func (e *Engine) fireSchedule(ctx context.Context, w *Workflow, started time.Tim
 			return e.saveSchedule(ctx, w.Name, st)
 		}
 	}
+	// Overlap: skip compares with the run started before this pass (the
+	// missed due times a catch-up starts do not skip each other); queue
+	// starts one run at a time.
+	before := st.Run
 	for _, t := range due {
-		if st.Run != "" {
-			prev, err := e.store.GetRun(ctx, st.Run)
+		prevID := st.Run
+		if s.Overlap == OverlapSkip {
+			prevID = before
+		}
+		if prevID != "" {
+			prev, err := e.store.GetRun(ctx, prevID)
 			if err != nil && !errors.Is(err, statestore.ErrNotFound) {
 				return err
 			}
@@ -237,7 +245,7 @@ func (e *Engine) fireSchedule(ctx context.Context, w *Workflow, started time.Tim
 					break // this due time waits for the previous run
 				}
 				e.log.Info("schedule: due time skipped, its previous run is unfinished", "workflow", w.Name,
-					"due", t, "run_id", st.Run)
+					"due", t, "run_id", prevID)
 				st.Last = t
 				if err := e.saveSchedule(ctx, w.Name, st); err != nil {
 					return err

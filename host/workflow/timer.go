@@ -215,10 +215,14 @@ func dueAt(r statestore.Run, n *Node, results map[string]statestore.NodeResult) 
 // so the sleeping node holds no worker and no memory here.
 func (e *Engine) execBuiltin(ctx context.Context, rs *runState, t statestore.Task, n *Node, input []byte, results map[string]statestore.NodeResult) (statestore.Task, bool) {
 	f := t.Fence()
-	r, err := e.store.GetRun(ctx, rs.id)
-	if err != nil {
-		e.pause(rs, f, "read run", err)
-		return statestore.Task{}, false
+	r := statestore.Run{ID: rs.id, CreatedAt: rs.created}
+	if n.Wait != nil {
+		// Events arrive while the run is loaded here: read them afresh.
+		var err error
+		if r, err = e.store.GetRun(ctx, rs.id); err != nil {
+			e.pause(rs, f, "read run", err)
+			return statestore.Task{}, false
+		}
 	}
 	now := e.now()
 	due := dueAt(r, n, results)
