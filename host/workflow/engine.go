@@ -1200,7 +1200,13 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 	e.mu.Lock()
 	keep := len(e.pending) == 0 && e.state == stateStarted
 	e.mu.Unlock()
-	kept, ok, err := e.store.CompleteTask(ctx, statestore.Completion{Fence: f, Result: result, Next: next,
+	// The completion is not abandoned when the node's context ends (a
+	// heartbeat that finds the task gone after the commit, a Stop): the
+	// store may commit it anyway, and the run must then be finished here.
+	// A claim that was really lost is refused by the fence.
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer ccancel()
+	kept, ok, err := e.store.CompleteTask(cctx, statestore.Completion{Fence: f, Result: result, Next: next,
 		Keep: keep, Lease: e.o.lease})
 	switch {
 	case errors.Is(err, statestore.ErrFenced):
@@ -1220,7 +1226,6 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 		if ctx.Err() == nil {
 			e.pause(rs, f, "journal node", err)
 		}
-		e.log.Error("DEBUG complete err", "run_id", rs.id, "err", err, "ctx", context.Cause(ctx))
 		return statestore.Task{}, false
 	}
 	e.emit(Event{Kind: EventNodeFinished, RunID: rs.id, Workflow: w.Name, Node: name, Attempt: result.Attempts})
@@ -1244,8 +1249,6 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 	}
 	if len(results) == len(w.Nodes) {
 		e.finishSuccess(rs, results)
-	} else {
-		e.log.Error("DEBUG not last", "run_id", rs.id, "n", len(results))
 	}
 	return statestore.Task{}, false
 }

@@ -34,8 +34,12 @@ func liveHeap() uint64 {
 // (10,000; 100,000 with BULKHEAD_SOAK=1; BULKHEAD_SLEEPERS sets it),
 // measures the heap each sleeping run costs, closes the engine and the
 // store, reopens both, and checks that every run wakes within a second of
-// its due time and succeeds once.
+// its due time and succeeds once. make test runs it without the race
+// detector, make soak with 100,000 runs.
 func TestTimer_SleepersRestart(t *testing.T) {
+	if raceEnabled {
+		t.Skip("measures heap and wake-up times: make test runs it without the race detector")
+	}
 	// The runs are submitted at rate runs/s, so their due times spread at
 	// that rate: the wake-ups of a second must fit in a second.
 	n, rate := 10_000, 1000
