@@ -46,24 +46,25 @@ var errDuplicate = errors.New("workflow: event delivered already")
 // generates one): a second delivery with the same ID changes nothing and
 // reports Delivered false. The event is kept with the run, so a node that
 // waits for it later (wait_for: name) gets it at once; a node waiting now
-// is woken. A run holds one event per name: another ID for a name already
-// delivered is refused. Errors: ErrNotFound, ErrFinished (the run ended),
-// ErrConflict (the name has another event), ErrInvalid (a bad name or
+// is woken. A failed or cancelled run takes events too, for its resume. A
+// run holds one event per name: another ID for a name already delivered is
+// refused. Errors: ErrNotFound, ErrFinished (the run succeeded),
+// ErrConflict (the name has another event), statestore.ErrInvalid (a bad name or
 // payload).
 func (e *Engine) Signal(ctx context.Context, runID, name, eventID string, data []byte) (SignalResult, error) {
 	res := SignalResult{RunID: runID, Event: name, ID: eventID}
 	if !nameRE.MatchString(name) {
-		return res, fmt.Errorf("%w: event name %q: use letters, digits, '.', '_' and '-' (at most 128)", ErrInvalid, name)
+		return res, fmt.Errorf("%w: event name %q: use letters, digits, '.', '_' and '-' (at most 128)", statestore.ErrInvalid, name)
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		data = []byte("null")
 	}
 	if !json.Valid(data) {
-		return res, fmt.Errorf("%w: the payload of event %q is not JSON", ErrInvalid, name)
+		return res, fmt.Errorf("%w: the payload of event %q is not JSON", statestore.ErrInvalid, name)
 	}
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, data); err != nil {
-		return res, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return res, fmt.Errorf("%w: %v", statestore.ErrInvalid, err)
 	}
 	if eventID == "" {
 		var b [8]byte
@@ -72,7 +73,7 @@ func (e *Engine) Signal(ctx context.Context, runID, name, eventID string, data [
 		res.ID = eventID
 	}
 	if strings.IndexByte(eventID, 0) >= 0 || len(eventID) > 256 {
-		return res, fmt.Errorf("%w: event ID: at most 256 bytes, no NUL", ErrInvalid)
+		return res, fmt.Errorf("%w: event ID: at most 256 bytes, no NUL", statestore.ErrInvalid)
 	}
 	ev := ReceivedEvent{Name: name, ID: eventID, Data: compact.Bytes(), At: e.now().UTC()}
 	val, err := json.Marshal(ev)
@@ -92,8 +93,8 @@ func (e *Engine) Signal(ctx context.Context, runID, name, eventID string, data [
 				return fmt.Errorf("%w: run %s has event %q already (ID %s)", ErrConflict, runID, name, old.ID)
 			}
 		}
-		if r.Status.Finished() {
-			return fmt.Errorf("%w: run %s is %s", ErrFinished, runID, r.Status)
+		if r.Status == statestore.StatusSucceeded {
+			return fmt.Errorf("%w: run %s succeeded", ErrFinished, runID)
 		}
 		if r.Attrs == nil {
 			r.Attrs = map[string]string{}

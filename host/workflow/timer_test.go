@@ -245,8 +245,8 @@ func TestSignal_InvalidArguments(t *testing.T) {
 		data             string
 		want             error
 	}{
-		{"bad name", "i-1", "no spaces", `1`, workflow.ErrInvalid},
-		{"not JSON", "i-1", "approval", `{nope`, workflow.ErrInvalid},
+		{"bad name", "i-1", "no spaces", `1`, statestore.ErrInvalid},
+		{"not JSON", "i-1", "approval", `{nope`, statestore.ErrInvalid},
 		{"no run", "nope", "approval", `1`, workflow.ErrNotFound},
 	}
 	for _, tt := range tests {
