@@ -1201,10 +1201,12 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 	keep := len(e.pending) == 0 && e.state == stateStarted
 	e.mu.Unlock()
 	// The completion is not abandoned when the node's context ends (a
-	// heartbeat that finds the task gone after the commit, a Stop): the
-	// store may commit it anyway, and the run must then be finished here.
-	// A claim that was really lost is refused by the fence.
-	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	// heartbeat that finds the task gone after the commit): the store may
+	// commit it anyway, and the run must then be finished here. A claim
+	// that was really lost is refused by the fence. Only the engine's end
+	// abandons it (the next start finishes a run whose nodes are all
+	// journaled).
+	cctx, ccancel := context.WithTimeout(e.base, 30*time.Second)
 	defer ccancel()
 	kept, ok, err := e.store.CompleteTask(cctx, statestore.Completion{Fence: f, Result: result, Next: next,
 		Keep: keep, Lease: e.o.lease})
