@@ -115,6 +115,12 @@ type Queue interface {
 	// ReleaseTask gives a claimed task back: it is claimable again after
 	// delay. Errors: ErrFenced when the claim was lost.
 	ReleaseTask(ctx context.Context, f Fence, delay time.Duration) error
+	// WakeTask makes the queued task of a run's node claimable now when it
+	// was released with a delay that has not passed (a node waiting for an
+	// event that arrived). A task that is claimed, already claimable or
+	// missing is left as it is; that is not an error. Errors: ErrInvalid,
+	// ErrClosed.
+	WakeTask(ctx context.Context, runID, node string) error
 	// CompleteTask journals c.Result as CompleteNode does, removes the
 	// task and queues the dependents it makes ready, in one durable
 	// (fsynced) write — only while c.Fence holds. With c.Keep, the first

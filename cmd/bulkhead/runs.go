@@ -18,7 +18,7 @@ import (
 	"github.com/bulkhead-run/bulkhead/statestore"
 )
 
-const runsSynopsis = "runs ls [--status S] [--limit N] [--after CURSOR] [-o json] | show ID [--follow] [-o json] | wait ID | cancel ID | resume ID [--upgrade] [--plugins DIR] [--data DIR | --store URL | --server URL]"
+const runsSynopsis = "runs ls [--status S] [--limit N] [--after CURSOR] [-o json] | show ID [--follow] [-o json] | wait ID | cancel ID | resume ID [--upgrade] [--plugins DIR] | signal ID EVENT [--payload JSON] [--id EVENT_ID] [--data DIR | --store URL | --server URL]"
 
 func runRuns(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	sub, args, code, ok := splitSubcommand(args, runsSynopsis, stdout, stderr)
@@ -35,11 +35,16 @@ func runRuns(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		upgrade = fs.Bool("upgrade", false, "resume on the plugin versions loaded now")
 		follow  = fs.BoolP("follow", "f", false, "show: follow the run on the service, a line per change on stderr, until it finishes")
 		server  = serverFlag(fs)
+		payload = fs.String("payload", "", "signal: the event's payload, a JSON value (default null)")
+		eventID = fs.String("id", "", "signal: the event's `ID`; sending an ID again delivers nothing (default: a new one)")
 	)
 	env.register(fs)
 	want := 1
-	if sub == "ls" {
+	switch sub {
+	case "ls":
 		want = 0
+	case "signal":
+		want = 2
 	}
 	pos, code, ok := parseSubcommand(fs, args, "runs "+sub, want, stderr)
 	if !ok {
@@ -157,6 +162,9 @@ func runRuns(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return resumeRun(ctx, "runs resume", &env, pos[0], "", *upgrade, stdout, stderr)
 	}
+	if sub == "signal" {
+		return signalRun(ctx, rm, &env, pos[0], pos[1], *eventID, []byte(*payload), *asJSON, stdout, stderr)
+	}
 	fprintf(stderr, "bulkhead runs: unknown subcommand %q\nUsage: bulkhead %s\n", sub, runsSynopsis)
 	return exitUsage
 }
@@ -272,7 +280,7 @@ func printRun(w io.Writer, info workflow.RunInfo) {
 		if n.Child != "" {
 			prog = "child run " + n.Child
 		}
-		status := string(n.Status)
+		status := nodeStatus(n)
 		if n.Fallback {
 			status += " (fallback)"
 		}
@@ -283,6 +291,7 @@ func printRun(w io.Writer, info workflow.RunInfo) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", n.Name, status, n.Attempts, digest.Short(n.Version), host, prog, oneLine(string(n.Output), 50))
 	}
 	tw.Flush()
+	printEvents(w, info)
 	if info.Status == statestore.StatusSucceeded {
 		fprintf(w, "\noutput: %s\n", oneLine(string(info.Output), 200))
 	}

@@ -205,6 +205,7 @@ func (a *API) register() {
 	a.handle("GET", "/v1/runs/{id}", false, a.getRun)
 	a.handle("POST", "/v1/runs/{id}/cancel", false, a.cancelRun)
 	a.handle("POST", "/v1/runs/{id}/resume", false, a.resumeRun)
+	a.handle("POST", "/v1/runs/{id}/events/{name}", false, a.signalRun)
 	a.handle("GET", "/v1/runs/{id}/checkpoints", false, a.runCheckpoints)
 	a.handle("GET", "/v1/events", false, a.events)
 	a.handle("GET", "/v1/breakers", false, a.breakers)

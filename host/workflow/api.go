@@ -51,6 +51,10 @@ type NodeInfo struct {
 	// ran).
 	Child    string `json:"child,omitempty"`
 	Workflow string `json:"workflow,omitempty"`
+	// DueAt is when a timer node ends, or when an event node times out.
+	DueAt time.Time `json:"due_at,omitzero"`
+	// Awaits names the event an event node waits for.
+	Awaits string `json:"awaits,omitempty"`
 }
 
 // RunInfo is a run with the state of each of its nodes.
@@ -141,6 +145,7 @@ func (e *Engine) Get(ctx context.Context, runID string) (RunInfo, error) {
 			case failed[name] != "":
 				ni.Status, ni.DeadLetter = NodeFailed, failed[name]
 			}
+			builtinInfo(&ni, r, n, results)
 		}
 		info.Nodes = append(info.Nodes, ni)
 	}

@@ -19,6 +19,23 @@
 //	  join:   {plugin: joiner, needs: [price, stock]}
 //	output: join                  # default: the only node nothing needs
 //
+// Timer and event nodes run no plugin (see Timer and Wait):
+//
+//	wait-a-day: {sleep: 24h, needs: [welcome]}          # output: its input
+//	launch:     {until: "2027-03-01T09:00:00Z"}
+//	approval:   {wait_for: approval, timeout: 48h, default: '{"approved": false}'}
+//
+// A waiting node is a task released to the queue with a delay: it holds no
+// worker and no memory in the engine, and its due time is computed from
+// the journal (when its needs finished, or the run was created), so
+// restarts neither restart nor shorten it. Signal delivers an event
+// (stored in the run's attrs under AttrEventPrefix, once per event ID,
+// kept when it comes before the wait) and wakes the waiting nodes with
+// Queue.WakeTask. A top-level schedule: {cron, overlap, catch_up} makes an
+// engine that resumes runs start one run per due time (ID ScheduledRunID,
+// created once by the store however many engines share it); the last due
+// time handled is kept in the store's plugin state.
+//
 // A node without needs gets the run's input; with one need, that node's
 // output bytes; with several, a JSON object keyed by node name whose
 // values are the outputs (embedded as JSON when they are valid JSON, else
@@ -60,6 +77,7 @@
 //	Get(ctx, runID) (RunInfo, error)                   per-node status, attempts, versions, progress, outputs
 //	List(ctx, statestore.RunFilter) ([]statestore.Run, next string, error)
 //	Cancel(ctx, runID) / Resume(ctx, runID, upgrade)
+//	Signal(ctx, runID, event, eventID, payload) / Schedules(ctx)
 //	Checkpoints(ctx, runID, node)
 //	DeadLetters(ctx, filter) / DeadLetter(ctx, id) / DeleteDeadLetter / PurgeDeadLetters / Replay(ctx, id, upgrade)
 //	Active() / Conflicts() / Stats() / Owner()

@@ -60,6 +60,8 @@ type options struct {
 	owner         string
 	lease         time.Duration
 	poll          time.Duration
+	clock         func() time.Time
+	noSchedules   bool
 }
 
 type optionFunc func(*options)
@@ -366,6 +368,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	go e.flusher()
 	go e.claimer()
 	go e.heartbeat()
+	if e.o.resume && !e.o.noSchedules {
+		e.wg.Add(1)
+		go e.scheduler(e.now())
+	}
 	e.mu.Unlock()
 	if !e.o.resume {
 		return nil
@@ -592,6 +598,9 @@ func (e *Engine) poke() {
 }
 
 func (e *Engine) loadedVersion(plugin, pin string) (string, error) {
+	if plugin == "" {
+		return "", nil // a timer or event node
+	}
 	info, ok := e.inv.Plugin(plugin)
 	if !ok {
 		return "", fmt.Errorf("%w: %s", ErrUnknownPlugin, plugin)
@@ -654,6 +663,7 @@ type runState struct {
 	wf       *Workflow
 	input    []byte
 	versions map[string]string
+	created  time.Time
 	ctx      context.Context
 	cancel   context.CancelFunc
 	refs     int // claims of the run this engine holds; under Engine.mu
@@ -667,7 +677,7 @@ type runState struct {
 }
 
 func (e *Engine) newRunState(r statestore.Run, w *Workflow) *runState {
-	rs := &runState{id: r.ID, wf: w, input: r.Input, versions: r.Versions,
+	rs := &runState{id: r.ID, wf: w, input: r.Input, versions: r.Versions, created: r.CreatedAt,
 		running: map[string]int{}, progress: map[string]statestore.Progress{}}
 	for k, v := range r.Progress {
 		rs.progress[k] = v
@@ -1068,6 +1078,9 @@ func (e *Engine) execNode(rs *runState, t statestore.Task) (statestore.Task, boo
 	if err != nil {
 		e.failNode(ctx, rs, f, n, nil, 0, "", err)
 		return statestore.Task{}, false
+	}
+	if n.builtin() {
+		return e.execBuiltin(ctx, rs, t, n, input, results)
 	}
 	// Attempt numbers: the task's first claim uses the block reserved
 	// when it was queued; a rescue reserves a block above every number

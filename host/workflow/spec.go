@@ -38,6 +38,8 @@ type Workflow struct {
 	Order []string
 	// Output names the node whose output is the run's output.
 	Output string
+	// Schedule starts runs on a cron schedule (nil: none).
+	Schedule *Schedule
 }
 
 // Node is one step of a workflow.
@@ -64,6 +66,10 @@ type Node struct {
 	// Workflow, when set (instead of Plugin), names the workflow the node
 	// runs as a child run (ChildRunID); its output is the node's.
 	Workflow string
+	// Timer makes the node a durable timer; Wait makes it wait for an
+	// external event. Such nodes have no plugin (see timer.go).
+	Timer *Timer
+	Wait  *Wait
 	// Line is the node's line in the file.
 	Line int
 	// dependents are the nodes that need this one, sorted.
@@ -146,6 +152,8 @@ type parser struct {
 	opts  ParseOptions
 	probs []Problem
 	whens []pendingWhen
+	// builtins holds the timer and event keys of the node being read.
+	builtins map[*Node]*builtinKeys
 }
 
 func (p *parser) errf(line int, format string, args ...any) {
@@ -210,6 +218,8 @@ func (p *parser) parse(src []byte) *Workflow {
 		case "output":
 			w.Output = p.str(v, "output")
 			outputLine = v.Line
+		case "schedule":
+			w.Schedule = p.schedule(v)
 		case "nodes":
 			nodesLine = k.Line
 			if v.Kind != yaml.MappingNode {
@@ -227,7 +237,7 @@ func (p *parser) parse(src []byte) *Workflow {
 				nodeKeys = append(nodeKeys, nk)
 			}
 		default:
-			p.errf(k.Line, "unknown key %q (want name, description, policy, nodes, output)", k.Value)
+			p.errf(k.Line, "unknown key %q (want name, description, policy, nodes, output, schedule)", k.Value)
 		}
 	}
 	if w.Name == "" {
@@ -376,10 +386,13 @@ func (p *parser) node(k, v *yaml.Node) *Node {
 		case "fallback":
 			n.Fallback = p.fallback(n.Name, fv)
 		default:
-			if !p.nodeKey(n, fk, fv) {
-				p.errf(fk.Line, "node %q: unknown key %q (want plugin, workflow, function, config, policy, needs, fallback, for_each, max_concurrency, tolerate, when)", n.Name, fk.Value)
+			if !p.nodeKey(n, fk, fv) && !p.builtinKey(n, fk, fv) {
+				p.errf(fk.Line, "node %q: unknown key %q (want plugin, workflow, function, config, policy, needs, fallback, for_each, max_concurrency, tolerate, when, sleep, until, wait_for, timeout, default)", n.Name, fk.Value)
 			}
 		}
+	}
+	if p.finishBuiltin(n) {
+		return n
 	}
 	if n.Plugin == "" && n.Workflow == "" {
 		p.errf(k.Line, "node %q: plugin is missing", n.Name)

@@ -742,6 +742,28 @@ func (s *Store) ReleaseTask(ctx context.Context, f statestore.Fence, delay time.
 	return nil
 }
 
+// WakeTask implements statestore.Queue. Only a task released in memory
+// can wait for a delay; one only on disk is claimable already.
+func (s *Store) WakeTask(ctx context.Context, runID, node string) error {
+	if err := statestore.CheckID("run ID", runID); err != nil {
+		return err
+	}
+	if err := statestore.CheckID("node", node); err != nil {
+		return err
+	}
+	unlock, err := s.lockQueue(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	now := s.opts.now()
+	if e := s.q.tasks[taskID{runID, node}]; e != nil && e.owner == "" && e.heap == &s.q.waiting && e.at.After(now) {
+		e.at = now
+		heap.Fix(e.heap, e.index)
+	}
+	return nil
+}
+
 // CheckFence implements statestore.Queue.
 func (s *Store) CheckFence(ctx context.Context, f statestore.Fence) error {
 	if err := rules.CheckFence(f); err != nil {

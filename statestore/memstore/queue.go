@@ -228,6 +228,24 @@ func (s *Store) ExtendLeases(ctx context.Context, owner string, fences []statest
 	return lost, nil
 }
 
+// WakeTask implements statestore.Queue.
+func (s *Store) WakeTask(ctx context.Context, runID, node string) error {
+	if err := statestore.CheckID("run ID", runID); err != nil {
+		return err
+	}
+	if err := statestore.CheckID("node", node); err != nil {
+		return err
+	}
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if t := s.tasks[nodeKey{runID, node}]; t != nil && t.owner == "" {
+		t.ready = time.Time{}
+	}
+	return nil
+}
+
 // ReleaseTask implements statestore.Queue.
 func (s *Store) ReleaseTask(ctx context.Context, f statestore.Fence, delay time.Duration) error {
 	if err := rules.CheckFence(f); err != nil {

@@ -313,6 +313,21 @@ WHERE `+fenceCond, append(fenceArgs(f), int64(delay/time.Microsecond))...)
 	})
 }
 
+// WakeTask implements statestore.Queue.
+func (s *Store) WakeTask(ctx context.Context, runID, node string) error {
+	if err := statestore.CheckID("run ID", runID); err != nil {
+		return err
+	}
+	if err := statestore.CheckID("node", node); err != nil {
+		return err
+	}
+	return s.do(ctx, func(ctx context.Context) error {
+		_, err := s.pool.Exec(ctx, `UPDATE tasks SET ready_at = now()
+WHERE run_id = $1 AND node = $2 AND owner IS NULL AND ready_at > now()`, []byte(runID), []byte(node))
+		return err
+	})
+}
+
 // taskOp is the fenced part of a CompleteTask handed to the committer.
 type taskOp struct {
 	c     statestore.Completion

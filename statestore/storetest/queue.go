@@ -37,6 +37,7 @@ func RunQueue(t *testing.T, newStore func(t *testing.T) (s, other QueueStore)) {
 		{"CompleteTask_JoinHammer", testJoinHammer},
 		{"ExtendLeases", testExtendLeases},
 		{"ReleaseTask", testReleaseTask},
+		{"WakeTask", testWakeTask},
 		{"DropTasks", testDropTasks},
 		{"EnqueueNodes", testEnqueueNodes},
 		{"UnqueuedRuns", testUnqueuedRuns},
@@ -438,6 +439,48 @@ func testReleaseTask(t *testing.T, s, other QueueStore) {
 	if len(again) != 1 || again[0].Claims != 2 {
 		t.Fatalf("after the delay claimed %+v, want the task on its second claim", again)
 	}
+}
+
+func testWakeTask(t *testing.T, s, other QueueStore) {
+	ctx := context.Background()
+	submit(t, s, "r1", root("a"), root("b"))
+	tasks := claimAll(t, s, "h1", 2, lease)
+	if len(tasks) != 2 {
+		t.Fatalf("claimed %d tasks, want 2", len(tasks))
+	}
+	// Waking a claimed task changes nothing: its claim holds.
+	if err := other.WakeTask(ctx, "r1", tasks[1].Node); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckFence(ctx, tasks[1].Fence()); err != nil {
+		t.Fatalf("claim after WakeTask of a claimed task: %v", err)
+	}
+	if err := s.ReleaseTask(ctx, tasks[0].Fence(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if more := claimAll(t, other, "h2", 2, lease); len(more) != 0 {
+		t.Fatalf("claimed %v before the release delay", taskNames(more))
+	}
+	if err := other.WakeTask(ctx, "r1", tasks[0].Node); err != nil {
+		t.Fatal(err)
+	}
+	var again []statestore.Task
+	for deadline := time.Now().Add(10 * time.Second); len(again) == 0 && time.Now().Before(deadline); {
+		again = claimAll(t, s, "h2", 2, lease)
+		if len(again) == 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if len(again) != 1 || again[0].Node != tasks[0].Node || again[0].Claims != 2 {
+		t.Fatalf("after WakeTask claimed %+v, want %s on its second claim", again, tasks[0].Node)
+	}
+	// A missing task or run is not an error.
+	for _, id := range [][2]string{{"r1", "nope"}, {"nope", "a"}} {
+		if err := s.WakeTask(ctx, id[0], id[1]); err != nil {
+			t.Fatalf("WakeTask(%s, %s) = %v, want nil", id[0], id[1], err)
+		}
+	}
+	wantErr(t, "WakeTask with an empty run ID", s.WakeTask(ctx, "", "a"), statestore.ErrInvalid)
 }
 
 func testDropTasks(t *testing.T, s, other QueueStore) {
