@@ -181,7 +181,8 @@ func (e *Events) unsubscribe(s *subscriber) {
 var eventKinds = []workflow.EventKind{workflow.EventRunAccepted, workflow.EventRunStarted, workflow.EventNodeStarted,
 	workflow.EventNodeFinished, workflow.EventNodeFailed, workflow.EventNodeSkipped, workflow.EventCheckpointSaved,
 	workflow.EventCheckpointLoaded, workflow.EventProgress, workflow.EventRunFinished, workflow.EventRunPaused,
-	workflow.EventNodeLost, workflow.EventAttemptFailed, workflow.EventNodeRetried}
+	workflow.EventNodeLost, workflow.EventAttemptFailed, workflow.EventNodeRetried, workflow.EventNodeBypassed,
+	workflow.EventNodeWaiting}
 
 // eventFilters reads the run_id and kind query parameters (repeated or
 // comma-separated).
