@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -158,9 +159,17 @@ func TestBacklog_Million(t *testing.T) {
 	// store hold, not the garbage a collection has yet to reclaim.
 	var peak uint64
 	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	profile := os.Getenv("BULKHEAD_BACKLOG_HEAPPROFILE") // written at each new peak
 	sample := func() {
 		metrics.Read(live)
-		peak = max(peak, live[0].Value.Uint64())
+		v := live[0].Value.Uint64()
+		if v > peak && profile != "" {
+			if f, err := os.Create(profile); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				_ = f.Close()
+			}
+		}
+		peak = max(peak, v)
 	}
 	restart := time.Now()
 	if err := e.Start(ctx); err != nil {
