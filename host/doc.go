@@ -36,7 +36,7 @@
 // stopped by fuel metering (host/internal/fuel: the module is rewritten at
 // load time to ask the host at least every slice of work), or, for a module
 // the rewriter cannot meter, by wazero's close-on-context-done;
-// host/internal/engine is the one place the choice is made. An instance that trapped, exited, timed out or hit its memory cap is
+// host/internal/xabi is the one place the choice is made. An instance that trapped, exited, timed out or hit its memory cap is
 // closed and never pooled again. Guests see the real wall and monotonic
 // clocks, real sleep and crypto/rand; they get no filesystem, network or
 // environment unless the manifest allows hosts or paths.
@@ -47,7 +47,7 @@
 // DefaultEngine) and per plugin (the manifest's engine: native or extism):
 //
 //   - native: bulkhead's own implementation of the Extism ABI on wazero
-//     (host/internal/engine). One wazero runtime per plugin version holds
+//     (host/internal/xabi). One wazero runtime per plugin version holds
 //     WASI, "extism:host/env" and the host modules; each instance is one
 //     guest module plus its kernel memory. The Extism kernel (the allocator
 //     and the input, output and error records that go-sdk runs as a Wasm
@@ -122,7 +122,7 @@
 //     calls per call and wazero watches the context of each. On a quiet
 //     machine, in one run (BenchmarkCall_*): a metered bulkhead no-op call
 //     8.5 µs, raw go-sdk 10.3 µs (it cannot stop a guest), go-sdk with
-//     close-on-context-done 12.0 µs; 1 KiB echo 25.9 µs against 47 µs. The engine seam (host/internal/engine)
+//     close-on-context-done 12.0 µs; 1 KiB echo 25.9 µs against 47 µs. The engine seam (host/internal/xabi)
 //     keeps go-sdk and wazero types out of this package's API so a leaner
 //     engine can replace it.
 //   - Memory cap: wazero fails a memory.grow past the cap by returning -1

@@ -19,7 +19,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/bulkhead-run/bulkhead/abi"
-	"github.com/bulkhead-run/bulkhead/host/internal/engine"
+	"github.com/bulkhead-run/bulkhead/host/internal/xabi"
 	"github.com/bulkhead-run/bulkhead/host/internal/fuel"
 	"github.com/bulkhead-run/bulkhead/host/internal/pool"
 	"github.com/bulkhead-run/bulkhead/host/internal/quota"
@@ -174,7 +174,7 @@ type generation struct {
 	version  string
 	manifest abi.Manifest
 	loadedAt time.Time
-	module   *engine.Module
+	module   *xabi.Module
 	pool     *pool.Pool[*instance]
 	timeout  time.Duration
 	maxIn    int64
@@ -193,7 +193,7 @@ type generation struct {
 }
 
 type instance struct {
-	e *engine.Instance
+	e *xabi.Instance
 	// state of the call running on this instance; touched only by the
 	// goroutine that holds the instance.
 	state *callState
@@ -425,15 +425,15 @@ func (h *Host) compile(ctx context.Context, name string, wasm []byte, m abi.Mani
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	mod, err := engine.Compile(ctx, engine.Config{
+	mod, err := xabi.Compile(ctx, xabi.Config{
 		Wasm:         wasm,
-		MemoryPages:  uint32((g.memCap + engine.PageSize - 1) / engine.PageSize),
+		MemoryPages:  uint32((g.memCap + xabi.PageSize - 1) / xabi.PageSize),
 		AllowedHosts: m.AllowedHosts,
 		AllowedPaths: m.AllowedPaths,
 		Config:       config,
 		HostFuncs:    hostFuncs(),
 		Cache:        h.cache,
-		Log:          func(e *engine.Instance, l engine.LogLevel, msg string) { h.guestLog(g, e, l, msg) },
+		Log:          func(e *xabi.Instance, l xabi.LogLevel, msg string) { h.guestLog(g, e, l, msg) },
 		Native:       h.engineOf(m) == abi.EngineNative,
 		HTTPClient:   h.guestClient,
 		Sleep:        guestSleep,
@@ -733,7 +733,7 @@ func (h *Host) ctxError(g *generation, fn string, start time.Time, err error) *G
 
 // classify turns an engine result into output or a *GuestError.
 // meter is the call's fuel meter, nil for an unmetered module.
-func (h *Host) classify(ctx context.Context, g *generation, fn string, inst *instance, res engine.Result, st *callState, meter *fuel.Meter) ([]byte, *GuestError) {
+func (h *Host) classify(ctx context.Context, g *generation, fn string, inst *instance, res xabi.Result, st *callState, meter *fuel.Meter) ([]byte, *GuestError) {
 	ge := &GuestError{Plugin: g.plugin, Version: g.version, Export: fn, Code: abi.Code(res.Code), Hint: st.hint}
 	switch {
 	case res.Exit != nil:
@@ -832,7 +832,7 @@ func firstLine(s string) string {
 // guestSleep is a guest's sleep: real time, cut short when the call is
 // cancelled or reaches its deadline, so a sleeping guest stops as promptly
 // as a spinning one.
-func guestSleep(e *engine.Instance, d time.Duration) {
+func guestSleep(e *xabi.Instance, d time.Duration) {
 	var done <-chan struct{}
 	if inst, _ := e.Tag.(*instance); inst != nil && inst.state != nil {
 		done = inst.state.done
@@ -886,7 +886,7 @@ func capText(s string, max int, limit string) string {
 // guestLog sends a guest log line of version g to the call's logger, cut
 // at max_log_line and within the plugin's log rate. Lines logged while an
 // instance starts have no call: they go to the host's logger.
-func (h *Host) guestLog(g *generation, e *engine.Instance, level engine.LogLevel, msg string) {
+func (h *Host) guestLog(g *generation, e *xabi.Instance, level xabi.LogLevel, msg string) {
 	inst, _ := e.Tag.(*instance)
 	var st *callState
 	if inst != nil {
@@ -898,13 +898,13 @@ func (h *Host) guestLog(g *generation, e *engine.Instance, level engine.LogLevel
 	}
 	var lvl slog.Level
 	switch level {
-	case engine.LogLevelTrace:
+	case xabi.LogLevelTrace:
 		lvl = slog.LevelDebug - 4
-	case engine.LogLevelDebug:
+	case xabi.LogLevelDebug:
 		lvl = slog.LevelDebug
-	case engine.LogLevelWarn:
+	case xabi.LogLevelWarn:
 		lvl = slog.LevelWarn
-	case engine.LogLevelError:
+	case xabi.LogLevelError:
 		lvl = slog.LevelError
 	default:
 		lvl = slog.LevelInfo

@@ -1,5 +1,7 @@
-// Package engine is the seam between bulkhead's host and the Wasm runtime
-// that runs a call. Everything above it sees Module and Instance only.
+// Package xabi runs plugins under the Extism ABI (the "x" is Extism): it
+// compiles a module, instantiates it and calls its exports, and is the seam
+// between bulkhead's host and the Wasm runtime. Everything above it sees
+// Module and Instance only.
 // Two implementations live here, chosen by Config.Native: the native one
 // (native.go, with the Extism kernel in Go in kernel.go) implements the
 // Extism ABI directly on wazero; the other runs Extism's go-sdk, the
@@ -16,4 +18,4 @@
 // host/internal/jailfs file systems (closed with the instance), never with
 // go-sdk's or wazero's directory mounts, which follow symbolic links out of
 // the directory.
-package engine
+package xabi
