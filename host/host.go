@@ -19,10 +19,10 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/bulkhead-run/bulkhead/abi"
-	"github.com/bulkhead-run/bulkhead/host/internal/xabi"
 	"github.com/bulkhead-run/bulkhead/host/internal/fuel"
 	"github.com/bulkhead-run/bulkhead/host/internal/pool"
 	"github.com/bulkhead-run/bulkhead/host/internal/quota"
+	"github.com/bulkhead-run/bulkhead/host/internal/xabi"
 	"github.com/bulkhead-run/bulkhead/internal/digest"
 	"github.com/bulkhead-run/bulkhead/resilience"
 )

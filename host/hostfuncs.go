@@ -12,8 +12,8 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/bulkhead-run/bulkhead/abi"
-	"github.com/bulkhead-run/bulkhead/host/internal/xabi"
 	"github.com/bulkhead-run/bulkhead/host/internal/quota"
+	"github.com/bulkhead-run/bulkhead/host/internal/xabi"
 )
 
 // Durable is what a call's durable host functions (checkpoints, plugin
