@@ -141,10 +141,15 @@ type Host struct {
 	log   *slog.Logger
 	cache wazero.CompilationCache
 
-	execs    *resilience.Registry
-	pols     policies
-	compiles chan struct{} // one token per compile running
-	guestNet guestNet      // transports of guest HTTP requests (http.go)
+	execs *resilience.Registry
+	pols  policies
+	// execByPlugin caches the executor of each plugin's own policy, by
+	// plugin name, sparing a call the lookup by PolicyName (the registry
+	// never drops the executors a Host creates).
+	execMu       sync.RWMutex
+	execByPlugin map[string]*resilience.Executor
+	compiles     chan struct{} // one token per compile running
+	guestNet     guestNet      // transports of guest HTTP requests (http.go)
 	// guestClient sends every guest HTTP request, on both engines.
 	guestClient *http.Client
 
@@ -619,22 +624,30 @@ func (h *Host) Call(ctx context.Context, plugin, fn string, input []byte, opts .
 }
 
 func (h *Host) call(ctx context.Context, plugin, fn string, input []byte, opts []CallOption) ([]byte, string, error) {
+	if len(opts) == 0 {
+		var co callOptions // stays on the stack: no option touches it
+		return h.callWith(ctx, plugin, fn, input, &co)
+	}
+	co := new(callOptions)
+	for _, o := range opts {
+		o(co)
+	}
+	return h.callWith(ctx, plugin, fn, input, co)
+}
+
+func (h *Host) callWith(ctx context.Context, plugin, fn string, input []byte, co *callOptions) ([]byte, string, error) {
 	if fn == "" {
 		fn = abi.ExportRun
 	}
 	if h.closed.Load() {
 		return nil, "", ErrClosed
 	}
-	var co callOptions
-	for _, o := range opts {
-		o(&co)
-	}
 	for {
 		g, err := h.resolve(plugin, co.version)
 		if err != nil {
 			return nil, "", err
 		}
-		out, err := h.callGen(ctx, g, fn, input, &co)
+		out, err := h.callGen(ctx, g, fn, input, co)
 		if errors.Is(err, pool.ErrClosed) {
 			continue // swapped out between lookup and acquire: use the new version
 		}
@@ -651,11 +664,9 @@ func (h *Host) callGen(ctx context.Context, g *generation, fn string, input []by
 		return nil, &LimitError{Plugin: g.plugin, Limit: "max_input", Size: int64(len(input)), Max: g.maxIn}
 	}
 	start := time.Now()
-	if dl, ok := ctx.Deadline(); !ok || dl.Sub(start) > g.timeout {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, g.timeout)
-		defer cancel()
-	}
+	cc := newCallCtx(ctx, start, g.timeout)
+	defer cc.release()
+	ctx = cc
 	inst, err := g.pool.Acquire(ctx)
 	if err != nil {
 		if errors.Is(err, pool.ErrClosed) {
@@ -667,27 +678,32 @@ func (h *Host) callGen(ctx context.Context, g *generation, fn string, input []by
 		return nil, &GuestError{Plugin: g.plugin, Version: g.version, Export: fn, Kind: KindTrap,
 			Msg: capText("instantiate: "+err.Error(), g.maxErr, "max_error"), Err: err}
 	}
-	st := &callState{host: h, gen: g, inv: co.inv, durable: co.durable, logger: co.logger, start: start, done: ctx.Done()}
+	st := &cc.st
+	*st = callState{host: h, gen: g, inv: co.inv, durable: co.durable, logger: co.logger, start: start, ctx: cc}
 	st.inv.Plugin, st.inv.PluginVersion = g.plugin, g.version
 	if st.inv.Attempt == 0 {
 		st.inv.Attempt = 1
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		st.inv.DeadlineUnixMS = dl.UnixMilli()
-	}
+	st.inv.DeadlineUnixMS = cc.deadline.UnixMilli()
 	inst.state = st
 	g.calls.Add(1)
-	cctx := context.WithValue(ctx, callKey{}, st)
 	var meter *fuel.Meter
 	if g.module.Metered() {
-		meter = fuel.NewMeter(g.manifest.CPUBudget, 0)
-		cctx = fuel.WithMeter(cctx, meter)
+		meter = &cc.meter
+		meter.Reset(g.manifest.CPUBudget, 0, start)
+		cc.metered = true
+	} else {
+		// wazero's close-on-context-done watches Done from a goroutine
+		// that may outlive the call: make Done now, so the context is
+		// never reused.
+		cc.Done()
 	}
-	res := inst.e.Call(cctx, fn, input)
+	res := inst.e.Call(ctx, fn, input)
 	inst.state = nil
 	if meter != nil {
 		used := meter.Used()
 		g.fuelUsed.Add(uint64(used))
+		co.fuel = used
 		if co.stats != nil {
 			co.stats.Fuel = used
 		}
@@ -705,7 +721,9 @@ func (h *Host) callGen(ctx context.Context, g *generation, fn string, input []by
 	if log == nil {
 		log = h.log
 	}
-	g.summarize(ctx, log, time.Now())
+	// The call's start is recent enough for a summary due once a second,
+	// and spares a clock read.
+	g.summarize(ctx, log, start)
 	healthy := res.Exit == nil && res.Trap == nil && (gerr == nil || gerr.Kind == KindFailed || gerr.Kind == KindPermanent)
 	g.pool.Release(inst, healthy)
 	if gerr != nil {
@@ -734,6 +752,9 @@ func (h *Host) ctxError(g *generation, fn string, start time.Time, err error) *G
 // classify turns an engine result into output or a *GuestError.
 // meter is the call's fuel meter, nil for an unmetered module.
 func (h *Host) classify(ctx context.Context, g *generation, fn string, inst *instance, res xabi.Result, st *callState, meter *fuel.Meter) ([]byte, *GuestError) {
+	if res.Exit == nil && res.Trap == nil && res.Code == uint32(abi.CodeOK) {
+		return res.Output, nil
+	}
 	ge := &GuestError{Plugin: g.plugin, Version: g.version, Export: fn, Code: abi.Code(res.Code), Hint: st.hint}
 	switch {
 	case res.Exit != nil:
@@ -835,7 +856,7 @@ func firstLine(s string) string {
 func guestSleep(e *xabi.Instance, d time.Duration) {
 	var done <-chan struct{}
 	if inst, _ := e.Tag.(*instance); inst != nil && inst.state != nil {
-		done = inst.state.done
+		done = inst.state.ctx.Done()
 	}
 	if done == nil {
 		time.Sleep(d)

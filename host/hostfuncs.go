@@ -48,6 +48,8 @@ type callOptions struct {
 	logger  *slog.Logger
 	version string
 	stats   *CallStats
+	// fuel is set to the fuel the call used when it returns.
+	fuel int64
 }
 
 // CallStats reports on one call.
@@ -87,7 +89,7 @@ type callState struct {
 	logger  *slog.Logger
 	hint    time.Duration
 	start   time.Time
-	done    <-chan struct{} // the call's context
+	ctx     *callCtx // the call's context
 }
 
 type callKey struct{}

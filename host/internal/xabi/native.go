@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/tetratelabs/wazero"
@@ -41,8 +42,12 @@ type nativeInstance struct {
 	// inputOffset is the handle of the call's input (go-sdk's
 	// input_load_u64 reads from it).
 	inputOffset uint64
-	fns         map[string]api.Function
-	http        httpState
+	fns         map[string]export
+	// ictx and stack serve every call of the instance (one at a time).
+	ictx    *instanceCtx
+	stack   [1]uint64
+	metered bool
+	http    httpState
 	// kernelFull records that a kernel allocation failed during the call.
 	kernelFull bool
 	// inits start the guest's runtime before its first call.
@@ -58,6 +63,14 @@ type instanceKey struct{}
 type instanceCtx struct {
 	context.Context
 	inst *Instance
+	// watched is set once Done was asked for: whoever asked may hold the
+	// context past the call (net/http does), so it is not reused.
+	watched atomic.Bool
+}
+
+func (c *instanceCtx) Done() <-chan struct{} {
+	c.watched.Store(true)
+	return c.Context.Done()
 }
 
 func (c *instanceCtx) Value(key any) any {
@@ -384,7 +397,7 @@ func (n *nativeInstance) varSet(kh, vh uint64) {
 }
 
 func (m *nativeModule) instantiate(ctx context.Context, mod *Module, inst *Instance, mc wazero.ModuleConfig) error {
-	n := &nativeInstance{k: newKernel(mod.cfg.MemoryPages), vars: map[string][]byte{}, fns: map[string]api.Function{}}
+	n := &nativeInstance{k: newKernel(mod.cfg.MemoryPages), vars: map[string][]byte{}, fns: map[string]export{}, metered: mod.metered}
 	inst.nat = n
 	ictx := &instanceCtx{Context: ctx, inst: inst}
 	gm, err := m.rt.InstantiateModule(ictx, m.cm, mc.WithStartFunctions().WithName(""))
@@ -435,17 +448,42 @@ func (i *Instance) nativeCall(ctx context.Context, fn string, input []byte) (uin
 	copy(n.k.bytesAt(h, uint64(len(input))), input)
 	n.k.inputSet(h, uint64(len(input)))
 	n.inputOffset = h
-	f := n.fns[fn]
-	if f == nil {
-		if f = n.mod.ExportedFunction(fn); f == nil {
+	ex, ok := n.fns[fn]
+	if !ok {
+		f := n.mod.ExportedFunction(fn)
+		if f == nil {
 			return 1, []byte{}, fmt.Errorf("unknown function: %s", fn)
 		}
-		if r := len(f.Definition().ResultTypes()); r > 1 {
+		d := f.Definition()
+		if r := len(d.ResultTypes()); r > 1 {
 			return 1, []byte{}, fmt.Errorf("function %s has %v results, expected 0 or 1", fn, r)
 		}
-		n.fns[fn] = f
+		ex = export{f: f, params: len(d.ParamTypes()) > 0, result: len(d.ResultTypes()) > 0}
+		n.fns[fn] = ex
 	}
-	ictx := &instanceCtx{Context: ctx, inst: i}
+	f := ex.f
+	// The instance serves one call at a time, so a metered one reuses its
+	// context wrapper, which drops the caller's context when the call
+	// returns. An unmetered one runs with wazero's close-on-context-done,
+	// whose goroutine may still read the context after the call: it gets
+	// a wrapper of its own.
+	var ictx *instanceCtx
+	if n.metered {
+		if n.ictx == nil {
+			n.ictx = new(instanceCtx)
+		}
+		ictx = n.ictx
+		ictx.Context, ictx.inst = ctx, i
+		defer func() {
+			if ictx.watched.Load() {
+				n.ictx = nil // left to whoever still holds it
+			} else {
+				ictx.Context = nil
+			}
+		}()
+	} else {
+		ictx = &instanceCtx{Context: ctx, inst: i}
+	}
 	if !n.initialized && fn != "_start" && fn != "_initialize" {
 		for _, init := range n.inits {
 			args := make([]uint64, len(init.Definition().ParamTypes()))
@@ -455,19 +493,28 @@ func (i *Instance) nativeCall(ctx context.Context, fn string, input []byte) (uin
 		}
 		n.initialized = true
 	}
-	res, err := f.Call(ictx)
+	stack := n.stack[:]
+	stack[0] = 0
+	var err error
+	if !ex.params {
+		err = f.CallWithStack(ictx, stack)
+	} else {
+		// wazero's own message for the missing arguments, as go-sdk gets.
+		_, err = f.Call(ictx)
+	}
 	var rc uint32
+	hasResult := ex.result && err == nil
 	if exit, ok := err.(*sys.ExitError); ok {
 		if exit.ExitCode() == 0 {
 			err = nil
 		}
-		if len(res) == 0 {
-			res = []uint64{api.EncodeU32(exit.ExitCode())}
+		if !hasResult {
+			stack[0], hasResult = api.EncodeU32(exit.ExitCode()), true
 		}
 	}
 	switch {
-	case len(res) > 0:
-		rc = api.DecodeU32(res[0])
+	case hasResult:
+		rc = api.DecodeU32(stack[0])
 	case err != nil:
 		rc = 1
 	}
@@ -487,6 +534,13 @@ func (i *Instance) nativeCall(ctx context.Context, fn string, input []byte) (uin
 		copy(out, n.k.view(a, length))
 	}
 	return rc, out, guestErr
+}
+
+// export is an export of the guest, as a call needs it.
+type export struct {
+	f      api.Function
+	params bool // it takes parameters (a call passes none: wazero refuses it)
+	result bool // it returns a value (the return code)
 }
 
 // guestMessage is the error a guest set with error_set.
