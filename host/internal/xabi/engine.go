@@ -413,7 +413,7 @@ func (i *Instance) MemoryBytes() uint64 {
 func (i *Instance) Close(ctx context.Context) error {
 	var err error
 	if i.nat != nil {
-		err = i.nat.mod.Close(ctx)
+		err = errors.Join(i.nat.mod.Close(ctx), i.nat.kmod.Close(ctx))
 	} else {
 		err = i.p.Close(ctx)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 )
@@ -33,10 +34,16 @@ var ErrKernelMemory = errors.New("kernel memory full: the input does not fit und
 type nativeModule struct {
 	rt wazero.Runtime
 	cm wazero.CompiledModule
+	// kcm is the kernel's Wasm module (kmem.go).
+	kcm wazero.CompiledModule
 }
 
 type nativeInstance struct {
 	mod  api.Module
+	// kmod is the instance's kernel module (kmem.go), inputGlobal its
+	// input_offset.
+	kmod        api.Module
+	inputGlobal api.MutableGlobal
 	k    *kernel
 	vars map[string][]byte
 	// inputOffset is the handle of the call's input (go-sdk's
@@ -134,11 +141,18 @@ func compileNative(ctx context.Context, cfg Config, wasm []byte, metered bool, h
 			return fail(fmt.Errorf("host module %s: %w", name, err))
 		}
 	}
+	kcm, err := buildKmem(ctx, rt)
+	if err != nil {
+		return fail(err)
+	}
+	if wasm, err = renameImports(wasm, EnvModule, kmemFuncs, kmemModule); err != nil {
+		return fail(fmt.Errorf("compile: %w", err))
+	}
 	cm, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
 		return fail(fmt.Errorf("compile: %w", err))
 	}
-	return &nativeModule{rt: rt, cm: cm}, nil
+	return &nativeModule{rt: rt, cm: cm, kcm: kcm}, nil
 }
 
 // noMemory is the memory of a host function called outside any instance
@@ -399,9 +413,27 @@ func (n *nativeInstance) varSet(kh, vh uint64) {
 func (m *nativeModule) instantiate(ctx context.Context, mod *Module, inst *Instance, mc wazero.ModuleConfig) error {
 	n := &nativeInstance{k: newKernel(mod.cfg.MemoryPages), vars: map[string][]byte{}, fns: map[string]export{}, metered: mod.metered}
 	inst.nat = n
-	ictx := &instanceCtx{Context: ctx, inst: inst}
-	gm, err := m.rt.InstantiateModule(ictx, m.cm, mc.WithStartFunctions().WithName(""))
+	km, err := m.rt.InstantiateModule(ctx, m.kcm, wazero.NewModuleConfig().WithName("").WithStartFunctions())
 	if err != nil {
+		return fmt.Errorf("instantiate the kernel: %w", err)
+	}
+	n.kmod = km
+	n.k.attach(km.Memory())
+	n.inputGlobal, _ = km.ExportedGlobal("input_offset").(api.MutableGlobal)
+	if n.inputGlobal == nil {
+		_ = km.Close(ctx)
+		return errors.New("instantiate the kernel: no input_offset global")
+	}
+	ictx := &instanceCtx{Context: ctx, inst: inst}
+	rctx := experimental.WithImportResolver(ictx, func(name string) api.Module {
+		if name == kmemModule {
+			return km
+		}
+		return nil
+	})
+	gm, err := m.rt.InstantiateModule(rctx, m.cm, mc.WithStartFunctions().WithName(""))
+	if err != nil {
+		_ = km.Close(ctx)
 		return fmt.Errorf("instantiate: %w", err)
 	}
 	n.mod = gm
@@ -448,6 +480,7 @@ func (i *Instance) nativeCall(ctx context.Context, fn string, input []byte) (uin
 	copy(n.k.bytesAt(h, uint64(len(input))), input)
 	n.k.inputSet(h, uint64(len(input)))
 	n.inputOffset = h
+	n.inputGlobal.Set(h)
 	ex, ok := n.fns[fn]
 	if !ok {
 		f := n.mod.ExportedFunction(fn)
