@@ -142,7 +142,9 @@ func kmemBinary() []byte {
 		}
 		return out
 	}
-	section := func(id byte, body []byte) []byte { return append(append([]byte{id}, appendULEB(nil, uint64(len(body)))...), body...) }
+	section := func(id byte, body []byte) []byte {
+		return append(append([]byte{id}, appendULEB(nil, uint64(len(body)))...), body...)
+	}
 	// Types: 0 (i64)->i64, 1 (i64 i64)->(), 2 (i64)->i32, 3 (i64 i32)->(), 4 (i64)->().
 	types := vec(
 		[]byte{0x60, 1, i64, 1, i64},

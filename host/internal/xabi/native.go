@@ -39,13 +39,13 @@ type nativeModule struct {
 }
 
 type nativeInstance struct {
-	mod  api.Module
+	mod api.Module
 	// kmod is the instance's kernel module (kmem.go), inputGlobal its
 	// input_offset.
 	kmod        api.Module
 	inputGlobal api.MutableGlobal
-	k    *kernel
-	vars map[string][]byte
+	k           *kernel
+	vars        map[string][]byte
 	// inputOffset is the handle of the call's input (go-sdk's
 	// input_load_u64 reads from it).
 	inputOffset uint64
