@@ -239,6 +239,8 @@ func buildEnv(ctx context.Context, rt wazero.Runtime, cfg *Config) error {
 		}), params, results).Export(name)
 	}
 	none := []api.ValueType{}
+	// load_u8, store_u8, load_u64, store_u64, input_load_u8 and
+	// input_load_u64 are Wasm functions of the kernel module (kmem.go).
 	fn("alloc", []api.ValueType{i64}, []api.ValueType{i64}, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
 		s[0] = n.alloc(s[0])
 	})
@@ -249,39 +251,11 @@ func buildEnv(ctx context.Context, rt wazero.Runtime, cfg *Config) error {
 	fn("length_unsafe", []api.ValueType{i64}, []api.ValueType{i64}, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
 		s[0] = n.k.lengthUnsafe(s[0])
 	})
-	fn("load_u8", []api.ValueType{i64}, []api.ValueType{i32}, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
-		s[0] = uint64(n.k.loadU8(s[0]))
-	})
-	fn("store_u8", []api.ValueType{i64, i32}, none, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
-		n.k.storeU8(s[0], byte(s[1]))
-	})
-	fn("load_u64", []api.ValueType{i64}, []api.ValueType{i64}, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
-		v, ok := n.k.readUint64(s[0])
-		if !ok {
-			panic(fmt.Sprintf("could not read value at offset: %v", 0))
-		}
-		s[0] = v
-	})
-	fn("store_u64", []api.ValueType{i64, i64}, none, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
-		if !n.k.writeUint64(s[0], s[1]) {
-			panic(fmt.Sprintf("could not write value '%v' at offset: %v", s[1], s[0]))
-		}
-	})
 	fn("input_length", none, []api.ValueType{i64}, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
 		s[0] = n.k.field(offInputLength)
 	})
 	fn("input_offset", none, []api.ValueType{i64}, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
 		s[0] = n.k.field(offInputOffset)
-	})
-	fn("input_load_u8", []api.ValueType{i64}, []api.ValueType{i32}, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
-		s[0] = uint64(n.k.inputLoadU8(s[0]))
-	})
-	fn("input_load_u64", []api.ValueType{i64}, []api.ValueType{i64}, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
-		v, ok := n.k.readUint64(s[0] + n.inputOffset)
-		if !ok {
-			panic(fmt.Sprintf("could not read value at offset: %v", 0))
-		}
-		s[0] = v
 	})
 	fn("input_set", []api.ValueType{i64, i64}, none, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
 		n.k.inputSet(s[0], s[1])
