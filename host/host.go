@@ -823,15 +823,21 @@ func (h *Host) classify(ctx context.Context, g *generation, fn string, inst *ins
 
 // memoryExhausted reports whether a failed call hit its memory cap. wazero
 // fails a memory.grow past the cap by returning -1 to the guest, without an
-// error the host sees. A metered module reports every such grow (see
-// fuel.Meter.GrowFailed), which decides. For an unmetered one the host
-// guesses from what the guest left behind: a runtime out-of-memory message,
-// or memory within one allocation step (4 MiB) of the cap — the Extism
+// error the host sees. The native engine allocates guest memory itself and
+// records every grow the cap refuses, which decides, metered or not. A
+// metered module reports every failed grow (see fuel.Meter.GrowFailed),
+// which decides on go-sdk. For an unmetered one on go-sdk the host guesses
+// from what the guest left behind: a runtime out-of-memory message, or
+// memory within one allocation step (4 MiB) of the cap — the Extism
 // kernel's memory, the only one go-sdk exposes (it holds inputs, outputs
 // and variables), not the guest's own.
 func (h *Host) memoryExhausted(g *generation, inst *instance, meter *fuel.Meter) bool {
 	if inst.e.KernelFull() {
 		return true
+	}
+	if g.module.Native() {
+		// The native engine sees every grow the cap refuses.
+		return inst.e.GrowRefused() || meter != nil && meter.GrowFailed()
 	}
 	if meter != nil {
 		return meter.GrowFailed()

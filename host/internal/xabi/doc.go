@@ -3,8 +3,9 @@
 // between bulkhead's host and the Wasm runtime. Everything above it sees
 // Module and Instance only.
 // Two implementations live here, chosen by Config.Native: the native one
-// (native.go, with the Extism kernel in Go in kernel.go) implements the
-// Extism ABI directly on wazero; the other runs Extism's go-sdk, the
+// (native.go, with the Extism kernel in Go in kernel.go over the memory of
+// a small Wasm module whose functions are the kernel's load and store
+// accessors, kmem.go) implements the Extism ABI directly on wazero; the other runs Extism's go-sdk, the
 // reference the native one is tested against. Guest HTTP is served by
 // httpfn.go for both, with the client the host passes in Config.
 //

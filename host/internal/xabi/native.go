@@ -55,8 +55,9 @@ type nativeInstance struct {
 	stack   [1]uint64
 	metered bool
 	http    httpState
-	// kernelFull records that a kernel allocation failed during the call.
-	kernelFull bool
+	// kernelFull records that a kernel allocation failed during the call,
+	// growRefused that the memory cap refused a grow of the guest's memory.
+	kernelFull, growRefused bool
 	// inits start the guest's runtime before its first call.
 	inits       []api.Function
 	initialized bool
@@ -103,9 +104,10 @@ func compileNative(ctx context.Context, cfg Config, wasm []byte, metered bool, h
 	if cfg.Cache != nil {
 		rc = rc.WithCompilationCache(cfg.Cache)
 	}
-	if cfg.MemoryPages > 0 {
-		rc = rc.WithMemoryLimitPages(cfg.MemoryPages)
-	}
+	// No memory limit on the runtime: wazero would refuse a grow past it
+	// without telling anyone. Each guest memory is allocated by capMemory,
+	// which enforces the cap and records a refusal; the kernel's memory is
+	// bounded by the kernel.
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
 	fail := func(err error) (*nativeModule, error) {
 		_ = rt.Close(ctx)
@@ -405,6 +407,11 @@ func (m *nativeModule) instantiate(ctx context.Context, mod *Module, inst *Insta
 		}
 		return nil
 	})
+	if limit := uint64(mod.cfg.MemoryPages) * PageSize; limit > 0 {
+		rctx = experimental.WithMemoryAllocator(rctx, experimental.MemoryAllocatorFunc(func(c, _ uint64) experimental.LinearMemory {
+			return &capMemory{buf: make([]byte, 0, min(c, limit)), limit: limit, refused: &n.growRefused}
+		}))
+	}
 	gm, err := m.rt.InstantiateModule(rctx, m.cm, mc.WithStartFunctions().WithName(""))
 	if err != nil {
 		_ = km.Close(ctx)
@@ -445,7 +452,7 @@ func (i *Instance) nativeCall(ctx context.Context, fn string, input []byte) (uin
 	if n.mod.IsClosed() {
 		return 0, nil, errors.New("module is closed")
 	}
-	n.kernelFull = false
+	n.kernelFull, n.growRefused = false, false
 	n.k.reset()
 	h := n.alloc(uint64(len(input)))
 	if h == 0 && len(input) > 0 {
@@ -566,3 +573,31 @@ func newModuleConfig(sleep func(int64), stderr io.Writer) wazero.ModuleConfig {
 		WithRandSource(rand.Reader).
 		WithStdout(io.Discard).WithStderr(stderr)
 }
+
+// capMemory backs a guest's linear memory under the memory cap: a grow
+// past limit fails (memory.grow returns -1 to the guest) and is recorded,
+// so a call that hit the cap is told apart exactly, metered or not.
+type capMemory struct {
+	buf     []byte
+	limit   uint64
+	refused *bool // set on the goroutine running the guest
+}
+
+func (m *capMemory) Reallocate(size uint64) []byte {
+	if size > m.limit {
+		*m.refused = true
+		return nil
+	}
+	if size <= uint64(cap(m.buf)) {
+		m.buf = m.buf[:size]
+		return m.buf
+	}
+	// Grow as append does, within the cap.
+	c := min(max(size, 2*uint64(cap(m.buf))), m.limit)
+	nb := make([]byte, size, c)
+	copy(nb, m.buf)
+	m.buf = nb
+	return nb
+}
+
+func (m *capMemory) Free() { m.buf = nil }
