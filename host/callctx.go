@@ -118,6 +118,9 @@ func (c *callCtx) Done() <-chan struct{} {
 func (c *callCtx) Value(key any) any {
 	switch key.(type) {
 	case callKey:
+		if c.st.host == nil {
+			return nil // not in the call yet (an instance being made)
+		}
 		return &c.st
 	}
 	if fuel.IsMeterKey(key) {
