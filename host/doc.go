@@ -36,8 +36,9 @@
 // stopped by fuel metering (host/internal/fuel: the module is rewritten at
 // load time to ask the host at least every slice of work), or, for a module
 // the rewriter cannot meter, by wazero's close-on-context-done;
-// host/internal/engine is the one place the choice is made. An instance that trapped, exited, timed out or hit its memory cap is
-// closed and never pooled again. Guests see the real wall and monotonic
+// host/internal/xabi is the one place the choice is made. An instance that
+// trapped, exited, timed out or hit its memory cap is closed and never
+// pooled again. Guests see the real wall and monotonic
 // clocks, real sleep and crypto/rand; they get no filesystem, network or
 // environment unless the manifest allows hosts or paths.
 //
@@ -47,11 +48,11 @@
 // DefaultEngine) and per plugin (the manifest's engine: native or extism):
 //
 //   - native: bulkhead's own implementation of the Extism ABI on wazero
-//     (host/internal/engine). One wazero runtime per plugin version holds
+//     (host/internal/xabi). One wazero runtime per plugin version holds
 //     WASI, "extism:host/env" and the host modules; each instance is one
 //     guest module plus its kernel memory. The Extism kernel (the allocator
 //     and the input, output and error records that go-sdk runs as a Wasm
-//     module beside each guest) is implemented in Go: a byte slice per
+//     module beside each guest) is implemented in Go, over a memory per
 //     instance laid out exactly as the kernel lays out its memory (a root
 //     record at address 1, then 12-byte block headers before each block),
 //     the same bump allocator that reuses freed blocks only when full and
@@ -59,8 +60,12 @@
 //     before each call, so handles, lengths and bytes are the kernel's (a
 //     test drives both with random operation sequences and compares every
 //     result and every byte). Host functions find their instance through
-//     the call's context; load_u64 and store_u64 work directly on the
-//     slice.
+//     the call's context. That memory is the memory of a small Wasm module
+//     of the host's, one instance per guest instance, whose functions are
+//     the kernel's byte and word accessors (load_u8, store_u8, load_u64,
+//     store_u64, input_load_u8, input_load_u64): the guest's imports of
+//     them are linked to it, so a guest moving data 8 bytes at a time, as
+//     upstream PDKs do, calls Wasm to Wasm and never returns to Go for it.
 //   - extism: Extism's go-sdk, the reference. The differential suite runs
 //     every fixture under both and requires the same outputs, return codes,
 //     error messages, logs, vars and config behaviour.
@@ -75,6 +80,9 @@
 //     failed is KindMemory: the kernel memory's cap is classified exactly.
 //   - A block chain the guest corrupted through store_u8/store_u64 ends the
 //     kernel's walk instead of looping forever.
+//   - An unmetered module's call that fails after the memory cap refused a
+//     grow of its memory is KindMemory, where go-sdk's guess may say
+//     KindTrap (see Memory cap below).
 //
 // On both engines guest HTTP (http_request, http_status_code,
 // http_headers) is bulkhead's implementation, with go-sdk's checks and
@@ -116,24 +124,31 @@
 //
 // # Decisions and measurements
 //
-//   - Call path: go-sdk costs ~14–20 µs and ~82 KB per no-op call here,
-//     against ~20–25 ns for a direct wazero call; close-on-context-done
-//     roughly doubles it, because go-sdk makes several exported-function
-//     calls per call and wazero watches the context of each. On a quiet
-//     machine, in one run (BenchmarkCall_*): a metered bulkhead no-op call
-//     8.5 µs, raw go-sdk 10.3 µs (it cannot stop a guest), go-sdk with
-//     close-on-context-done 12.0 µs; 1 KiB echo 25.9 µs against 47 µs. The engine seam (host/internal/engine)
-//     keeps go-sdk and wazero types out of this package's API so a leaner
-//     engine can replace it.
+//   - Call path: go-sdk allocates ~82 KB per call (its export lookups by
+//     name) and makes several exported-function calls per call. On the
+//     native engine a metered call that does not block allocates nothing:
+//     its context is pooled and carries the call's state and fuel meter
+//     itself; its deadline is checked against the clock when the guest
+//     asks for fuel; a timer and a watch of the caller's context are armed
+//     only when something asks for the context's Done channel (a guest's
+//     HTTP request or sleep, a durable host function, a wait for a pooled
+//     instance, wazero's close-on-context-done of an unmetered module), and
+//     a context whose Done was handed out is never reused. Figures are in
+//     docs/performance.md. The engine seam (host/internal/xabi) keeps
+//     go-sdk and wazero types out of this package's API.
 //   - Memory cap: wazero fails a memory.grow past the cap by returning -1
 //     to the guest, without an error the host sees. A metered module reports
 //     every failed grow through the fuel import, so a failed call during
-//     which a grow failed is KindMemory, and no other is. For an unmetered
-//     module the host guesses: KindMemory when the guest printed a runtime
+//     which a grow failed is KindMemory, and no other is. The native engine
+//     allocates each guest memory itself (its runtime has no memory limit;
+//     the allocator refuses a grow past the cap and records it) and sees a
+//     failed kernel allocation, so there a call is KindMemory exactly when
+//     the cap refused something, metered or not. One grow it cannot see: a
+//     request past 4 GiB, which wazero refuses before asking the allocator
+//     (caught for a metered module only). For an unmetered module on go-sdk
+//     the host guesses: KindMemory when the guest printed a runtime
 //     out-of-memory message or the Extism kernel's memory (go-sdk exposes
-//     no other; the native engine looks at the same one) is within 4 MiB
-//     of the cap. On the native engine a failed kernel allocation also
-//     decides exactly, metered or not.
+//     no other) is within 4 MiB of the cap.
 //   - Call stack: wazero grows a call's stack in host memory, outside the
 //     memory cap, up to its own ceiling (over 100 MiB). A metered module
 //     bounds it at the manifest's max_stack (see host/internal/fuel); a

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -178,7 +179,23 @@ func TestLoad_StartFunctionThatSpinsFailsAtStartTimeout(t *testing.T) {
 // far below the cap, is KindMemory; one that traps at its cap after grows
 // that all succeeded is KindTrap.
 func TestMemoryCap_ClassifiedByFailedGrow(t *testing.T) {
-	h := newHost(t)
+	testMemoryCapClassified(t, newHost(t))
+}
+
+// The native engine allocates guest memory itself and sees every grow the
+// cap refuses, so an unmetered module is classified as exactly.
+func TestMemoryCap_ExactUnmeteredNative(t *testing.T) {
+	h := newHost(t, host.WithFuel(false), host.WithEngine(abi.EngineNative))
+	// bigGrow's request is past what wazero allows any memory: refused
+	// before the cap is asked, unseen.
+	testMemoryCapClassified(t, h, "bigGrow")
+	if info, _ := h.Plugin("grow"); info.Metered {
+		t.Fatal("the module is metered")
+	}
+}
+
+func testMemoryCapClassified(t *testing.T, h *host.Host, skip ...string) {
+	t.Helper()
 	wasm := hosttest.Fixture(t, "../host/testdata/grow.wasm")
 	if _, err := h.Load(context.Background(), "grow", wasm, abi.Manifest{Memory: 16 << 20}); err != nil {
 		t.Fatal(err)
@@ -188,8 +205,12 @@ func TestMemoryCap_ClassifiedByFailedGrow(t *testing.T) {
 		want   host.Kind
 	}{
 		{"bigGrow", host.KindMemory},
+		{"capGrow", host.KindMemory},
 		{"nearCapTrap", host.KindTrap},
 	} {
+		if slices.Contains(skip, tt.export) {
+			continue
+		}
 		_, err := h.Call(context.Background(), "grow", tt.export, nil)
 		var ge *host.GuestError
 		if !errors.As(err, &ge) || ge.Kind != tt.want {

@@ -19,10 +19,10 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/bulkhead-run/bulkhead/abi"
-	"github.com/bulkhead-run/bulkhead/host/internal/engine"
 	"github.com/bulkhead-run/bulkhead/host/internal/fuel"
 	"github.com/bulkhead-run/bulkhead/host/internal/pool"
 	"github.com/bulkhead-run/bulkhead/host/internal/quota"
+	"github.com/bulkhead-run/bulkhead/host/internal/xabi"
 	"github.com/bulkhead-run/bulkhead/internal/digest"
 	"github.com/bulkhead-run/bulkhead/resilience"
 )
@@ -141,10 +141,15 @@ type Host struct {
 	log   *slog.Logger
 	cache wazero.CompilationCache
 
-	execs    *resilience.Registry
-	pols     policies
-	compiles chan struct{} // one token per compile running
-	guestNet guestNet      // transports of guest HTTP requests (http.go)
+	execs *resilience.Registry
+	pols  policies
+	// execByPlugin caches the executor of each plugin's own policy, by
+	// plugin name, sparing a call the lookup by PolicyName (the registry
+	// never drops the executors a Host creates).
+	execMu       sync.RWMutex
+	execByPlugin map[string]*resilience.Executor
+	compiles     chan struct{} // one token per compile running
+	guestNet     guestNet      // transports of guest HTTP requests (http.go)
 	// guestClient sends every guest HTTP request, on both engines.
 	guestClient *http.Client
 
@@ -174,7 +179,7 @@ type generation struct {
 	version  string
 	manifest abi.Manifest
 	loadedAt time.Time
-	module   *engine.Module
+	module   *xabi.Module
 	pool     *pool.Pool[*instance]
 	timeout  time.Duration
 	maxIn    int64
@@ -193,7 +198,7 @@ type generation struct {
 }
 
 type instance struct {
-	e *engine.Instance
+	e *xabi.Instance
 	// state of the call running on this instance; touched only by the
 	// goroutine that holds the instance.
 	state *callState
@@ -425,15 +430,15 @@ func (h *Host) compile(ctx context.Context, name string, wasm []byte, m abi.Mani
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	mod, err := engine.Compile(ctx, engine.Config{
+	mod, err := xabi.Compile(ctx, xabi.Config{
 		Wasm:         wasm,
-		MemoryPages:  uint32((g.memCap + engine.PageSize - 1) / engine.PageSize),
+		MemoryPages:  uint32((g.memCap + xabi.PageSize - 1) / xabi.PageSize),
 		AllowedHosts: m.AllowedHosts,
 		AllowedPaths: m.AllowedPaths,
 		Config:       config,
 		HostFuncs:    hostFuncs(),
 		Cache:        h.cache,
-		Log:          func(e *engine.Instance, l engine.LogLevel, msg string) { h.guestLog(g, e, l, msg) },
+		Log:          func(e *xabi.Instance, l xabi.LogLevel, msg string) { h.guestLog(g, e, l, msg) },
 		Native:       h.engineOf(m) == abi.EngineNative,
 		HTTPClient:   h.guestClient,
 		Sleep:        guestSleep,
@@ -619,22 +624,30 @@ func (h *Host) Call(ctx context.Context, plugin, fn string, input []byte, opts .
 }
 
 func (h *Host) call(ctx context.Context, plugin, fn string, input []byte, opts []CallOption) ([]byte, string, error) {
+	if len(opts) == 0 {
+		var co callOptions // stays on the stack: no option touches it
+		return h.callWith(ctx, plugin, fn, input, &co)
+	}
+	co := new(callOptions)
+	for _, o := range opts {
+		o(co)
+	}
+	return h.callWith(ctx, plugin, fn, input, co)
+}
+
+func (h *Host) callWith(ctx context.Context, plugin, fn string, input []byte, co *callOptions) ([]byte, string, error) {
 	if fn == "" {
 		fn = abi.ExportRun
 	}
 	if h.closed.Load() {
 		return nil, "", ErrClosed
 	}
-	var co callOptions
-	for _, o := range opts {
-		o(&co)
-	}
 	for {
 		g, err := h.resolve(plugin, co.version)
 		if err != nil {
 			return nil, "", err
 		}
-		out, err := h.callGen(ctx, g, fn, input, &co)
+		out, err := h.callGen(ctx, g, fn, input, co)
 		if errors.Is(err, pool.ErrClosed) {
 			continue // swapped out between lookup and acquire: use the new version
 		}
@@ -651,11 +664,9 @@ func (h *Host) callGen(ctx context.Context, g *generation, fn string, input []by
 		return nil, &LimitError{Plugin: g.plugin, Limit: "max_input", Size: int64(len(input)), Max: g.maxIn}
 	}
 	start := time.Now()
-	if dl, ok := ctx.Deadline(); !ok || dl.Sub(start) > g.timeout {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, g.timeout)
-		defer cancel()
-	}
+	cc := newCallCtx(ctx, start, g.timeout)
+	defer cc.release()
+	ctx = cc
 	inst, err := g.pool.Acquire(ctx)
 	if err != nil {
 		if errors.Is(err, pool.ErrClosed) {
@@ -667,27 +678,32 @@ func (h *Host) callGen(ctx context.Context, g *generation, fn string, input []by
 		return nil, &GuestError{Plugin: g.plugin, Version: g.version, Export: fn, Kind: KindTrap,
 			Msg: capText("instantiate: "+err.Error(), g.maxErr, "max_error"), Err: err}
 	}
-	st := &callState{host: h, gen: g, inv: co.inv, durable: co.durable, logger: co.logger, start: start, done: ctx.Done()}
+	st := &cc.st
+	*st = callState{host: h, gen: g, inv: co.inv, durable: co.durable, logger: co.logger, start: start, ctx: cc}
 	st.inv.Plugin, st.inv.PluginVersion = g.plugin, g.version
 	if st.inv.Attempt == 0 {
 		st.inv.Attempt = 1
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		st.inv.DeadlineUnixMS = dl.UnixMilli()
-	}
+	st.inv.DeadlineUnixMS = cc.deadline.UnixMilli()
 	inst.state = st
 	g.calls.Add(1)
-	cctx := context.WithValue(ctx, callKey{}, st)
 	var meter *fuel.Meter
 	if g.module.Metered() {
-		meter = fuel.NewMeter(g.manifest.CPUBudget, 0)
-		cctx = fuel.WithMeter(cctx, meter)
+		meter = &cc.meter
+		meter.Reset(g.manifest.CPUBudget, 0, start)
+		cc.metered = true
+	} else {
+		// wazero's close-on-context-done watches Done from a goroutine
+		// that may outlive the call: make Done now, so the context is
+		// never reused.
+		cc.Done()
 	}
-	res := inst.e.Call(cctx, fn, input)
+	res := inst.e.Call(ctx, fn, input)
 	inst.state = nil
 	if meter != nil {
 		used := meter.Used()
 		g.fuelUsed.Add(uint64(used))
+		co.fuel = used
 		if co.stats != nil {
 			co.stats.Fuel = used
 		}
@@ -705,7 +721,9 @@ func (h *Host) callGen(ctx context.Context, g *generation, fn string, input []by
 	if log == nil {
 		log = h.log
 	}
-	g.summarize(ctx, log, time.Now())
+	// The call's start is recent enough for a summary due once a second,
+	// and spares a clock read.
+	g.summarize(ctx, log, start)
 	healthy := res.Exit == nil && res.Trap == nil && (gerr == nil || gerr.Kind == KindFailed || gerr.Kind == KindPermanent)
 	g.pool.Release(inst, healthy)
 	if gerr != nil {
@@ -733,7 +751,10 @@ func (h *Host) ctxError(g *generation, fn string, start time.Time, err error) *G
 
 // classify turns an engine result into output or a *GuestError.
 // meter is the call's fuel meter, nil for an unmetered module.
-func (h *Host) classify(ctx context.Context, g *generation, fn string, inst *instance, res engine.Result, st *callState, meter *fuel.Meter) ([]byte, *GuestError) {
+func (h *Host) classify(ctx context.Context, g *generation, fn string, inst *instance, res xabi.Result, st *callState, meter *fuel.Meter) ([]byte, *GuestError) {
+	if res.Exit == nil && res.Trap == nil && res.Code == uint32(abi.CodeOK) {
+		return res.Output, nil
+	}
 	ge := &GuestError{Plugin: g.plugin, Version: g.version, Export: fn, Code: abi.Code(res.Code), Hint: st.hint}
 	switch {
 	case res.Exit != nil:
@@ -802,15 +823,21 @@ func (h *Host) classify(ctx context.Context, g *generation, fn string, inst *ins
 
 // memoryExhausted reports whether a failed call hit its memory cap. wazero
 // fails a memory.grow past the cap by returning -1 to the guest, without an
-// error the host sees. A metered module reports every such grow (see
-// fuel.Meter.GrowFailed), which decides. For an unmetered one the host
-// guesses from what the guest left behind: a runtime out-of-memory message,
-// or memory within one allocation step (4 MiB) of the cap — the Extism
+// error the host sees. The native engine allocates guest memory itself and
+// records every grow the cap refuses, which decides, metered or not. A
+// metered module reports every failed grow (see fuel.Meter.GrowFailed),
+// which decides on go-sdk. For an unmetered one on go-sdk the host guesses
+// from what the guest left behind: a runtime out-of-memory message, or
+// memory within one allocation step (4 MiB) of the cap — the Extism
 // kernel's memory, the only one go-sdk exposes (it holds inputs, outputs
 // and variables), not the guest's own.
 func (h *Host) memoryExhausted(g *generation, inst *instance, meter *fuel.Meter) bool {
 	if inst.e.KernelFull() {
 		return true
+	}
+	if g.module.Native() {
+		// The native engine sees every grow the cap refuses.
+		return inst.e.GrowRefused() || meter != nil && meter.GrowFailed()
 	}
 	if meter != nil {
 		return meter.GrowFailed()
@@ -832,10 +859,10 @@ func firstLine(s string) string {
 // guestSleep is a guest's sleep: real time, cut short when the call is
 // cancelled or reaches its deadline, so a sleeping guest stops as promptly
 // as a spinning one.
-func guestSleep(e *engine.Instance, d time.Duration) {
+func guestSleep(e *xabi.Instance, d time.Duration) {
 	var done <-chan struct{}
 	if inst, _ := e.Tag.(*instance); inst != nil && inst.state != nil {
-		done = inst.state.done
+		done = inst.state.ctx.Done()
 	}
 	if done == nil {
 		time.Sleep(d)
@@ -886,7 +913,7 @@ func capText(s string, max int, limit string) string {
 // guestLog sends a guest log line of version g to the call's logger, cut
 // at max_log_line and within the plugin's log rate. Lines logged while an
 // instance starts have no call: they go to the host's logger.
-func (h *Host) guestLog(g *generation, e *engine.Instance, level engine.LogLevel, msg string) {
+func (h *Host) guestLog(g *generation, e *xabi.Instance, level xabi.LogLevel, msg string) {
 	inst, _ := e.Tag.(*instance)
 	var st *callState
 	if inst != nil {
@@ -898,13 +925,13 @@ func (h *Host) guestLog(g *generation, e *engine.Instance, level engine.LogLevel
 	}
 	var lvl slog.Level
 	switch level {
-	case engine.LogLevelTrace:
+	case xabi.LogLevelTrace:
 		lvl = slog.LevelDebug - 4
-	case engine.LogLevelDebug:
+	case xabi.LogLevelDebug:
 		lvl = slog.LevelDebug
-	case engine.LogLevelWarn:
+	case xabi.LogLevelWarn:
 		lvl = slog.LevelWarn
-	case engine.LogLevelError:
+	case xabi.LogLevelError:
 		lvl = slog.LevelError
 	default:
 		lvl = slog.LevelInfo

@@ -12,8 +12,8 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/bulkhead-run/bulkhead/abi"
-	"github.com/bulkhead-run/bulkhead/host/internal/engine"
 	"github.com/bulkhead-run/bulkhead/host/internal/quota"
+	"github.com/bulkhead-run/bulkhead/host/internal/xabi"
 )
 
 // Durable is what a call's durable host functions (checkpoints, plugin
@@ -48,6 +48,8 @@ type callOptions struct {
 	logger  *slog.Logger
 	version string
 	stats   *CallStats
+	// fuel is set to the fuel the call used when it returns.
+	fuel int64
 }
 
 // CallStats reports on one call.
@@ -87,7 +89,7 @@ type callState struct {
 	logger  *slog.Logger
 	hint    time.Duration
 	start   time.Time
-	done    <-chan struct{} // the call's context
+	ctx     *callCtx // the call's context
 }
 
 type callKey struct{}
@@ -113,7 +115,7 @@ const (
 // read resolves a guest handle or traps the call. A handle that names no
 // block is a guest bug, never a host panic: the panic is recovered by the
 // runtime and surfaces as a trap of this call only.
-func read(m engine.Memory, h uint64, what string, max int) []byte {
+func read(m xabi.Memory, h uint64, what string, max int) []byte {
 	b, err := m.Read(h)
 	if err != nil {
 		panic(fmt.Errorf("%s: bad handle: %w", what, err))
@@ -124,7 +126,7 @@ func read(m engine.Memory, h uint64, what string, max int) []byte {
 	return b
 }
 
-func write(m engine.Memory, b []byte, what string) uint64 {
+func write(m xabi.Memory, b []byte, what string) uint64 {
 	h, err := m.Write(b)
 	if err != nil {
 		panic(fmt.Errorf("%s: %w", what, err))
@@ -134,7 +136,7 @@ func write(m engine.Memory, b []byte, what string) uint64 {
 
 // toGuest copies b to guest address dst in one bounds-checked copy, or
 // traps the call.
-func toGuest(m engine.Memory, dst uint64, b []byte, what string) {
+func toGuest(m xabi.Memory, dst uint64, b []byte, what string) {
 	if len(b) == 0 {
 		return
 	}
@@ -156,7 +158,7 @@ const (
 // readCapped resolves a guest handle for a function that reports errors
 // with a result code: a bad handle still traps, a block over max is
 // reported (rcTooLarge) and logged with the limit it broke.
-func readCapped(ctx context.Context, m engine.Memory, h uint64, what, limit string, max int) ([]byte, bool) {
+func readCapped(ctx context.Context, m xabi.Memory, h uint64, what, limit string, max int) ([]byte, bool) {
 	b, err := m.Read(h)
 	if err != nil {
 		panic(fmt.Errorf("%s: bad handle: %w", what, err))
@@ -168,18 +170,18 @@ func readCapped(ctx context.Context, m engine.Memory, h uint64, what, limit stri
 	return b, true
 }
 
-func hostFuncs() []engine.HostFunc {
+func hostFuncs() []xabi.HostFunc {
 	i32, i64 := api.ValueTypeI32, api.ValueTypeI64
 	mod := abi.HostModule
-	return []engine.HostFunc{
+	return []xabi.HostFunc{
 		{Module: mod, Name: abi.FuncInvocation, Results: []api.ValueType{i64},
-			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
+			Call: func(ctx context.Context, m xabi.Memory, stack []uint64) {
 				st := stateFrom(ctx)
 				b, _ := json.Marshal(st.inv)
 				stack[0] = write(m, b, abi.FuncInvocation)
 			}},
 		{Module: mod, Name: abi.FuncRetryAfter, Params: []api.ValueType{i64},
-			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
+			Call: func(ctx context.Context, m xabi.Memory, stack []uint64) {
 				ms := int64(stack[0])
 				if ms < 0 {
 					ms = 0
@@ -190,7 +192,7 @@ func hostFuncs() []engine.HostFunc {
 				stateFrom(ctx).hint = time.Duration(ms) * time.Millisecond
 			}},
 		{Module: mod, Name: abi.FuncCheckpointSave, Params: []api.ValueType{i64}, Results: []api.ValueType{i32},
-			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
+			Call: func(ctx context.Context, m xabi.Memory, stack []uint64) {
 				st := stateFrom(ctx)
 				data, ok := readCapped(ctx, m, stack[0], abi.FuncCheckpointSave, "max_checkpoint", st.gen.maxCheckpoint)
 				if !ok {
@@ -209,7 +211,7 @@ func hostFuncs() []engine.HostFunc {
 				stack[0] = rcOK
 			}},
 		{Module: mod, Name: abi.FuncCheckpointLoad, Results: []api.ValueType{i64},
-			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
+			Call: func(ctx context.Context, m xabi.Memory, stack []uint64) {
 				st := stateFrom(ctx)
 				stack[0] = 0
 				if st.durable == nil {
@@ -224,7 +226,7 @@ func hostFuncs() []engine.HostFunc {
 				}
 			}},
 		{Module: mod, Name: abi.FuncStateGet, Params: []api.ValueType{i64}, Results: []api.ValueType{i64},
-			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
+			Call: func(ctx context.Context, m xabi.Memory, stack []uint64) {
 				st := stateFrom(ctx)
 				key := read(m, stack[0], abi.FuncStateGet, maxStateKey)
 				stack[0] = 0
@@ -240,7 +242,7 @@ func hostFuncs() []engine.HostFunc {
 				}
 			}},
 		{Module: mod, Name: abi.FuncStateSet, Params: []api.ValueType{i64, i64}, Results: []api.ValueType{i32},
-			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
+			Call: func(ctx context.Context, m xabi.Memory, stack []uint64) {
 				st := stateFrom(ctx)
 				key, ok1 := readCapped(ctx, m, stack[0], abi.FuncStateSet, "state key", maxStateKey)
 				val, ok2 := readCapped(ctx, m, stack[1], abi.FuncStateSet, "state value", maxStateValue)
@@ -255,7 +257,7 @@ func hostFuncs() []engine.HostFunc {
 				stack[0] = st.stateSet(ctx, string(key), val)
 			}},
 		{Module: mod, Name: abi.FuncStateDelete, Params: []api.ValueType{i64}, Results: []api.ValueType{i32},
-			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
+			Call: func(ctx context.Context, m xabi.Memory, stack []uint64) {
 				st := stateFrom(ctx)
 				key, ok := readCapped(ctx, m, stack[0], abi.FuncStateDelete, "state key", maxStateKey)
 				if !ok {
@@ -269,19 +271,19 @@ func hostFuncs() []engine.HostFunc {
 				stack[0] = st.stateDelete(ctx, string(key))
 			}},
 		{Module: mod, Name: abi.FuncInputRead, Params: []api.ValueType{i64}, Results: []api.ValueType{i64},
-			Call: func(_ context.Context, m engine.Memory, stack []uint64) {
+			Call: func(_ context.Context, m xabi.Memory, stack []uint64) {
 				in := m.Input()
 				toGuest(m, stack[0], in, abi.FuncInputRead)
 				stack[0] = uint64(len(in))
 			}},
 		{Module: mod, Name: abi.FuncBlockRead, Params: []api.ValueType{i64, i64}, Results: []api.ValueType{i64},
-			Call: func(_ context.Context, m engine.Memory, stack []uint64) {
+			Call: func(_ context.Context, m xabi.Memory, stack []uint64) {
 				b := m.View(stack[0])
 				toGuest(m, stack[1], b, abi.FuncBlockRead)
 				stack[0] = uint64(len(b))
 			}},
 		{Module: mod, Name: abi.FuncBlockWrite, Params: []api.ValueType{i64, i64}, Results: []api.ValueType{i64},
-			Call: func(_ context.Context, m engine.Memory, stack []uint64) {
+			Call: func(_ context.Context, m xabi.Memory, stack []uint64) {
 				src, n := stack[0], stack[1]
 				stack[0] = 0
 				if n == 0 {
@@ -302,7 +304,7 @@ func hostFuncs() []engine.HostFunc {
 				stack[0] = h
 			}},
 		{Module: mod, Name: abi.FuncProgress, Params: []api.ValueType{i64},
-			Call: func(ctx context.Context, m engine.Memory, stack []uint64) {
+			Call: func(ctx context.Context, m xabi.Memory, stack []uint64) {
 				st := stateFrom(ctx)
 				p, err := abi.DecodeProgress(read(m, stack[0], abi.FuncProgress, maxProgress))
 				if err != nil {

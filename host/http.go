@@ -23,7 +23,7 @@ import (
 // Guest HTTP requests (Extism's http_request) go through a circuit breaker
 // per destination host, named "http:HOST", so a guest hammering a dead API
 // is stopped too. Every guest request, on either engine, is sent by a client
-// the Host owns (host/internal/engine serves the Extism HTTP imports itself,
+// the Host owns (host/internal/xabi serves the Extism HTTP imports itself,
 // also under go-sdk), through the Host's own transports: the process's
 // http.DefaultClient and http.DefaultTransport are never used or changed.
 //

@@ -159,7 +159,23 @@ func (h *Host) executor(req *InvokeRequest) (*resilience.Executor, error) {
 		}
 		return h.execs.GetOrCreate(key, *req.Policy)
 	}
-	return h.execs.GetOrCreate(PolicyName(req.Plugin), h.opts.policy)
+	h.execMu.RLock()
+	e := h.execByPlugin[req.Plugin]
+	h.execMu.RUnlock()
+	if e != nil {
+		return e, nil
+	}
+	e, err := h.execs.GetOrCreate(PolicyName(req.Plugin), h.opts.policy)
+	if err != nil {
+		return nil, err
+	}
+	h.execMu.Lock()
+	if h.execByPlugin == nil {
+		h.execByPlugin = map[string]*resilience.Executor{}
+	}
+	h.execByPlugin[req.Plugin] = e
+	h.execMu.Unlock()
+	return e, nil
 }
 
 // Invoke calls a plugin through its resilience pipeline, outermost first:
@@ -176,7 +192,6 @@ func (h *Host) Invoke(ctx context.Context, req InvokeRequest) (InvokeResult, err
 	if base < 1 {
 		base = 1
 	}
-	opts := []CallOption{WithDurable(req.Durable), WithCallLogger(req.Logger), WithVersion(req.Version)}
 	var res InvokeResult
 	err = e.Do(ctx, func(ctx context.Context) error {
 		inv := req.Invocation
@@ -186,11 +201,11 @@ func (h *Host) Invoke(ctx context.Context, req InvokeRequest) (InvokeResult, err
 		if req.OnAttempt != nil {
 			ctx, end = req.OnAttempt(ctx, inv.Attempt)
 		}
-		var stats CallStats
-		out, version, err := h.call(ctx, req.Plugin, req.Function, req.Input, append(opts, WithInvocation(inv), WithStats(&stats)))
-		res.Fuel += stats.Fuel
+		co := callOptions{durable: req.Durable, logger: req.Logger, version: req.Version, inv: inv}
+		out, version, err := h.callWith(ctx, req.Plugin, req.Function, req.Input, &co)
+		res.Fuel += co.fuel
 		if end != nil {
-			end(attemptEnd(e, version, stats.Fuel, err))
+			end(attemptEnd(e, version, co.fuel, err))
 		}
 		if err != nil {
 			var ge *GuestError

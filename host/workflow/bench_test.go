@@ -39,6 +39,13 @@ func chain(n int) string {
 
 func benchEngine(b *testing.B, dir string, opts ...workflow.Option) (*workflow.Engine, *badgerstore.Store) {
 	b.Helper()
+	return benchEngineOn(b, dir, "", opts...)
+}
+
+// benchEngineOn is benchEngine with the tiny plugin on the named Wasm
+// engine (abi.EngineNative or abi.EngineExtism; "" is the host's default).
+func benchEngineOn(b *testing.B, dir, wasmEngine string, opts ...workflow.Option) (*workflow.Engine, *badgerstore.Store) {
+	b.Helper()
 	s, err := badgerstore.Open(dir)
 	if err != nil {
 		b.Fatal(err)
@@ -48,7 +55,7 @@ func benchEngine(b *testing.B, dir string, opts ...workflow.Option) (*workflow.E
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := h.Load(context.Background(), "tiny", tiny, abi.Manifest{Pool: abi.Pool{Max: 8}}); err != nil {
+	if _, err := h.Load(context.Background(), "tiny", tiny, abi.Manifest{Pool: abi.Pool{Max: 8}, Engine: wasmEngine}); err != nil {
 		b.Fatal(err)
 	}
 	e, err := workflow.New(s, h, append([]workflow.Option{workflow.WithWorkers(256)}, opts...)...)
@@ -71,9 +78,10 @@ func benchEngine(b *testing.B, dir string, opts ...workflow.Option) (*workflow.E
 }
 
 // BenchmarkEngine_Completions: durable node completions per second with
-// 10-node runs of trivial nodes, 1, 16 and 256 runs in flight, beside
-// Badger's raw sync write rate (one writer, SyncWrites, one 16-byte key and
-// 200-byte value per transaction) measured in the same run.
+// 10-node runs of trivial nodes, 1, 16 and 256 runs in flight, on each Wasm
+// engine (native and go-sdk), beside Badger's raw sync write rate (one
+// writer, SyncWrites, one 16-byte key and 200-byte value per transaction)
+// measured in the same run.
 func BenchmarkEngine_Completions(b *testing.B) {
 	b.Run("baseline=badger-raw-sync-write", func(b *testing.B) {
 		db, err := badger.Open(badger.DefaultOptions(b.TempDir()).WithSyncWrites(true).WithLogger(nil))
@@ -94,43 +102,49 @@ func BenchmarkEngine_Completions(b *testing.B) {
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
 	})
 	for _, inflight := range []int{1, 16, 256} {
-		b.Run(fmt.Sprintf("inflight=%d", inflight), func(b *testing.B) {
-			e, _ := benchEngine(b, b.TempDir())
-			ctx := context.Background()
-			runs := (b.N + 9) / 10
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			var failed atomic.Value
-			b.ResetTimer()
-			start := time.Now()
-			for range inflight {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for next.Add(1) <= int64(runs) {
-						r, err := e.Submit(ctx, "chain", nil, "")
-						if err == nil {
-							r, err = e.Wait(ctx, r.ID)
-						}
-						if err == nil && r.Status != statestore.StatusSucceeded {
-							err = fmt.Errorf("run %s: %s", r.Status, r.Error)
-						}
-						if err != nil {
-							failed.Store(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			if err, _ := failed.Load().(error); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(float64(runs*10)/elapsed.Seconds(), "completions/s")
-		})
+		for _, wasmEngine := range []string{abi.EngineExtism, abi.EngineNative} {
+			benchCompletions(b, inflight, wasmEngine)
+		}
 	}
+}
+
+func benchCompletions(b *testing.B, inflight int, wasmEngine string) {
+	b.Run(fmt.Sprintf("inflight=%d/wasm=%s", inflight, wasmEngine), func(b *testing.B) {
+		e, _ := benchEngineOn(b, b.TempDir(), wasmEngine)
+		ctx := context.Background()
+		runs := (b.N + 9) / 10
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		var failed atomic.Value
+		b.ResetTimer()
+		start := time.Now()
+		for range inflight {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for next.Add(1) <= int64(runs) {
+					r, err := e.Submit(ctx, "chain", nil, "")
+					if err == nil {
+						r, err = e.Wait(ctx, r.ID)
+					}
+					if err == nil && r.Status != statestore.StatusSucceeded {
+						err = fmt.Errorf("run %s: %s", r.Status, r.Error)
+					}
+					if err != nil {
+						failed.Store(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		b.StopTimer()
+		if err, _ := failed.Load().(error); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(runs*10)/elapsed.Seconds(), "completions/s")
+	})
 }
 
 // BenchmarkEngine_Run10Latency: one 10-step run at a time on an idle

@@ -29,10 +29,14 @@ type Meter struct {
 	used    atomic.Int64
 	// growFailed: a memory.grow of the call failed (see GrowFailedCounter).
 	growFailed atomic.Bool
-	// yielded is when the guest last yielded its P (unix nanoseconds); it
+	// yielded is when the guest last yielded its P (monotonic nanoseconds
+	// since clockEpoch, cheaper to read than the wall clock); it
 	// is only touched on the goroutine running the guest.
 	yielded int64
 }
+
+// clockEpoch is the origin of Meter.yielded.
+var clockEpoch = time.Now()
 
 // yieldEvery is how often a running guest yields its P to the Go
 // scheduler at a refill.
@@ -47,6 +51,20 @@ func NewMeter(budget, slice int64) *Meter {
 		slice = DefaultSlice
 	}
 	return &Meter{budget: budget, slice: slice}
+}
+
+// Reset makes m a new Meter for another call, as NewMeter(budget, slice)
+// would, without allocating; the call started at start, so the guest's
+// first yield (see Refill) is due yieldEvery after it. No other goroutine
+// may use m meanwhile.
+func (m *Meter) Reset(budget, slice int64, start time.Time) {
+	if slice <= 0 {
+		slice = DefaultSlice
+	}
+	m.budget, m.slice, m.yielded = budget, slice, int64(start.Sub(clockEpoch))
+	m.granted.Store(0)
+	m.used.Store(0)
+	m.growFailed.Store(false)
 }
 
 // Used returns the fuel the call has used so far: exact once the call has
@@ -78,6 +96,14 @@ type meterKey struct{}
 // WithMeter returns a context carrying m, for the call that m meters.
 func WithMeter(ctx context.Context, m *Meter) context.Context {
 	return context.WithValue(ctx, meterKey{}, m)
+}
+
+// IsMeterKey reports whether key is the context key MeterFrom looks up. A
+// context type that carries its call's Meter itself (a pooled call
+// context) answers Value for that key, without the allocation of WithMeter.
+func IsMeterKey(key any) bool {
+	_, ok := key.(meterKey)
+	return ok
 }
 
 // MeterFrom returns the Meter carried by ctx, or nil.
@@ -150,7 +176,7 @@ func Refill(ctx context.Context, counter int64) (int64, error) {
 	// guest yields at a refill every yieldEvery (not every refill: each
 	// yield may move it to another thread, which cost ~8 % when done at
 	// every slice).
-	if now := time.Now().UnixNano(); now-m.yielded >= int64(yieldEvery) {
+	if now := int64(time.Since(clockEpoch)); now-m.yielded >= int64(yieldEvery) {
 		m.yielded = now
 		runtime.Gosched()
 	}

@@ -2,6 +2,7 @@ package quota
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,6 +19,9 @@ type Limiter struct {
 	last         time.Time
 	dropped      Usage // Keys counts lines
 	lastSummary  time.Time
+	// anyDropped is dropped.Keys > 0, readable without mu: Summary, asked
+	// after every call, returns at once when nothing was dropped.
+	anyDropped atomic.Bool
 }
 
 // NewLimiter returns a full bucket.
@@ -45,6 +49,7 @@ func (l *Limiter) Allow(now time.Time, n int) bool {
 	if !lineOK || !byteOK {
 		l.dropped.Keys++
 		l.dropped.Bytes += int64(n)
+		l.anyDropped.Store(true)
 		return false
 	}
 	if l.lineRate > 0 {
@@ -60,6 +65,9 @@ func (l *Limiter) Allow(now time.Time, n int) bool {
 // resets them, when there are some and the last summary is at least a
 // second old.
 func (l *Limiter) Summary(now time.Time) (lines, bytes int64, ok bool) {
+	if !l.anyDropped.Load() {
+		return 0, 0, false
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.dropped.Keys == 0 || !l.lastSummary.IsZero() && now.Sub(l.lastSummary) < summaryEvery {
@@ -67,5 +75,6 @@ func (l *Limiter) Summary(now time.Time) (lines, bytes int64, ok bool) {
 	}
 	d := l.dropped
 	l.dropped, l.lastSummary = Usage{}, now
+	l.anyDropped.Store(false)
 	return d.Keys, d.Bytes, true
 }

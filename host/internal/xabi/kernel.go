@@ -1,8 +1,10 @@
-package engine
+package xabi
 
 import (
 	"encoding/binary"
 	"errors"
+
+	"github.com/tetratelabs/wazero/api"
 )
 
 // kernel is the Extism kernel's memory and allocator, in Go: the native
@@ -23,6 +25,16 @@ type kernel struct {
 	mem      []byte
 	pages    uint32
 	maxPages uint32
+	// wmem, when set, is the Wasm memory of the kernel module (kmem.go)
+	// and mem is all of it: the kernel grows it, and nothing else does.
+	wmem api.Memory
+}
+
+// attach makes the Wasm memory wm, of the kernel's initial size, the
+// kernel's memory.
+func (k *kernel) attach(wm api.Memory) {
+	k.wmem = wm
+	k.mem, _ = wm.Read(0, wm.Size())
 }
 
 const (
@@ -182,6 +194,12 @@ func (k *kernel) inBounds(p uint64) bool {
 func (k *kernel) grow(n uint64) bool {
 	if n > uint64(k.maxPages) || uint64(k.pages)+n > uint64(k.maxPages) {
 		return false
+	}
+	if k.wmem != nil {
+		if _, ok := k.wmem.Grow(uint32(n)); !ok {
+			return false
+		}
+		k.mem, _ = k.wmem.Read(0, k.wmem.Size())
 	}
 	k.pages += uint32(n)
 	return true

@@ -1,4 +1,4 @@
-package engine
+package xabi
 
 import (
 	"context"
@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 )
@@ -32,19 +34,30 @@ var ErrKernelMemory = errors.New("kernel memory full: the input does not fit und
 type nativeModule struct {
 	rt wazero.Runtime
 	cm wazero.CompiledModule
+	// kcm is the kernel's Wasm module (kmem.go).
+	kcm wazero.CompiledModule
 }
 
 type nativeInstance struct {
-	mod  api.Module
-	k    *kernel
-	vars map[string][]byte
+	mod api.Module
+	// kmod is the instance's kernel module (kmem.go), inputGlobal its
+	// input_offset.
+	kmod        api.Module
+	inputGlobal api.MutableGlobal
+	k           *kernel
+	vars        map[string][]byte
 	// inputOffset is the handle of the call's input (go-sdk's
 	// input_load_u64 reads from it).
 	inputOffset uint64
-	fns         map[string]api.Function
-	http        httpState
-	// kernelFull records that a kernel allocation failed during the call.
-	kernelFull bool
+	fns         map[string]export
+	// ictx and stack serve every call of the instance (one at a time).
+	ictx    *instanceCtx
+	stack   [1]uint64
+	metered bool
+	http    httpState
+	// kernelFull records that a kernel allocation failed during the call,
+	// growRefused that the memory cap refused a grow of the guest's memory.
+	kernelFull, growRefused bool
 	// inits start the guest's runtime before its first call.
 	inits       []api.Function
 	initialized bool
@@ -58,6 +71,14 @@ type instanceKey struct{}
 type instanceCtx struct {
 	context.Context
 	inst *Instance
+	// watched is set once Done was asked for: whoever asked may hold the
+	// context past the call (net/http does), so it is not reused.
+	watched atomic.Bool
+}
+
+func (c *instanceCtx) Done() <-chan struct{} {
+	c.watched.Store(true)
+	return c.Context.Done()
 }
 
 func (c *instanceCtx) Value(key any) any {
@@ -83,9 +104,10 @@ func compileNative(ctx context.Context, cfg Config, wasm []byte, metered bool, h
 	if cfg.Cache != nil {
 		rc = rc.WithCompilationCache(cfg.Cache)
 	}
-	if cfg.MemoryPages > 0 {
-		rc = rc.WithMemoryLimitPages(cfg.MemoryPages)
-	}
+	// No memory limit on the runtime: wazero would refuse a grow past it
+	// without telling anyone. Each guest memory is allocated by capMemory,
+	// which enforces the cap and records a refusal; the kernel's memory is
+	// bounded by the kernel.
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
 	fail := func(err error) (*nativeModule, error) {
 		_ = rt.Close(ctx)
@@ -121,11 +143,18 @@ func compileNative(ctx context.Context, cfg Config, wasm []byte, metered bool, h
 			return fail(fmt.Errorf("host module %s: %w", name, err))
 		}
 	}
+	kcm, err := buildKmem(ctx, rt)
+	if err != nil {
+		return fail(err)
+	}
+	if wasm, err = renameImports(wasm, EnvModule, kmemFuncs, kmemModule); err != nil {
+		return fail(fmt.Errorf("compile: %w", err))
+	}
 	cm, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
 		return fail(fmt.Errorf("compile: %w", err))
 	}
-	return &nativeModule{rt: rt, cm: cm}, nil
+	return &nativeModule{rt: rt, cm: cm, kcm: kcm}, nil
 }
 
 // noMemory is the memory of a host function called outside any instance
@@ -212,6 +241,8 @@ func buildEnv(ctx context.Context, rt wazero.Runtime, cfg *Config) error {
 		}), params, results).Export(name)
 	}
 	none := []api.ValueType{}
+	// load_u8, store_u8, load_u64, store_u64, input_load_u8 and
+	// input_load_u64 are Wasm functions of the kernel module (kmem.go).
 	fn("alloc", []api.ValueType{i64}, []api.ValueType{i64}, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
 		s[0] = n.alloc(s[0])
 	})
@@ -222,39 +253,11 @@ func buildEnv(ctx context.Context, rt wazero.Runtime, cfg *Config) error {
 	fn("length_unsafe", []api.ValueType{i64}, []api.ValueType{i64}, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
 		s[0] = n.k.lengthUnsafe(s[0])
 	})
-	fn("load_u8", []api.ValueType{i64}, []api.ValueType{i32}, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
-		s[0] = uint64(n.k.loadU8(s[0]))
-	})
-	fn("store_u8", []api.ValueType{i64, i32}, none, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
-		n.k.storeU8(s[0], byte(s[1]))
-	})
-	fn("load_u64", []api.ValueType{i64}, []api.ValueType{i64}, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
-		v, ok := n.k.readUint64(s[0])
-		if !ok {
-			panic(fmt.Sprintf("could not read value at offset: %v", 0))
-		}
-		s[0] = v
-	})
-	fn("store_u64", []api.ValueType{i64, i64}, none, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
-		if !n.k.writeUint64(s[0], s[1]) {
-			panic(fmt.Sprintf("could not write value '%v' at offset: %v", s[1], s[0]))
-		}
-	})
 	fn("input_length", none, []api.ValueType{i64}, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
 		s[0] = n.k.field(offInputLength)
 	})
 	fn("input_offset", none, []api.ValueType{i64}, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
 		s[0] = n.k.field(offInputOffset)
-	})
-	fn("input_load_u8", []api.ValueType{i64}, []api.ValueType{i32}, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
-		s[0] = uint64(n.k.inputLoadU8(s[0]))
-	})
-	fn("input_load_u64", []api.ValueType{i64}, []api.ValueType{i64}, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
-		v, ok := n.k.readUint64(s[0] + n.inputOffset)
-		if !ok {
-			panic(fmt.Sprintf("could not read value at offset: %v", 0))
-		}
-		s[0] = v
 	})
 	fn("input_set", []api.ValueType{i64, i64}, none, func(n *nativeInstance, _ *Instance, _ context.Context, s []uint64) {
 		n.k.inputSet(s[0], s[1])
@@ -384,11 +387,34 @@ func (n *nativeInstance) varSet(kh, vh uint64) {
 }
 
 func (m *nativeModule) instantiate(ctx context.Context, mod *Module, inst *Instance, mc wazero.ModuleConfig) error {
-	n := &nativeInstance{k: newKernel(mod.cfg.MemoryPages), vars: map[string][]byte{}, fns: map[string]api.Function{}}
+	n := &nativeInstance{k: newKernel(mod.cfg.MemoryPages), vars: map[string][]byte{}, fns: map[string]export{}, metered: mod.metered}
 	inst.nat = n
-	ictx := &instanceCtx{Context: ctx, inst: inst}
-	gm, err := m.rt.InstantiateModule(ictx, m.cm, mc.WithStartFunctions().WithName(""))
+	km, err := m.rt.InstantiateModule(ctx, m.kcm, wazero.NewModuleConfig().WithName("").WithStartFunctions())
 	if err != nil {
+		return fmt.Errorf("instantiate the kernel: %w", err)
+	}
+	n.kmod = km
+	n.k.attach(km.Memory())
+	n.inputGlobal, _ = km.ExportedGlobal("input_offset").(api.MutableGlobal)
+	if n.inputGlobal == nil {
+		_ = km.Close(ctx)
+		return errors.New("instantiate the kernel: no input_offset global")
+	}
+	ictx := &instanceCtx{Context: ctx, inst: inst}
+	rctx := experimental.WithImportResolver(ictx, func(name string) api.Module {
+		if name == kmemModule {
+			return km
+		}
+		return nil
+	})
+	if limit := uint64(mod.cfg.MemoryPages) * PageSize; limit > 0 {
+		rctx = experimental.WithMemoryAllocator(rctx, experimental.MemoryAllocatorFunc(func(c, _ uint64) experimental.LinearMemory {
+			return &capMemory{buf: make([]byte, 0, min(c, limit)), limit: limit, refused: &n.growRefused}
+		}))
+	}
+	gm, err := m.rt.InstantiateModule(rctx, m.cm, mc.WithStartFunctions().WithName(""))
+	if err != nil {
+		_ = km.Close(ctx)
 		return fmt.Errorf("instantiate: %w", err)
 	}
 	n.mod = gm
@@ -426,7 +452,7 @@ func (i *Instance) nativeCall(ctx context.Context, fn string, input []byte) (uin
 	if n.mod.IsClosed() {
 		return 0, nil, errors.New("module is closed")
 	}
-	n.kernelFull = false
+	n.kernelFull, n.growRefused = false, false
 	n.k.reset()
 	h := n.alloc(uint64(len(input)))
 	if h == 0 && len(input) > 0 {
@@ -435,17 +461,43 @@ func (i *Instance) nativeCall(ctx context.Context, fn string, input []byte) (uin
 	copy(n.k.bytesAt(h, uint64(len(input))), input)
 	n.k.inputSet(h, uint64(len(input)))
 	n.inputOffset = h
-	f := n.fns[fn]
-	if f == nil {
-		if f = n.mod.ExportedFunction(fn); f == nil {
+	n.inputGlobal.Set(h)
+	ex, ok := n.fns[fn]
+	if !ok {
+		f := n.mod.ExportedFunction(fn)
+		if f == nil {
 			return 1, []byte{}, fmt.Errorf("unknown function: %s", fn)
 		}
-		if r := len(f.Definition().ResultTypes()); r > 1 {
+		d := f.Definition()
+		if r := len(d.ResultTypes()); r > 1 {
 			return 1, []byte{}, fmt.Errorf("function %s has %v results, expected 0 or 1", fn, r)
 		}
-		n.fns[fn] = f
+		ex = export{f: f, params: len(d.ParamTypes()) > 0, result: len(d.ResultTypes()) > 0}
+		n.fns[fn] = ex
 	}
-	ictx := &instanceCtx{Context: ctx, inst: i}
+	f := ex.f
+	// The instance serves one call at a time, so a metered one reuses its
+	// context wrapper, which drops the caller's context when the call
+	// returns. An unmetered one runs with wazero's close-on-context-done,
+	// whose goroutine may still read the context after the call: it gets
+	// a wrapper of its own.
+	var ictx *instanceCtx
+	if n.metered {
+		if n.ictx == nil {
+			n.ictx = new(instanceCtx)
+		}
+		ictx = n.ictx
+		ictx.Context, ictx.inst = ctx, i
+		defer func() {
+			if ictx.watched.Load() {
+				n.ictx = nil // left to whoever still holds it
+			} else {
+				ictx.Context = nil
+			}
+		}()
+	} else {
+		ictx = &instanceCtx{Context: ctx, inst: i}
+	}
 	if !n.initialized && fn != "_start" && fn != "_initialize" {
 		for _, init := range n.inits {
 			args := make([]uint64, len(init.Definition().ParamTypes()))
@@ -455,19 +507,28 @@ func (i *Instance) nativeCall(ctx context.Context, fn string, input []byte) (uin
 		}
 		n.initialized = true
 	}
-	res, err := f.Call(ictx)
+	stack := n.stack[:]
+	stack[0] = 0
+	var err error
+	if !ex.params {
+		err = f.CallWithStack(ictx, stack)
+	} else {
+		// wazero's own message for the missing arguments, as go-sdk gets.
+		_, err = f.Call(ictx)
+	}
 	var rc uint32
+	hasResult := ex.result && err == nil
 	if exit, ok := err.(*sys.ExitError); ok {
 		if exit.ExitCode() == 0 {
 			err = nil
 		}
-		if len(res) == 0 {
-			res = []uint64{api.EncodeU32(exit.ExitCode())}
+		if !hasResult {
+			stack[0], hasResult = api.EncodeU32(exit.ExitCode()), true
 		}
 	}
 	switch {
-	case len(res) > 0:
-		rc = api.DecodeU32(res[0])
+	case hasResult:
+		rc = api.DecodeU32(stack[0])
 	case err != nil:
 		rc = 1
 	}
@@ -489,6 +550,13 @@ func (i *Instance) nativeCall(ctx context.Context, fn string, input []byte) (uin
 	return rc, out, guestErr
 }
 
+// export is an export of the guest, as a call needs it.
+type export struct {
+	f      api.Function
+	params bool // it takes parameters (a call passes none: wazero refuses it)
+	result bool // it returns a value (the return code)
+}
+
 // guestMessage is the error a guest set with error_set.
 type guestMessage string
 
@@ -505,3 +573,31 @@ func newModuleConfig(sleep func(int64), stderr io.Writer) wazero.ModuleConfig {
 		WithRandSource(rand.Reader).
 		WithStdout(io.Discard).WithStderr(stderr)
 }
+
+// capMemory backs a guest's linear memory under the memory cap: a grow
+// past limit fails (memory.grow returns -1 to the guest) and is recorded,
+// so a call that hit the cap is told apart exactly, metered or not.
+type capMemory struct {
+	buf     []byte
+	limit   uint64
+	refused *bool // set on the goroutine running the guest
+}
+
+func (m *capMemory) Reallocate(size uint64) []byte {
+	if size > m.limit {
+		*m.refused = true
+		return nil
+	}
+	if size <= uint64(cap(m.buf)) {
+		m.buf = m.buf[:size]
+		return m.buf
+	}
+	// Grow as append does, within the cap.
+	c := min(max(size, 2*uint64(cap(m.buf))), m.limit)
+	nb := make([]byte, size, c)
+	copy(nb, m.buf)
+	m.buf = nb
+	return nb
+}
+
+func (m *capMemory) Free() { m.buf = nil }

@@ -1,4 +1,4 @@
-package engine
+package xabi
 
 import (
 	"bytes"
@@ -148,7 +148,7 @@ func Compile(ctx context.Context, cfg Config) (*Module, error) {
 	}
 	// Validate and compile first, with the plugin runtime's configuration:
 	// go-sdk's own compilation below then comes from the cache.
-	exports, err := listExports(ctx, wasm, cfg.Cache, !metered)
+	exports, err := listExports(ctx, wasm, cfg.Cache, !metered, cfg.MemoryPages)
 	if err != nil {
 		return nil, err
 	}
@@ -218,10 +218,15 @@ func checkMagic(b []byte) error {
 }
 
 // listExports reads the exported function names without instantiating.
-func listExports(ctx context.Context, wasm []byte, cache wazero.CompilationCache, closeOnDone bool) (map[string]bool, error) {
+func listExports(ctx context.Context, wasm []byte, cache wazero.CompilationCache, closeOnDone bool, memoryPages uint32) (map[string]bool, error) {
 	// The same configuration as the plugin's runtime, so the compiled code
-	// comes from the cache instead of a second compilation.
+	// comes from the cache instead of a second compilation. The memory
+	// limit refuses a module whose memory starts above the cap (the native
+	// engine's runtime has no limit: it enforces the cap itself).
 	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(closeOnDone)
+	if memoryPages > 0 {
+		rc = rc.WithMemoryLimitPages(memoryPages)
+	}
 	if cache != nil {
 		rc = rc.WithCompilationCache(cache)
 	}
@@ -413,7 +418,7 @@ func (i *Instance) MemoryBytes() uint64 {
 func (i *Instance) Close(ctx context.Context) error {
 	var err error
 	if i.nat != nil {
-		err = i.nat.mod.Close(ctx)
+		err = errors.Join(i.nat.mod.Close(ctx), i.nat.kmod.Close(ctx))
 	} else {
 		err = i.p.Close(ctx)
 	}
@@ -528,6 +533,10 @@ func (k kernelMemory) free(h uint64)                      { _ = k.p.Free(h) }
 // KernelFull reports whether a kernel allocation failed in the last call
 // (native engine only; go-sdk does not say).
 func (i *Instance) KernelFull() bool { return i.nat != nil && i.nat.kernelFull }
+
+// GrowRefused reports whether the memory cap refused a memory.grow of the
+// guest in the last call (native engine only; go-sdk does not say).
+func (i *Instance) GrowRefused() bool { return i.nat != nil && i.nat.growRefused }
 
 // extismHTTPFuncs serve the go-sdk engine's renamed HTTP imports.
 func extismHTTPFuncs(cfg *Config) []HostFunc {
