@@ -203,10 +203,12 @@ type Engine struct {
 	// claimer and the heartbeat.
 	stopping chan struct{}
 	// wake has a token when this engine queued a task the claimer may not
-	// have seen; changed is closed (and replaced) when a run finishes or
+	// have seen; changed is closed when the engine stops; watch holds a
+	// channel per run Wait waits for, closed when the run finishes or
 	// pauses here.
 	wake    chan struct{}
 	changed chan struct{}
+	watch   map[string]*watch
 	busy    int
 
 	conflicts atomic.Int64
@@ -216,6 +218,9 @@ type Engine struct {
 // held is a claim of this engine: a node pending or running.
 type held struct {
 	cancel context.CancelCauseFunc // nil while pending
+	// kept: the claim came with the completion of the node before it on
+	// this engine (Completion.Keep), not from a claim.
+	kept bool
 }
 
 type engineStats struct {
@@ -285,7 +290,7 @@ func New(store statestore.Store, inv Invoker, opts ...Option) (*Engine, error) {
 		runs: map[string]*runState{}, held: map[statestore.Fence]*held{}, only: map[string]bool{},
 		seen: newRecent(4096), paused: map[string]bool{},
 		stopped: make(chan struct{}), stopping: make(chan struct{}),
-		wake: make(chan struct{}, 1), changed: make(chan struct{})}
+		wake: make(chan struct{}, 1), changed: make(chan struct{}), watch: map[string]*watch{}}
 	e.work = sync.NewCond(&e.mu)
 	e.claim = sync.NewCond(&e.mu)
 	return e, nil
@@ -660,11 +665,14 @@ type runState struct {
 	progress  map[string]statestore.Progress
 	dirty     bool
 	finishing bool
+	// journal holds entries of the run's journal known to be committed:
+	// read from the store, or journaled by this engine (see journal.go).
+	journal map[string]statestore.NodeResult
 }
 
 func (e *Engine) newRunState(r statestore.Run, w *Workflow) *runState {
 	rs := &runState{id: r.ID, wf: w, input: r.Input, versions: r.Versions,
-		running: map[string]int{}, progress: map[string]statestore.Progress{}}
+		running: map[string]int{}, progress: map[string]statestore.Progress{}, journal: map[string]statestore.NodeResult{}}
 	for k, v := range r.Progress {
 		rs.progress[k] = v
 	}
@@ -969,17 +977,18 @@ func (e *Engine) execTask(t statestore.Task) (statestore.Task, bool) {
 	return next, ok
 }
 
-// hold records that a node of claim f runs, stoppable with cancel. It
-// returns false when the claim was lost meanwhile.
-func (e *Engine) hold(f statestore.Fence, cancel context.CancelCauseFunc) bool {
+// hold records that a node of claim f runs, stoppable with cancel, and
+// says whether the claim was kept from the completion before it. ok is
+// false when the claim was lost meanwhile.
+func (e *Engine) hold(f statestore.Fence, cancel context.CancelCauseFunc) (kept, ok bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	h := e.held[f]
 	if h == nil {
-		return false
+		return false, false
 	}
 	h.cancel = cancel
-	return true
+	return h.kept, true
 }
 
 func (e *Engine) unhold(f statestore.Fence) {
@@ -1040,11 +1049,12 @@ func (e *Engine) execNode(rs *runState, t statestore.Task) (statestore.Task, boo
 	}
 	nctx, cancel := context.WithCancelCause(rs.ctx)
 	defer cancel(nil)
-	if !e.hold(f, cancel) {
+	kept, ok := e.hold(f, cancel)
+	if !ok {
 		return statestore.Task{}, false // lost while pending
 	}
 	ctx := statestore.WithFence(nctx, f)
-	results, err := e.store.NodeResults(ctx, rs.id)
+	results, err := e.journalFor(ctx, rs, n, kept)
 	if err != nil {
 		e.pause(rs, f, "read journal", err)
 		return statestore.Task{}, false
@@ -1209,21 +1219,25 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 		}
 		return statestore.Task{}, false
 	}
+	rs.remember(result)
 	e.emit(Event{Kind: EventNodeFinished, RunID: rs.id, Workflow: w.Name, Node: name, Attempt: result.Attempts})
 	if len(next) > 0 {
 		if ok {
 			e.mu.Lock()
-			e.held[kept.Fence()] = &held{}
+			e.held[kept.Fence()] = &held{kept: true}
 			e.stats.claims.Add(1)
 			e.mu.Unlock()
 		}
-		e.poke()
+		if !ok || len(next) > 1 {
+			// Other dependents may be queued: claim them.
+			e.poke()
+		}
 		return kept, ok
 	}
 	// A node without dependents may be the run's last: the last node
 	// journaled always is one, and reading the journal after the commit
 	// sees every earlier completion.
-	results, err := e.store.NodeResults(e.base, rs.id)
+	results, err := e.journalComplete(rs)
 	if err != nil {
 		e.log.Warn("journal not read after the run's last node; the run ends when resumed", "run_id", rs.id, "err", err)
 		return statestore.Task{}, false
@@ -1366,8 +1380,10 @@ func (e *Engine) notify(runID string, paused bool) {
 		delete(e.paused, runID)
 		delete(e.only, runID)
 	}
-	close(e.changed)
-	e.changed = make(chan struct{})
+	if w := e.watch[runID]; w != nil {
+		close(w.ch)
+		delete(e.watch, runID)
+	}
 	e.mu.Unlock()
 }
 
@@ -1508,16 +1524,17 @@ func (e *Engine) Wait(ctx context.Context, runID string) (statestore.Run, error)
 	for {
 		e.mu.Lock()
 		changed, paused, stopped := e.changed, e.paused[runID], e.state == stateStopped
+		w := e.watchRun(runID)
 		e.mu.Unlock()
 		r, err := e.store.GetRun(ctx, runID)
 		if err != nil || r.Status.Finished() || paused || stopped {
+			e.unwatch(runID, w)
 			return r, err
 		}
-		select {
-		case <-changed:
-		case <-tick.C:
-		case <-ctx.Done():
-			return statestore.Run{}, ctx.Err()
+		err = e.waitChange(ctx, runID, w, changed, tick.C)
+		e.unwatch(runID, w)
+		if err != nil {
+			return statestore.Run{}, err
 		}
 	}
 }
