@@ -1197,7 +1197,12 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 	e.mu.Lock()
 	keep := len(e.pending) == 0 && e.state == stateStarted
 	e.mu.Unlock()
-	kept, ok, err := e.store.CompleteTask(ctx, statestore.Completion{Fence: f, Result: result, Next: next,
+	// Not under the node's context: a heartbeat that runs while the
+	// completion commits finds the task gone and cancels the node, and a
+	// completion abandoned after its commit would leave the dependent it
+	// claimed, or the run's end, to nobody. The fence refuses it when the
+	// claim was lost; the engine's Stop still ends it.
+	kept, ok, err := e.store.CompleteTask(statestore.WithFence(e.base, f), statestore.Completion{Fence: f, Result: result, Next: next,
 		Keep: keep, Lease: e.o.lease})
 	switch {
 	case errors.Is(err, statestore.ErrFenced):
