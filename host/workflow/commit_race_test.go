@@ -70,7 +70,11 @@ func TestCluster_HeartbeatDuringCompletion(t *testing.T) {
 	if n := store.abandoned.Load(); n != 0 {
 		t.Errorf("%d completions abandoned after their commit", n)
 	}
-	if e.Stats().Heartbeats == 0 {
+	st := e.Stats()
+	if st.Heartbeats == 0 {
 		t.Error("no heartbeat ran during the completion: the test did not test anything")
+	}
+	if st.Lost != 0 {
+		t.Errorf("%d claims counted lost, want 0: the completion held its claim", st.Lost)
 	}
 }

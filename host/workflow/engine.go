@@ -221,6 +221,9 @@ type held struct {
 	// kept: the claim came with the completion of the node before it on
 	// this engine (Completion.Keep), not from a claim.
 	kept bool
+	// completing: the node's completion is being written; its outcome,
+	// not a heartbeat, says whether the claim held.
+	completing bool
 }
 
 type engineStats struct {
@@ -924,8 +927,8 @@ func (e *Engine) heartbeat() {
 		e.mu.Lock()
 		for _, f := range lost {
 			h := e.held[f]
-			if h == nil {
-				continue // finished meanwhile
+			if h == nil || h.completing {
+				continue // finished meanwhile, or its completion decides
 			}
 			e.stats.lost.Add(1)
 			delete(e.held, f)
@@ -1202,6 +1205,11 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 	// completion abandoned after its commit would leave the dependent it
 	// claimed, or the run's end, to nobody. The fence refuses it when the
 	// claim was lost; the engine's Stop still ends it.
+	e.mu.Lock()
+	if h := e.held[f]; h != nil {
+		h.completing = true
+	}
+	e.mu.Unlock()
 	kept, ok, err := e.store.CompleteTask(statestore.WithFence(e.base, f), statestore.Completion{Fence: f, Result: result, Next: next,
 		Keep: keep, Lease: e.o.lease})
 	switch {
