@@ -874,8 +874,9 @@ func (e *Engine) worker() {
 		e.pending = e.pending[1:]
 		e.busy++
 		e.mu.Unlock()
+		var carry *runState
 		for ok := true; ok; {
-			t, ok = e.execTask(t)
+			t, carry, ok = e.execTask(t, carry)
 		}
 		e.mu.Lock()
 		e.busy--
@@ -948,11 +949,21 @@ var errClaimLost = statestore.ErrFenced
 
 // execTask executes the node of a claimed task. It returns the next task
 // to execute on the same worker (a dependent the completion claimed for
-// this engine) and true, or false.
-func (e *Engine) execTask(t statestore.Task) (statestore.Task, bool) {
+// this engine), the run's state with the reference the next task's claim
+// holds on it, and true; or false. carry is such a state and reference
+// from the task before, nil for a task from a claim.
+func (e *Engine) execTask(t statestore.Task, carry *runState) (statestore.Task, *runState, bool) {
 	f := t.Fence()
 	ctx := e.base
-	rs, ok, err := e.acquire(ctx, t)
+	if carry != nil && !e.current(carry) {
+		// Finished or cancelled meanwhile: load the run afresh.
+		e.unref(carry)
+		carry = nil
+	}
+	rs, ok, err := carry, true, error(nil)
+	if rs == nil {
+		rs, ok, err = e.acquire(ctx, t)
+	}
 	if err != nil || !ok {
 		e.unhold(f)
 		if err != nil {
@@ -960,24 +971,23 @@ func (e *Engine) execTask(t statestore.Task) (statestore.Task, bool) {
 				e.log.Error("cannot load run; its node is queued again", "run_id", t.RunID, "node", t.Node, "err", err)
 				e.releaseAfter(f, pauseDelay)
 			}
-			return statestore.Task{}, false
+			return statestore.Task{}, nil, false
 		}
 		// The run finished or is gone: its task is stale.
 		if err := e.store.DropTasks(ctx, t.RunID); err != nil && ctx.Err() == nil {
 			e.log.Warn("stale tasks not dropped", "run_id", t.RunID, "err", err)
 		}
-		return statestore.Task{}, false
+		return statestore.Task{}, nil, false
 	}
 	next, ok := e.execNode(rs, t)
 	e.unhold(f)
 	if ok && next.RunID == rs.id {
-		// The next node's claim keeps the run's state.
-		e.mu.Lock()
-		rs.refs++
-		e.mu.Unlock()
+		// The next node's claim takes over this one's reference, so the
+		// run's state (and the journal entries it holds) stays.
+		return next, rs, true
 	}
 	e.unref(rs)
-	return next, ok
+	return next, nil, ok
 }
 
 // hold records that a node of claim f runs, stoppable with cancel, and

@@ -64,3 +64,11 @@ func (e *Engine) waitChange(ctx context.Context, runID string, w *watch, changed
 		}
 	}
 }
+
+// current reports whether rs is still the engine's state of its run (a
+// finish or a cancel forgets it).
+func (e *Engine) current(rs *runState) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.runs[rs.id] == rs
+}
