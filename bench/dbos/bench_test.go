@@ -104,11 +104,42 @@ func database(b *testing.B, name string) string {
 type system interface {
 	// run runs one 10-step workflow to its end.
 	run(ctx context.Context) error
+	// url is the URL of the system's own database.
+	url() string
+}
+
+// dbStats are counters of the database server.
+type dbStats struct {
+	// xacts counts the transactions the system's database committed,
+	// read-only ones included; syncs the WAL flushes of the whole
+	// cluster (the other system is idle meanwhile).
+	xacts, syncs int64
+}
+
+// stats reads the counters, or returns false. Backends publish their
+// counts within about a second, so the caller waits that long after its
+// last transaction: the figures are close, not exact.
+func stats(url string) (dbStats, bool) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return dbStats{}, false
+	}
+	defer conn.Close(ctx)
+	var st dbStats
+	err = conn.QueryRow(ctx, `SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),
+	(SELECT wal_sync FROM pg_stat_wal)`).Scan(&st.xacts, &st.syncs)
+	return st, err == nil
 }
 
 // --- DBOS Transact ---
 
-type dbosSystem struct{ ctx dbos.Context }
+type dbosSystem struct {
+	ctx dbos.Context
+	db  string
+}
+
+func (d *dbosSystem) url() string { return d.db }
 
 func noop(context.Context) (int, error) { return 0, nil }
 
@@ -138,7 +169,7 @@ func dbosEnv(b *testing.B) *dbosSystem {
 		}
 		dbos.RegisterWorkflow(ctx, tenSteps)
 		if dbosErr = dbos.Launch(ctx); dbosErr == nil {
-			dbosSys = &dbosSystem{ctx: ctx}
+			dbosSys = &dbosSystem{ctx: ctx, db: url}
 		}
 	})
 	if dbosErr != nil {
@@ -162,10 +193,13 @@ func (d *dbosSystem) run(context.Context) error {
 // --- bulkhead ---
 
 type bulkheadSystem struct {
-	e *workflow.Engine
-	h *host.Host
-	s *pgstore.Store
+	e  *workflow.Engine
+	h  *host.Host
+	s  *pgstore.Store
+	db string
 }
+
+func (s *bulkheadSystem) url() string { return s.db }
 
 // chain is a workflow of n sequential no-op nodes of the tiny plugin.
 func chain(n int) string {
@@ -215,7 +249,8 @@ func startBulkhead(url string) (*bulkheadSystem, error) {
 	if _, err := h.Load(ctx, "tiny", tiny, abi.Manifest{Pool: abi.Pool{Max: 8}}); err != nil {
 		return nil, err
 	}
-	e, err := workflow.New(s, h, workflow.WithWorkers(256))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	e, err := workflow.New(s, h, workflow.WithWorkers(256), workflow.WithLogger(log))
 	if err != nil {
 		return nil, err
 	}
@@ -228,7 +263,7 @@ func startBulkhead(url string) (*bulkheadSystem, error) {
 		return nil, err
 	}
 	// The engine, host and store stay up until the test binary exits.
-	return &bulkheadSystem{e: e, h: h, s: s}, nil
+	return &bulkheadSystem{e: e, h: h, s: s, db: url}, nil
 }
 
 func (s *bulkheadSystem) run(ctx context.Context) error {
@@ -252,6 +287,7 @@ func completions(b *testing.B, sys system, inflight int) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var failed atomic.Value
+	before, okBefore := stats(sys.url())
 	b.ResetTimer()
 	start := time.Now()
 	for range inflight {
@@ -273,6 +309,11 @@ func completions(b *testing.B, sys system, inflight int) {
 		b.Fatal(err)
 	}
 	report(b, float64(runs*steps)/elapsed.Seconds(), "completions/s")
+	time.Sleep(1100 * time.Millisecond) // see stats
+	if after, ok := stats(sys.url()); ok && okBefore {
+		report(b, float64(after.xacts-before.xacts)/float64(runs*steps), "xacts/step")
+		report(b, float64(after.syncs-before.syncs)/float64(runs*steps), "walsyncs/step")
+	}
 }
 
 // latency runs b.N workflows one at a time and reports the median and

@@ -140,7 +140,11 @@
 //     dependent whose needs are now all journaled with its attempt block
 //     reserved, in one durable write. The worker runs the first queued
 //     dependent itself (it is claimed in the same write) when it has no
-//     other claimed work.
+//     other claimed work, starting from the journal entries the engine
+//     committed or read for the run (entries never change), so it reads
+//     the journal only when a need was journaled elsewhere. The write is
+//     not cancelled when the claim is reported lost meanwhile: the fence
+//     decides.
 //
 // A node's completion is journaled exactly once: the journal is
 // first-write-wins and a completion from a lost claim is refused. Its side

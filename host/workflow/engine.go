@@ -205,10 +205,12 @@ type Engine struct {
 	// claimer and the heartbeat.
 	stopping chan struct{}
 	// wake has a token when this engine queued a task the claimer may not
-	// have seen; changed is closed (and replaced) when a run finishes or
+	// have seen; changed is closed when the engine stops; watch holds a
+	// channel per run Wait waits for, closed when the run finishes or
 	// pauses here.
 	wake    chan struct{}
 	changed chan struct{}
+	watch   map[string]*watch
 	busy    int
 
 	conflicts atomic.Int64
@@ -218,6 +220,12 @@ type Engine struct {
 // held is a claim of this engine: a node pending or running.
 type held struct {
 	cancel context.CancelCauseFunc // nil while pending
+	// kept: the claim came with the completion of the node before it on
+	// this engine (Completion.Keep), not from a claim.
+	kept bool
+	// completing: the node's completion is being written; its outcome,
+	// not a heartbeat, says whether the claim held.
+	completing bool
 }
 
 type engineStats struct {
@@ -287,7 +295,7 @@ func New(store statestore.Store, inv Invoker, opts ...Option) (*Engine, error) {
 		runs: map[string]*runState{}, held: map[statestore.Fence]*held{}, only: map[string]bool{},
 		seen: newRecent(4096), paused: map[string]bool{},
 		stopped: make(chan struct{}), stopping: make(chan struct{}),
-		wake: make(chan struct{}, 1), changed: make(chan struct{})}
+		wake: make(chan struct{}, 1), changed: make(chan struct{}), watch: map[string]*watch{}}
 	e.work = sync.NewCond(&e.mu)
 	e.claim = sync.NewCond(&e.mu)
 	return e, nil
@@ -674,11 +682,14 @@ type runState struct {
 	maps      map[string][]ItemError // failed items of the maps running here
 	dirty     bool
 	finishing bool
+	// journal holds entries of the run's journal known to be committed:
+	// read from the store, or journaled by this engine (see journal.go).
+	journal map[string]statestore.NodeResult
 }
 
 func (e *Engine) newRunState(r statestore.Run, w *Workflow) *runState {
 	rs := &runState{id: r.ID, wf: w, input: r.Input, versions: r.Versions, created: r.CreatedAt,
-		running: map[string]int{}, progress: map[string]statestore.Progress{}}
+		running: map[string]int{}, progress: map[string]statestore.Progress{}, journal: map[string]statestore.NodeResult{}}
 	for k, v := range r.Progress {
 		rs.progress[k] = v
 	}
@@ -877,8 +888,9 @@ func (e *Engine) worker() {
 		e.pending = e.pending[1:]
 		e.busy++
 		e.mu.Unlock()
+		var carry *runState
 		for ok := true; ok; {
-			t, ok = e.execTask(t)
+			t, carry, ok = e.execTask(t, carry)
 		}
 		e.mu.Lock()
 		e.busy--
@@ -930,8 +942,8 @@ func (e *Engine) heartbeat() {
 		e.mu.Lock()
 		for _, f := range lost {
 			h := e.held[f]
-			if h == nil {
-				continue // finished meanwhile
+			if h == nil || h.completing {
+				continue // finished meanwhile, or its completion decides
 			}
 			e.stats.lost.Add(1)
 			delete(e.held, f)
@@ -951,11 +963,21 @@ var errClaimLost = statestore.ErrFenced
 
 // execTask executes the node of a claimed task. It returns the next task
 // to execute on the same worker (a dependent the completion claimed for
-// this engine) and true, or false.
-func (e *Engine) execTask(t statestore.Task) (statestore.Task, bool) {
+// this engine), the run's state with the reference the next task's claim
+// holds on it, and true; or false. carry is such a state and reference
+// from the task before, nil for a task from a claim.
+func (e *Engine) execTask(t statestore.Task, carry *runState) (statestore.Task, *runState, bool) {
 	f := t.Fence()
 	ctx := e.base
-	rs, ok, err := e.acquire(ctx, t)
+	if carry != nil && !e.current(carry) {
+		// Finished or cancelled meanwhile: load the run afresh.
+		e.unref(carry)
+		carry = nil
+	}
+	rs, ok, err := carry, true, error(nil)
+	if rs == nil {
+		rs, ok, err = e.acquire(ctx, t)
+	}
 	if err != nil || !ok {
 		e.unhold(f)
 		if err != nil {
@@ -963,37 +985,37 @@ func (e *Engine) execTask(t statestore.Task) (statestore.Task, bool) {
 				e.log.Error("cannot load run; its node is queued again", "run_id", t.RunID, "node", t.Node, "err", err)
 				e.releaseAfter(f, pauseDelay)
 			}
-			return statestore.Task{}, false
+			return statestore.Task{}, nil, false
 		}
 		// The run finished or is gone: its task is stale.
 		if err := e.store.DropTasks(ctx, t.RunID); err != nil && ctx.Err() == nil {
 			e.log.Warn("stale tasks not dropped", "run_id", t.RunID, "err", err)
 		}
-		return statestore.Task{}, false
+		return statestore.Task{}, nil, false
 	}
 	next, ok := e.execNode(rs, t)
 	e.unhold(f)
 	if ok && next.RunID == rs.id {
-		// The next node's claim keeps the run's state.
-		e.mu.Lock()
-		rs.refs++
-		e.mu.Unlock()
+		// The next node's claim takes over this one's reference, so the
+		// run's state (and the journal entries it holds) stays.
+		return next, rs, true
 	}
 	e.unref(rs)
-	return next, ok
+	return next, nil, ok
 }
 
-// hold records that a node of claim f runs, stoppable with cancel. It
-// returns false when the claim was lost meanwhile.
-func (e *Engine) hold(f statestore.Fence, cancel context.CancelCauseFunc) bool {
+// hold records that a node of claim f runs, stoppable with cancel, and
+// says whether the claim was kept from the completion before it. ok is
+// false when the claim was lost meanwhile.
+func (e *Engine) hold(f statestore.Fence, cancel context.CancelCauseFunc) (kept, ok bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	h := e.held[f]
 	if h == nil {
-		return false
+		return false, false
 	}
 	h.cancel = cancel
-	return true
+	return h.kept, true
 }
 
 func (e *Engine) unhold(f statestore.Fence) {
@@ -1054,11 +1076,12 @@ func (e *Engine) execNode(rs *runState, t statestore.Task) (statestore.Task, boo
 	}
 	nctx, cancel := context.WithCancelCause(rs.ctx)
 	defer cancel(nil)
-	if !e.hold(f, cancel) {
+	kept, ok := e.hold(f, cancel)
+	if !ok {
 		return statestore.Task{}, false // lost while pending
 	}
 	ctx := statestore.WithFence(nctx, f)
-	results, err := e.store.NodeResults(ctx, rs.id)
+	results, err := e.journalFor(ctx, rs, n, kept)
 	if err != nil {
 		e.pause(rs, f, "read journal", err)
 		return statestore.Task{}, false
@@ -1214,10 +1237,16 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 	keep := len(e.pending) == 0 && e.state == stateStarted
 	e.mu.Unlock()
 	// The completion is written even when the node's context ends
-	// meanwhile (the engine stops, a heartbeat finds the claim gone):
-	// abandoning the wait would not abandon the commit, and a commit
-	// nobody follows up leaves the run without a task and without an end.
-	// The store's fence decides whether the claim still holds.
+	// meanwhile (the engine stops, a heartbeat finds the task gone after
+	// the commit): abandoning the wait would not abandon the commit, and a
+	// commit nobody follows up leaves the dependent it claimed, or the
+	// run's end, to nobody. The store's fence decides whether the claim
+	// still holds.
+	e.mu.Lock()
+	if h := e.held[f]; h != nil {
+		h.completing = true
+	}
+	e.mu.Unlock()
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	kept, ok, err := e.store.CompleteTask(wctx, statestore.Completion{Fence: f, Result: result, Next: next,
@@ -1250,21 +1279,25 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 		e.pause(rs, f, "journal node", err)
 		return statestore.Task{}, false
 	}
+	rs.remember(result)
 	e.emit(Event{Kind: EventNodeFinished, RunID: rs.id, Workflow: w.Name, Node: name, Attempt: result.Attempts})
 	if len(next) > 0 {
 		if ok {
 			e.mu.Lock()
-			e.held[kept.Fence()] = &held{}
+			e.held[kept.Fence()] = &held{kept: true}
 			e.stats.claims.Add(1)
 			e.mu.Unlock()
 		}
-		e.poke()
+		if !ok || len(next) > 1 {
+			// Other dependents may be queued: claim them.
+			e.poke()
+		}
 		return kept, ok
 	}
 	// A node without dependents may be the run's last: the last node
 	// journaled always is one, and reading the journal after the commit
 	// sees every earlier completion.
-	results, err := e.store.NodeResults(e.base, rs.id)
+	results, err := e.journalComplete(rs)
 	if err != nil {
 		e.log.Warn("journal not read after the run's last node; the run ends when resumed", "run_id", rs.id, "err", err)
 		return statestore.Task{}, false
@@ -1423,8 +1456,10 @@ func (e *Engine) notify(runID string, paused bool) {
 		delete(e.paused, runID)
 		delete(e.only, runID)
 	}
-	close(e.changed)
-	e.changed = make(chan struct{})
+	if w := e.watch[runID]; w != nil {
+		close(w.ch)
+		delete(e.watch, runID)
+	}
 	e.mu.Unlock()
 }
 
@@ -1565,16 +1600,17 @@ func (e *Engine) Wait(ctx context.Context, runID string) (statestore.Run, error)
 	for {
 		e.mu.Lock()
 		changed, paused, stopped := e.changed, e.paused[runID], e.state == stateStopped
+		w := e.watchRun(runID)
 		e.mu.Unlock()
 		r, err := e.store.GetRun(ctx, runID)
 		if err != nil || r.Status.Finished() || paused || stopped {
+			e.unwatch(runID, w)
 			return r, err
 		}
-		select {
-		case <-changed:
-		case <-tick.C:
-		case <-ctx.Done():
-			return statestore.Run{}, ctx.Err()
+		err = e.waitChange(ctx, runID, w, changed, tick.C)
+		e.unwatch(runID, w)
+		if err != nil {
+			return statestore.Run{}, err
 		}
 	}
 }

@@ -16,21 +16,54 @@ import (
 	"github.com/bulkhead-run/bulkhead/statestore/internal/rules"
 )
 
-// op is one CompleteNode, or with task one CompleteTask, handed to the
-// committer.
+// op is one CompleteNode, or with task one CompleteTask, or with call
+// another write of one statement, handed to the committer. res.RunID and
+// res.Node order the group (a call's Node is "").
 type op struct {
 	ctx  context.Context
 	res  statestore.NodeResult
 	next []statestore.NodeAttempt
 	task *taskOp
+	call *callOp
 	body []byte
 	done chan error
+}
+
+// callOp is a write of one statement that commits with a group: a run's
+// submit or update. scan reads its answer and returns the op's result, or
+// the error that fails the group.
+type callOp struct {
+	sql  string
+	args []any
+	scan func(pgx.Row) (result, err error)
+}
+
+// group runs c in the next group's transaction when group commit is on,
+// else in a transaction of its own, and returns its result. The caller
+// holds no call context (enqueue checks that the store is open).
+func (s *Store) group(ctx context.Context, runID string, c *callOp) error {
+	o := &op{ctx: ctx, res: statestore.NodeResult{RunID: runID}, call: c, done: make(chan error, 1)}
+	if s.opts.maxBatch == 1 {
+		return s.do(ctx, func(ctx context.Context) error {
+			o.ctx = ctx
+			results, err := s.runGroup([]*op{o})
+			if err != nil {
+				return err
+			}
+			return results[0]
+		})
+	}
+	return s.enqueue(ctx, o)
 }
 
 const completeSQL = "SELECT code, idx, last FROM bulkhead_complete_node($1, $2, $3, $4, $5, $6)"
 
 // queue adds o's call to b.
 func (o *op) queue(b *pgx.Batch) {
+	if o.call != nil {
+		b.Queue(o.call.sql, o.call.args...)
+		return
+	}
 	if o.task != nil {
 		b.Queue(completeTaskSQL, o.task.args(o.body)...)
 		return
@@ -41,6 +74,9 @@ func (o *op) queue(b *pgx.Batch) {
 // scan reads the answer to o's call: the op's result, or the error that
 // failed the call.
 func (o *op) scan(row pgx.Row) (result, err error) {
+	if o.call != nil {
+		return o.call.scan(row)
+	}
 	if o.task != nil {
 		return o.task.scan(row)
 	}
@@ -104,11 +140,11 @@ func (s *Store) enqueue(ctx context.Context, o *op) error {
 	}
 }
 
-// commitLoop is the committer: it takes every queued op (up to maxBatch)
+// commitLoop is a committer: it takes every queued op (up to maxBatch)
 // and commits them in one transaction. It returns when Close closed the
-// queue and every op in it is answered.
+// queue and every op in it is answered. WithCommitters of them run at
+// once, taking ops from the same queue.
 func (s *Store) commitLoop() {
-	defer close(s.committerDone)
 	batch := make([]*op, 0, s.opts.maxBatch)
 	for {
 		o, ok := <-s.queue

@@ -6,8 +6,8 @@
 //
 // Open(ctx, url, opts...) connects a pgxpool to url (a postgres:// URL or
 // a key=value string), applies the embedded schema migrations and starts
-// the committer, a goroutine owned by the Store. Close stops taking calls,
-// lets the committer commit every completion already queued and the calls
+// the committers, goroutines owned by the Store. Close stops taking calls,
+// lets the committers commit every completion already queued and the calls
 // in progress return, and closes the pool; it is idempotent, waits at most
 // WithCloseTimeout (default 10 s) and then cancels what still runs and
 // returns an error. Every call after Close returns statestore.ErrClosed.
@@ -116,11 +116,14 @@
 //
 // # Group commit
 //
-// CompleteNode and CompleteTask calls are queued to the committer, which
-// takes everything queued (up to WithMaxBatch, default 256) and sends one
-// pipelined batch of bulkhead_complete_node and bulkhead_complete_task
-// calls, which PostgreSQL runs as one implicit transaction: one round trip
-// and one commit for the group. Each call
+// CompleteNode and CompleteTask calls are queued to the committers. A
+// committer takes everything queued (up to WithMaxBatch, default 256) and
+// sends one pipelined batch of bulkhead_complete_node and
+// bulkhead_complete_task calls, which PostgreSQL runs as one implicit
+// transaction: one round trip and one commit for the group. WithCommitters
+// (default 2) groups commit at once, on connections of their own, so the
+// completions that arrive while a group waits for its flush form the next
+// group at once instead of waiting behind it. Each call
 // settles its own conflicts, so a member that conflicts or names a missing
 // run gets its own error and the others commit; a second completion of a
 // node in the same group conflicts with the first. Members are sent in

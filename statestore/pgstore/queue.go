@@ -95,27 +95,29 @@ func (s *Store) SubmitRun(ctx context.Context, r statestore.Run, roots []statest
 	a := newReadyArgs(roots)
 	var out statestore.Run
 	var created bool
-	err = s.do(ctx, func(ctx context.Context) error {
-		err := s.pool.QueryRow(ctx, "SELECT bulkhead_submit_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-			[]byte(r.ID), string(r.Status), r.CreatedAt.UnixNano(), finishedNS(r), body,
-			a.nodes, a.blocks, a.nneeds, a.needs, now.UnixNano()).Scan(&created)
-		if err != nil {
-			return err
-		}
-		if created {
-			out = r
-			return nil
-		}
-		old, _, err := getRun(ctx, s.pool, r.ID)
-		if err != nil {
-			return err
-		}
-		out = old
-		if !rules.SameRun(old, r) {
-			return rules.ConflictError(old, r)
-		}
-		return nil
+	// The run and its roots commit with the committer's next group.
+	err = s.group(ctx, r.ID, &callOp{
+		sql: "SELECT bulkhead_submit_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+		args: []any{[]byte(r.ID), string(r.Status), r.CreatedAt.UnixNano(), finishedNS(r), body,
+			a.nodes, a.blocks, a.nneeds, a.needs, now.UnixNano()},
+		scan: func(row pgx.Row) (error, error) { return nil, row.Scan(&created) },
 	})
+	if err == nil && created {
+		out = r
+	}
+	if err == nil && !created {
+		err = s.do(ctx, func(ctx context.Context) error {
+			old, _, err := getRun(ctx, s.pool, r.ID)
+			if err != nil {
+				return err
+			}
+			out = old
+			if !rules.SameRun(old, r) {
+				return rules.ConflictError(old, r)
+			}
+			return nil
+		})
+	}
 	if err != nil && !errors.Is(err, statestore.ErrConflict) {
 		return statestore.Run{}, false, err
 	}

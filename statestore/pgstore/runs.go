@@ -130,16 +130,21 @@ func (s *Store) UpdateRun(ctx context.Context, id string, fn func(*statestore.Ru
 		if err != nil {
 			return statestore.Run{}, err
 		}
-		err = s.do(ctx, func(ctx context.Context) error {
-			tag, err := s.pool.Exec(ctx, `UPDATE runs SET status = $3, finished_ns = $4, body = $5, rev = rev + 1
-WHERE id = $1 AND rev = $2`, []byte(id), rev, string(r.Status), finishedNS(r), body)
-			if err != nil {
-				return err
-			}
-			if tag.RowsAffected() == 0 {
-				return errChanged
-			}
-			return nil
+		// The conditional UPDATE commits with the committer's next group.
+		err = s.group(ctx, id, &callOp{
+			sql: `WITH u AS (UPDATE runs SET status = $3, finished_ns = $4, body = $5, rev = rev + 1
+WHERE id = $1 AND rev = $2 RETURNING 1) SELECT count(*) FROM u`,
+			args: []any{[]byte(id), rev, string(r.Status), finishedNS(r), body},
+			scan: func(row pgx.Row) (error, error) {
+				var n int
+				if err := row.Scan(&n); err != nil {
+					return nil, err
+				}
+				if n == 0 {
+					return errChanged, nil
+				}
+				return nil, nil
+			},
 		})
 		if errors.Is(err, errChanged) {
 			continue

@@ -23,6 +23,7 @@ type Option interface{ apply(*options) }
 type options struct {
 	migrate        bool
 	maxBatch       int
+	committers     int
 	maxCheckpoints int
 	maxConns       int32
 	closeTimeout   time.Duration
@@ -48,6 +49,15 @@ func WithoutMigrate() Option {
 // of WAL flushes is left.
 func WithMaxBatch(n int) Option {
 	return optionFunc(func(o *options) { o.maxBatch = n })
+}
+
+// WithCommitters sets how many groups of completions may commit at once,
+// each on its own connection (default 2). While one group waits for its
+// commit to reach the disk, the next one runs: a completion that arrives
+// then does not wait for that flush, and PostgreSQL flushes the WAL of
+// groups that commit together once.
+func WithCommitters(n int) Option {
+	return optionFunc(func(o *options) { o.committers = n })
 }
 
 // WithMaxCheckpoints sets how many checkpoints are kept per run and node
@@ -107,6 +117,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	o := options{
 		migrate:        true,
 		maxBatch:       256,
+		committers:     2,
 		maxCheckpoints: statestore.DefaultMaxCheckpoints,
 		closeTimeout:   10 * time.Second,
 		connectTimeout: 10 * time.Second,
@@ -119,6 +130,9 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	}
 	if o.maxBatch < 1 {
 		o.maxBatch = 1
+	}
+	if o.committers < 1 {
+		o.committers = 1
 	}
 	if o.maxCheckpoints < 1 {
 		o.maxCheckpoints = statestore.DefaultMaxCheckpoints
@@ -194,7 +208,14 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		gcStop:        make(chan struct{}),
 		gcDone:        make(chan struct{}),
 	}
-	go s.commitLoop()
+	var committers sync.WaitGroup
+	for range s.opts.committers {
+		committers.Go(s.commitLoop)
+	}
+	go func() {
+		committers.Wait()
+		close(s.committerDone)
+	}()
 	go s.gcLoop()
 	return s, nil
 }

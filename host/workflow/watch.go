@@ -1,0 +1,74 @@
+package workflow
+
+import (
+	"context"
+	"time"
+)
+
+// watch wakes the Waits of one run when it finishes or pauses on this
+// engine (notify closes ch); other runs' ends do not wake them.
+type watch struct {
+	ch      chan struct{}
+	waiters int
+}
+
+// watchRun returns the watch of runID, one more waiter on it. Called with
+// e.mu held.
+func (e *Engine) watchRun(runID string) *watch {
+	w := e.watch[runID]
+	if w == nil {
+		w = &watch{ch: make(chan struct{})}
+		e.watch[runID] = w
+	}
+	w.waiters++
+	return w
+}
+
+// unwatch drops a waiter of w; the last one forgets it, so runs that end
+// on another engine leave nothing behind.
+func (e *Engine) unwatch(runID string, w *watch) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	w.waiters--
+	if w.waiters == 0 && e.watch[runID] == w {
+		delete(e.watch, runID)
+	}
+}
+
+// executing reports whether the engine holds a claim of a node of runID.
+func (e *Engine) executing(runID string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.runs[runID] != nil
+}
+
+// waitChange returns when run runID may have changed: it finished or
+// paused here (w), the engine stopped (changed), or a tick passed while
+// no node of the run executes here (it may have ended elsewhere; while
+// one executes here, its end here wakes w, and an end elsewhere, a
+// cancel, takes the claim, so the run stops executing here within a
+// heartbeat).
+func (e *Engine) waitChange(ctx context.Context, runID string, w *watch, changed <-chan struct{}, tick <-chan time.Time) error {
+	for {
+		select {
+		case <-changed:
+			return nil
+		case <-w.ch:
+			return nil
+		case <-tick:
+			if !e.executing(runID) {
+				return nil
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// current reports whether rs is still the engine's state of its run (a
+// finish or a cancel forgets it).
+func (e *Engine) current(rs *runState) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.runs[rs.id] == rs
+}
