@@ -220,12 +220,15 @@ func scrubTornTail(path string, last bool) error {
 // headMissing reports whether the entry at off has no header yet. A large
 // copy stores its first 32 bytes last, after the 32-byte aligned blocks
 // that follow them; Badger's logs are mapped at page boundaries, so a copy
-// cut short leaves zeros from off to the first aligned offset past it.
+// cut short leaves zeros from off to the first aligned offset past it, and
+// the bytes stored from there on start with the rest of the header and the
+// key, which are not all zero: the first non-zero byte lies within 64
+// bytes of off.
 func headMissing(f *os.File, off int64) bool {
-	var b [32]byte
-	n := 32 - int(off&31)
-	got, _ := f.ReadAt(b[:n], off)
-	return got == n && firstNonZero(b[:n]) < 0
+	var b [64]byte
+	got, _ := f.ReadAt(b[:], off)
+	i := firstNonZero(b[:got])
+	return i >= 32-int(off&31)
 }
 
 // zeroRange writes zeros over the non-zero bytes of f in [from, to) and
