@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/bulkhead-run/bulkhead/host/api"
 	"github.com/bulkhead-run/bulkhead/host/workflow"
 	"github.com/bulkhead-run/bulkhead/statestore"
 )
@@ -48,4 +49,23 @@ func (t *Telemetry) Submit(ctx context.Context, wf string, submit func(ctx conte
 		span.SetStatus(codes.Error, err.Error())
 	}
 	return r, err
+}
+
+// Workflows returns wf with every Submit run through t.Submit, so runs
+// submitted through the API join their caller's trace.
+func (t *Telemetry) Workflows(wf api.Workflows) api.Workflows { return tracedWorkflows{wf, t} }
+
+// engine names the embedded api.Workflows, whose Workflows method a field
+// of that name would hide.
+type engine = api.Workflows
+
+type tracedWorkflows struct {
+	engine
+	t *Telemetry
+}
+
+func (w tracedWorkflows) Submit(ctx context.Context, wf string, input []byte, runID string) (statestore.Run, error) {
+	return w.t.Submit(ctx, wf, func(ctx context.Context) (statestore.Run, error) {
+		return w.engine.Submit(ctx, wf, input, runID)
+	})
 }
