@@ -19,6 +19,7 @@ import (
 	"github.com/bulkhead-run/bulkhead/host/api"
 	"github.com/bulkhead-run/bulkhead/host/server"
 	"github.com/bulkhead-run/bulkhead/host/supervisor"
+	"github.com/bulkhead-run/bulkhead/internal/digest"
 	"github.com/bulkhead-run/bulkhead/plugins"
 )
 
@@ -233,10 +234,7 @@ func writeRows(w io.Writer, rows []pluginRow) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tVERSION\tSTATUS\tBREAKER\tPOOL\tREASON")
 	for _, st := range rows {
-		version := st.version
-		if len(version) > 12 {
-			version = version[:12]
-		}
+		version := digest.Short(st.version)
 		if version == "" {
 			version = "-"
 		}

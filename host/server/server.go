@@ -509,8 +509,8 @@ func (s *Server) stopEngine(ctx context.Context) error {
 // Stop drains and stops the service: the API refuses new runs and calls
 // (503, /readyz fails), the engine lets running nodes finish within the
 // grace period, then the HTTP server, membership, monitor, supervisor and
-// host stop and the store is closed (flushed). It is idempotent; ctx
-// bounds it.
+// host stop and the store it opened is closed (flushed). It is
+// idempotent; ctx bounds it. Call it once Start returned (Run does).
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	if s.stopped {
