@@ -228,6 +228,10 @@ type Runs interface {
 	// reads an index of unfinished runs, so its cost does not grow with the
 	// number of finished ones. Errors: ErrClosed.
 	UnfinishedRuns(ctx context.Context) ([]Run, error)
+	// CountRuns returns how many runs have the status. It reads the status
+	// index without loading the runs, so its cost grows with that count
+	// only. Errors: ErrInvalid (an unknown status), ErrClosed.
+	CountRuns(ctx context.Context, status RunStatus) (int, error)
 }
 
 // Journal records node attempts and completions.

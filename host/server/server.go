@@ -436,12 +436,15 @@ func (s *Server) metrics() *api.Metrics {
 			return out
 		},
 		Unfinished: func(ctx context.Context) (map[statestore.RunStatus]int, error) {
-			runs, err := s.store.UnfinishedRuns(ctx)
 			out := map[statestore.RunStatus]int{}
-			for _, r := range runs {
-				out[r.Status]++
+			for _, st := range []statestore.RunStatus{statestore.StatusPending, statestore.StatusRunning} {
+				n, err := s.store.CountRuns(ctx, st)
+				if err != nil {
+					return out, err
+				}
+				out[st] = n
 			}
-			return out, err
+			return out, nil
 		},
 		DeadLetters: s.store.CountDeadLetters,
 		Reloads: func() map[string]map[string]uint64 {

@@ -3,6 +3,7 @@ package workflow_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"runtime/metrics"
@@ -49,7 +50,8 @@ func backlogEngine(t testing.TB, dir string, observe func(workflow.Event)) (*wor
 	if _, err := h.Load(context.Background(), "tiny", tiny, abi.Manifest{Pool: abi.Pool{Max: 32}}); err != nil {
 		t.Fatal(err)
 	}
-	e, err := workflow.New(s, h, workflow.WithWorkers(32), workflow.WithObserver(observe))
+	e, err := workflow.New(s, h, workflow.WithWorkers(32), workflow.WithObserver(observe),
+		workflow.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,6 +169,7 @@ func TestBacklog_Million(t *testing.T) {
 	ready := time.Since(restart)
 	sample()
 	drain := time.Now()
+	lastFinished, lastProgress := int64(0), time.Now()
 	for {
 		time.Sleep(500 * time.Millisecond)
 		sample()
@@ -176,6 +179,11 @@ func TestBacklog_Million(t *testing.T) {
 		}
 		if len(runs) == 0 {
 			break
+		}
+		if f := finished.Load(); f != lastFinished {
+			lastFinished, lastProgress = f, time.Now()
+		} else if time.Since(lastProgress) > 20*time.Second {
+			stalled(t, s, runs[0])
 		}
 		if time.Since(drain) > 2*time.Hour {
 			t.Fatal("the backlog did not drain in two hours")
@@ -208,4 +216,18 @@ func TestBacklog_Million(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// stalled fails the test with what the store holds for a run that stays
+// running while the engine claims nothing.
+func stalled(t *testing.T, s *badgerstore.Store, r statestore.Run) {
+	t.Helper()
+	ctx := context.Background()
+	res, err := s.NodeResults(ctx, r.ID)
+	t.Logf("stalled run %s: status %s, journal %v (%v)", r.ID, r.Status, res, err)
+	tasks, err := s.ClaimRunTasks(ctx, "diagnosis", r.ID, 10, time.Minute)
+	t.Logf("its tasks: %+v (%v)", tasks, err)
+	more, err := s.ClaimTasks(ctx, "diagnosis", 10, time.Minute)
+	t.Logf("ClaimTasks now: %+v (%v)", more, err)
+	t.FailNow()
 }

@@ -1187,8 +1187,25 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 	e.mu.Lock()
 	keep := len(e.pending) == 0 && e.state == stateStarted
 	e.mu.Unlock()
-	kept, ok, err := e.store.CompleteTask(ctx, statestore.Completion{Fence: f, Result: result, Next: next,
+	// The completion is written even when the node's context ends
+	// meanwhile (the engine stops, a heartbeat finds the claim gone):
+	// abandoning the wait would not abandon the commit, and a commit
+	// nobody follows up leaves the run without a task and without an end.
+	// The store's fence decides whether the claim still holds.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	kept, ok, err := e.store.CompleteTask(wctx, statestore.Completion{Fence: f, Result: result, Next: next,
 		Keep: keep, Lease: e.o.lease})
+	if err != nil && !errors.Is(err, statestore.ErrFenced) && !errors.Is(err, statestore.ErrConflict) && e.journaled(rs.id, result) {
+		// The commit's answer was lost (a timeout, a dropped connection)
+		// but the commit was not: the dependents were queued with it.
+		err, ok = nil, false
+	}
+	if err == nil {
+		// The claim ended with the commit: a heartbeat must not count it
+		// lost while the run's end is written.
+		e.unhold(f)
+	}
 	switch {
 	case errors.Is(err, statestore.ErrFenced):
 		e.lostClaim(rs, f, err)
@@ -1198,15 +1215,13 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 		// unless they are already.
 		e.conflicts.Add(1)
 		e.log.Warn("node completed twice; keeping the first journal entry", "run_id", rs.id, "node", name)
-		if err := e.store.EnqueueNodes(ctx, rs.id, next); err != nil && ctx.Err() == nil {
+		if err := e.store.EnqueueNodes(wctx, rs.id, next); err != nil {
 			e.log.Warn("dependents not queued", "run_id", rs.id, "node", name, "err", err)
 		}
 		e.poke()
 		return statestore.Task{}, false
 	case err != nil:
-		if ctx.Err() == nil {
-			e.pause(rs, f, "journal node", err)
-		}
+		e.pause(rs, f, "journal node", err)
 		return statestore.Task{}, false
 	}
 	e.emit(Event{Kind: EventNodeFinished, RunID: rs.id, Workflow: w.Name, Node: name, Attempt: result.Attempts})
@@ -1232,6 +1247,19 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 		e.finishSuccess(rs, results)
 	}
 	return statestore.Task{}, false
+}
+
+// journaled reports whether the journal holds result as this engine wrote
+// it: a completion whose answer was lost may have committed.
+func (e *Engine) journaled(runID string, result statestore.NodeResult) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.base), 10*time.Second)
+	defer cancel()
+	results, err := e.store.NodeResults(ctx, runID)
+	if err != nil {
+		return false
+	}
+	got, ok := results[result.Node]
+	return ok && got.Host == result.Host && got.Attempts == result.Attempts
 }
 
 // fallback runs a node's fallback after its plugin failed for good.

@@ -225,6 +225,26 @@ func (s *Store) DeleteDeadLetter(ctx context.Context, id string) error {
 	})
 }
 
+// CountRuns implements statestore.Runs. It walks the status index's keys.
+func (s *Store) CountRuns(ctx context.Context, status statestore.RunStatus) (int, error) {
+	if !status.Valid() {
+		return 0, fmt.Errorf("%w: run status %q", statestore.ErrInvalid, status)
+	}
+	n := 0
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: statusPrefix(status)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+			if n%4096 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
 // CountDeadLetters implements statestore.DeadLetters.
 func (s *Store) CountDeadLetters(ctx context.Context) (int, error) {
 	n := 0

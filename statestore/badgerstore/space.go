@@ -25,6 +25,12 @@ const (
 	// valueThreshold is Badger's default: values of 1 MiB and more go to
 	// the value log.
 	valueThreshold = 1 << 20
+	// numMemtables is how many memtables fill or wait for their flush
+	// before writes stall; each is an arena of about memTableSize.
+	numMemtables = 3
+	// numCompactors is Badger's minimum: one for level 0, one for the
+	// rest.
+	numCompactors = 2
 )
 
 // DefaultReserve is the free space, in bytes, that writes leave on the

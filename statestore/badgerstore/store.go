@@ -113,8 +113,16 @@ func Open(dir string, opts ...Option) (s *Store, err error) {
 		// next entries: a small cache holds them, and the store's memory
 		// stays well under what a big backlog would otherwise fill.
 		WithBlockCacheSize(blockCacheSize).
+		// Compaction builds each output table in a buffer of twice the
+		// table's size, several at once per compactor: with Badger's
+		// tables growing twofold per level and four compactors, that is
+		// what held most of the heap under a large backlog. Tables of one
+		// size and two compactors bound it whatever the store's size.
+		WithNumCompactors(numCompactors).
+		WithNumMemtables(numMemtables).
 		WithValueLogFileSize(valueLogFileSize).
 		WithValueThreshold(valueThreshold)
+	bo.TableSizeMultiplier = 1
 	db, err := openBadger(bo)
 	if err != nil {
 		return nil, classifyOpenError(dir, err)

@@ -88,6 +88,18 @@ func (s *sortedSet[K]) remove(k K) {
 	}
 }
 
+// len returns the number of keys.
+func (s *sortedSet[K]) len() int {
+	if s == nil {
+		return 0
+	}
+	n := 0
+	for _, c := range s.chunks {
+		n += len(c)
+	}
+	return n
+}
+
 func (s *sortedSet[K]) empty() bool { return s == nil || len(s.chunks) == 0 }
 
 // all returns every key in order.

@@ -609,6 +609,18 @@ func (s *Store) DeleteDeadLetter(ctx context.Context, id string) error {
 }
 
 // CountDeadLetters implements statestore.DeadLetters.
+// CountRuns implements statestore.Runs.
+func (s *Store) CountRuns(ctx context.Context, status statestore.RunStatus) (int, error) {
+	if !status.Valid() {
+		return 0, fmt.Errorf("%w: run status %q", statestore.ErrInvalid, status)
+	}
+	if err := s.lock(ctx); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	return s.byStatus[status].len(), nil
+}
+
 func (s *Store) CountDeadLetters(ctx context.Context) (int, error) {
 	if err := s.lock(ctx); err != nil {
 		return 0, err

@@ -221,6 +221,19 @@ func (s *Store) DeleteDeadLetter(ctx context.Context, id string) error {
 }
 
 // CountDeadLetters implements statestore.DeadLetters.
+// CountRuns implements statestore.Runs. It counts the status index's
+// entries.
+func (s *Store) CountRuns(ctx context.Context, status statestore.RunStatus) (int, error) {
+	if !status.Valid() {
+		return 0, fmt.Errorf("%w: run status %q", statestore.ErrInvalid, status)
+	}
+	var n int
+	err := s.do(ctx, func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx, "SELECT count(*) FROM runs WHERE status = $1", string(status)).Scan(&n)
+	})
+	return n, err
+}
+
 func (s *Store) CountDeadLetters(ctx context.Context) (int, error) {
 	var n int
 	err := s.do(ctx, func(ctx context.Context) error {

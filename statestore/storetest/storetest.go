@@ -326,6 +326,17 @@ func testUnfinishedRuns(t *testing.T, s statestore.Store) {
 	if got := ids(); len(got) != 4 || got["r0"] || !got["r3"] {
 		t.Fatalf("after resuming r3 and finishing r0, UnfinishedRuns = %v", got)
 	}
+	// Pending r5; running r1 r3 r6; succeeded r0 r2 r7; failed r8;
+	// cancelled r4 r9.
+	want := map[statestore.RunStatus]int{statestore.StatusPending: 1, statestore.StatusRunning: 3,
+		statestore.StatusSucceeded: 3, statestore.StatusFailed: 1, statestore.StatusCancelled: 2}
+	for st, n := range want {
+		if got, err := s.CountRuns(ctx, st); err != nil || got != n {
+			t.Errorf("CountRuns(%s) = %d, %v; want %d", st, got, err, n)
+		}
+	}
+	_, err := s.CountRuns(ctx, "bogus")
+	wantErr(t, "CountRuns of an unknown status", err, statestore.ErrInvalid)
 }
 
 func testCompleteNode(t *testing.T, s statestore.Store) {
@@ -803,6 +814,7 @@ func testClosed(t *testing.T, s statestore.Store) {
 	_, errs["UpdateRun"] = s.UpdateRun(ctx, "r1", func(*statestore.Run) error { return nil })
 	_, _, errs["ListRuns"] = s.ListRuns(ctx, statestore.RunFilter{})
 	_, errs["UnfinishedRuns"] = s.UnfinishedRuns(ctx)
+	_, errs["CountRuns"] = s.CountRuns(ctx, statestore.StatusRunning)
 	errs["CompleteNode"] = s.CompleteNode(ctx, statestore.NodeResult{RunID: "r1", Node: "a"})
 	errs["StartAttempt"] = s.StartAttempt(ctx, statestore.NodeAttempt{RunID: "r1", Node: "a", Attempt: 1})
 	_, errs["NodeResults"] = s.NodeResults(ctx, "r1")
