@@ -114,6 +114,9 @@ func (c Config) withDefaults() Config {
 		p, _ := resilience.Preset(resilience.PresetProduction)
 		c.Policy = &p
 		c.Preset = resilience.PresetProduction
+	} else {
+		p := *c.Policy // the caller's may change after New
+		c.Policy = &p
 	}
 	c.HTTP.Addr = c.Listen
 	c.Store.DataDir = c.DataDir
