@@ -124,6 +124,9 @@ type NodeResult struct {
 	Fallback bool `json:"fallback,omitempty"`
 	// Host is the host (engine owner) that ran the node.
 	Host string `json:"host,omitempty"`
+	// Skipped is true when the node did not run: its condition was false
+	// (Output is empty).
+	Skipped bool `json:"skipped,omitempty"`
 }
 
 // NodeAttempt records that an attempt of a node started.

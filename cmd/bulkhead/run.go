@@ -99,6 +99,10 @@ func runRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		w.File = abs
 	}
 	rt.engine.AddWorkflow(w)
+	if err := addChildWorkflows(rt.engine, w, workflow.ParseOptions{KnownPlugin: rt.known}); err != nil {
+		fprintf(stderr, "bulkhead run: %v\n", err)
+		return exitUsage
+	}
 	if *runID != "" && !haveInput {
 		// Resuming by ID needs no input: use the stored one.
 		if r, err := rt.store.GetRun(ctx, *runID); err == nil {
@@ -441,12 +445,16 @@ func (p *progressPrinter) observe(ev workflow.Event) {
 	case workflow.EventNodeSkipped:
 		p.done[ev.Node] = true
 		line = fmt.Sprintf("node %s finished before (attempt %d): not run again", ev.Node, ev.Attempt)
+	case workflow.EventNodeBypassed:
+		line = fmt.Sprintf("node %s skipped: its condition is false or its needs were skipped", ev.Node)
 	case workflow.EventNodeStarted:
 		line = fmt.Sprintf("node %s started (attempt %d)", ev.Node, ev.Attempt)
 	case workflow.EventNodeFinished:
 		p.done[ev.Node] = true
 		delete(p.prog, ev.Node)
-		line = fmt.Sprintf("node %s finished (attempt %d)", ev.Node, ev.Attempt)
+		if ev.Attempt > 0 { // 0: skipped, reported above
+			line = fmt.Sprintf("node %s finished (attempt %d)", ev.Node, ev.Attempt)
+		}
 	case workflow.EventNodeFailed:
 		line = fmt.Sprintf("node %s failed: %s", ev.Node, ev.Err)
 	case workflow.EventCheckpointLoaded:

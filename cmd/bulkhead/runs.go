@@ -266,6 +266,12 @@ func printRun(w io.Writer, info workflow.RunInfo) {
 		if n.Progress != nil {
 			prog = fmt.Sprintf("%d/%d", n.Progress.Done, n.Progress.Total)
 		}
+		if n.Map != nil {
+			prog = mapProgress(n.Map)
+		}
+		if n.Child != "" {
+			prog = "child run " + n.Child
+		}
 		status := string(n.Status)
 		if n.Fallback {
 			status += " (fallback)"
@@ -280,6 +286,16 @@ func printRun(w io.Writer, info workflow.RunInfo) {
 	if info.Status == statestore.StatusSucceeded {
 		fprintf(w, "\noutput: %s\n", oneLine(string(info.Output), 200))
 	}
+}
+
+// mapProgress is a map node's progress: items done of the total, and
+// the failed ones.
+func mapProgress(m *workflow.MapInfo) string {
+	s := fmt.Sprintf("%d/%d items", m.Done, m.Total)
+	if len(m.Failed) > 0 {
+		s += fmt.Sprintf(", %d failed", len(m.Failed))
+	}
+	return s
 }
 
 func oneLine(s string, max int) string {

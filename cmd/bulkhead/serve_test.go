@@ -48,6 +48,7 @@ func TestServe(t *testing.T) {
 	t.Run("NoTokenChecksHostAndOrigin", func(t *testing.T) { testNoToken(t, bin) })
 	t.Run("Postgres", func(t *testing.T) { testServePostgres(t, bin) })
 	t.Run("Hosts", func(t *testing.T) { testServeHosts(t, bin) })
+	t.Run("Events", func(t *testing.T) { testServeEvents(t, bin) })
 }
 
 // service is a running `bulkhead serve`.

@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -92,7 +93,12 @@ func demo(ctx context.Context, bin, flow, plugins, data string, killAt int) erro
 	fmt.Printf("\n=== bulkhead runs show %s\n", runID)
 	show := exec.CommandContext(ctx, bin, "runs", "show", runID, "--data", data)
 	show.Stdout, show.Stderr = os.Stdout, os.Stderr
-	return show.Run()
+	if err := show.Run(); err != nil {
+		return err
+	}
+	fmt.Printf("\n=== the dashboard: run this, then open http://127.0.0.1:7070/#/runs/%s (the run page; / is the overview)\n", runID)
+	fmt.Printf("  %s serve --plugins %s --workflows %s --data %s\n", bin, plugins, filepath.Dir(flow), data)
+	return nil
 }
 
 // runBulkhead runs bin, echoing its stderr, and kills it with SIGKILL

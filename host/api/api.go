@@ -101,7 +101,9 @@ type Deps struct {
 	Hosts func(ctx context.Context) ([]statestore.HostInfo, error)
 	// Metrics, when set, is served at /metrics.
 	Metrics *Metrics
-	Logger  *slog.Logger
+	// Events, when set, is streamed at GET /v1/events (else 503).
+	Events *Events
+	Logger *slog.Logger
 }
 
 // API is the HTTP handler of `bulkhead serve`. It is safe for concurrent
@@ -206,6 +208,7 @@ func (a *API) register() {
 	a.handle("POST", "/v1/runs/{id}/cancel", false, a.cancelRun)
 	a.handle("POST", "/v1/runs/{id}/resume", false, a.resumeRun)
 	a.handle("GET", "/v1/runs/{id}/checkpoints", false, a.runCheckpoints)
+	a.handle("GET", "/v1/events", false, a.events)
 	a.handle("GET", "/v1/breakers", false, a.breakers)
 	a.handle("GET", "/v1/health", false, a.health)
 	a.handle("GET", "/v1/dlq", false, a.listDLQ)

@@ -74,7 +74,13 @@
 // fail /readyz, while reads keep working, so a load balancer stops sending
 // work before the process stops. Server.Start binds and serves in one
 // goroutine; Server.Stop shuts down within its context and waits for it.
-// All methods are safe for concurrent use; the runtime resilience
+// GET /v1/events streams Deps.Events (an *Events fed by the engine's
+// observer) as Server-Sent Events: each stream is its request's goroutine,
+// with a bounded buffer that drops (and counts, and tells the client)
+// what a slow client cannot take, so Publish never blocks the engine. A
+// stream ends when its client goes away or Events.Close is called; call
+// Close before Server.Stop, whose graceful shutdown waits for requests in
+// flight. All methods are safe for concurrent use; the runtime resilience
 // configuration is guarded by one mutex. A per-plugin policy set through
 // PUT /v1/config/resilience is a host override (host.OverridePolicy): it
 // outlives reloads and rebuilds, and lives in memory only.

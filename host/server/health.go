@@ -71,7 +71,8 @@ func storeCheck(ctx context.Context, s statestore.Store) error {
 }
 
 // pluginDirCheck reports the plugin directory: failed when it cannot be
-// read, degraded while a plugin is refused or quarantined.
+// read, degraded while a plugin is refused or quarantined (not while it
+// is being loaded).
 func pluginDirCheck(sup *supervisor.Supervisor) resilience.CheckResult {
 	dir := sup.Registry().Dir()
 	if _, err := os.ReadDir(dir); err != nil {
@@ -79,7 +80,8 @@ func pluginDirCheck(sup *supervisor.Supervisor) resilience.CheckResult {
 	}
 	var bad []string
 	for _, st := range sup.Statuses() {
-		if st.State != supervisor.StateOK {
+		// A plugin still being loaded (no state yet) is not a fault.
+		if st.State != supervisor.StateOK && st.State != "" {
 			bad = append(bad, st.Name+" "+string(st.State)+": "+st.Reason)
 		}
 	}

@@ -174,6 +174,7 @@ type Server struct {
 	mon    *resilience.Monitor
 	eng    *workflow.Engine
 	api    *api.API
+	events *api.Events // GET /v1/events
 	srv    *api.Server
 	member *fleet.Member
 	ready  atomic.Bool // the engine started
@@ -278,6 +279,10 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	s.onStop(s.srv.Stop)
+	// Stopped before the server, after the drain: event streams see the
+	// drain's events, then end, so the server's shutdown does not wait
+	// for them.
+	s.onStop(func(context.Context) error { s.events.Close(); return nil })
 	s.mu.Lock()
 	s.addr = s.srv.Addr()
 	s.mu.Unlock()
@@ -364,6 +369,7 @@ func (s *Server) build() error {
 		return err
 	}
 	ph.sv = s.sv
+	s.events = api.NewEvents("", 0)
 	m := s.metrics()
 	if err := s.newEngine(m); err != nil {
 		return err
@@ -380,6 +386,7 @@ func (s *Server) build() error {
 		Host: s.h, Plugins: s.sv, Workflows: wf, Monitor: s.mon, Metrics: m,
 		Logger:   log.With("module", "api"),
 		Hosts:    s.member.Hosts,
+		Events:   s.events,
 		MapError: s.mapError,
 		Ready:    s.readiness,
 	}); err != nil {
@@ -401,7 +408,7 @@ func (s *Server) newEngine(m *api.Metrics) error {
 		inv = s.tel.Invoker(inv)
 		logEvents = workflow.LogEventsContext(log, s.tel.EventContext)
 	}
-	observe := func(ev workflow.Event) { m.Observe(ev); logEvents(ev) }
+	observe := func(ev workflow.Event) { m.Observe(ev); logEvents(ev); s.events.Publish(ev) }
 	if s.tel.Enabled() {
 		observe = s.tel.Observer(observe)
 	}
@@ -419,8 +426,11 @@ func (s *Server) newEngine(m *api.Metrics) error {
 		opts = append(opts, workflow.WithLease(cfg.Lease))
 	}
 	var err error
-	s.eng, err = workflow.New(s.store, inv, opts...)
-	return err
+	if s.eng, err = workflow.New(s.store, inv, opts...); err != nil {
+		return err
+	}
+	s.events.SetHost(s.eng.Owner())
+	return nil
 }
 
 // metrics reads the components at scrape time; the engine and the API,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/bulkhead-run/bulkhead/statestore"
@@ -18,6 +19,7 @@ const (
 	NodeRunning   NodeStatus = "running"   // executing in this engine now
 	NodeSucceeded NodeStatus = "succeeded" // journaled (possibly from a fallback)
 	NodeFailed    NodeStatus = "failed"    // exhausted its policy: see DeadLetter
+	NodeSkipped   NodeStatus = "skipped"   // its condition was false, or every need was skipped
 )
 
 // NodeInfo is one node of a run, as Get reports it.
@@ -42,6 +44,13 @@ type NodeInfo struct {
 	// Host ran the node: the journal's for a finished node, the engine's
 	// running it here for a running one.
 	Host string `json:"host,omitempty"`
+	// When is the node's condition; Map the progress of a map node.
+	When string   `json:"when,omitempty"`
+	Map  *MapInfo `json:"map,omitempty"`
+	// Child is the ID of the child run a workflow node started (once it
+	// ran).
+	Child    string `json:"child,omitempty"`
+	Workflow string `json:"workflow,omitempty"`
 }
 
 // RunInfo is a run with the state of each of its nodes.
@@ -74,6 +83,7 @@ func (e *Engine) Get(ctx context.Context, runID string) (RunInfo, error) {
 	e.mu.Unlock()
 	running := map[string]bool{}
 	progress := r.Progress
+	var liveFailed map[string][]ItemError
 	if rs != nil {
 		info.Active = true
 		rs.mu.Lock()
@@ -81,6 +91,7 @@ func (e *Engine) Get(ctx context.Context, runID string) (RunInfo, error) {
 			running[n] = true
 		}
 		progress = progressCopy(rs.progress)
+		liveFailed = maps.Clone(rs.maps)
 		rs.mu.Unlock()
 	}
 	failed := map[string]string{}
@@ -99,11 +110,26 @@ func (e *Engine) Get(ctx context.Context, runID string) (RunInfo, error) {
 		if p, ok := progress[name]; ok {
 			ni.Progress = &p
 		}
+		if n.When != nil {
+			ni.When = n.When.Source
+		}
+		if n.Map != nil {
+			ni.Map = mapInfo(n, results, liveFailed[name])
+		}
+		if n.Workflow != "" {
+			ni.Workflow, ni.Child = n.Workflow, ChildRunID(runID, name)
+			if _, err := e.store.GetRun(ctx, ni.Child); err != nil {
+				ni.Child = ""
+			}
+		}
 		if res, ok := results[name]; ok {
 			ni.Status, ni.Attempts, ni.Output, ni.Fallback = NodeSucceeded, res.Attempts, res.Output, res.Fallback
 			ni.StartedAt, ni.FinishedAt, ni.Host = res.StartedAt, res.FinishedAt, res.Host
 			if res.PluginVersion != "" {
 				ni.Version = res.PluginVersion
+			}
+			if res.Skipped {
+				ni.Status = NodeSkipped
 			}
 		} else {
 			if ni.Attempts, err = e.store.LastAttempt(ctx, runID, name); err != nil {
@@ -128,7 +154,8 @@ func (e *Engine) List(ctx context.Context, f statestore.RunFilter) ([]statestore
 }
 
 // Cancel marks an unfinished run cancelled and stops its running nodes
-// (their context is cancelled; their results are not journaled). Errors:
+// (their context is cancelled; their results are not journaled), and
+// cancels its unfinished parent and child runs (workflow nodes). Errors:
 // ErrNotFound, ErrFinished (the run had already finished; it is returned).
 func (e *Engine) Cancel(ctx context.Context, runID string) (statestore.Run, error) {
 	already := false
@@ -165,6 +192,7 @@ func (e *Engine) Cancel(ctx context.Context, runID string) (statestore.Run, erro
 	}
 	e.notify(runID, false)
 	e.emit(Event{Kind: EventRunFinished, RunID: runID, Workflow: wf, Status: statestore.StatusCancelled, Err: "cancelled"})
+	e.cancelRelated(ctx, r)
 	if already {
 		return r, fmt.Errorf("run %s is %s: %w", runID, r.Status, ErrFinished)
 	}
@@ -177,7 +205,8 @@ func (e *Engine) Cancel(ctx context.Context, runID string) (statestore.Run, erro
 // letter stays) or a cancelled one. Finished nodes are not run again.
 // With upgrade, every node not finished yet runs on the plugin version
 // loaded now instead of the one the run started with. A run that is
-// already executing is returned as it is. Errors: ErrNotFound,
+// already executing is returned as it is. Its failed or cancelled parent
+// and child runs (workflow nodes) are resumed too. Errors: ErrNotFound,
 // ErrFinished (the run succeeded), ErrUnknownPlugin, ErrNotStarted.
 func (e *Engine) Resume(ctx context.Context, runID string, upgrade bool) (statestore.Run, error) {
 	return e.resume(ctx, runID, upgrade, nil)
@@ -203,6 +232,9 @@ func (e *Engine) resume(ctx context.Context, runID string, upgrade bool, attrs m
 		versions = map[string]string{}
 		for _, name := range w.Order {
 			n := w.Nodes[name]
+			if n.Workflow != "" {
+				continue
+			}
 			v, err := e.loadedVersion(n.Plugin, n.Version)
 			if err != nil {
 				return r, fmt.Errorf("node %s: %w", name, err)
@@ -243,6 +275,7 @@ func (e *Engine) resume(ctx context.Context, runID string, upgrade bool, attrs m
 		return r, err
 	}
 	e.poke()
+	e.resumeRelated(ctx, r, upgrade)
 	return r, nil
 }
 

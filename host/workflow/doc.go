@@ -29,6 +29,27 @@
 // bad presets and policies, and several sinks without output. LoadDir
 // parses a directory of them.
 //
+// Map: a node with for_each: NODE (NODE's output is a JSON array) runs its
+// plugin once per item, at most max_concurrency at a time, each item a call
+// of its own through the node's policy and fallback, named NODE[i]
+// (ItemName) in its invocation, idempotency key and checkpoints. Each item
+// is journaled as it finishes (a resume runs only the others); the node's
+// output is the array of item outputs in item order. tolerate: N or P%
+// lets that many items fail (their place is null); one more fails the node.
+//
+// Conditions: when: is an expr-lang expression over input, needs (outputs
+// by node name) and each need by its name, type-checked by Parse. A node
+// whose condition is false, or that has none and whose needs were all
+// skipped, is journaled as skipped (statestore.NodeResult.Skipped) without
+// running; its dependents see it as absent. A condition that fails at run
+// time fails its node.
+//
+// Sub-workflows: a node with workflow: NAME (instead of plugin) runs NAME
+// as a child run whose ID is ChildRunID(parent, node); the child's output
+// is the node's, a failed or cancelled child fails the node. While the
+// child runs the node gives its claim back and is claimed again later
+// (no worker waits). Cancel and Resume reach a run's parent and children.
+//
 // # API
 //
 //	New(store, invoker, opts...) (*Engine, error)     no I/O, no goroutine

@@ -412,7 +412,7 @@ func (e *Engine) requeue(ctx context.Context, runID string) error {
 	if err != nil {
 		return err
 	}
-	if len(results) == len(w.Nodes) {
+	if journaledAll(w, results) {
 		rs := e.newRunState(r, w)
 		e.finishSuccess(rs, results)
 		return nil
@@ -513,6 +513,9 @@ func (e *Engine) Submit(ctx context.Context, workflow string, input []byte, runI
 	var missing []error
 	for _, name := range w.Order {
 		n := w.Nodes[name]
+		if n.Workflow != "" {
+			continue // a child run pins its own
+		}
 		v, err := e.loadedVersion(n.Plugin, n.Version)
 		if err != nil {
 			missing = append(missing, fmt.Errorf("node %s (line %d): %w", name, n.Line, err))
@@ -658,6 +661,7 @@ type runState struct {
 	mu        sync.Mutex
 	running   map[string]int // node → first attempt number of this execution
 	progress  map[string]statestore.Progress
+	maps      map[string][]ItemError // failed items of the maps running here
 	dirty     bool
 	finishing bool
 }
@@ -1054,6 +1058,12 @@ func (e *Engine) execNode(rs *runState, t statestore.Task) (statestore.Task, boo
 		// only its dependents are missing.
 		return e.completeTask(ctx, rs, f, res)
 	}
+	if next, ok, handled := e.beforeNode(ctx, rs, f, n, results); handled {
+		return next, ok
+	}
+	if n.Workflow != "" {
+		return e.execChild(ctx, rs, t, n, results)
+	}
 	input, err := inputFor(rs, n, results)
 	if err != nil {
 		e.failNode(ctx, rs, f, n, nil, 0, "", err)
@@ -1093,6 +1103,9 @@ func (e *Engine) execNode(rs *runState, t statestore.Task) (statestore.Task, boo
 	delete(e.paused, rs.id)
 	e.mu.Unlock()
 	e.emit(Event{Kind: EventNodeStarted, RunID: rs.id, Workflow: w.Name, Node: name, Attempt: first})
+	if n.Map != nil {
+		return e.execMap(ctx, nctx, rs, f, n, results, first)
+	}
 
 	started := time.Now()
 	dur := &durable{e: e, rs: rs, node: name, plugin: n.Plugin, attempt: first, fence: f}
@@ -1243,7 +1256,7 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 		e.log.Warn("journal not read after the run's last node; the run ends when resumed", "run_id", rs.id, "err", err)
 		return statestore.Task{}, false
 	}
-	if len(results) == len(w.Nodes) {
+	if journaledAll(w, results) {
 		e.finishSuccess(rs, results)
 	}
 	return statestore.Task{}, false
@@ -1304,6 +1317,9 @@ func inputFor(rs *runState, n *Node, results map[string]statestore.NodeResult) (
 	default:
 		obj := make(map[string]json.RawMessage, len(n.Needs))
 		for _, need := range n.Needs {
+			if results[need].Skipped {
+				continue // absent
+			}
 			obj[need] = jsonValue(results[need].Output)
 		}
 		var err error

@@ -79,6 +79,8 @@ func logEvent(ctx context.Context, l *slog.Logger, ev Event) {
 		attrs = append(attrs, slog.Int(keyAttempt, ev.Attempt))
 	case EventNodeSkipped:
 		level, msg = slog.LevelDebug, "node already journaled"
+	case EventNodeBypassed:
+		level, msg = slog.LevelDebug, "node skipped by its condition"
 	case EventCheckpointSaved:
 		level, msg = slog.LevelDebug, "checkpoint saved"
 		attrs = append(attrs, slog.Uint64(keyCheckpoint, ev.Seq))

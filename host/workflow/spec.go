@@ -54,8 +54,16 @@ type Node struct {
 	// Policy overrides the workflow's default policy (nil: inherit).
 	Policy *resilience.Policy
 	Needs  []string
-	// Fallback is used when the node exhausts its policy (nil: none).
+	// Fallback is used when the node exhausts its policy (nil: none); in a
+	// map, for each item that does.
 	Fallback *Fallback
+	// Map, when set, runs the plugin once per item (for_each); When, when
+	// set, is the condition the node runs under.
+	Map  *Map
+	When *Condition
+	// Workflow, when set (instead of Plugin), names the workflow the node
+	// runs as a child run (ChildRunID); its output is the node's.
+	Workflow string
 	// Line is the node's line in the file.
 	Line int
 	// dependents are the nodes that need this one, sorted.
@@ -137,6 +145,7 @@ type parser struct {
 	file  string
 	opts  ParseOptions
 	probs []Problem
+	whens []pendingWhen
 }
 
 func (p *parser) errf(line int, format string, args ...any) {
@@ -229,6 +238,7 @@ func (p *parser) parse(src []byte) *Workflow {
 	} else if len(w.Nodes) == 0 {
 		p.errf(nodesLine, "nodes is empty")
 	}
+	p.resolveNodeKeys(w)
 	// needs refer to nodes that exist
 	for _, nk := range nodeKeys {
 		n := w.Nodes[nk.Value]
@@ -366,10 +376,12 @@ func (p *parser) node(k, v *yaml.Node) *Node {
 		case "fallback":
 			n.Fallback = p.fallback(n.Name, fv)
 		default:
-			p.errf(fk.Line, "node %q: unknown key %q (want plugin, function, config, policy, needs, fallback)", n.Name, fk.Value)
+			if !p.nodeKey(n, fk, fv) {
+				p.errf(fk.Line, "node %q: unknown key %q (want plugin, workflow, function, config, policy, needs, fallback, for_each, max_concurrency, tolerate, when)", n.Name, fk.Value)
+			}
 		}
 	}
-	if n.Plugin == "" {
+	if n.Plugin == "" && n.Workflow == "" {
 		p.errf(k.Line, "node %q: plugin is missing", n.Name)
 	}
 	if n.Function == "" {
@@ -541,5 +553,6 @@ func LoadDir(dir string, opts ParseOptions) (map[string]*Workflow, error) {
 		}
 		out[w.Name] = w
 	}
+	errs = append(errs, unknownChildren(out)...)
 	return out, errors.Join(errs...)
 }

@@ -57,7 +57,7 @@ func checkFiles(dir string) error {
 	}
 	sort.Strings(logs)
 	for _, p := range logs {
-		if err := scrubTornTail(p); err != nil {
+		if err := scrubTornTail(p, isLastLog(p, logs)); err != nil {
 			return fmt.Errorf("%w: %s: log %s: %v", ErrCorrupt, dir, filepath.Base(p), err)
 		}
 		if err := verifyLog(p); err != nil {
@@ -170,13 +170,20 @@ func readEntry(r *bufio.Reader, buf *[]byte, left int64) (int64, bool) {
 }
 
 // scrubTornTail zeroes the bytes of a write a crash cut off at the end of
-// a log, when only zeros follow it. Badger ignores that entry and writes
-// its next entries over it; without the zeros, a later crash that cut off
-// one of those entries, shorter than the torn one, would leave the torn
-// entry's remaining bytes behind it, which looks like data after damage.
-// A log whose invalid entry is followed by data is left as it is, for
-// verifyLog to report.
-func scrubTornTail(path string) error {
+// a log. Badger ignores that entry and writes its next entries over it;
+// without the zeros, a later crash that cut off one of those entries,
+// shorter than the torn one, would leave the torn entry's remaining bytes
+// behind it, which looks like data after damage.
+//
+// A torn write is the last entry's bytes followed by zeros, or, in the log
+// Badger was writing (last), an entry whose first bytes are still zero
+// followed by some of its later bytes: a large copy stores its middle
+// before its head (see headMissing), so a process killed during it leaves
+// the middle behind a missing header. Such a tail, from the missing header to the end of the
+// file, holds no other entry: Badger writes one entry at a time. A log
+// whose invalid entry is followed by data in any other way is left as it
+// is, for verifyLog to report.
+func scrubTornTail(path string, last bool) error {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return err
@@ -201,19 +208,70 @@ func scrubTornTail(path string) error {
 		}
 		stop := min(off+end, size)
 		if zeroFrom(f, off, stop, size) != nil {
-			return nil // data after the entry: damage, not a torn tail
+			if !last || !headMissing(f, off) {
+				return nil // data after the entry: damage, not a torn tail
+			}
+			stop = size
 		}
-		torn := make([]byte, stop-off)
-		n, _ := f.ReadAt(torn, off)
-		if firstNonZero(torn[:n]) < 0 {
-			return nil
+		return zeroRange(f, off, stop)
+	}
+}
+
+// headMissing reports whether the entry at off has no header yet. A large
+// copy stores its first 32 bytes last, after the 32-byte aligned blocks
+// that follow them; Badger's logs are mapped at page boundaries, so a copy
+// cut short leaves zeros from off to the first aligned offset past it.
+func headMissing(f *os.File, off int64) bool {
+	var b [32]byte
+	n := 32 - int(off&31)
+	got, _ := f.ReadAt(b[:n], off)
+	return got == n && firstNonZero(b[:n]) < 0
+}
+
+// zeroRange writes zeros over the non-zero bytes of f in [from, to) and
+// syncs f when it wrote any. Holes are skipped.
+func zeroRange(f *os.File, from, to int64) error {
+	buf := make([]byte, zeroCheckBuffer)
+	wrote := false
+	for off := from; off < to; {
+		data, err := seekData(f, off)
+		if err != nil || data >= to {
+			break
 		}
-		clear(torn)
-		if _, err := f.WriteAt(torn[:n], off); err != nil {
-			return err
+		off = data
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), to-off)], off)
+		if n > 0 && firstNonZero(buf[:n]) >= 0 {
+			clear(buf[:n])
+			if _, err := f.WriteAt(buf[:n], off); err != nil {
+				return err
+			}
+			wrote = true
 		}
+		if n == 0 || (err != nil && !errors.Is(err, io.EOF)) {
+			break
+		}
+		off += int64(n)
+	}
+	if wrote {
 		return f.Sync()
 	}
+	return nil
+}
+
+// isLastLog reports whether p is the log of its kind (memtable or value
+// log) with the highest file number: the one Badger was writing.
+func isLastLog(p string, logs []string) bool {
+	ext := filepath.Ext(p)
+	id := func(q string) uint64 {
+		n, _ := strconv.ParseUint(strings.TrimSuffix(filepath.Base(q), filepath.Ext(q)), 10, 64)
+		return n
+	}
+	for _, q := range logs {
+		if filepath.Ext(q) == ext && id(q) > id(p) {
+			return false
+		}
+	}
+	return true
 }
 
 // zeroFrom returns an error when f holds a non-zero byte in [from, size).

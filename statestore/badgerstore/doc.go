@@ -36,7 +36,12 @@
 //     log or value log up to the first entry whose checksum fails and drops
 //     the rest; a crash can only tear the last write, so Open accepts a bad
 //     entry followed by nothing but zeros (a torn tail, which was never
-//     acknowledged) and refuses one followed by more data. A process killed
+//     acknowledged) and refuses one followed by more data, with one
+//     exception: in the log Badger was writing (the highest file number), an
+//     entry whose header is still all zeros may be followed by some of its
+//     own bytes, because a large copy stores its middle before its head.
+//     Open zeroes a torn tail, so a later crash cannot mistake its bytes for
+//     data after damage. A process killed
 //     between creating a memtable or value log file and sizing it leaves a
 //     zero-byte .mem or .vlog file that Badger refuses to open; Open removes
 //     such files first (they hold no entry), and checks only the tables the MANIFEST

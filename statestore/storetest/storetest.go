@@ -351,6 +351,9 @@ func testCompleteNode(t *testing.T, s statestore.Store) {
 	if err := s.CompleteNode(ctx, statestore.NodeResult{RunID: "r1", Node: "b", Output: []byte("B"), Attempts: 1}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.CompleteNode(ctx, statestore.NodeResult{RunID: "r1", Node: "skipped", Skipped: true}); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.CompleteNode(ctx, statestore.NodeResult{RunID: "r2", Node: "a", Output: []byte("other run")}); err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +367,10 @@ func testCompleteNode(t *testing.T, s statestore.Store) {
 		t.Fatal(err)
 	}
 	a := got["a"]
-	if len(got) != 2 || string(a.Output) != "A" || a.Attempts != 2 || a.PluginVersion != "sha-1" || !a.Fallback ||
+	if !got["skipped"].Skipped || got["b"].Skipped || a.Skipped {
+		t.Fatalf("Skipped not kept: %+v", got)
+	}
+	if len(got) != 3 || string(a.Output) != "A" || a.Attempts != 2 || a.PluginVersion != "sha-1" || !a.Fallback ||
 		!a.StartedAt.Equal(start) || a.FinishedAt.IsZero() || a.RunID != "r1" || a.Node != "a" || string(got["b"].Output) != "B" {
 		t.Fatalf("NodeResults(r1) = %+v", got)
 	}
