@@ -55,17 +55,17 @@
 // engine's Invoker; and the finished runs and saved checkpoints, counted by
 // Metrics.Observe, the engine's observer (workflow.WithObserver).
 //
+// bulkhead_fuel_used_total{plugin} is the CPU the loaded version of a
+// plugin has burned, in fuel units (about one Wasm instruction each),
+// read from host.PluginInfo.FuelUsed. A plugin that runs unmetered has no
+// such series rather than a zero, which would say it burned nothing.
+//
 // # Dependencies
 //
 // Deps takes the components as they are: *supervisor.Supervisor is a
 // Plugins and *workflow.Engine a Workflows. The API turns their values
 // into its JSON views (PluginStatus with the host's figures,
 // WorkflowSummary), which Client reads back.
-//
-// bulkhead_fuel_used_total{plugin} is the CPU the loaded version of a
-// plugin has burned, in fuel units (about one Wasm instruction each),
-// read from host.PluginInfo.FuelUsed. A plugin that runs unmetered has no
-// such series rather than a zero, which would say it burned nothing.
 //
 // # Lifecycle and concurrency
 //
