@@ -89,7 +89,13 @@
 // messages, sent by a client the host owns: under go-sdk the module's HTTP
 // imports are renamed at load time to a module the host serves, since
 // go-sdk's own http_request uses http.DefaultClient. http_headers returns
-// the last response's headers (lower-case names) on both.
+// the last response's headers (lower-case names) on both. A breaker per
+// destination host guards guest requests, every redirect hop is checked
+// against allowed_hosts, and a link-local or cloud metadata address the
+// list does not name is never dialled. The process's http.DefaultClient
+// and http.DefaultTransport are never touched. Measurements and the
+// reasoning behind the engines, the memory cap and the stack bound are in
+// docs/design/host.md.
 //
 // # Guest resources
 //
@@ -120,58 +126,9 @@
 // input over the limit is a *LimitError; a module that cannot be loaded a
 // *LoadError (ErrInvalidModule). Classify maps them onto the resilience
 // classes (see Classify). A guest that passes a bad handle to a host function
-// traps its own call; the host never panics for a guest.
-//
-// # Decisions and measurements
-//
-//   - Call path: go-sdk allocates ~82 KB per call (its export lookups by
-//     name) and makes several exported-function calls per call. On the
-//     native engine a metered call that does not block allocates nothing:
-//     its context is pooled and carries the call's state and fuel meter
-//     itself; its deadline is checked against the clock when the guest
-//     asks for fuel; a timer and a watch of the caller's context are armed
-//     only when something asks for the context's Done channel (a guest's
-//     HTTP request or sleep, a durable host function, a wait for a pooled
-//     instance, wazero's close-on-context-done of an unmetered module), and
-//     a context whose Done was handed out is never reused. Figures are in
-//     docs/performance.md. The engine seam (host/internal/xabi) keeps
-//     go-sdk and wazero types out of this package's API.
-//   - Memory cap: wazero fails a memory.grow past the cap by returning -1
-//     to the guest, without an error the host sees. A metered module reports
-//     every failed grow through the fuel import, so a failed call during
-//     which a grow failed is KindMemory, and no other is. The native engine
-//     allocates each guest memory itself (its runtime has no memory limit;
-//     the allocator refuses a grow past the cap and records it) and sees a
-//     failed kernel allocation, so there a call is KindMemory exactly when
-//     the cap refused something, metered or not. One grow it cannot see: a
-//     request past 4 GiB, which wazero refuses before asking the allocator
-//     (caught for a metered module only). For an unmetered module on go-sdk
-//     the host guesses: KindMemory when the guest printed a runtime
-//     out-of-memory message or the Extism kernel's memory (go-sdk exposes
-//     no other) is within 4 MiB of the cap.
-//   - Call stack: wazero grows a call's stack in host memory, outside the
-//     memory cap, up to its own ceiling (over 100 MiB). A metered module
-//     bounds it at the manifest's max_stack (see host/internal/fuel); a
-//     call that would go deeper is KindTrap (retried on a fresh instance)
-//     with a message naming max_stack. An unmetered module has only
-//     wazero's ceiling. The trapped instance is discarded and its stack is
-//     garbage: after 16 concurrent runaway recursions the Go heap is back
-//     to its level at the next collection and resident memory as Go's
-//     scavenger returns it (20 MiB before, 53 MiB after, 18 MiB five
-//     seconds later; without the bound 1976 MiB, still 1733 MiB at 30 s).
-//   - Guest logs reach the host's slog logger with plugin, version, run and
-//     node attributes, cut at max_log_line and within the plugin's log
-//     rate. go-sdk filters them by a process-wide level and prints its own
-//     trace lines to the standard logger before an instance's logger can be
-//     set, so when a go-sdk plugin is loaded the host sets that level to
-//     debug and guest log_trace lines are dropped on that engine.
-//   - Guest HTTP: the Host's client and transports put a breaker per
-//     destination host in front of guest requests, check every redirect
-//     hop against allowed_hosts and refuse to dial a link-local or cloud
-//     metadata address the list does not name (see http.go). The process's
-//     http.DefaultClient and http.DefaultTransport are never touched.
-//   - go-sdk runs a Go guest's _initialize inside its first call (~2 ms),
-//     which counts against that call's deadline; so does the native engine.
+// traps its own call; the host never panics for a guest. Watch registers a
+// Watcher that hears every breaker transition and trapped attempt (a
+// supervisor rebuilds plugins from them).
 //
 // # Concurrency
 //

@@ -129,8 +129,9 @@ func WithHTTPPolicy(p resilience.Policy) Option {
 	return optionFunc(func(o *options) { o.httpPolicy = p })
 }
 
-// WithResilienceOptions passes options (a clock, a state-change hook, …) to
-// every executor the host creates.
+// WithResilienceOptions passes options (a clock, a random source, …) to
+// every executor the host creates. The classifier and the state-change
+// hook are the host's own (Classify, and the Watchers of Watch).
 func WithResilienceOptions(opts ...resilience.Option) Option {
 	return optionFunc(func(o *options) { o.resOpts = append(o.resOpts, opts...) })
 }
@@ -141,8 +142,9 @@ type Host struct {
 	log   *slog.Logger
 	cache wazero.CompilationCache
 
-	execs *resilience.Registry
-	pols  policies
+	execs    *resilience.Registry
+	watchers watchers // the hooks of execs (watch.go)
+	pols     policies
 	// execByPlugin caches the executor of each plugin's own policy, by
 	// plugin name, sparing a call the lookup by PolicyName (the registry
 	// never drops the executors a Host creates).
@@ -233,9 +235,10 @@ func New(opts ...Option) (*Host, error) {
 	if err := abi.ValidateEngine(o.engine); err != nil {
 		return nil, fmt.Errorf("host: %w", err)
 	}
-	ropts := append([]resilience.Option{resilience.WithClassifier(Classify), resilience.WithLogger(log)}, o.resOpts...)
-	h := &Host{opts: o, log: log, plugins: make(map[string]*plugin), execs: resilience.NewRegistry(ropts...),
-		compiles: make(chan struct{}, o.compiles)}
+	h := &Host{opts: o, log: log, plugins: make(map[string]*plugin), compiles: make(chan struct{}, o.compiles)}
+	ropts := append(append([]resilience.Option{resilience.WithLogger(log)}, o.resOpts...),
+		resilience.WithClassifier(h.watchers.classify), resilience.WithStateChange(h.watchers.breakerChanged))
+	h.execs = resilience.NewRegistry(ropts...)
 	h.guestClient = &http.Client{Transport: &guestTransport{h: h}}
 	return h, nil
 }

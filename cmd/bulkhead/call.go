@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/bulkhead-run/bulkhead/abi"
-	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/app"
 	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/host/server"
 	"github.com/bulkhead-run/bulkhead/plugins"
 	"github.com/bulkhead-run/bulkhead/resilience"
 )
@@ -130,7 +130,7 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		// A module with a sidecar beside it is read as serve, run and
 		// plugins read it: the same strict sidecar, the same policy.
 		var pm plugins.Manifest
-		if wasm, pm, sidecarPol, err = app.ReadPlugin(filepath.Dir(file), name, resilience.Policy{}); err != nil {
+		if wasm, pm, sidecarPol, err = server.ReadPlugin(filepath.Dir(file), name, resilience.Policy{}); err != nil {
 			fprintf(stderr, "bulkhead call: %s\n", userMessage(err.Error()))
 			return exitUsage
 		}

@@ -12,7 +12,7 @@
 // usage or configuration, a module that cannot be loaded, or a data
 // directory or service that cannot be used.
 //
-// Plugins directories are loaded by one loader (app.NewLoader) in run,
+// Plugins directories are loaded by one loader (server.NewLoader) in run,
 // serve and plugins, so a sidecar one of them refuses, all refuse.
 //
 // This package only wires: flags, configuration, signals and fx live here;
@@ -29,7 +29,7 @@
 //
 // The state store is the embedded one in the data directory unless --store
 // (else $BULKHEAD_STORE, or store.url for serve) names a postgres:// or
-// postgresql:// URL; every command opens it through app.OpenStore. Another
+// postgresql:// URL; every command opens it through server.OpenStore. Another
 // scheme is bad usage (2). `migrate` applies the PostgreSQL schema
 // migrations (1 when the database cannot be migrated); `store check|repair`
 // refuse a URL. The URL's password is never printed: config show replaces

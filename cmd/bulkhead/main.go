@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/bulkhead-run/bulkhead/internal/digest"
 )
 
 func main() {
@@ -193,11 +195,7 @@ func versionOf(bi *debug.BuildInfo) versionInfo {
 func (v versionInfo) String() string {
 	var extra []string
 	if v.Revision != "" {
-		rev := v.Revision
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		extra = append(extra, "rev "+rev)
+		extra = append(extra, "rev "+digest.Short(v.Revision))
 	}
 	if v.Modified {
 		extra = append(extra, "modified")

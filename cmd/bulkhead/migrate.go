@@ -10,8 +10,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/app"
-	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/config"
+	"github.com/bulkhead-run/bulkhead/host/server"
 	"github.com/bulkhead-run/bulkhead/statestore"
 )
 
@@ -32,13 +31,13 @@ func runMigrate(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fprintf(stderr, "bulkhead migrate: no store URL: pass --store postgres://… or set BULKHEAD_STORE (the embedded store needs no migration)\n")
 		return exitUsage
 	}
-	if err := config.CheckStoreURL(url); err != nil {
+	if err := server.CheckStoreURL(url); err != nil {
 		fprintf(stderr, "bulkhead migrate: %s: %v\n", storeSource(*store), err)
 		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	applied, err := app.Migrate(ctx, url)
+	applied, err := server.Migrate(ctx, url)
 	if err != nil {
 		fprintf(stderr, "bulkhead migrate: %v\n", err)
 		if errors.Is(err, statestore.ErrInvalid) {

@@ -15,10 +15,11 @@ import (
 	"syscall"
 	"text/tabwriter"
 
-	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/app"
 	"github.com/bulkhead-run/bulkhead/host"
 	"github.com/bulkhead-run/bulkhead/host/api"
+	"github.com/bulkhead-run/bulkhead/host/server"
 	"github.com/bulkhead-run/bulkhead/host/supervisor"
+	"github.com/bulkhead-run/bulkhead/internal/digest"
 	"github.com/bulkhead-run/bulkhead/plugins"
 )
 
@@ -32,10 +33,10 @@ const pluginsSynopsis = "plugins ls [--plugins DIR] [--json] | reload NAME [--pl
 func runPlugins(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("plugins", pluginsSynopsis, stdout, stderr)
 	var (
-		dir    = fs.String("plugins", "", "plugins `DIR` (default $BULKHEAD_PLUGINS, else ./plugins)")
-		data   = fs.String("data", "", "data `DIR` holding the compilation cache (default $RESILIENCE_CHECKPOINT_DIR, $BULKHEAD_DATA or ./.bulkhead)")
-		asJSON = jsonFlag(fs, "print the statuses as JSON")
-		server = serverFlag(fs)
+		dir       = fs.String("plugins", "", "plugins `DIR` (default $BULKHEAD_PLUGINS, else ./plugins)")
+		data      = fs.String("data", "", "data `DIR` holding the compilation cache (default $RESILIENCE_CHECKPOINT_DIR, $BULKHEAD_DATA or ./.bulkhead)")
+		asJSON    = jsonFlag(fs, "print the statuses as JSON")
+		remoteURL = serverFlag(fs)
 	)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -60,7 +61,7 @@ func runPlugins(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rm, code := dialRemote("plugins "+sub, *server, stderr)
+	rm, code := dialRemote("plugins "+sub, *remoteURL, stderr)
 	if code != exitOK {
 		return code
 	}
@@ -83,7 +84,7 @@ func runPlugins(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer h.Stop(context.Background())
-	sv, err := app.NewLoader(h, pdir, app.LoaderOptions{Logger: logger})
+	sv, err := server.NewLoader(h, pdir, server.LoaderOptions{Logger: logger})
 	if err != nil {
 		fprintf(stderr, "bulkhead plugins: %v\n", err)
 		return exitUsage
@@ -233,10 +234,7 @@ func writeRows(w io.Writer, rows []pluginRow) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tVERSION\tSTATUS\tBREAKER\tPOOL\tREASON")
 	for _, st := range rows {
-		version := st.version
-		if len(version) > 12 {
-			version = version[:12]
-		}
+		version := digest.Short(st.version)
 		if version == "" {
 			version = "-"
 		}

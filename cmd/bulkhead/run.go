@@ -16,9 +16,8 @@ import (
 	"time"
 
 	"github.com/bulkhead-run/bulkhead/abi"
-	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/app"
-	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/config"
 	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/host/server"
 	"github.com/bulkhead-run/bulkhead/host/supervisor"
 	"github.com/bulkhead-run/bulkhead/host/workflow"
 	"github.com/bulkhead-run/bulkhead/statestore"
@@ -190,11 +189,11 @@ const storeOpenTimeout = 30 * time.Second
 // gets a hint to talk to that process with --server instead.
 func openStore(cmd string, env *envFlags, stderr io.Writer) (statestore.Store, int) {
 	url := storeURL(env.store)
-	if err := config.CheckStoreURL(url); err != nil {
+	if err := server.CheckStoreURL(url); err != nil {
 		fprintf(stderr, "bulkhead %s: %s: %v\n", cmd, storeSource(env.store), err)
 		return nil, exitUsage
 	}
-	o := app.StoreOptions{URL: url, DataDir: dataDir(env.data)}
+	o := server.StoreOptions{URL: url, DataDir: dataDir(env.data)}
 	if v := os.Getenv("BULKHEAD_FREE_SPACE_RESERVE"); v != "" {
 		if n, err := abi.ParseSize(v); err == nil {
 			o.Reserve = int64(n)
@@ -202,7 +201,7 @@ func openStore(cmd string, env *envFlags, stderr io.Writer) (statestore.Store, i
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeOpenTimeout)
 	defer cancel()
-	s, err := app.OpenStore(ctx, o)
+	s, err := server.OpenStore(ctx, o)
 	if errors.Is(err, badgerstore.ErrInUse) {
 		fprintf(stderr, "bulkhead %s: %v\n"+
 			"  the data directory is locked by another process, usually a running `bulkhead serve`:\n"+
@@ -297,7 +296,7 @@ func openRuntime(ctx context.Context, cmd string, env *envFlags, stderr io.Write
 func (rt *runtime) known(name string) bool { return rt.names[name] }
 
 // loadPlugins loads every plugin of dir through the loader every command
-// shares (app.NewLoader): the same sidecar parsing and checks as `serve`
+// shares (server.NewLoader): the same sidecar parsing and checks as `serve`
 // and `plugins ls`. A plugin the loader refuses or quarantines is skipped
 // with its reason; the loads run at once, so a module that is slow to load
 // delays no other.
@@ -307,7 +306,7 @@ func (rt *runtime) loadPlugins(ctx context.Context, dir string, logger *slog.Log
 	} else if !st.IsDir() {
 		return fmt.Errorf("plugins directory %s is not a directory", dir)
 	}
-	sv, err := app.NewLoader(rt.host, dir, app.LoaderOptions{Logger: logger})
+	sv, err := server.NewLoader(rt.host, dir, server.LoaderOptions{Logger: logger})
 	if err != nil {
 		return err
 	}

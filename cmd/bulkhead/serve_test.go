@@ -20,9 +20,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/app"
 	"github.com/bulkhead-run/bulkhead/host/api"
 	"github.com/bulkhead-run/bulkhead/host/hosttest"
+	"github.com/bulkhead-run/bulkhead/host/server"
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
 )
@@ -339,7 +339,7 @@ func testDrainAndResume(t *testing.T, bin string) {
 	if exit, _ := s2.stop(syscall.SIGTERM, 20*time.Second); exit != 0 {
 		t.Fatalf("second exit %d", exit)
 	}
-	store, err := badgerstore.Open(app.StoreDir(filepath.Join(dir, "data")))
+	store, err := badgerstore.Open(server.StoreDir(filepath.Join(dir, "data")))
 	if err != nil {
 		t.Fatal(err)
 	}

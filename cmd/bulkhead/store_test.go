@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/app"
+	"github.com/bulkhead-run/bulkhead/host/server"
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
 )
@@ -34,7 +34,7 @@ func damagedData(t *testing.T) (data, vlog string) {
 		}
 	}
 	data = t.TempDir()
-	dir := app.StoreDir(data)
+	dir := server.StoreDir(data)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestStore_CheckAndRepair(t *testing.T) {
 
 func TestStore_RepairSaysWhatIsLost(t *testing.T) {
 	data, vlog := damagedData(t)
-	f, err := os.OpenFile(filepath.Join(app.StoreDir(data), vlog), os.O_RDWR, 0)
+	f, err := os.OpenFile(filepath.Join(server.StoreDir(data), vlog), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

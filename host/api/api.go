@@ -17,6 +17,8 @@ import (
 
 	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/host/supervisor"
+	"github.com/bulkhead-run/bulkhead/host/workflow"
 	"github.com/bulkhead-run/bulkhead/resilience"
 	"github.com/bulkhead-run/bulkhead/statestore"
 )
@@ -55,23 +57,23 @@ const (
 // Plugins is the deployment view of the plugins (a supervisor).
 type Plugins interface {
 	// Statuses lists every known plugin, loaded or not.
-	Statuses() []PluginStatus
+	Statuses() []supervisor.Status
 	// Reload loads the plugin from disk now and returns its new status.
-	Reload(ctx context.Context, name string) (PluginStatus, error)
+	Reload(ctx context.Context, name string) (supervisor.Status, error)
 	// Invoke is host.Invoke for a deployed plugin (a quarantined one
 	// fails fast).
 	Invoke(ctx context.Context, req host.InvokeRequest) (host.InvokeResult, error)
 }
 
-// Workflows is the durable workflow engine.
+// Workflows is the durable workflow engine; *workflow.Engine is one.
 type Workflows interface {
-	// Workflows lists the registered workflows (encoded as JSON as is).
-	Workflows() []any
+	// Workflows lists the registered workflows.
+	Workflows() []*workflow.Workflow
 	// Submit starts a run; it is idempotent by runID ("" picks one).
 	Submit(ctx context.Context, workflow string, input []byte, runID string) (statestore.Run, error)
 	List(ctx context.Context, f statestore.RunFilter) ([]statestore.Run, string, error)
-	// Get returns a run with per-node detail (encoded as JSON as is).
-	Get(ctx context.Context, runID string) (any, error)
+	// Get returns a run with per-node detail.
+	Get(ctx context.Context, runID string) (workflow.RunInfo, error)
 	Cancel(ctx context.Context, runID string) (statestore.Run, error)
 	Resume(ctx context.Context, runID string, upgrade bool) (statestore.Run, error)
 	Checkpoints(ctx context.Context, runID, node string) ([]statestore.Checkpoint, error)
@@ -374,26 +376,47 @@ func (a *API) listPlugins(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		a.log.Warn("plugin versions of the other hosts not listed", "err", err)
 	}
+	out := []PluginStatus{}
 	if a.deps.Plugins != nil {
-		body["plugins"] = a.deps.Plugins.Statuses()
+		for _, st := range a.deps.Plugins.Statuses() {
+			out = append(out, a.pluginStatus(st))
+		}
+		body["plugins"] = out
 		return writeJSON(w, http.StatusOK, body)
 	}
-	out := []PluginStatus{}
 	breakers := a.deps.Host.Breakers()
 	for _, p := range a.deps.Host.Plugins() {
 		st := PluginStatus{Name: p.Name, State: "ok", Breaker: resilience.Closed.String()}
 		if b, ok := breakers[host.PolicyName(p.Name)]; ok {
 			st.Breaker = b.State.String()
 		}
-		FillFromHost(&st, p)
+		fillFromHost(&st, p)
 		out = append(out, st)
 	}
 	body["plugins"] = out
 	return writeJSON(w, http.StatusOK, body)
 }
 
-// FillFromHost sets the host's figures of a loaded plugin in st.
-func FillFromHost(st *PluginStatus, p host.PluginInfo) {
+// pluginStatus is a supervisor's status of a plugin with the host's figures
+// of its loaded version.
+func (a *API) pluginStatus(st supervisor.Status) PluginStatus {
+	out := PluginStatus{Name: st.Name, State: string(st.State), Reason: st.Reason, Version: st.Version,
+		FileVersion: st.FileVersion, LoadedAt: st.LoadedAt, Loads: st.Loads, Failures: st.LoadFailures,
+		Rebuilds: st.Rebuilds, Breaker: st.Breaker.String(), PoolIdle: st.PoolIdle, PoolInUse: st.PoolInUse, PoolMax: st.PoolMax}
+	if len(st.Causes) > 0 {
+		out.Causes = map[string]uint64{}
+		for c, n := range st.Causes {
+			out.Causes[string(c)] = n
+		}
+	}
+	if info, ok := a.deps.Host.Plugin(st.Name); ok {
+		fillFromHost(&out, info)
+	}
+	return out
+}
+
+// fillFromHost sets the host's figures of a loaded plugin in st.
+func fillFromHost(st *PluginStatus, p host.PluginInfo) {
 	m := p.Manifest
 	st.Version, st.LoadedAt, st.Exports, st.Manifest = p.Version, p.LoadedAt, p.Exports, &m
 	st.Calls, st.CallFails = p.Calls, p.Failures
@@ -414,7 +437,7 @@ func (a *API) reloadPlugin(w http.ResponseWriter, r *http.Request) error {
 	if a.deps.Metrics != nil {
 		a.deps.Metrics.reloads.WithLabelValues(r.PathValue("name")).Inc()
 	}
-	return writeJSON(w, http.StatusOK, st)
+	return writeJSON(w, http.StatusOK, a.pluginStatus(st))
 }
 
 func (a *API) callPlugin(w http.ResponseWriter, r *http.Request) error {

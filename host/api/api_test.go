@@ -60,8 +60,9 @@ func newFixture(t testing.TB, cfg api.Config, outcomes bool) *fixture {
 	mon.Register("tiny", h.PluginCheck("tiny"), time.Hour)
 	mon.CheckNow(ctx)
 	f := &fixture{h: h, wf: wf}
-	metrics := api.NewMetrics(api.Sources{Host: h, Monitor: mon, Finished: wf.counts,
+	metrics := api.NewMetrics(api.Sources{Host: h, Monitor: mon,
 		DeadLetters: func(context.Context) (int, error) { return 0, nil }})
+	wf.observe = metrics.Observe
 	cfg.Dashboard = true
 	switch cfg.Token {
 	case "":
@@ -114,15 +115,16 @@ func errCode(t *testing.T, b []byte) string {
 }
 
 // fakeWorkflows is an in-memory engine: runs finish at once with their
-// input as output.
+// input as output, reported to observe like the engine's own.
 type fakeWorkflows struct {
-	store statestore.Store
+	store   statestore.Store
+	observe func(workflow.Event)
 }
 
 func newFakeWorkflows() *fakeWorkflows { return &fakeWorkflows{store: memstore.New()} }
 
-func (w *fakeWorkflows) Workflows() []any {
-	return []any{api.WorkflowSummary{Name: "echo", File: "echo.yaml", Nodes: []string{"echo"}, Output: "echo"}}
+func (w *fakeWorkflows) Workflows() []*workflow.Workflow {
+	return []*workflow.Workflow{{Name: "echo", File: "echo.yaml", Order: []string{"echo"}, Output: "echo"}}
 }
 func (w *fakeWorkflows) Submit(ctx context.Context, wf string, input []byte, runID string) (statestore.Run, error) {
 	if wf != "echo" {
@@ -135,18 +137,22 @@ func (w *fakeWorkflows) Submit(ctx context.Context, wf string, input []byte, run
 	if err != nil || !created {
 		return r, err
 	}
-	return w.store.UpdateRun(ctx, runID, func(r *statestore.Run) error {
+	r, err = w.store.UpdateRun(ctx, runID, func(r *statestore.Run) error {
 		r.Status, r.Output = statestore.StatusSucceeded, r.Input
 		return nil
 	})
+	if err == nil && w.observe != nil {
+		w.observe(workflow.Event{Kind: workflow.EventRunFinished, RunID: runID, Workflow: wf, Status: r.Status})
+	}
+	return r, err
 }
 func (w *fakeWorkflows) List(ctx context.Context, f statestore.RunFilter) ([]statestore.Run, string, error) {
 	return w.store.ListRuns(ctx, f)
 }
-func (w *fakeWorkflows) Get(ctx context.Context, id string) (any, error) {
+func (w *fakeWorkflows) Get(ctx context.Context, id string) (workflow.RunInfo, error) {
 	r, err := w.store.GetRun(ctx, id)
 	if err != nil {
-		return nil, err
+		return workflow.RunInfo{}, err
 	}
 	n := workflow.NodeInfo{Name: "echo", Plugin: "tiny", Function: "run", Status: workflow.NodePending}
 	if r.Status == statestore.StatusSucceeded {
@@ -179,15 +185,6 @@ func (w *fakeWorkflows) Replay(ctx context.Context, id string, _ bool) (statesto
 	}
 	return w.store.GetRun(ctx, d.RunID)
 }
-func (w *fakeWorkflows) counts() map[statestore.RunStatus]uint64 {
-	runs, _, _ := w.store.ListRuns(context.Background(), statestore.RunFilter{Limit: 1000})
-	out := map[statestore.RunStatus]uint64{}
-	for _, r := range runs {
-		out[r.Status]++
-	}
-	return out
-}
-
 func TestOpenAPI_DocumentsEveryRoute(t *testing.T) {
 	f := newFixture(t, api.Config{}, false)
 	var doc struct {

@@ -14,8 +14,8 @@
 // # Errors
 //
 // Every error response is {"error": {"code": …, "message": …}} with a
-// stable code (the Code* constants). A plugin call maps as the DESIGN's
-// table says: permanent failure 422, plugin failure after every attempt
+// stable code (the Code* constants). A plugin call maps so: permanent
+// failure 422, plugin failure after every attempt
 // 502, breaker open, concurrency limit or draining 503, timeout 504. For
 // an *resilience.ExhaustedError the last attempt's error decides. Store
 // sentinels map to 404 (ErrNotFound), 409 (ErrConflict), 400 (ErrInvalid);
@@ -49,15 +49,23 @@
 // already keep (host.Plugins, host.Breakers, the monitor, the run and
 // dead-letter counts, the supervisor's load counts), through a
 // prometheus.Collector: nothing in the call path is instrumented twice and
-// the scrape cost does not depend on the call rate. The exception is the
-// call latency histogram, observed as calls happen: by the call endpoint,
-// and for workflow nodes by Metrics.Instrument, which wraps the engine's
-// Invoker.
+// the scrape cost does not depend on the call rate. The exceptions are
+// observed as they happen: the call latency histogram, by the call
+// endpoint and, for workflow nodes, by Metrics.Instrument, which wraps the
+// engine's Invoker; and the finished runs and saved checkpoints, counted by
+// Metrics.Observe, the engine's observer (workflow.WithObserver).
 //
 // bulkhead_fuel_used_total{plugin} is the CPU the loaded version of a
 // plugin has burned, in fuel units (about one Wasm instruction each),
 // read from host.PluginInfo.FuelUsed. A plugin that runs unmetered has no
 // such series rather than a zero, which would say it burned nothing.
+//
+// # Dependencies
+//
+// Deps takes the components as they are: *supervisor.Supervisor is a
+// Plugins and *workflow.Engine a Workflows. The API turns their values
+// into its JSON views (PluginStatus with the host's figures,
+// WorkflowSummary), which Client reads back.
 //
 // # Lifecycle and concurrency
 //

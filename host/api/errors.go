@@ -67,7 +67,7 @@ func writeError(w http.ResponseWriter, e *Error) {
 // nil for errors it does not know.
 type ErrorMapper func(error) *Error
 
-// toError classifies err (the DESIGN's mapping of call outcomes).
+// toError classifies err (the mapping of call outcomes in the package doc).
 func (a *API) toError(err error) *Error {
 	var ae *Error
 	if errors.As(err, &ae) {

@@ -24,12 +24,8 @@ type Sources struct {
 	Monitor *resilience.Monitor
 	// Unfinished counts the stored pending and running runs.
 	Unfinished func(ctx context.Context) (map[statestore.RunStatus]int, error)
-	// Finished counts the runs that finished since start, by status.
-	Finished func() map[statestore.RunStatus]uint64
 	// DeadLetters counts the stored dead letters.
 	DeadLetters func(ctx context.Context) (int, error)
-	// CheckpointsWritten counts guest checkpoints saved since start.
-	CheckpointsWritten func() uint64
 	// Reloads counts plugin loads by plugin and cause.
 	Reloads func() map[string]map[string]uint64
 	// Draining reports whether the service is draining.
@@ -44,13 +40,15 @@ type Sources struct {
 
 // Metrics holds bulkhead's Prometheus metrics. Most are read from the
 // components at scrape time (their counters already exist); the call
-// latency histogram and the submission counter are observed as calls
-// happen.
+// latency histogram, the submission counter and the counts of the engine's
+// events (Observe) are recorded as they happen.
 type Metrics struct {
-	reg       *prometheus.Registry
-	latency   *prometheus.HistogramVec
-	submitted prometheus.Counter
-	reloads   *prometheus.CounterVec
+	reg         *prometheus.Registry
+	latency     *prometheus.HistogramVec
+	submitted   prometheus.Counter
+	reloads     *prometheus.CounterVec
+	finished    *prometheus.CounterVec
+	checkpoints prometheus.Counter
 }
 
 // Call outcomes, the "outcome" label.
@@ -106,8 +104,17 @@ func NewMetrics(src Sources) *Metrics {
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bulkhead_api_reloads_total", Help: "Reloads asked for through the API, by plugin.",
 		}, []string{"plugin"}),
+		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulkhead_runs_finished_total", Help: "Runs finished since start by status (succeeded, failed, cancelled).",
+		}, []string{"status"}),
+		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bulkhead_checkpoints_written_total", Help: "Guest checkpoints saved since start.",
+		}),
 	}
-	m.reg.MustRegister(m.latency, m.submitted, m.reloads,
+	for _, st := range []statestore.RunStatus{statestore.StatusSucceeded, statestore.StatusFailed, statestore.StatusCancelled} {
+		m.finished.WithLabelValues(string(st))
+	}
+	m.reg.MustRegister(m.latency, m.submitted, m.reloads, m.finished, m.checkpoints,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&scrape{src: src})
 	return m
@@ -124,6 +131,17 @@ func (m *Metrics) Handler() http.Handler {
 // ObserveCall records one call through the pipeline.
 func (m *Metrics) ObserveCall(plugin, outcome string, d time.Duration) {
 	m.latency.WithLabelValues(plugin, outcome).Observe(d.Seconds())
+}
+
+// Observe counts the workflow engine's finished runs and saved
+// checkpoints; pass it to workflow.WithObserver. It never blocks.
+func (m *Metrics) Observe(ev workflow.Event) {
+	switch ev.Kind {
+	case workflow.EventRunFinished:
+		m.finished.WithLabelValues(string(ev.Status)).Inc()
+	case workflow.EventCheckpointSaved:
+		m.checkpoints.Inc()
+	}
 }
 
 // Invoker is what the workflow engine calls plugins through.
@@ -163,9 +181,7 @@ var (
 	descOpens          = prometheus.NewDesc("bulkhead_breaker_opens_total", "Times the breaker opened.", []string{"policy"}, nil)
 	descBreakerState   = prometheus.NewDesc("bulkhead_breaker_state", "Breaker state: 0 closed, 1 open, 2 half-open.", []string{"policy"}, nil)
 	descRuns           = prometheus.NewDesc("bulkhead_runs_unfinished", "Stored unfinished runs by status (pending, running).", []string{"status"}, nil)
-	descFinished       = prometheus.NewDesc("bulkhead_runs_finished_total", "Runs finished since start by status (succeeded, failed, cancelled).", []string{"status"}, nil)
 	descDeadLetters    = prometheus.NewDesc("bulkhead_dead_letters", "Dead letters waiting for replay or deletion.", nil, nil)
-	descCheckpoints    = prometheus.NewDesc("bulkhead_checkpoints_written_total", "Guest checkpoints saved since start.", nil, nil)
 	descReloads        = prometheus.NewDesc("bulkhead_plugin_loads_total", "Plugin loads (first loads, hot reloads and rebuilds), by plugin and cause.", []string{"plugin", "cause"}, nil)
 	descHealth         = prometheus.NewDesc("bulkhead_component_status", "Health of a component: 0 unknown, 1 healthy, 2 degraded, 3 unhealthy.", []string{"component"}, nil)
 	descDraining       = prometheus.NewDesc("bulkhead_draining", "1 while the service drains for shutdown.", nil, nil)
@@ -185,8 +201,8 @@ type scrape struct{ src Sources }
 
 func (s *scrape) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPluginCalls, descPluginFailures, descFuel, descPool, descPoolMax, descCalls, descAttempts,
-		descRetries, descRejected, descLimited, descTimeouts, descOpens, descBreakerState, descRuns, descFinished, descDeadLetters,
-		descCheckpoints, descReloads, descHealth, descDraining, descPluginState,
+		descRetries, descRejected, descLimited, descTimeouts, descOpens, descBreakerState, descRuns, descDeadLetters,
+		descReloads, descHealth, descDraining, descPluginState,
 		descQueueClaims, descQueueRescues, descQueueLost, descQueueFenced, descQueueHeartbeat} {
 		ch <- d
 	}
@@ -242,21 +258,12 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.NewInvalidMetric(descRuns, err)
 		}
 	}
-	if f := s.src.Finished; f != nil {
-		counts := f()
-		for _, st := range []statestore.RunStatus{statestore.StatusSucceeded, statestore.StatusFailed, statestore.StatusCancelled} {
-			counter(descFinished, float64(counts[st]), string(st))
-		}
-	}
 	if f := s.src.DeadLetters; f != nil {
 		if n, err := f(ctx); err == nil {
 			gauge(descDeadLetters, float64(n))
 		} else {
 			ch <- prometheus.NewInvalidMetric(descDeadLetters, err)
 		}
-	}
-	if f := s.src.CheckpointsWritten; f != nil {
-		counter(descCheckpoints, float64(f()))
 	}
 	if f := s.src.Reloads; f != nil {
 		for plugin, causes := range f() {

@@ -35,9 +35,8 @@ func TestAPI_PluginPolicyOverrideSurvivesReloadAndRebuild(t *testing.T) {
 	write("outcomes.yaml", []byte("timeout: 250ms\npolicy:\n  retry: {max_attempts: 3, initial_delay: 1ms}\n  breaker: {failure_threshold: 1000}\n"))
 	write("outcomes.wasm", wasm)
 
-	hooks := supervisor.NewHooks()
-	h := hosttest.New(t, hooks.HostOptions()...)
-	sv, err := supervisor.New(h, dir, supervisor.WithHooks(hooks),
+	h := hosttest.New(t)
+	sv, err := supervisor.New(h, dir,
 		supervisor.WithTrapThreshold(3, time.Minute),
 		supervisor.WithRegistryOptions(plugins.WithDebounce(20*time.Millisecond)))
 	if err != nil {

@@ -22,7 +22,12 @@ func (a *API) listWorkflows(w http.ResponseWriter, _ *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"workflows": wf.Workflows()})
+	ws := wf.Workflows()
+	out := make([]WorkflowSummary, 0, len(ws))
+	for _, d := range ws {
+		out = append(out, WorkflowSummary{Name: d.Name, File: d.File, Nodes: d.Order, Output: d.Output})
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"workflows": out})
 }
 
 // SubmitRequest is the body of POST /v1/workflows/{name}/runs.

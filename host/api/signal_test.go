@@ -17,14 +17,6 @@ import (
 	"github.com/bulkhead-run/bulkhead/statestore/memstore"
 )
 
-// engineView adapts a real engine to api.Workflows.
-type engineView struct{ *workflow.Engine }
-
-func (v engineView) Workflows() []any { return nil }
-func (v engineView) Get(ctx context.Context, id string) (any, error) {
-	return v.Engine.Get(ctx, id)
-}
-
 type noPlugins struct{}
 
 func (noPlugins) Invoke(context.Context, host.InvokeRequest) (host.InvokeResult, error) {
@@ -47,7 +39,7 @@ func TestAPI_SignalRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = e.Stop(ctx) }()
-	a, err := api.New(api.Config{Token: token}, api.Deps{Host: hosttest.New(t), Workflows: engineView{e}})
+	a, err := api.New(api.Config{Token: token}, api.Deps{Host: hosttest.New(t), Workflows: e})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,12 +52,10 @@
 //
 // Two signals ask for a rebuild: the plugin's breaker (the executor named
 // host.PolicyName) opening, and WithTrapThreshold traps within its window.
-// Both come from Hooks installed in the host at construction
-// (Hooks.HostOptions: a breaker state-change hook and a classifier that
-// wraps host.Classify); they never block the call path, only record the
-// request and wake the supervisor's goroutine. Without hooks the supervisor
-// polls host.Breakers (WithPollInterval) for breakers that opened, and
-// traps are not counted.
+// Both come from the host.Watcher the supervisor registers with its host
+// (host.Watch) from Start to Stop; they never block the call path, only
+// record the request and wake the supervisor's goroutine. Any host works:
+// nothing needs to be installed in it first.
 //
 // A rebuild reads the plugin from disk at that moment (plugins.Registry.Read,
 // bypassing the debounce) and loads it: the same bytes give a fresh

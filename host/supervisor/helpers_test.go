@@ -52,7 +52,7 @@ type env struct {
 }
 
 // newEnv returns a started supervisor of a fresh directory holding files,
-// with hooks, a 20 ms debounce and the shared compilation cache.
+// with a 20 ms debounce and the shared compilation cache.
 func newEnv(t testing.TB, files map[string][]byte, opts ...supervisor.Option) *env {
 	t.Helper()
 	dir := t.TempDir()
@@ -61,10 +61,8 @@ func newEnv(t testing.TB, files map[string][]byte, opts ...supervisor.Option) *e
 			t.Fatal(err)
 		}
 	}
-	hooks := supervisor.NewHooks()
-	h := hosttest.New(t, hooks.HostOptions()...)
+	h := hosttest.New(t)
 	opts = append([]supervisor.Option{
-		supervisor.WithHooks(hooks),
 		supervisor.WithRegistryOptions(plugins.WithDebounce(20 * time.Millisecond)),
 	}, opts...)
 	sv, err := supervisor.New(h, dir, opts...)

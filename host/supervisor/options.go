@@ -15,7 +15,6 @@ const (
 	DefaultTrapWindow    = 10 * time.Second
 	DefaultBackoffMin    = 100 * time.Millisecond
 	DefaultBackoffMax    = 30 * time.Second
-	DefaultPollInterval  = time.Second
 	DefaultDrainTimeout  = 30 * time.Second
 )
 
@@ -29,13 +28,11 @@ func (f optionFunc) apply(o *options) { f(o) }
 type options struct {
 	logger        *slog.Logger
 	regOpts       []plugins.Option
-	hooks         *Hooks
 	defaultPolicy resilience.Policy
 	trapThreshold int
 	trapWindow    time.Duration
 	backoffMin    time.Duration
 	backoffMax    time.Duration
-	poll          time.Duration
 	drain         time.Duration
 	onChange      func(name string, removed bool)
 	onLoad        func(plugin, version string, wasm []byte, m abi.Manifest)
@@ -52,12 +49,6 @@ func WithRegistryOptions(opts ...plugins.Option) Option {
 	return optionFunc(func(o *options) { o.regOpts = append(o.regOpts, opts...) })
 }
 
-// WithHooks connects hooks installed in the host (see Hooks): breaker
-// openings reach the supervisor at once and traps are counted. Without
-// hooks the supervisor polls the host's breakers every poll interval and
-// cannot count traps.
-func WithHooks(k *Hooks) Option { return optionFunc(func(o *options) { o.hooks = k }) }
-
 // WithDefaultPolicy sets the resilience policy of plugins whose manifest
 // names no preset (default: the zero Policy, which means the documented
 // defaults). The inline policy section is laid over it.
@@ -67,7 +58,7 @@ func WithDefaultPolicy(p resilience.Policy) Option {
 
 // WithTrapThreshold rebuilds a plugin once n of its calls trapped within
 // window (defaults DefaultTrapThreshold in DefaultTrapWindow). n <= 0
-// turns the rule off. Needs WithHooks.
+// turns the rule off.
 func WithTrapThreshold(n int, window time.Duration) Option {
 	return optionFunc(func(o *options) { o.trapThreshold, o.trapWindow = n, window })
 }
@@ -80,10 +71,6 @@ func WithTrapThreshold(n int, window time.Duration) Option {
 func WithBackoff(min, max time.Duration) Option {
 	return optionFunc(func(o *options) { o.backoffMin, o.backoffMax = min, max })
 }
-
-// WithPollInterval sets how often the supervisor looks at the host's
-// breakers when it has no hooks (default DefaultPollInterval).
-func WithPollInterval(d time.Duration) Option { return optionFunc(func(o *options) { o.poll = d }) }
 
 // WithDrainTimeout bounds how long the unload of a removed plugin waits for
 // its calls in flight (default DefaultDrainTimeout).

@@ -2,10 +2,7 @@ package supervisor
 
 import (
 	"context"
-	"strings"
 	"time"
-
-	"github.com/bulkhead-run/bulkhead/host"
 )
 
 // trigger asks for a rebuild of plugin. It never blocks: the request is
@@ -58,25 +55,17 @@ func (s *Supervisor) noteTrap(plugin string) {
 }
 
 // loop runs the rebuilds the triggers ask for, each when its plugin's
-// backoff allows, and polls the breakers when there are no hooks.
+// backoff allows.
 func (s *Supervisor) loop(ctx context.Context) {
 	defer s.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	var poll <-chan time.Time
-	if s.opts.hooks == nil {
-		t := time.NewTicker(s.opts.poll)
-		defer t.Stop()
-		poll = t.C
-	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.wake:
 		case <-timer.C:
-		case <-poll:
-			s.pollBreakers()
 		}
 		next := s.runDue(ctx)
 		if !timer.Stop() {
@@ -90,32 +79,6 @@ func (s *Supervisor) loop(ctx context.Context) {
 		} else {
 			timer.Reset(max(time.Until(next), 0))
 		}
-	}
-}
-
-// pollBreakers triggers a rebuild of every plugin whose breaker opened
-// since the last poll.
-func (s *Supervisor) pollBreakers() {
-	stats := s.h.Breakers()
-	var opened []string
-	s.mu.Lock()
-	for name, st := range stats {
-		plugin, ok := strings.CutPrefix(name, host.PolicyName(""))
-		if !ok || strings.Contains(plugin, "/") {
-			continue
-		}
-		e := s.entries[plugin]
-		if e == nil {
-			continue
-		}
-		if st.Opens > e.lastOpens {
-			opened = append(opened, plugin)
-		}
-		e.lastOpens = st.Opens
-	}
-	s.mu.Unlock()
-	for _, p := range opened {
-		s.trigger(p, CauseBreaker)
 	}
 }
 

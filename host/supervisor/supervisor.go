@@ -38,6 +38,7 @@ type Supervisor struct {
 	closing bool            // no new worker may start
 	ctx     context.Context // lifetime: set by Start, cancelled by Stop
 	cancel  context.CancelFunc
+	unwatch func() // removes the supervisor's host.Watcher; set by Start
 
 	wake     chan struct{}
 	stopOnce sync.Once
@@ -57,7 +58,6 @@ type entry struct {
 	traps       []time.Time
 	steps       int // rebuilds since the plugin was last quiet
 	lastRebuild time.Time
-	lastOpens   uint64
 }
 
 // New returns a supervisor of the plugins in dir, deployed into h. It
@@ -70,7 +70,7 @@ func New(h *host.Host, dir string, opts ...Option) (*Supervisor, error) {
 	o := options{
 		trapThreshold: DefaultTrapThreshold, trapWindow: DefaultTrapWindow,
 		backoffMin: DefaultBackoffMin, backoffMax: DefaultBackoffMax,
-		poll: DefaultPollInterval, drain: DefaultDrainTimeout,
+		drain: DefaultDrainTimeout,
 	}
 	for _, opt := range opts {
 		opt.apply(&o)
@@ -80,8 +80,6 @@ func New(h *host.Host, dir string, opts ...Option) (*Supervisor, error) {
 		return nil, fmt.Errorf("supervisor: backoff wants 0 < min <= max, got %s, %s", o.backoffMin, o.backoffMax)
 	case o.trapThreshold > 0 && o.trapWindow <= 0:
 		return nil, fmt.Errorf("supervisor: trap window must be positive, got %s", o.trapWindow)
-	case o.poll <= 0:
-		return nil, fmt.Errorf("supervisor: poll interval must be positive, got %s", o.poll)
 	case o.drain <= 0:
 		return nil, fmt.Errorf("supervisor: drain timeout must be positive, got %s", o.drain)
 	}
@@ -109,9 +107,6 @@ func New(h *host.Host, dir string, opts ...Option) (*Supervisor, error) {
 		return nil, err
 	}
 	s.reg = reg
-	if o.hooks != nil {
-		o.hooks.sv.Store(s)
-	}
 	return s, nil
 }
 
@@ -150,6 +145,9 @@ func (s *Supervisor) Start(ctx context.Context) error {
 	s.checkReadyLocked()
 	s.mu.Unlock()
 
+	s.mu.Lock()
+	s.unwatch = s.h.Watch(s.watcher())
+	s.mu.Unlock()
 	s.wg.Add(1)
 	go s.loop(s.ctx)
 	s.wg.Add(1)
@@ -195,10 +193,10 @@ func (s *Supervisor) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		s.mu.Lock()
 		s.stopped = true
-		started := s.started
+		started, unwatch := s.started, s.unwatch
 		s.mu.Unlock()
-		if s.opts.hooks != nil {
-			s.opts.hooks.sv.CompareAndSwap(s, nil)
+		if unwatch != nil {
+			unwatch()
 		}
 		if !started {
 			return
@@ -550,6 +548,11 @@ func (s *Supervisor) Invoke(ctx context.Context, req host.InvokeRequest) (host.I
 	}
 	return s.h.Invoke(ctx, req)
 }
+
+// Plugin is host.Plugin: the loaded version of a plugin. With Invoke it
+// makes the supervisor a workflow.Invoker, so a workflow engine calls its
+// plugins through it.
+func (s *Supervisor) Plugin(name string) (host.PluginInfo, bool) { return s.h.Plugin(name) }
 
 // Status returns one plugin's status.
 func (s *Supervisor) Status(name string) (Status, bool) {

@@ -420,8 +420,9 @@ func TestSupervisor_RebuildsTrappingPlugin(t *testing.T) {
 	}
 }
 
-// Without hooks, the supervisor finds opened breakers by polling.
-func TestSupervisor_PollsBreakersWithoutHooks(t *testing.T) {
+// A supervisor of a plain host, built with no option, hears its
+// breakers open: it registers its own watcher.
+func TestSupervisor_WatchesAPlainHost(t *testing.T) {
 	dir := t.TempDir()
 	deploy(t, dir, "p.yaml", []byte("policy:\n  breaker: {failure_threshold: 2}\n  retry: {max_attempts: 1}\n"))
 	deploy(t, dir, "p.wasm", fixture(t, "fail.wasm"))
@@ -430,7 +431,7 @@ func TestSupervisor_PollsBreakersWithoutHooks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Stop(context.Background())
-	sv, err := supervisor.New(h, dir, supervisor.WithPollInterval(10*time.Millisecond))
+	sv, err := supervisor.New(h, dir)
 	if err != nil {
 		t.Fatal(err)
 	}

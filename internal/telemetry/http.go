@@ -2,12 +2,14 @@ package telemetry
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/bulkhead-run/bulkhead/host/api"
 	"github.com/bulkhead-run/bulkhead/host/workflow"
 	"github.com/bulkhead-run/bulkhead/statestore"
 )
@@ -48,4 +50,33 @@ func (t *Telemetry) Submit(ctx context.Context, wf string, submit func(ctx conte
 		span.SetStatus(codes.Error, err.Error())
 	}
 	return r, err
+}
+
+// Workflows returns wf with every Submit run through t.Submit, so runs
+// submitted through the API join their caller's trace.
+func (t *Telemetry) Workflows(wf api.Workflows) api.Workflows { return tracedWorkflows{wf, t} }
+
+// engine names the embedded api.Workflows, whose Workflows method a field
+// of that name would hide.
+type engine = api.Workflows
+
+type tracedWorkflows struct {
+	engine
+	t *Telemetry
+}
+
+func (w tracedWorkflows) Submit(ctx context.Context, wf string, input []byte, runID string) (statestore.Run, error) {
+	return w.t.Submit(ctx, wf, func(ctx context.Context) (statestore.Run, error) {
+		return w.engine.Submit(ctx, wf, input, runID)
+	})
+}
+
+// Signal forwards an external event to the wrapped engine, so tracing
+// does not hide the API's event delivery.
+func (w tracedWorkflows) Signal(ctx context.Context, runID, name, eventID string, data []byte) (workflow.SignalResult, error) {
+	s, ok := w.engine.(api.Signaller)
+	if !ok {
+		return workflow.SignalResult{}, fmt.Errorf("%w: this service delivers no events", statestore.ErrUnavailable)
+	}
+	return s.Signal(ctx, runID, name, eventID, data)
 }

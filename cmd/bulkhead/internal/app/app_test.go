@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -21,7 +20,7 @@ import (
 	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/config"
 	"github.com/bulkhead-run/bulkhead/host/api"
 	"github.com/bulkhead-run/bulkhead/host/hosttest"
-	"github.com/bulkhead-run/bulkhead/plugins"
+	"github.com/bulkhead-run/bulkhead/host/server"
 	"github.com/bulkhead-run/bulkhead/statestore/pgstore/pgtest"
 )
 
@@ -59,7 +58,7 @@ func TestOptions_Validate(t *testing.T) {
 }
 
 func TestOptions_StartServeStop(t *testing.T) {
-	var srv *api.Server
+	var srv *server.Server
 	app := fxtest.New(t, Options(testConfig(t), slog.New(slog.NewTextHandler(io.Discard, nil))), fx.Populate(&srv))
 	app.RequireStart()
 	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
@@ -92,21 +91,6 @@ func TestOptions_StartServeStop(t *testing.T) {
 		t.Errorf("call: %s", resp.Status)
 	}
 	app.RequireStop()
-}
-
-func TestMapError_Plugins(t *testing.T) {
-	m := mapError(func() *api.API { return nil })
-	for _, tt := range []struct {
-		err  error
-		want int
-	}{
-		{fmt.Errorf("reload ghost: %w", plugins.ErrNotFound), http.StatusNotFound},
-		{fmt.Errorf("reload ../x: %w", plugins.ErrInvalidName), http.StatusBadRequest},
-	} {
-		if got := m(tt.err); got == nil || got.Status != tt.want {
-			t.Errorf("mapError(%v) = %+v, want status %d", tt.err, got, tt.want)
-		}
-	}
 }
 
 // Modules whose start function spins, in the plugins directory beside a

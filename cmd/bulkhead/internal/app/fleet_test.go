@@ -16,6 +16,7 @@ import (
 
 	"github.com/bulkhead-run/bulkhead/host"
 	"github.com/bulkhead-run/bulkhead/host/api"
+	"github.com/bulkhead-run/bulkhead/host/server"
 	"github.com/bulkhead-run/bulkhead/host/workflow"
 	"github.com/bulkhead-run/bulkhead/resilience"
 	"github.com/bulkhead-run/bulkhead/statestore"
@@ -24,7 +25,7 @@ import (
 
 type instance struct {
 	app   *fxtest.App
-	srv   *api.Server
+	srv   *server.Server
 	store statestore.Store
 }
 

@@ -19,7 +19,7 @@ import (
 	"go.uber.org/fx/fxtest"
 
 	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/config"
-	"github.com/bulkhead-run/bulkhead/host/api"
+	"github.com/bulkhead-run/bulkhead/host/server"
 	"github.com/bulkhead-run/bulkhead/resilience"
 )
 
@@ -41,7 +41,7 @@ func startServiceLogging(t *testing.T, cfg func(c *config.Config), w io.Writer) 
 	if cfg != nil {
 		cfg(c)
 	}
-	var srv *api.Server
+	var srv *server.Server
 	app := fxtest.New(t, Options(c, slog.New(slog.NewJSONHandler(w, nil))), fx.Populate(&srv))
 	app.RequireStart()
 	t.Cleanup(app.RequireStop)

@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/bulkhead-run/bulkhead/abi"
+	"github.com/bulkhead-run/bulkhead/host/server"
 	"github.com/bulkhead-run/bulkhead/resilience"
 )
 
@@ -144,14 +145,14 @@ type Drain struct {
 
 // Defaults.
 const (
-	DefaultListen              = "127.0.0.1:7070"
-	DefaultPluginsDir          = "plugins"
-	DefaultWorkflowsDir        = "workflows"
-	DefaultDataDir             = ".bulkhead"
+	DefaultListen              = server.DefaultListen
+	DefaultPluginsDir          = server.DefaultPluginsDir
+	DefaultWorkflowsDir        = server.DefaultWorkflowsDir
+	DefaultDataDir             = server.DefaultDataDir
 	DefaultLogLevel            = "info"
 	DefaultLogFormat           = "text"
 	DefaultPreset              = resilience.PresetProduction
-	DefaultHealthCheckInterval = 30 * time.Second
+	DefaultHealthCheckInterval = server.DefaultHealthCheckInterval
 	DefaultReadHeaderTimeout   = 5 * time.Second
 	DefaultReadTimeout         = 30 * time.Second
 	DefaultWriteTimeout        = 5 * time.Minute
@@ -165,7 +166,7 @@ const (
 	DefaultFreeSpaceReserve    = 128 << 20
 	DefaultLease               = 15 * time.Second
 	DefaultHeartbeat           = 2 * time.Second
-	DefaultGracePeriod         = 30 * time.Second
+	DefaultGracePeriod         = server.DefaultGracePeriod
 )
 
 // Token returns the bearer token (from BULKHEAD_TOKEN or TokenFile), ""
@@ -311,7 +312,7 @@ func (c *Config) validate() []keyError {
 	if c.Store.FreeSpaceReserve <= 0 {
 		bad("store.free_space_reserve", "must be positive, got %s", c.Store.FreeSpaceReserve)
 	}
-	if err := CheckStoreURL(c.Store.URL); err != nil {
+	if err := server.CheckStoreURL(c.Store.URL); err != nil {
 		bad("store.url", "%v", err)
 	}
 	for _, k := range []struct{ key, v string }{{"plugins_dir", c.PluginsDir}, {"workflows_dir", c.WorkflowsDir}, {"data_dir", c.DataDir}} {

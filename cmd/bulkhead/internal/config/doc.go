@@ -28,7 +28,7 @@
 // listen host. store.url (BULKHEAD_STORE, --store) is empty for the
 // embedded store or a postgres:// or postgresql:// URL; any other scheme
 // is an error, and Settings shows the URL with its password replaced by
-// Redacted.
+// server.Redacted.
 //
 // # Design
 //

@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/bulkhead-run/bulkhead/abi"
+	"github.com/bulkhead-run/bulkhead/host/server"
 	"github.com/bulkhead-run/bulkhead/resilience"
 )
 
@@ -501,7 +502,7 @@ func (c *Config) Settings() []Setting {
 			s.Source.Where = "data_dir/cache"
 		}
 		if fd.key == "store.url" {
-			s.Value = RedactURL(s.Value)
+			s.Value = server.RedactURL(s.Value)
 		}
 		out = append(out, s)
 	}

@@ -1,17 +1,20 @@
-package app
+package server
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/config"
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/badgerstore"
 	"github.com/bulkhead-run/bulkhead/statestore/pgstore"
 )
+
+// StoreDir is where the embedded store lives in a data directory.
+func StoreDir(data string) string { return filepath.Join(data, "store") }
 
 // StoreOptions say which store OpenStore opens. Zero values keep each
 // store's defaults.
@@ -26,21 +29,12 @@ type StoreOptions struct {
 	Reserve int64
 }
 
-// StoreOptionsOf returns the store options of cfg.
-func StoreOptionsOf(cfg *config.Config, log *slog.Logger) StoreOptions {
-	return StoreOptions{
-		URL: cfg.Store.URL, DataDir: cfg.DataDir, Logger: log,
-		Retention: cfg.Store.Retention.D(), MaxCheckpoints: cfg.Store.MaxCheckpoints,
-		Reserve: int64(cfg.Store.FreeSpaceReserve),
-	}
-}
-
 // OpenStore opens the configured store: the embedded one in the data
 // directory, or PostgreSQL (with the embedded migrations applied). It is
 // how every command and the service open their store. ctx bounds the
 // connection to PostgreSQL. Its errors never hold the URL's password.
 func OpenStore(ctx context.Context, o StoreOptions) (statestore.Store, error) {
-	if err := config.CheckStoreURL(o.URL); err != nil {
+	if err := CheckStoreURL(o.URL); err != nil {
 		return nil, err
 	}
 	if o.URL == "" {
@@ -80,7 +74,7 @@ func OpenStore(ctx context.Context, o StoreOptions) (statestore.Store, error) {
 // Migrate applies the embedded PostgreSQL migrations the database at url
 // lacks and returns their versions. Its errors never hold the password.
 func Migrate(ctx context.Context, url string) ([]int, error) {
-	if err := config.CheckStoreURL(url); err != nil {
+	if err := CheckStoreURL(url); err != nil {
 		return nil, err
 	}
 	if url == "" {
@@ -93,23 +87,23 @@ func Migrate(ctx context.Context, url string) ([]int, error) {
 	return v, nil
 }
 
-// storeName names cfg's store for the log: the embedded store's directory,
+// storeName names a store for the log: the embedded store's directory,
 // or the URL with its password replaced.
-func storeName(cfg *config.Config) string {
-	if cfg.Store.URL == "" {
-		return StoreDir(cfg.DataDir)
+func storeName(o StoreOptions) string {
+	if o.URL == "" {
+		return StoreDir(o.DataDir)
 	}
-	return config.RedactURL(cfg.Store.URL)
+	return RedactURL(o.URL)
 }
 
 // ScrubError returns err with the password of url, should its text hold
 // it, replaced; errors.Is and errors.As still see err.
 func ScrubError(err error, url string) error {
-	pw := config.StorePassword(url)
+	pw := StorePassword(url)
 	if err == nil || pw == "" || !strings.Contains(err.Error(), pw) {
 		return err
 	}
-	return &scrubbedError{msg: strings.ReplaceAll(err.Error(), pw, config.Redacted), err: err}
+	return &scrubbedError{msg: strings.ReplaceAll(err.Error(), pw, Redacted), err: err}
 }
 
 type scrubbedError struct {

@@ -1,4 +1,4 @@
-package app
+package server
 
 import (
 	"log/slog"
@@ -12,7 +12,6 @@ import (
 // LoaderOptions are what a command says about loading a plugins directory.
 type LoaderOptions struct {
 	Logger        *slog.Logger
-	Hooks         *supervisor.Hooks // nil: no trap-driven rebuilds
 	DefaultPolicy resilience.Policy // the policy of a plugin whose sidecar names none
 	MaxModuleSize int64             // 0: the registry's default
 	Watch         bool              // false: no fsnotify watch (polling only)
@@ -40,9 +39,6 @@ func NewLoader(h *host.Host, dir string, o LoaderOptions) (*supervisor.Superviso
 	}
 	if o.Logger != nil {
 		opts = append(opts, supervisor.WithLogger(o.Logger))
-	}
-	if o.Hooks != nil {
-		opts = append(opts, supervisor.WithHooks(o.Hooks))
 	}
 	return supervisor.New(h, dir, append(opts, o.Extra...)...)
 }

@@ -1,15 +1,18 @@
-package app
+package server
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
-	"github.com/bulkhead-run/bulkhead/cmd/bulkhead/internal/config"
 	"github.com/bulkhead-run/bulkhead/host"
 	"github.com/bulkhead-run/bulkhead/host/supervisor"
 	"github.com/bulkhead-run/bulkhead/resilience"
+	"github.com/bulkhead-run/bulkhead/statestore"
 )
 
 // pluginHealth keeps one plugin:NAME health component per plugin of the
@@ -22,10 +25,6 @@ type pluginHealth struct {
 	sv    *supervisor.Supervisor // set once the supervisor exists, before it starts
 	every time.Duration
 	log   *slog.Logger
-}
-
-func newPluginHealth(cfg *config.Config, log *slog.Logger, mon *resilience.Monitor, h *host.Host) *pluginHealth {
-	return &pluginHealth{mon: mon, h: h, every: cfg.Resilience.HealthCheckInterval.D(), log: log.With("module", "health")}
 }
 
 // pluginComponent is the health component name of a plugin.
@@ -59,4 +58,36 @@ func (p *pluginHealth) check(name string) resilience.CheckFunc {
 		}
 		return base(ctx)
 	}
+}
+
+// storeCheck reads a key that does not exist: the store answers
+// ErrNotFound when it is open and readable.
+func storeCheck(ctx context.Context, s statestore.Store) error {
+	_, err := s.GetRun(ctx, "\x01health")
+	if err == nil || errors.Is(err, statestore.ErrNotFound) {
+		return nil
+	}
+	return fmt.Errorf("store: %w", err)
+}
+
+// pluginDirCheck reports the plugin directory: failed when it cannot be
+// read, degraded while a plugin is refused or quarantined (not while it
+// is being loaded).
+func pluginDirCheck(sup *supervisor.Supervisor) resilience.CheckResult {
+	dir := sup.Registry().Dir()
+	if _, err := os.ReadDir(dir); err != nil {
+		return resilience.CheckResult{Message: err.Error()}
+	}
+	var bad []string
+	for _, st := range sup.Statuses() {
+		// A plugin still being loaded (no state yet) is not a fault.
+		if st.State != supervisor.StateOK && st.State != "" {
+			bad = append(bad, st.Name+" "+string(st.State)+": "+st.Reason)
+		}
+	}
+	res := resilience.CheckResult{OK: true, Metadata: map[string]any{"dir": dir, "plugins": len(sup.Statuses())}}
+	if len(bad) > 0 {
+		res.Degraded, res.Message = true, strings.Join(bad, "; ")
+	}
+	return res
 }
