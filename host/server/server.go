@@ -559,6 +559,9 @@ func (s *Server) stopAll(ctx context.Context) error {
 // the drain GracePeriod plus StopSlack.
 func (s *Server) Run(ctx context.Context) error {
 	if err := s.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // cancelled while starting: Start stopped what it had started
+		}
 		return err
 	}
 	<-ctx.Done()
