@@ -112,24 +112,34 @@ func verifyLog(path string) error {
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
+	off, end, size, err := firstInvalidEntry(f)
+	if err != nil || size <= logHeaderSize {
 		return err
 	}
-	size := fi.Size()
+	return zeroFrom(f, off, off+end, size)
+}
+
+// firstInvalidEntry returns the offset of the first entry of the log f
+// that does not check out (the entry after the last, when every entry
+// does), how far that entry claims to reach, and the file's size.
+func firstInvalidEntry(f *os.File) (off, end, size int64, err error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	size = fi.Size()
 	if size <= logHeaderSize {
-		return nil
+		return size, 0, size, nil
 	}
 	r := bufio.NewReaderSize(io.NewSectionReader(f, logHeaderSize, size-logHeaderSize), 1<<20)
-	off := int64(logHeaderSize)
+	off = int64(logHeaderSize)
 	var buf []byte
 	for {
-		end, ok := readEntry(r, &buf, size-off)
+		n, ok := readEntry(r, &buf, size-off)
 		if !ok {
-			// The damaged or final entry spans [off, off+end).
-			return zeroFrom(f, off, off+end, size)
+			return off, n, size, nil
 		}
-		off += end
+		off += n
 	}
 }
 
@@ -179,42 +189,28 @@ func readEntry(r *bufio.Reader, buf *[]byte, left int64) (int64, bool) {
 // Badger was writing (last), an entry whose first bytes are still zero
 // followed by some of its later bytes: a large copy stores its middle
 // before its head (see headMissing), so a process killed during it leaves
-// the middle behind a missing header. Such a tail, from the missing header to the end of the
-// file, holds no other entry: Badger writes one entry at a time. A log
-// whose invalid entry is followed by data in any other way is left as it
-// is, for verifyLog to report.
+// the middle behind a missing header. Such a tail, from the missing header
+// to the end of the file, holds no other entry: Badger writes one entry at
+// a time. A log whose invalid entry is followed by data in any other way
+// is left as it is, for verifyLog to report.
 func scrubTornTail(path string, last bool) error {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
+	off, end, size, err := firstInvalidEntry(f)
+	if err != nil || size <= logHeaderSize {
 		return err
 	}
-	size := fi.Size()
-	if size <= logHeaderSize {
-		return nil
-	}
-	r := bufio.NewReaderSize(io.NewSectionReader(f, logHeaderSize, size-logHeaderSize), 1<<20)
-	off := int64(logHeaderSize)
-	var buf []byte
-	for {
-		end, ok := readEntry(r, &buf, size-off)
-		if ok {
-			off += end
-			continue
+	stop := min(off+end, size)
+	if zeroFrom(f, off, stop, size) != nil {
+		if !last || !headMissing(f, off) {
+			return nil // data after the entry: damage, not a torn tail
 		}
-		stop := min(off+end, size)
-		if zeroFrom(f, off, stop, size) != nil {
-			if !last || !headMissing(f, off) {
-				return nil // data after the entry: damage, not a torn tail
-			}
-			stop = size
-		}
-		return zeroRange(f, off, stop)
+		stop = size
 	}
+	return zeroRange(f, off, stop)
 }
 
 // headMissing reports whether the entry at off has no header yet. A large
