@@ -209,6 +209,7 @@ func (a *API) register() {
 	a.handle("POST", "/v1/runs/{id}/resume", false, a.resumeRun)
 	a.handle("POST", "/v1/runs/{id}/events/{name}", false, a.signalRun)
 	a.handle("GET", "/v1/runs/{id}/checkpoints", false, a.runCheckpoints)
+	a.handle("GET", "/v1/schedules", false, a.listSchedules)
 	a.handle("GET", "/v1/events", false, a.events)
 	a.handle("GET", "/v1/breakers", false, a.breakers)
 	a.handle("GET", "/v1/health", false, a.health)
