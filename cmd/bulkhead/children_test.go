@@ -60,7 +60,7 @@ func TestRun_MapConditionChildCLI(t *testing.T) {
 		t.Errorf("no skip line in:\n%s", errOut)
 	}
 	code, out, _ = bulkhead(t, "", "runs", "show", "r1", "--data", data)
-	for _, re := range []string{`each\s+succeeded.*2/3 items, 1 failed`, `big\s+skipped`, `sub\s+succeeded.*child run r1:sub`} {
+	for _, re := range []string{`each\s+succeeded.*2/3 items \(1 failed\)`, `big\s+skipped`, `sub\s+succeeded.*child run r1:sub`} {
 		if code != 0 || !regexp.MustCompile(re).MatchString(out) {
 			t.Fatalf("runs show: %d: no %s in\n%s", code, re, out)
 		}

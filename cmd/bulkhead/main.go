@@ -42,6 +42,7 @@ func commands() []command {
 		{"checkpoints", "ls RUN [NODE]", "checkpoints saved by long nodes", runCheckpoints},
 		{"plugins", "ls|reload NAME", "list plugins and their state (exit 1 if one is refused), or load one to check it", runPlugins},
 		{"hosts", "ls [--json]", "hosts sharing the store: live or stale, what they serve", runHosts},
+		{"schedules", "ls [--json]", "workflows' schedules: cron, policies, last and next due time", runSchedules},
 		{"serve", "[--config FILE] [flags]", "run the service: HTTP API, metrics, dashboard", runServe},
 		{"config", "show [flags]", "print serve's effective configuration, its sources and its problems", runConfig},
 		{"store", "check|repair [--data DIR]", "check the data directory's store, or recover a damaged one", runStore},

@@ -269,6 +269,7 @@ func printRun(w io.Writer, info workflow.RunInfo) {
 	fprintf(w, "\n")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tSTATUS\tATTEMPT\tVERSION\tHOST\tPROGRESS\tOUTPUT")
+	now := time.Now()
 	for _, n := range info.Nodes {
 		prog := ""
 		if n.Progress != nil {
@@ -280,7 +281,7 @@ func printRun(w io.Writer, info workflow.RunInfo) {
 		if n.Child != "" {
 			prog = "child run " + n.Child
 		}
-		status := nodeStatus(n)
+		status := nodeStatus(n, now)
 		if n.Fallback {
 			status += " (fallback)"
 		}
@@ -295,16 +296,6 @@ func printRun(w io.Writer, info workflow.RunInfo) {
 	if info.Status == statestore.StatusSucceeded {
 		fprintf(w, "\noutput: %s\n", oneLine(string(info.Output), 200))
 	}
-}
-
-// mapProgress is a map node's progress: items done of the total, and
-// the failed ones.
-func mapProgress(m *workflow.MapInfo) string {
-	s := fmt.Sprintf("%d/%d items", m.Done, m.Total)
-	if len(m.Failed) > 0 {
-		s += fmt.Sprintf(", %d failed", len(m.Failed))
-	}
-	return s
 }
 
 func oneLine(s string, max int) string {

@@ -47,25 +47,6 @@ func signalRun(ctx context.Context, rm *remote, env *envFlags, runID, name, even
 	})
 }
 
-// nodeStatus is a node's status for runs show: a waiting node says what
-// it waits for and until when.
-func nodeStatus(n workflow.NodeInfo) string {
-	s := string(n.Status)
-	if n.Status != workflow.NodeWaiting && n.Status != workflow.NodePending {
-		return s
-	}
-	if n.Awaits != "" {
-		s += " for " + n.Awaits
-	}
-	if !n.DueAt.IsZero() {
-		if n.Awaits != "" {
-			s += ", timeout"
-		}
-		s += " until " + n.DueAt.Local().Format(time.DateTime)
-	}
-	return s
-}
-
 // printEvents lists the external events delivered to a run.
 func printEvents(w io.Writer, info workflow.RunInfo) {
 	evs := workflow.Events(info.Run)

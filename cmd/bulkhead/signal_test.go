@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-run/bulkhead/host/workflow"
 	"github.com/bulkhead-run/bulkhead/statestore"
@@ -28,7 +29,7 @@ func TestRunsSignal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := statestore.Run{ID: "r1", Workflow: "approve", Status: statestore.StatusRunning,
+	r := statestore.Run{ID: "r1", Workflow: "approve", Status: statestore.StatusRunning, CreatedAt: time.Now(),
 		Attrs: map[string]string{workflow.AttrSource: string(src), workflow.AttrFile: flow}}
 	if _, _, err := s.SubmitRun(context.Background(), r, []statestore.ReadyNode{{Node: "ok", Block: 1}}); err != nil {
 		t.Fatal(err)
@@ -38,7 +39,7 @@ func TestRunsSignal(t *testing.T) {
 	}
 
 	code, out, errOut := bulkhead(t, "", "runs", "show", "r1", "--data", data)
-	if code != exitOK || !regexp.MustCompile(`ok\s+waiting for approval, timeout until \d{4}-`).MatchString(out) {
+	if code != exitOK || !regexp.MustCompile(`ok\s+waiting for event approval \(timeout in (1h|59m\d+s)\)`).MatchString(out) {
 		t.Fatalf("runs show before the event: %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = bulkhead(t, "", "runs", "signal", "r1", "approval", "--payload", `{"approved": true}`, "--id", "e1", "--data", data)

@@ -28,7 +28,9 @@ func (echoPlugins) Invoke(_ context.Context, req host.InvokeRequest) (host.Invok
 	}
 	return host.InvokeResult{Output: req.Input, Attempts: 1, Version: "v1"}, nil
 }
-func (echoPlugins) Plugin(string) (host.PluginInfo, bool) { return host.PluginInfo{Version: "v1"}, true }
+func (echoPlugins) Plugin(string) (host.PluginInfo, bool) {
+	return host.PluginInfo{Version: "v1"}, true
+}
 
 // clock is a clock the test moves by hand.
 type clock struct {
