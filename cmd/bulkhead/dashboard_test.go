@@ -65,6 +65,20 @@ nodes:
 `
 )
 
+// dashBatchFlow maps a slow plugin over the items of a list (one item
+// fails, tolerated), skips a branch by its condition, then sleeps and
+// waits for an event side by side.
+const dashBatchFlow = `name: batch
+policy: {retry: {max_attempts: 1}}
+nodes:
+  list: {plugin: tiny, function: echo}
+  each: {plugin: nodes, function: work, for_each: list, tolerate: 1, max_concurrency: 2}
+  big: {plugin: nodes, function: work, needs: [list], when: 'len(list) > 100'}
+  nap: {sleep: 1h, needs: [each]}
+  approval: {wait_for: approval, timeout: 2h, needs: [each]}
+  done: {plugin: nodes, function: work, needs: [big, nap, approval]}
+`
+
 // chromium returns the browser to drive, or skips the test without one
 // (fails it when BULKHEAD_REQUIRE_BROWSER=1, as CI sets).
 func chromium(t *testing.T) string {
@@ -202,6 +216,7 @@ func TestDashboard(t *testing.T) {
 	bin := buildBinary(t, t.TempDir())
 	t.Run("WithToken", func(t *testing.T) { testDashboardToken(t, bin, path) })
 	t.Run("WithoutToken", func(t *testing.T) { testDashboardNoToken(t, bin, path) })
+	t.Run("MapTimerEvent", func(t *testing.T) { testDashboardWaits(t, bin, path) })
 }
 
 func testDashboardToken(t *testing.T, bin, path string) {
@@ -331,5 +346,113 @@ func testDashboardNoToken(t *testing.T, bin, path string) {
 	if v := b.eval(`String(document.getElementById("token-form").hidden)`); v != "true" {
 		t.Error("token form shown by a service without a token")
 	}
+	b.checkConsole()
+}
+
+// testDashboardWaits: a run's graph shows a map's items going by with a
+// bar, then done of the total with the failed one; a skipped node; a
+// sleeping node with its due time; a node waiting for an event, which
+// the node's Send event form delivers.
+func testDashboardWaits(t *testing.T, bin, path string) {
+	dir := svcDir(t, map[string]string{"batch": dashBatchFlow})
+	tiny, err := os.ReadFile(filepath.Join("..", "..", "host", "testdata", "tiny.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "plugins", "tiny.wasm"), tiny, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startServiceToken(t, bin, dir, "")
+	ctx := context.Background()
+	b := newBrowser(t, path)
+	b.do("load", chromedp.Navigate("http://"+s.addr+"/"))
+	b.wait("the live stream", `document.getElementById("live").textContent === "live"`, 15*time.Second)
+	b.eval(`window.seen = new Set();
+		new MutationObserver(() => document.querySelectorAll("#dag .node").forEach(n => {
+			seen.add(n.dataset.node + "=" + n.dataset.state);
+			const m = /running, ([0-9]+)\/16 items/.exec(n.getAttribute("aria-label"));
+			if (m && +m[1] > 0 && +m[1] < 16 && n.querySelector(".prog")) seen.add(n.dataset.node + "=items");
+		}))
+			.observe(document.getElementById("dag"), {childList: true, subtree: true, attributes: true}); ""`)
+
+	var items []string
+	for i := range 16 {
+		if i == 5 {
+			items = append(items, `{"config": {"broken": true}, "input": 5}`)
+			continue
+		}
+		items = append(items, fmt.Sprintf(`{"config": {"sleep_ms": 150}, "input": %d}`, i))
+	}
+	if _, err := s.client.Submit(ctx, "batch", []byte("["+strings.Join(items, ",")+"]"), "batch-1"); err != nil {
+		t.Fatal(err)
+	}
+	b.eval(`location.hash = "#/runs/batch-1"; ""`)
+	b.wait("the map done, the timer and the event node waiting",
+		`document.querySelector('#dag [data-node="each"][data-state="succeeded"]') !== null &&
+		document.querySelector('#dag [data-node="nap"][data-state="waiting"][data-due]') !== null &&
+		document.querySelector('#dag [data-node="approval"][data-state="waiting"][data-awaits="approval"]') !== null`, 30*time.Second)
+	info, err := s.client.Run(ctx, "batch-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	due := map[string]string{}
+	for _, n := range info.Nodes {
+		if !n.DueAt.IsZero() {
+			due[n.Name] = n.DueAt.Format(time.RFC3339Nano)
+		}
+	}
+	label := func(node string) string {
+		return b.eval(`document.querySelector('#dag [data-node="` + node + `"]').getAttribute("aria-label")`)
+	}
+	if got := label("each"); !strings.HasSuffix(got, ": succeeded, 15/16 items, 1 failed") {
+		t.Errorf("map node: %q", got)
+	}
+	if got := b.eval(`String(document.querySelectorAll('#dag [data-node="each"] .prog, #dag [data-node="each"] .prog-fail').length)`); got != "2" {
+		t.Errorf("map node: %s bars (done and failed), want 2", got)
+	}
+	if got := b.eval(`document.querySelector('#dag [data-node="big"]').dataset.state`); got != "skipped" {
+		t.Errorf("conditional node: %s, want skipped", got)
+	}
+	if got, want := b.eval(`document.querySelector('#dag [data-node="nap"]').dataset.due`), due["nap"]; got != want || want == "" {
+		t.Errorf("timer node due %q, want %q", got, want)
+	}
+	if got := label("nap"); !strings.Contains(got, ": sleeping until ") || !strings.Contains(got, "(in 59 min") {
+		t.Errorf("timer node: %q", got)
+	}
+	if got := label("approval"); !strings.Contains(got, ": waiting for event approval, times out ") {
+		t.Errorf("event node: %q", got)
+	}
+	seen := b.eval(`[...seen].sort().join(" ")`)
+	for _, want := range []string{"each=running", "each=items", "big=skipped", "nap=waiting", "approval=waiting"} {
+		if !strings.Contains(" "+seen+" ", " "+want+" ") {
+			t.Errorf("the graph never showed %s; it showed %s", want, seen)
+		}
+	}
+
+	// The map's details list its failed item; the event node's, a form
+	// that sends the event.
+	b.eval(`document.querySelector('#dag [data-node="each"]').focus(); ""`)
+	b.do("select the map", chromedp.KeyEvent("\r"))
+	b.wait("the map's details", `document.getElementById("node-detail").textContent.includes("map: 15 of 16 items done, 1 failed") &&
+		document.getElementById("node-detail").textContent.includes("item 5: ")`, 5*time.Second)
+	b.eval(`document.querySelector('#dag [data-node="approval"]').focus(); ""`)
+	b.do("select the event node", chromedp.KeyEvent("\r"))
+	b.wait("the Send event form", `document.querySelector("#send-box form.send-event textarea") !== null`, 5*time.Second)
+	b.screenshot("dashboard-waits.png")
+	b.eval(`document.getElementById("event-payload").value = ""; ""`)
+	b.do("send the event", chromedp.SendKeys(chromedp.ID("event-payload"), `{"approved": true}`),
+		chromedp.Click(chromedp.CSS(`#send-box button[type="submit"]`)))
+	b.wait("the event delivered", `document.getElementById("msg").textContent === "Event approval delivered to run batch-1." &&
+		document.querySelector('#dag [data-node="approval"][data-state="succeeded"]') !== null`, 15*time.Second)
+	waitUntil(t, 10*time.Second, "the event node's output", func() bool {
+		info, err := s.client.Run(ctx, "batch-1")
+		for _, n := range info.Nodes {
+			if n.Name == "approval" {
+				return err == nil && string(n.Output) == `{"approved":true}`
+			}
+		}
+		return false
+	})
+	b.wait("the form gone", `document.querySelector("#send-box form") === null`, 5*time.Second)
 	b.checkConsole()
 }

@@ -71,3 +71,12 @@ func mapProgress(m *workflow.MapInfo) string {
 	}
 	return s
 }
+
+// waitingLine reports a timer or event node going to sleep: until its
+// due time (a timer's end, an event wait's timeout), or until its event.
+func waitingLine(ev workflow.Event) string {
+	if ev.Delay <= 0 {
+		return fmt.Sprintf("node %s waiting for its event", ev.Node)
+	}
+	return fmt.Sprintf("node %s waiting: due in %s", ev.Node, humanDuration(ev.Delay))
+}

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/bulkhead-run/bulkhead/host/workflow"
+	"github.com/bulkhead-run/bulkhead/statestore"
 )
 
 func TestNodeStatus(t *testing.T) {
@@ -70,5 +72,18 @@ func TestMapProgress(t *testing.T) {
 	}
 	if got := mapProgress(&workflow.MapInfo{Total: 3, Done: 3}); got != "3/3 items" {
 		t.Errorf("mapProgress without failures = %q", got)
+	}
+}
+
+// A node going to sleep is reported with its due time in the run's
+// progress lines.
+func TestProgressPrinter_Waiting(t *testing.T) {
+	var b strings.Builder
+	p := &progressPrinter{w: &b, mode: "plain", done: map[string]bool{}, prog: map[string]statestore.Progress{}}
+	p.observe(workflow.Event{Kind: workflow.EventNodeWaiting, Node: "nap", Delay: time.Hour})
+	p.observe(workflow.Event{Kind: workflow.EventNodeWaiting, Node: "approval"})
+	want := "bulkhead: node nap waiting: due in 1h\nbulkhead: node approval waiting for its event\n"
+	if b.String() != want {
+		t.Errorf("progress lines %q, want %q", b.String(), want)
 	}
 }

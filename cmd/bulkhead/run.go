@@ -447,6 +447,8 @@ func (p *progressPrinter) observe(ev workflow.Event) {
 		line = fmt.Sprintf("node %s finished before (attempt %d): not run again", ev.Node, ev.Attempt)
 	case workflow.EventNodeBypassed:
 		line = fmt.Sprintf("node %s skipped: its condition is false or its needs were skipped", ev.Node)
+	case workflow.EventNodeWaiting:
+		line = waitingLine(ev)
 	case workflow.EventNodeStarted:
 		line = fmt.Sprintf("node %s started (attempt %d)", ev.Node, ev.Attempt)
 	case workflow.EventNodeFinished:
