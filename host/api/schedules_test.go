@@ -195,6 +195,12 @@ nodes:
 	for _, n := range info.Nodes {
 		nodes[n.Name] = n
 	}
+	for name, kind := range map[string]string{"list": workflow.KindPlugin, "each": workflow.KindMap, "big": workflow.KindPlugin,
+		"nap": workflow.KindTimer, "approval": workflow.KindEvent} {
+		if nodes[name].Kind != kind {
+			t.Errorf("node %s: kind %q, want %q", name, nodes[name].Kind, kind)
+		}
+	}
 	each := nodes["each"]
 	if each.Status != workflow.NodeSucceeded || each.Map == nil || each.Map.Total != 3 || each.Map.Done != 2 ||
 		len(each.Map.Failed) != 1 || each.Map.Failed[0].Item != 1 || !strings.Contains(each.Map.Failed[0].Error, "bad item") {
@@ -213,7 +219,7 @@ nodes:
 	// The wire names are the documented ones.
 	body := getRaw(t, url+"/v1/runs/r1")
 	for _, k := range []string{`"map":{"total":3,"done":2,"failed":[{"item":1,`, `"status":"skipped"`, `"status":"waiting"`,
-		`"awaits":"approval"`, `"due_at":"`} {
+		`"awaits":"approval"`, `"due_at":"`, `"kind":"map"`, `"kind":"timer"`, `"kind":"event"`} {
 		if !strings.Contains(body, k) {
 			t.Errorf("GET /v1/runs/r1: no %s in %s", k, body)
 		}

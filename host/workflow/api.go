@@ -24,7 +24,9 @@ const (
 
 // NodeInfo is one node of a run, as Get reports it.
 type NodeInfo struct {
-	Name     string     `json:"name"`
+	Name string `json:"name"`
+	// Kind is what the node runs: plugin, map, timer, event or workflow.
+	Kind     string     `json:"kind"`
 	Plugin   string     `json:"plugin"`
 	Function string     `json:"function"`
 	Needs    []string   `json:"needs,omitempty"`
@@ -110,7 +112,7 @@ func (e *Engine) Get(ctx context.Context, runID string) (RunInfo, error) {
 	for _, name := range w.Order {
 		n := w.Nodes[name]
 		ni := NodeInfo{Name: name, Plugin: n.Plugin, Function: n.Function, Needs: n.Needs,
-			Status: NodePending, Version: r.Versions[name]}
+			Status: NodePending, Version: r.Versions[name], Kind: n.Kind()}
 		if p, ok := progress[name]; ok {
 			ni.Progress = &p
 		}
