@@ -33,7 +33,9 @@ nodes:
 // refuse the data directory the service holds, saying why and what to do.
 func TestRemote_CommandsTalkToService(t *testing.T) {
 	bin := buildBinary(t, t.TempDir())
-	dir := svcDir(t, map[string]string{"chain": chainFlow, "broken": brokenFlow, "steps": stepsFlow})
+	// yearly's first due time is next New Year: it starts no run here.
+	yearly := "name: yearly\nschedule: {cron: \"@yearly\"}\nnodes:\n  go: {sleep: 1s}\n"
+	dir := svcDir(t, map[string]string{"chain": chainFlow, "broken": brokenFlow, "steps": stepsFlow, "yearly": yearly})
 	s := startService(t, bin, dir)
 	ctx := context.Background()
 	t.Setenv("BULKHEAD_SERVER", "")
@@ -121,6 +123,18 @@ func TestRemote_CommandsTalkToService(t *testing.T) {
 		}
 	})
 
+	t.Run("schedules", func(t *testing.T) {
+		matches("schedules ls", mustOK("schedules", "ls", srv),
+			`(?m)^WORKFLOW\s+CRON\s+OVERLAP\s+CATCH UP\s+LAST\s+LAST RUN\s+NEXT$`,
+			`(?m)^yearly\s+@yearly\s+skip\s+last\s+\d{4}-\d\d-\d\dT\S+Z\s+-\s+\d{4}-01-01T00:00:00Z \(in [0-9hms]+\)$`)
+		var out struct {
+			Schedules []workflow.ScheduleInfo `json:"schedules"`
+		}
+		if err := json.Unmarshal([]byte(mustOK("schedules", "ls", "-o", "json", srv)), &out); err != nil || len(out.Schedules) != 1 ||
+			out.Schedules[0].Workflow != "yearly" || out.Schedules[0].Next.YearDay() != 1 {
+			t.Errorf("schedules ls -o json: %+v %v", out, err)
+		}
+	})
 	t.Run("checkpoints", func(t *testing.T) {
 		want, err := s.client.Checkpoints(ctx, "cp-1", "", true)
 		if err != nil || len(want) != 2 {
