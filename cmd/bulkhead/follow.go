@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"os"
 	"time"
@@ -37,13 +36,7 @@ func (r *remote) follow(ctx context.Context, id string, progress io.Writer, stde
 				fprintf(progress, "bulkhead: run %s %s\n", id, s)
 			}
 			for _, n := range info.Nodes {
-				state := fmt.Sprintf("%s (attempt %d)", n.Status, n.Attempts)
-				if n.Attempts == 0 {
-					state = string(n.Status)
-				}
-				if n.Progress != nil && n.Status == workflow.NodeRunning {
-					state += fmt.Sprintf(" %d/%d", n.Progress.Done, n.Progress.Total)
-				}
+				state := followState(n)
 				if seen[n.Name] != state {
 					if _, had := seen[n.Name]; had || n.Attempts > 0 {
 						fprintf(progress, "bulkhead: node %s %s\n", n.Name, state)

@@ -80,3 +80,28 @@ func waitingLine(ev workflow.Event) string {
 	}
 	return fmt.Sprintf("node %s waiting: due in %s", ev.Node, humanDuration(ev.Delay))
 }
+
+// followState is a node's state in the lines runs show --follow prints on
+// each change: what nodestatus says without the time left (which would
+// change on every poll), and a running node's progress.
+func followState(n workflow.NodeInfo) string {
+	switch {
+	case n.Status == workflow.NodeWaiting && n.Awaits == "":
+		return "sleeping until " + n.DueAt.UTC().Format(time.RFC3339)
+	case n.Status == workflow.NodeWaiting && !n.DueAt.IsZero():
+		return "waiting for event " + n.Awaits + " (timeout at " + n.DueAt.UTC().Format(time.RFC3339) + ")"
+	case n.Status == workflow.NodeWaiting:
+		return "waiting for event " + n.Awaits
+	}
+	state := fmt.Sprintf("%s (attempt %d)", n.Status, n.Attempts)
+	if n.Attempts == 0 {
+		state = string(n.Status)
+	}
+	switch {
+	case n.Map != nil && n.Status == workflow.NodeRunning:
+		state += " " + mapProgress(n.Map)
+	case n.Progress != nil && n.Status == workflow.NodeRunning:
+		state += fmt.Sprintf(" %d/%d", n.Progress.Done, n.Progress.Total)
+	}
+	return state
+}

@@ -87,3 +87,29 @@ func TestProgressPrinter_Waiting(t *testing.T) {
 		t.Errorf("progress lines %q, want %q", b.String(), want)
 	}
 }
+
+func TestFollowState(t *testing.T) {
+	due := time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		give workflow.NodeInfo
+		want string
+	}{
+		{"sleeping", workflow.NodeInfo{Status: workflow.NodeWaiting, DueAt: due, Attempts: 1}, "sleeping until 2026-12-06T03:00:00Z"},
+		{"waiting", workflow.NodeInfo{Status: workflow.NodeWaiting, Awaits: "approval", DueAt: due, Attempts: 1},
+			"waiting for event approval (timeout at 2026-12-06T03:00:00Z)"},
+		{"waiting without timeout", workflow.NodeInfo{Status: workflow.NodeWaiting, Awaits: "approval"}, "waiting for event approval"},
+		{"skipped", workflow.NodeInfo{Status: workflow.NodeSkipped}, "skipped"},
+		{"map running", workflow.NodeInfo{Status: workflow.NodeRunning, Attempts: 1, Map: &workflow.MapInfo{Total: 10, Done: 4, Failed: []workflow.ItemError{{Item: 2}}}},
+			"running (attempt 1) 4/10 items (1 failed)"},
+		{"progress", workflow.NodeInfo{Status: workflow.NodeRunning, Attempts: 2, Progress: &statestore.Progress{Done: 3, Total: 9}}, "running (attempt 2) 3/9"},
+		{"succeeded", workflow.NodeInfo{Status: workflow.NodeSucceeded, Attempts: 1}, "succeeded (attempt 1)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := followState(tt.give); got != tt.want {
+				t.Errorf("followState = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
