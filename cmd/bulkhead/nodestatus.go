@@ -62,6 +62,20 @@ func humanDuration(d time.Duration) string {
 	return s
 }
 
+// nodeProgress is the PROGRESS column of runs show: a map's items (once
+// its for_each node gave them), a child run, or what the plugin reported.
+func nodeProgress(n workflow.NodeInfo) string {
+	switch {
+	case n.Child != "":
+		return "child run " + n.Child
+	case n.Map != nil && (n.Map.Total > 0 || n.Status != workflow.NodePending):
+		return mapProgress(n.Map)
+	case n.Map == nil && n.Progress != nil:
+		return fmt.Sprintf("%d/%d", n.Progress.Done, n.Progress.Total)
+	}
+	return ""
+}
+
 // mapProgress is a map node's progress: items done of the total, and
 // the failed ones.
 func mapProgress(m *workflow.MapInfo) string {

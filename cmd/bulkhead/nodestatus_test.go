@@ -113,3 +113,26 @@ func TestFollowState(t *testing.T) {
 		})
 	}
 }
+
+func TestNodeProgress(t *testing.T) {
+	tests := []struct {
+		name string
+		give workflow.NodeInfo
+		want string
+	}{
+		{"map not started", workflow.NodeInfo{Status: workflow.NodePending, Map: &workflow.MapInfo{}}, ""},
+		{"map running", workflow.NodeInfo{Status: workflow.NodeRunning, Map: &workflow.MapInfo{Total: 4, Done: 1},
+			Progress: &statestore.Progress{Done: 1, Total: 4}}, "1/4 items"},
+		{"map over nothing", workflow.NodeInfo{Status: workflow.NodeSucceeded, Map: &workflow.MapInfo{}}, "0/0 items"},
+		{"plugin progress", workflow.NodeInfo{Status: workflow.NodeRunning, Progress: &statestore.Progress{Done: 3, Total: 9}}, "3/9"},
+		{"child run", workflow.NodeInfo{Status: workflow.NodeSucceeded, Child: "r1:sub"}, "child run r1:sub"},
+		{"nothing", workflow.NodeInfo{Status: workflow.NodeSucceeded}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := nodeProgress(tt.give); got != tt.want {
+				t.Errorf("nodeProgress = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -271,16 +271,7 @@ func printRun(w io.Writer, info workflow.RunInfo) {
 	fmt.Fprintln(tw, "NODE\tSTATUS\tATTEMPT\tVERSION\tHOST\tPROGRESS\tOUTPUT")
 	now := time.Now()
 	for _, n := range info.Nodes {
-		prog := ""
-		if n.Progress != nil {
-			prog = fmt.Sprintf("%d/%d", n.Progress.Done, n.Progress.Total)
-		}
-		if n.Map != nil {
-			prog = mapProgress(n.Map)
-		}
-		if n.Child != "" {
-			prog = "child run " + n.Child
-		}
+		prog := nodeProgress(n)
 		status := nodeStatus(n, now)
 		if n.Fallback {
 			status += " (fallback)"
