@@ -354,7 +354,9 @@ func testDashboardNoToken(t *testing.T, bin, path string) {
 // sleeping node with its due time; a node waiting for an event, which
 // the node's Send event form delivers.
 func testDashboardWaits(t *testing.T, bin, path string) {
-	dir := svcDir(t, map[string]string{"batch": dashBatchFlow})
+	// yearly's first due time is next New Year: it starts no run here.
+	yearly := "name: yearly\nschedule: {cron: \"@yearly\", overlap: queue}\nnodes:\n  go: {sleep: 1s}\n"
+	dir := svcDir(t, map[string]string{"batch": dashBatchFlow, "yearly": yearly})
 	tiny, err := os.ReadFile(filepath.Join("..", "..", "host", "testdata", "tiny.wasm"))
 	if err != nil {
 		t.Fatal(err)
@@ -367,6 +369,8 @@ func testDashboardWaits(t *testing.T, bin, path string) {
 	b := newBrowser(t, path)
 	b.do("load", chromedp.Navigate("http://"+s.addr+"/"))
 	b.wait("the live stream", `document.getElementById("live").textContent === "live"`, 15*time.Second)
+	// The overview lists the schedules with their next due time.
+	b.wait("the schedule", `[...document.querySelectorAll("#schedules tbody tr")].some(r => /^yearly\s*@yearly\s*queue\s*last\s*/.test(r.innerText))`, 10*time.Second)
 	b.eval(`window.seen = new Set();
 		new MutationObserver(() => document.querySelectorAll("#dag .node").forEach(n => {
 			seen.add(n.dataset.node + "=" + n.dataset.state);
@@ -454,5 +458,9 @@ func testDashboardWaits(t *testing.T, bin, path string) {
 		return false
 	})
 	b.wait("the form gone", `document.querySelector("#send-box form") === null`, 5*time.Second)
+	// The next due time stays a due time as the page's clock ticks.
+	if got := b.eval(`document.querySelector("#schedules time[data-due]").textContent`); !strings.Contains(got, "(in ") {
+		t.Errorf("the schedule's next due time reads %q", got)
+	}
 	b.checkConsole()
 }
