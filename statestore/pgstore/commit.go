@@ -16,7 +16,8 @@ import (
 	"github.com/bulkhead-run/bulkhead/statestore/internal/rules"
 )
 
-// op is one CompleteNode, or with task one CompleteTask, or with call
+// op is one CompleteNode, or with task one CompleteTask (the group's
+// CompleteTasks commit in one call, tasksCall), or with call
 // another write of one statement, handed to the committer. res.RunID and
 // res.Node order the group (a call's Node is "").
 type op struct {
@@ -64,10 +65,6 @@ func (o *op) queue(b *pgx.Batch) {
 		b.Queue(o.call.sql, o.call.args...)
 		return
 	}
-	if o.task != nil {
-		b.Queue(completeTaskSQL, o.task.args(o.body)...)
-		return
-	}
 	b.Queue(completeSQL, o.args()...)
 }
 
@@ -76,9 +73,6 @@ func (o *op) queue(b *pgx.Batch) {
 func (o *op) scan(row pgx.Row) (result, err error) {
 	if o.call != nil {
 		return o.call.scan(row)
-	}
-	if o.task != nil {
-		return o.task.scan(row)
 	}
 	var code, idx, last int
 	if err := row.Scan(&code, &idx, &last); err != nil {
@@ -169,9 +163,9 @@ func (s *Store) commitLoop() {
 	}
 }
 
-// commitGroup runs the group's calls of bulkhead_complete_node and
-// bulkhead_complete_task in one
-// pipelined batch, which the server runs as one transaction. Each call settles its own conflicts without
+// commitGroup runs the group's calls of bulkhead_complete_node, its one
+// call of bulkhead_complete_tasks and its other writes in one pipelined
+// batch, which the server runs as one transaction. Each call settles its own conflicts without
 // raising, so one member's conflict does not undo the others. When the
 // transaction fails anyway (a deadlock with another host's writes, a lost
 // connection), every member is retried in a transaction of its own.
@@ -244,15 +238,39 @@ func (s *Store) runGroup(ops []*op) ([]error, error) {
 		stop := context.AfterFunc(ops[0].ctx, cancel)
 		defer stop()
 	}
+	// The group's CompleteTasks are one call of bulkhead_complete_tasks,
+	// queued first; every other op is a call of its own.
 	b := &pgx.Batch{}
+	var tasks tasksCall
+	index := make(map[*op]int, len(ops))
+	for i, o := range ops {
+		index[o] = i
+		if o.task != nil {
+			tasks.add(o)
+		}
+	}
+	if len(tasks.ops) > 0 {
+		tasks.queue(b)
+	}
 	for _, o := range ops {
-		o.queue(b)
+		if o.task == nil {
+			o.queue(b)
+		}
 	}
 	// A batch without BEGIN runs as one implicit transaction, committed
 	// when the server reaches the batch's end: one round trip per group.
 	br := s.pool.SendBatch(ctx, b)
 	results := make([]error, len(ops))
+	if len(tasks.ops) > 0 {
+		if err := tasks.scan(br, results, index); err != nil {
+			_ = br.Close()
+			return nil, err
+		}
+	}
 	for i, o := range ops {
+		if o.task != nil {
+			continue
+		}
 		res, err := o.scan(br.QueryRow())
 		if err != nil {
 			_ = br.Close()

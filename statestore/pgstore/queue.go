@@ -104,6 +104,9 @@ func (s *Store) SubmitRun(ctx context.Context, r statestore.Run, roots []statest
 	})
 	if err == nil && created {
 		out = r
+		if !r.Status.Finished() {
+			s.runs.put(r.ID, body, 1)
+		}
 	}
 	if err == nil && !created {
 		err = s.do(ctx, func(ctx context.Context) error {
@@ -332,73 +335,21 @@ WHERE run_id = $1 AND node = $2 AND owner IS NULL AND ready_at > now()`, []byte(
 
 // taskOp is the fenced part of a CompleteTask handed to the committer.
 type taskOp struct {
-	c     statestore.Completion
-	ready readyArgs
-	now   int64
+	c   statestore.Completion
+	now int64
 	// Set by the committer with a nil result.
 	next statestore.Task
 	kept bool
 }
 
-const completeTaskSQL = `SELECT code, k_node, k_token, k_first, k_lease
-FROM bulkhead_complete_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
-
-func (t *taskOp) args(body []byte) []any {
-	f := t.c.Fence
-	return []any{[]byte(f.RunID), []byte(f.Node), []byte(f.Owner), f.Token, body,
-		t.ready.nodes, t.ready.blocks, t.ready.nneeds, t.ready.needs, t.now, t.c.Keep, micros(t.c.Lease)}
-}
-
-// scan reads bulkhead_complete_task's answer: the op's result, or the
-// error that failed the call.
-func (t *taskOp) scan(row pgx.Row) (result, err error) {
-	var code int
-	var node []byte
-	var token *int64
-	var first *int32
-	var until *time.Time
-	if err := row.Scan(&code, &node, &token, &first, &until); err != nil {
-		return nil, err
-	}
-	f := t.c.Fence
-	switch code {
-	case 0:
-		t.next, t.kept = statestore.Task{}, false
-		if node != nil && token != nil && first != nil && until != nil {
-			t.next = statestore.Task{RunID: f.RunID, Node: string(node), Owner: f.Owner, Token: *token,
-				Claims: 1, First: int(*first), LeaseUntil: *until}
-			t.kept = true
-		}
-		return nil, nil
-	case 1:
-		return rules.CompletedConflict(f.RunID, f.Node), nil
-	case 3, 4:
-		return rules.Fenced(f), nil
-	}
-	return fmt.Errorf("%w: bulkhead_complete_task returned code %d", errServer, code), nil
-}
-
-// CompleteTask implements statestore.Queue. The completion is one call of
-// bulkhead_complete_task, which the committer runs in the transaction of
-// its group, like CompleteNode's.
+// CompleteTask implements statestore.Queue. The committer journals the
+// completions of its group in one call of bulkhead_complete_tasks, in the
+// transaction of the group, with CompleteNode's.
 func (s *Store) CompleteTask(ctx context.Context, c statestore.Completion) (statestore.Task, bool, error) {
-	now := s.opts.now()
-	c, err := rules.CheckCompletion(c, now)
+	o, err := s.taskOp(ctx, c)
 	if err != nil {
 		return statestore.Task{}, false, err
 	}
-	if err := checkBlocks(c.Next); err != nil {
-		return statestore.Task{}, false, err
-	}
-	if !c.Keep {
-		c.Lease = time.Microsecond
-	}
-	body, err := json.Marshal(c.Result)
-	if err != nil {
-		return statestore.Task{}, false, err
-	}
-	t := &taskOp{c: c, ready: newReadyArgs(c.Next), now: now.UnixNano()}
-	o := &op{ctx: ctx, res: c.Result, body: body, task: t, done: make(chan error, 1)}
 	if s.opts.maxBatch == 1 {
 		err = s.do(ctx, func(ctx context.Context) error {
 			o.ctx = ctx
@@ -414,7 +365,28 @@ func (s *Store) CompleteTask(ctx context.Context, c statestore.Completion) (stat
 	if err != nil {
 		return statestore.Task{}, false, err
 	}
-	return t.next, t.kept, nil
+	return o.task.next, o.task.kept, nil
+}
+
+// taskOp checks c and returns its op for the committer.
+func (s *Store) taskOp(ctx context.Context, c statestore.Completion) (*op, error) {
+	now := s.opts.now()
+	c, err := rules.CheckCompletion(c, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBlocks(c.Next); err != nil {
+		return nil, err
+	}
+	if !c.Keep {
+		c.Lease = time.Microsecond
+	}
+	body, err := json.Marshal(c.Result)
+	if err != nil {
+		return nil, err
+	}
+	t := &taskOp{c: c, now: now.UnixNano()}
+	return &op{ctx: ctx, res: c.Result, body: body, task: t, done: make(chan error, 1)}, nil
 }
 
 // DropTasks implements statestore.Queue. It takes the run's row lock
