@@ -1447,7 +1447,11 @@ func (e *Engine) finish(rs *runState, status statestore.RunStatus, output []byte
 			e.log.Warn("tasks of a finished run not dropped; they are when claimed", "run_id", rs.id, "err", err)
 		}
 	}
-	e.notify(rs.id, false)
+	if err == nil {
+		e.notifyEnd(rs.id, final)
+	} else {
+		e.notify(rs.id, false)
+	}
 	e.emit(Event{Kind: EventRunFinished, RunID: rs.id, Workflow: rs.wf.Name, Status: final.Status, Err: final.Error})
 }
 
@@ -1624,6 +1628,9 @@ func (e *Engine) Wait(ctx context.Context, runID string) (statestore.Run, error)
 		e.unwatch(runID, w)
 		if err != nil {
 			return statestore.Run{}, err
+		}
+		if r, ok := e.endOf(w); ok {
+			return r, nil // as its end here stored it
 		}
 	}
 }

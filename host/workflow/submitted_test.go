@@ -2,6 +2,7 @@ package workflow_test
 
 import (
 	"context"
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,8 +39,8 @@ nodes:
 // A run executed by the engine that submitted it reads neither the run
 // nor its journal: the run starts from the copy it created, its root from
 // an empty journal (only its claim's holder can journal it), each next
-// node from the entries its engine committed. A run submitted elsewhere is
-// read, and so is its journal.
+// node from the entries its engine committed. Wait returns the run as its
+// end stored it. A run submitted elsewhere is read, and so is its journal.
 func TestEngine_SubmittedRunReadsNothing(t *testing.T) {
 	f := newFixture(t)
 	rs := &readsStore{Store: memstore.New()}
@@ -66,13 +67,25 @@ func TestEngine_SubmittedRunReadsNothing(t *testing.T) {
 	if got, err := rs.Store.GetRun(ctx, r.ID); err != nil || got.Status != statestore.StatusSucceeded || string(got.Output) == "" {
 		t.Fatalf("run = %+v, %v", got, err)
 	}
+	// Wait returns the run as its end stored it.
+	r3, err := e.Submit(ctx, "chain3", []byte("hello"), "run-3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := wait(t, e, r3.ID)
+	stored, err := rs.Store.GetRun(ctx, r3.ID)
+	if err != nil || !reflect.DeepEqual(got, stored) || got.Status != statestore.StatusSucceeded {
+		t.Fatalf("Wait = %+v\nstored %+v, %v", got, stored, err)
+	}
 	// A run another host submitted: stored, then claimed here.
+	rs.gets.Store(0)
+	rs.journals.Store(0)
 	if _, _, err := rs.SubmitRun(ctx, statestore.Run{ID: "run-2", Workflow: "chain3", Input: []byte("hello"),
 		Status: statestore.StatusRunning, Attrs: r.Attrs, Versions: r.Versions},
 		[]statestore.ReadyNode{{Node: "a", Block: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	finished(2)
+	finished(3)
 	if g, j := rs.gets.Load(), rs.journals.Load(); g == 0 || j == 0 {
 		t.Errorf("run submitted elsewhere: %d reads of the run, %d of its journal; want both read", g, j)
 	}
