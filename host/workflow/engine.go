@@ -555,7 +555,7 @@ func (e *Engine) Submit(ctx context.Context, workflow string, input []byte, runI
 	}
 	addRunAttrs(ctx, r.Attrs)
 	e.execute(runID)
-	stored, created, err := e.store.SubmitRun(ctx, r, roots)
+	stored, created, first, claimed, err := e.submit(ctx, r, roots)
 	if err != nil {
 		if errors.Is(err, statestore.ErrConflict) {
 			return stored, fmt.Errorf("workflow: run %s exists with another workflow or input: %w", runID, err)
@@ -584,6 +584,12 @@ func (e *Engine) Submit(ctx context.Context, workflow string, input []byte, runI
 		}
 		e.emit(Event{Kind: EventRunStarted, RunID: runID, Workflow: w.Name, Status: statestore.StatusRunning,
 			Ready: ready, Attrs: stored.Attrs})
+		if claimed {
+			e.handOff(first)
+			if len(roots) == 1 {
+				return stored, nil // nothing else to claim
+			}
+		}
 	}
 	e.poke()
 	return stored, nil

@@ -1,6 +1,10 @@
 package workflow
 
-import "github.com/bulkhead-run/bulkhead/statestore"
+import (
+	"context"
+
+	"github.com/bulkhead-run/bulkhead/statestore"
+)
 
 // maxSubmitted bounds the runs an engine remembers from its own submits.
 const maxSubmitted = 1024
@@ -44,4 +48,39 @@ func (s *submitted) take(t statestore.Task) (statestore.Run, bool) {
 	}
 	delete(s.runs, t.RunID) // its slot in ring is reused in turn
 	return r, t.Claims == 1
+}
+
+// submit stores run r with its roots queued. When a worker is idle and
+// the store can, the submit also claims the first root for this engine
+// (claimed), which Submit hands to a worker once it reported the run:
+// the run starts without a claim of its own.
+func (e *Engine) submit(ctx context.Context, r statestore.Run, roots []statestore.ReadyNode) (statestore.Run, bool, statestore.Task, bool, error) {
+	sc, ok := e.store.(statestore.SubmitClaimer)
+	if ok {
+		e.mu.Lock()
+		ok = e.state == stateStarted && e.idle > len(e.pending)
+		e.mu.Unlock()
+	}
+	if !ok {
+		stored, created, err := e.store.SubmitRun(ctx, r, roots)
+		return stored, created, statestore.Task{}, false, err
+	}
+	return sc.SubmitRunClaim(ctx, r, roots, e.o.owner, e.o.lease)
+}
+
+// handOff gives t, claimed by this engine's submit, to a worker, as the
+// claimer gives the tasks it claims; an engine stopping meanwhile
+// releases it.
+func (e *Engine) handOff(t statestore.Task) {
+	e.mu.Lock()
+	if e.state != stateStarted {
+		e.mu.Unlock()
+		e.release([]statestore.Task{t})
+		return
+	}
+	e.held[t.Fence()] = &held{}
+	e.stats.claims.Add(1)
+	e.pending = append(e.pending, t)
+	e.work.Signal()
+	e.mu.Unlock()
 }

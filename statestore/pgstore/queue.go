@@ -72,36 +72,78 @@ func fenceArgs(f statestore.Fence) []any {
 // SubmitRun implements statestore.Queue: bulkhead_submit_run creates the
 // run and queues its roots in one statement.
 func (s *Store) SubmitRun(ctx context.Context, r statestore.Run, roots []statestore.ReadyNode) (statestore.Run, bool, error) {
+	out, created, _, _, err := s.submit(ctx, r, roots, "", 0)
+	return out, created, err
+}
+
+var _ statestore.SubmitClaimer = (*Store)(nil)
+
+// SubmitRunClaim implements statestore.SubmitClaimer:
+// bulkhead_submit_run_claim creates the run, queues its roots and claims
+// the first one in one statement.
+func (s *Store) SubmitRunClaim(ctx context.Context, r statestore.Run, roots []statestore.ReadyNode, owner string, lease time.Duration) (statestore.Run, bool, statestore.Task, bool, error) {
+	if err := rules.CheckClaim(owner, 1, lease); err != nil {
+		return statestore.Run{}, false, statestore.Task{}, false, err
+	}
+	return s.submit(ctx, r, roots, owner, lease)
+}
+
+// submit is SubmitRun, and with an owner SubmitRunClaim.
+func (s *Store) submit(ctx context.Context, r statestore.Run, roots []statestore.ReadyNode, owner string, lease time.Duration) (statestore.Run, bool, statestore.Task, bool, error) {
+	var t statestore.Task
 	if err := rules.CheckReady(r.ID, roots); err != nil {
-		return statestore.Run{}, false, err
+		return statestore.Run{}, false, t, false, err
 	}
 	if err := checkBlocks(roots); err != nil {
-		return statestore.Run{}, false, err
+		return statestore.Run{}, false, t, false, err
 	}
 	for _, n := range roots {
 		if len(n.Needs) > 0 {
-			return statestore.Run{}, false, fmt.Errorf("%w: root %s has needs", statestore.ErrInvalid, n.Node)
+			return statestore.Run{}, false, t, false, fmt.Errorf("%w: root %s has needs", statestore.ErrInvalid, n.Node)
 		}
 	}
 	now := s.opts.now()
 	r, err := rules.PrepareCreate(r, now)
 	if err != nil {
-		return statestore.Run{}, false, err
+		return statestore.Run{}, false, t, false, err
 	}
 	body, err := json.Marshal(r)
 	if err != nil {
-		return statestore.Run{}, false, err
+		return statestore.Run{}, false, t, false, err
 	}
 	a := newReadyArgs(roots)
 	var out statestore.Run
-	var created bool
-	// The run and its roots commit with the committer's next group.
-	err = s.group(ctx, r.ID, &callOp{
-		sql: "SELECT bulkhead_submit_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-		args: []any{[]byte(r.ID), string(r.Status), r.CreatedAt.UnixNano(), finishedNS(r), body,
-			a.nodes, a.blocks, a.nneeds, a.needs, now.UnixNano()},
+	var created, claimed bool
+	args := []any{[]byte(r.ID), string(r.Status), r.CreatedAt.UnixNano(), finishedNS(r), body,
+		a.nodes, a.blocks, a.nneeds, a.needs, now.UnixNano()}
+	call := &callOp{
+		sql:  "SELECT bulkhead_submit_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+		args: args,
 		scan: func(row pgx.Row) (error, error) { return nil, row.Scan(&created) },
-	})
+	}
+	if owner != "" {
+		call.sql = `SELECT created, k_node, k_token, k_first, k_lease
+FROM bulkhead_submit_run_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+		call.args = append(args, []byte(owner), micros(lease))
+		call.scan = func(row pgx.Row) (error, error) {
+			var node []byte
+			var token *int64
+			var first *int32
+			var until *time.Time
+			t, claimed = statestore.Task{}, false // a group retried member by member scans again
+			if err := row.Scan(&created, &node, &token, &first, &until); err != nil {
+				return nil, err
+			}
+			if node != nil && token != nil && first != nil && until != nil {
+				t = statestore.Task{RunID: r.ID, Node: string(node), Owner: owner, Token: *token,
+					Claims: 1, First: int(*first), LeaseUntil: *until}
+				claimed = true
+			}
+			return nil, nil
+		}
+	}
+	// The run and its roots commit with the committer's next group.
+	err = s.group(ctx, r.ID, call)
 	if err == nil && created {
 		out = r
 		if !r.Status.Finished() {
@@ -122,9 +164,12 @@ func (s *Store) SubmitRun(ctx context.Context, r statestore.Run, roots []statest
 		})
 	}
 	if err != nil && !errors.Is(err, statestore.ErrConflict) {
-		return statestore.Run{}, false, err
+		return statestore.Run{}, false, statestore.Task{}, false, err
 	}
-	return out.Clone(), created, err
+	if err != nil || !created {
+		claimed = false
+	}
+	return out.Clone(), created, t, claimed, err
 }
 
 // EnqueueNodes implements statestore.Queue: bulkhead_enqueue_nodes, under

@@ -145,3 +145,42 @@ func TestStore_CompleteTogether(t *testing.T) {
 		}
 	}
 }
+
+// TestStore_SubmitRunClaim: the submit claims the run's first root for its
+// submitter (Claims 1, the root's reserved attempts), the other roots are
+// queued for anyone, and a second submit of the run claims nothing.
+func TestStore_SubmitRunClaim(t *testing.T) {
+	s, other, _ := hosts(t)
+	ctx := context.Background()
+	r := statestore.Run{ID: "r", Workflow: "wf", Status: statestore.StatusRunning}
+	roots := []statestore.ReadyNode{{Node: "a", Block: 3}, {Node: "b", Block: 1}}
+	if _, _, _, _, err := s.SubmitRunClaim(ctx, r, roots, "", time.Minute); !errors.Is(err, statestore.ErrInvalid) {
+		t.Fatalf("SubmitRunClaim without an owner = %v, want ErrInvalid", err)
+	}
+	stored, created, task, claimed, err := s.SubmitRunClaim(ctx, r, roots, "h1", time.Minute)
+	if err != nil || !created || !claimed || stored.ID != "r" {
+		t.Fatalf("SubmitRunClaim = %+v, %v, %v, %v", stored, created, claimed, err)
+	}
+	if task.RunID != "r" || task.Node != "a" || task.Owner != "h1" || task.Claims != 1 || task.First != 1 || task.Token == 0 {
+		t.Fatalf("claimed %+v", task)
+	}
+	if err := other.CheckFence(ctx, task.Fence()); err != nil {
+		t.Fatalf("the submit's claim does not hold: %v", err)
+	}
+	if last, _ := other.LastAttempt(ctx, "r", "a"); last != 3 {
+		t.Fatalf("LastAttempt(a) = %d, want the block of 3", last)
+	}
+	rest, err := other.ClaimTasks(ctx, "h2", 10, time.Minute)
+	if err != nil || len(rest) != 1 || rest[0].Node != "b" {
+		t.Fatalf("ClaimTasks after the submit = %+v, %v; want b alone", rest, err)
+	}
+	_, created, _, claimed, err = other.SubmitRunClaim(ctx, r, roots, "h2", time.Minute)
+	if err != nil || created || claimed {
+		t.Fatalf("second SubmitRunClaim = created %v, claimed %v, %v", created, claimed, err)
+	}
+	// The claim completes like any other.
+	if _, _, err := s.CompleteTask(ctx, statestore.Completion{Fence: task.Fence(),
+		Result: statestore.NodeResult{RunID: "r", Node: "a", Output: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -117,3 +117,29 @@ $$;
 -- values (see version 4).
 ALTER FUNCTION bulkhead_complete_tasks(bytea[], bytea[], bytea[], bigint[], bytea[], boolean[], bigint[], int[], bytea[], int[], int[], bytea[], bigint)
 	SET plan_cache_mode = auto;
+
+-- bulkhead_submit_run_claim is bulkhead_submit_run that also claims the
+-- first root it queues for p_owner, leased for p_lease_us microseconds:
+-- created is false when the run exists (nothing is queued); k_node is
+-- NULL when no root was claimed.
+CREATE FUNCTION bulkhead_submit_run_claim(
+	p_id bytea, p_status text, p_created bigint, p_finished bigint, p_body bytea,
+	p_nodes bytea[], p_blocks int[], p_nneeds int[], p_needs bytea[], p_now bigint,
+	p_owner bytea, p_lease_us bigint,
+	OUT created boolean, OUT k_node bytea, OUT k_token bigint, OUT k_first int, OUT k_lease timestamptz)
+LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO runs (id, status, created_ns, finished_ns, body)
+		VALUES (p_id, p_status, p_created, p_finished, p_body)
+		ON CONFLICT (id) DO NOTHING;
+	created := FOUND;
+	IF NOT created THEN
+		RETURN;
+	END IF;
+	SELECT q_node, q_token, q_first, q_lease INTO k_node, k_token, k_first, k_lease
+		FROM bulkhead_queue_nodes(p_id, p_nodes, p_blocks, p_nneeds, p_needs, p_now, p_owner, p_lease_us)
+		WHERE q_token IS NOT NULL;
+END
+$$;
+ALTER FUNCTION bulkhead_submit_run_claim(bytea, text, bigint, bigint, bytea, bytea[], int[], int[], bytea[], bigint, bytea, bigint)
+	SET plan_cache_mode = auto;
