@@ -59,10 +59,22 @@ func (s *Store) group(ctx context.Context, runID string, c *callOp) error {
 
 const completeSQL = "SELECT code, idx, last FROM bulkhead_complete_node($1, $2, $3, $4, $5, $6)"
 
+// setGroupMin is the fewest completions of claimed tasks a group commits
+// in one call of bulkhead_complete_tasks; fewer are a call of
+// bulkhead_complete_task each: the set-based call cost more than the
+// calls it replaced with one and with 16 workers (groups of one to a
+// few); it costs the same few statements whatever the group's size. The
+// threshold is a guess, not a measured crossing.
+const setGroupMin = 8
+
 // queue adds o's call to b.
 func (o *op) queue(b *pgx.Batch) {
 	if o.call != nil {
 		b.Queue(o.call.sql, o.call.args...)
+		return
+	}
+	if o.task != nil {
+		b.Queue(completeTaskSQL, o.task.args(o.body)...)
 		return
 	}
 	b.Queue(completeSQL, o.args()...)
@@ -73,6 +85,9 @@ func (o *op) queue(b *pgx.Batch) {
 func (o *op) scan(row pgx.Row) (result, err error) {
 	if o.call != nil {
 		return o.call.scan(row)
+	}
+	if o.task != nil {
+		return o.task.scan(row)
 	}
 	var code, idx, last int
 	if err := row.Scan(&code, &idx, &last); err != nil {
@@ -238,14 +253,21 @@ func (s *Store) runGroup(ops []*op) ([]error, error) {
 		stop := context.AfterFunc(ops[0].ctx, cancel)
 		defer stop()
 	}
-	// The group's CompleteTasks are one call of bulkhead_complete_tasks,
-	// queued first; every other op is a call of its own.
+	// A group of setGroupMin CompleteTasks or more commits them in one
+	// call of bulkhead_complete_tasks, queued first; every other op is a
+	// call of its own.
 	b := &pgx.Batch{}
 	var tasks tasksCall
 	index := make(map[*op]int, len(ops))
+	n := 0
+	for _, o := range ops {
+		if o.task != nil {
+			n++
+		}
+	}
 	for i, o := range ops {
 		index[o] = i
-		if o.task != nil {
+		if o.task != nil && n >= setGroupMin {
 			tasks.add(o)
 		}
 	}
@@ -253,7 +275,7 @@ func (s *Store) runGroup(ops []*op) ([]error, error) {
 		tasks.queue(b)
 	}
 	for _, o := range ops {
-		if o.task == nil {
+		if o.task == nil || n < setGroupMin {
 			o.queue(b)
 		}
 	}
@@ -268,7 +290,7 @@ func (s *Store) runGroup(ops []*op) ([]error, error) {
 		}
 	}
 	for i, o := range ops {
-		if o.task != nil {
+		if o.task != nil && n >= setGroupMin {
 			continue
 		}
 		res, err := o.scan(br.QueryRow())

@@ -378,6 +378,32 @@ WHERE run_id = $1 AND node = $2 AND owner IS NULL AND ready_at > now()`, []byte(
 	})
 }
 
+const completeTaskSQL = `SELECT code, k_node, k_token, k_first, k_lease
+FROM bulkhead_complete_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+
+// args are bulkhead_complete_task's arguments for t, the completion of a
+// group too small for bulkhead_complete_tasks (setGroupMin).
+func (t *taskOp) args(body []byte) []any {
+	f := t.c.Fence
+	ready := newReadyArgs(t.c.Next)
+	return []any{[]byte(f.RunID), []byte(f.Node), []byte(f.Owner), f.Token, body,
+		ready.nodes, ready.blocks, ready.nneeds, ready.needs, t.now, t.c.Keep, micros(t.c.Lease)}
+}
+
+// scan reads bulkhead_complete_task's answer: the op's result, or the
+// error that failed the call.
+func (t *taskOp) scan(row pgx.Row) (result, err error) {
+	var code int
+	var node []byte
+	var token *int64
+	var first *int32
+	var until *time.Time
+	if err := row.Scan(&code, &node, &token, &first, &until); err != nil {
+		return nil, err
+	}
+	return t.result(code, node, token, first, until), nil
+}
+
 // taskOp is the fenced part of a CompleteTask handed to the committer.
 type taskOp struct {
 	c   statestore.Completion

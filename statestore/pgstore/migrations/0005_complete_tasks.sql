@@ -113,10 +113,11 @@ BEGIN
 END
 $$;
 
--- Its statements find their rows through primary keys, whatever the
--- values (see version 4).
+-- Its statements are planned once per session: planning the last one
+-- for each call's values cost more than running it, and whatever the
+-- values, its statements find their rows through primary keys.
 ALTER FUNCTION bulkhead_complete_tasks(bytea[], bytea[], bytea[], bigint[], bytea[], boolean[], bigint[], int[], bytea[], int[], int[], bytea[], bigint)
-	SET plan_cache_mode = auto;
+	SET plan_cache_mode = force_generic_plan;
 
 -- bulkhead_submit_run_claim is bulkhead_submit_run that also claims the
 -- first root it queues for p_owner, leased for p_lease_us microseconds:
