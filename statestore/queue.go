@@ -154,3 +154,14 @@ func FenceFrom(ctx context.Context) (Fence, bool) {
 	f, ok := ctx.Value(fenceKey{}).(Fence)
 	return f, ok
 }
+
+// SubmitClaimer is a Queue that can claim a run's first root for the
+// submitter in the write that submits the run: one transaction fewer at
+// the start of every run.
+type SubmitClaimer interface {
+	// SubmitRunClaim is SubmitRun that, when it creates the run, also
+	// claims its first root for owner, leased for lease, as ClaimTasks
+	// would (Claims is 1). claimed is false when nothing was claimed: the
+	// run existed, or it has no roots.
+	SubmitRunClaim(ctx context.Context, r Run, roots []ReadyNode, owner string, lease time.Duration) (stored Run, created bool, t Task, claimed bool, err error)
+}

@@ -195,6 +195,7 @@ type Engine struct {
 	held        map[statestore.Fence]*held // claims this engine holds
 	only        map[string]bool            // runs to execute without resume
 	seen        *recent                    // runs this engine executed lately
+	submitted   submitted                  // runs created here, not executed yet
 	paused      map[string]bool            // runs paused since their last node started
 	state       int                        // 0 new, 1 started, 2 stopping/stopped
 	base        context.Context
@@ -554,7 +555,7 @@ func (e *Engine) Submit(ctx context.Context, workflow string, input []byte, runI
 	}
 	addRunAttrs(ctx, r.Attrs)
 	e.execute(runID)
-	stored, created, err := e.store.SubmitRun(ctx, r, roots)
+	stored, created, first, claimed, err := e.submit(ctx, r, roots)
 	if err != nil {
 		if errors.Is(err, statestore.ErrConflict) {
 			return stored, fmt.Errorf("workflow: run %s exists with another workflow or input: %w", runID, err)
@@ -574,6 +575,7 @@ func (e *Engine) Submit(ctx context.Context, workflow string, input []byte, runI
 	} else {
 		e.mu.Lock()
 		e.seen.add(runID)
+		e.submitted.add(stored)
 		e.mu.Unlock()
 		e.emit(Event{Kind: EventRunAccepted, RunID: runID, Workflow: w.Name, Status: stored.Status, Attrs: stored.Attrs})
 		ready := make([]string, len(roots))
@@ -582,6 +584,12 @@ func (e *Engine) Submit(ctx context.Context, workflow string, input []byte, runI
 		}
 		e.emit(Event{Kind: EventRunStarted, RunID: runID, Workflow: w.Name, Status: statestore.StatusRunning,
 			Ready: ready, Attrs: stored.Attrs})
+		if claimed {
+			e.handOff(first)
+			if len(roots) == 1 {
+				return stored, nil // nothing else to claim
+			}
+		}
 	}
 	e.poke()
 	return stored, nil
@@ -685,6 +693,9 @@ type runState struct {
 	// journal holds entries of the run's journal known to be committed:
 	// read from the store, or journaled by this engine (see journal.go).
 	journal map[string]statestore.NodeResult
+	// fromSubmit: loaded from this engine's submit of the run, for the
+	// first claim of one of its tasks.
+	fromSubmit bool
 }
 
 func (e *Engine) newRunState(r statestore.Run, w *Workflow) *runState {
@@ -711,13 +722,17 @@ func (e *Engine) acquire(ctx context.Context, t statestore.Task) (*runState, boo
 		e.mu.Unlock()
 		return rs, true, nil
 	}
+	r, fromSubmit := e.submitted.take(t)
 	e.mu.Unlock()
-	r, err := e.store.GetRun(ctx, t.RunID)
-	if errors.Is(err, statestore.ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
+	if !fromSubmit {
+		var err error
+		r, err = e.store.GetRun(ctx, t.RunID)
+		if errors.Is(err, statestore.ErrNotFound) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
 	}
 	if r.Status.Finished() {
 		return nil, false, nil
@@ -727,6 +742,7 @@ func (e *Engine) acquire(ctx context.Context, t statestore.Task) (*runState, boo
 		return nil, false, err
 	}
 	rs := e.newRunState(r, w)
+	rs.fromSubmit = fromSubmit
 	e.mu.Lock()
 	if cur := e.runs[t.RunID]; cur != nil {
 		cur.refs++
@@ -1081,7 +1097,10 @@ func (e *Engine) execNode(rs *runState, t statestore.Task) (statestore.Task, boo
 		return statestore.Task{}, false // lost while pending
 	}
 	ctx := statestore.WithFence(nctx, f)
-	results, err := e.journalFor(ctx, rs, n, kept)
+	// The first claim of a root of a run created here: only its holder
+	// can journal the root, so the journal has nothing it needs.
+	known := kept || (rs.fromSubmit && t.Claims == 1 && len(n.Needs) == 0)
+	results, err := e.journalFor(ctx, rs, n, known)
 	if err != nil {
 		e.pause(rs, f, "read journal", err)
 		return statestore.Task{}, false
@@ -1434,7 +1453,11 @@ func (e *Engine) finish(rs *runState, status statestore.RunStatus, output []byte
 			e.log.Warn("tasks of a finished run not dropped; they are when claimed", "run_id", rs.id, "err", err)
 		}
 	}
-	e.notify(rs.id, false)
+	if err == nil {
+		e.notifyEnd(rs.id, final)
+	} else {
+		e.notify(rs.id, false)
+	}
 	e.emit(Event{Kind: EventRunFinished, RunID: rs.id, Workflow: rs.wf.Name, Status: final.Status, Err: final.Error})
 }
 
@@ -1611,6 +1634,9 @@ func (e *Engine) Wait(ctx context.Context, runID string) (statestore.Run, error)
 		e.unwatch(runID, w)
 		if err != nil {
 			return statestore.Run{}, err
+		}
+		if r, ok := e.endOf(w); ok {
+			return r, nil // as its end here stored it
 		}
 	}
 }

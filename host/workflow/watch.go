@@ -3,13 +3,37 @@ package workflow
 import (
 	"context"
 	"time"
+
+	"github.com/bulkhead-run/bulkhead/statestore"
 )
 
 // watch wakes the Waits of one run when it finishes or pauses on this
-// engine (notify closes ch); other runs' ends do not wake them.
+// engine (notify closes ch); other runs' ends do not wake them. When the
+// run ended here, ended is set and final is the run as its end stored
+// it, which the Waits return without reading it again.
 type watch struct {
 	ch      chan struct{}
 	waiters int
+	ended   bool
+	final   statestore.Run
+}
+
+// notifyEnd is notify of a run whose end this engine stored as final.
+func (e *Engine) notifyEnd(runID string, final statestore.Run) {
+	e.mu.Lock()
+	if w := e.watch[runID]; w != nil && final.Status.Finished() {
+		w.ended, w.final = true, final
+	}
+	e.mu.Unlock()
+	e.notify(runID, false)
+}
+
+// endOf returns the run as its end here stored it, once w was woken by
+// that end.
+func (e *Engine) endOf(w *watch) (statestore.Run, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return w.final.Clone(), w.ended
 }
 
 // watchRun returns the watch of runID, one more waiter on it. Called with

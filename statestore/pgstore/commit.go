@@ -16,7 +16,8 @@ import (
 	"github.com/bulkhead-run/bulkhead/statestore/internal/rules"
 )
 
-// op is one CompleteNode, or with task one CompleteTask, or with call
+// op is one CompleteNode, or with task one CompleteTask (the group's
+// CompleteTasks commit in one call, tasksCall), or with call
 // another write of one statement, handed to the committer. res.RunID and
 // res.Node order the group (a call's Node is "").
 type op struct {
@@ -57,6 +58,14 @@ func (s *Store) group(ctx context.Context, runID string, c *callOp) error {
 }
 
 const completeSQL = "SELECT code, idx, last FROM bulkhead_complete_node($1, $2, $3, $4, $5, $6)"
+
+// setGroupMin is the fewest completions of claimed tasks a group commits
+// in one call of bulkhead_complete_tasks; fewer are a call of
+// bulkhead_complete_task each: the set-based call cost more than the
+// calls it replaced with one and with 16 workers (groups of one to a
+// few); it costs the same few statements whatever the group's size. The
+// threshold is a guess, not a measured crossing.
+const setGroupMin = 8
 
 // queue adds o's call to b.
 func (o *op) queue(b *pgx.Batch) {
@@ -169,9 +178,9 @@ func (s *Store) commitLoop() {
 	}
 }
 
-// commitGroup runs the group's calls of bulkhead_complete_node and
-// bulkhead_complete_task in one
-// pipelined batch, which the server runs as one transaction. Each call settles its own conflicts without
+// commitGroup runs the group's calls of bulkhead_complete_node, its one
+// call of bulkhead_complete_tasks and its other writes in one pipelined
+// batch, which the server runs as one transaction. Each call settles its own conflicts without
 // raising, so one member's conflict does not undo the others. When the
 // transaction fails anyway (a deadlock with another host's writes, a lost
 // connection), every member is retried in a transaction of its own.
@@ -244,15 +253,46 @@ func (s *Store) runGroup(ops []*op) ([]error, error) {
 		stop := context.AfterFunc(ops[0].ctx, cancel)
 		defer stop()
 	}
+	// A group of setGroupMin CompleteTasks or more commits them in one
+	// call of bulkhead_complete_tasks, queued first; every other op is a
+	// call of its own.
 	b := &pgx.Batch{}
+	var tasks tasksCall
+	index := make(map[*op]int, len(ops))
+	n := 0
 	for _, o := range ops {
-		o.queue(b)
+		if o.task != nil {
+			n++
+		}
+	}
+	for i, o := range ops {
+		index[o] = i
+		if o.task != nil && n >= setGroupMin {
+			tasks.add(o)
+		}
+	}
+	if len(tasks.ops) > 0 {
+		tasks.queue(b)
+	}
+	for _, o := range ops {
+		if o.task == nil || n < setGroupMin {
+			o.queue(b)
+		}
 	}
 	// A batch without BEGIN runs as one implicit transaction, committed
 	// when the server reaches the batch's end: one round trip per group.
 	br := s.pool.SendBatch(ctx, b)
 	results := make([]error, len(ops))
+	if len(tasks.ops) > 0 {
+		if err := tasks.scan(br, results, index); err != nil {
+			_ = br.Close()
+			return nil, err
+		}
+	}
 	for i, o := range ops {
+		if o.task != nil && n >= setGroupMin {
+			continue
+		}
 		res, err := o.scan(br.QueryRow())
 		if err != nil {
 			_ = br.Close()

@@ -74,7 +74,13 @@
 //     ErrConflict, the task stays deleted, nothing queued) and queues the
 //     dependents whose needs are all journaled (bulkhead_queue_nodes),
 //     raising each one's attempt by its block; with Keep the first is
-//     claimed for the same owner in the same transaction.
+//     claimed for the same owner in the same transaction. A group of
+//     eight completions or more is one call of bulkhead_complete_tasks
+//     instead, which does the same for every member in five statements:
+//     it locks the members' runs in ID order, deletes the tasks whose
+//     claims hold (locked in key order), journals their results, then
+//     queues and keeps the dependents; each member gets its own answer,
+//     as from its own call.
 //   - The run row lock serializes everything that may queue a node of one
 //     run (CompleteTask, EnqueueNodes, DropTasks): of two needs of a node
 //     completing at once on two hosts, the second to take the lock sees the
@@ -82,7 +88,9 @@
 //     their runs in ID order, as the committer sorts its groups, so hosts
 //     do not deadlock.
 //   - SubmitRun is bulkhead_submit_run: the run and its roots' tasks in one
-//     statement; an existing run queues nothing.
+//     statement; an existing run queues nothing. SubmitRunClaim
+//     (statestore.SubmitClaimer) is bulkhead_submit_run_claim, which also
+//     claims the first root for the submitter.
 //   - Under statestore.WithFence, SaveCheckpoint, StateSet and StateDelete
 //     write only if the fence's task row, locked FOR SHARE in the same
 //     statement, still holds the claim; otherwise nothing is written and
@@ -100,8 +108,12 @@
 //   - CreateRun: INSERT … ON CONFLICT DO NOTHING; the losers of a race read
 //     the winner and compare workflow and input hash.
 //   - UpdateRun: fn runs with no transaction open and no row locked, on
-//     the run and its rev; the UPDATE applies only while rev is unchanged,
-//     otherwise fn runs again on the newer run.
+//     the run and its rev; the UPDATE applies only while rev (and
+//     created_ns) is unchanged, otherwise fn runs again on the newer run.
+//     The store remembers the last version of unfinished runs it wrote or
+//     read (up to 4,096), so the first try runs fn on that version without
+//     reading the run; a refusal by fn of a remembered version is tried
+//     again on the stored one.
 //   - CompleteNode: the function bulkhead_complete_node, which locks the
 //     run row FOR KEY SHARE, inserts the result ON CONFLICT DO NOTHING
 //     (the first completion wins) and upserts each attempt passed with it
@@ -119,7 +131,8 @@
 // CompleteNode and CompleteTask calls are queued to the committers. A
 // committer takes everything queued (up to WithMaxBatch, default 256) and
 // sends one pipelined batch of bulkhead_complete_node and
-// bulkhead_complete_task calls, which PostgreSQL runs as one implicit
+// bulkhead_complete_task calls (or one bulkhead_complete_tasks call for
+// eight completions of tasks or more), which PostgreSQL runs as one implicit
 // transaction: one round trip and one commit for the group. WithCommitters
 // (default 2) groups commit at once, on connections of their own, so the
 // completions that arrive while a group waits for its flush form the next

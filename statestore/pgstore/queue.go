@@ -72,38 +72,83 @@ func fenceArgs(f statestore.Fence) []any {
 // SubmitRun implements statestore.Queue: bulkhead_submit_run creates the
 // run and queues its roots in one statement.
 func (s *Store) SubmitRun(ctx context.Context, r statestore.Run, roots []statestore.ReadyNode) (statestore.Run, bool, error) {
+	out, created, _, _, err := s.submit(ctx, r, roots, "", 0)
+	return out, created, err
+}
+
+var _ statestore.SubmitClaimer = (*Store)(nil)
+
+// SubmitRunClaim implements statestore.SubmitClaimer:
+// bulkhead_submit_run_claim creates the run, queues its roots and claims
+// the first one in one statement.
+func (s *Store) SubmitRunClaim(ctx context.Context, r statestore.Run, roots []statestore.ReadyNode, owner string, lease time.Duration) (statestore.Run, bool, statestore.Task, bool, error) {
+	if err := rules.CheckClaim(owner, 1, lease); err != nil {
+		return statestore.Run{}, false, statestore.Task{}, false, err
+	}
+	return s.submit(ctx, r, roots, owner, lease)
+}
+
+// submit is SubmitRun, and with an owner SubmitRunClaim.
+func (s *Store) submit(ctx context.Context, r statestore.Run, roots []statestore.ReadyNode, owner string, lease time.Duration) (statestore.Run, bool, statestore.Task, bool, error) {
+	var t statestore.Task
 	if err := rules.CheckReady(r.ID, roots); err != nil {
-		return statestore.Run{}, false, err
+		return statestore.Run{}, false, t, false, err
 	}
 	if err := checkBlocks(roots); err != nil {
-		return statestore.Run{}, false, err
+		return statestore.Run{}, false, t, false, err
 	}
 	for _, n := range roots {
 		if len(n.Needs) > 0 {
-			return statestore.Run{}, false, fmt.Errorf("%w: root %s has needs", statestore.ErrInvalid, n.Node)
+			return statestore.Run{}, false, t, false, fmt.Errorf("%w: root %s has needs", statestore.ErrInvalid, n.Node)
 		}
 	}
 	now := s.opts.now()
 	r, err := rules.PrepareCreate(r, now)
 	if err != nil {
-		return statestore.Run{}, false, err
+		return statestore.Run{}, false, t, false, err
 	}
 	body, err := json.Marshal(r)
 	if err != nil {
-		return statestore.Run{}, false, err
+		return statestore.Run{}, false, t, false, err
 	}
 	a := newReadyArgs(roots)
 	var out statestore.Run
-	var created bool
-	// The run and its roots commit with the committer's next group.
-	err = s.group(ctx, r.ID, &callOp{
-		sql: "SELECT bulkhead_submit_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-		args: []any{[]byte(r.ID), string(r.Status), r.CreatedAt.UnixNano(), finishedNS(r), body,
-			a.nodes, a.blocks, a.nneeds, a.needs, now.UnixNano()},
+	var created, claimed bool
+	args := []any{[]byte(r.ID), string(r.Status), r.CreatedAt.UnixNano(), finishedNS(r), body,
+		a.nodes, a.blocks, a.nneeds, a.needs, now.UnixNano()}
+	call := &callOp{
+		sql:  "SELECT bulkhead_submit_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+		args: args,
 		scan: func(row pgx.Row) (error, error) { return nil, row.Scan(&created) },
-	})
+	}
+	if owner != "" {
+		call.sql = `SELECT created, k_node, k_token, k_first, k_lease
+FROM bulkhead_submit_run_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+		call.args = append(args, []byte(owner), micros(lease))
+		call.scan = func(row pgx.Row) (error, error) {
+			var node []byte
+			var token *int64
+			var first *int32
+			var until *time.Time
+			t, claimed = statestore.Task{}, false // a group retried member by member scans again
+			if err := row.Scan(&created, &node, &token, &first, &until); err != nil {
+				return nil, err
+			}
+			if node != nil && token != nil && first != nil && until != nil {
+				t = statestore.Task{RunID: r.ID, Node: string(node), Owner: owner, Token: *token,
+					Claims: 1, First: int(*first), LeaseUntil: *until}
+				claimed = true
+			}
+			return nil, nil
+		}
+	}
+	// The run and its roots commit with the committer's next group.
+	err = s.group(ctx, r.ID, call)
 	if err == nil && created {
 		out = r
+		if !r.Status.Finished() {
+			s.runs.put(r.ID, body, 1)
+		}
 	}
 	if err == nil && !created {
 		err = s.do(ctx, func(ctx context.Context) error {
@@ -119,9 +164,12 @@ func (s *Store) SubmitRun(ctx context.Context, r statestore.Run, roots []statest
 		})
 	}
 	if err != nil && !errors.Is(err, statestore.ErrConflict) {
-		return statestore.Run{}, false, err
+		return statestore.Run{}, false, statestore.Task{}, false, err
 	}
-	return out.Clone(), created, err
+	if err != nil || !created {
+		claimed = false
+	}
+	return out.Clone(), created, t, claimed, err
 }
 
 // EnqueueNodes implements statestore.Queue: bulkhead_enqueue_nodes, under
@@ -330,23 +378,16 @@ WHERE run_id = $1 AND node = $2 AND owner IS NULL AND ready_at > now()`, []byte(
 	})
 }
 
-// taskOp is the fenced part of a CompleteTask handed to the committer.
-type taskOp struct {
-	c     statestore.Completion
-	ready readyArgs
-	now   int64
-	// Set by the committer with a nil result.
-	next statestore.Task
-	kept bool
-}
-
 const completeTaskSQL = `SELECT code, k_node, k_token, k_first, k_lease
 FROM bulkhead_complete_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
 
+// args are bulkhead_complete_task's arguments for t, the completion of a
+// group too small for bulkhead_complete_tasks (setGroupMin).
 func (t *taskOp) args(body []byte) []any {
 	f := t.c.Fence
+	ready := newReadyArgs(t.c.Next)
 	return []any{[]byte(f.RunID), []byte(f.Node), []byte(f.Owner), f.Token, body,
-		t.ready.nodes, t.ready.blocks, t.ready.nneeds, t.ready.needs, t.now, t.c.Keep, micros(t.c.Lease)}
+		ready.nodes, ready.blocks, ready.nneeds, ready.needs, t.now, t.c.Keep, micros(t.c.Lease)}
 }
 
 // scan reads bulkhead_complete_task's answer: the op's result, or the
@@ -360,45 +401,26 @@ func (t *taskOp) scan(row pgx.Row) (result, err error) {
 	if err := row.Scan(&code, &node, &token, &first, &until); err != nil {
 		return nil, err
 	}
-	f := t.c.Fence
-	switch code {
-	case 0:
-		t.next, t.kept = statestore.Task{}, false
-		if node != nil && token != nil && first != nil && until != nil {
-			t.next = statestore.Task{RunID: f.RunID, Node: string(node), Owner: f.Owner, Token: *token,
-				Claims: 1, First: int(*first), LeaseUntil: *until}
-			t.kept = true
-		}
-		return nil, nil
-	case 1:
-		return rules.CompletedConflict(f.RunID, f.Node), nil
-	case 3, 4:
-		return rules.Fenced(f), nil
-	}
-	return fmt.Errorf("%w: bulkhead_complete_task returned code %d", errServer, code), nil
+	return t.result(code, node, token, first, until), nil
 }
 
-// CompleteTask implements statestore.Queue. The completion is one call of
-// bulkhead_complete_task, which the committer runs in the transaction of
-// its group, like CompleteNode's.
+// taskOp is the fenced part of a CompleteTask handed to the committer.
+type taskOp struct {
+	c   statestore.Completion
+	now int64
+	// Set by the committer with a nil result.
+	next statestore.Task
+	kept bool
+}
+
+// CompleteTask implements statestore.Queue. The committer journals the
+// completions of its group in one call of bulkhead_complete_tasks, in the
+// transaction of the group, with CompleteNode's.
 func (s *Store) CompleteTask(ctx context.Context, c statestore.Completion) (statestore.Task, bool, error) {
-	now := s.opts.now()
-	c, err := rules.CheckCompletion(c, now)
+	o, err := s.taskOp(ctx, c)
 	if err != nil {
 		return statestore.Task{}, false, err
 	}
-	if err := checkBlocks(c.Next); err != nil {
-		return statestore.Task{}, false, err
-	}
-	if !c.Keep {
-		c.Lease = time.Microsecond
-	}
-	body, err := json.Marshal(c.Result)
-	if err != nil {
-		return statestore.Task{}, false, err
-	}
-	t := &taskOp{c: c, ready: newReadyArgs(c.Next), now: now.UnixNano()}
-	o := &op{ctx: ctx, res: c.Result, body: body, task: t, done: make(chan error, 1)}
 	if s.opts.maxBatch == 1 {
 		err = s.do(ctx, func(ctx context.Context) error {
 			o.ctx = ctx
@@ -414,7 +436,28 @@ func (s *Store) CompleteTask(ctx context.Context, c statestore.Completion) (stat
 	if err != nil {
 		return statestore.Task{}, false, err
 	}
-	return t.next, t.kept, nil
+	return o.task.next, o.task.kept, nil
+}
+
+// taskOp checks c and returns its op for the committer.
+func (s *Store) taskOp(ctx context.Context, c statestore.Completion) (*op, error) {
+	now := s.opts.now()
+	c, err := rules.CheckCompletion(c, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBlocks(c.Next); err != nil {
+		return nil, err
+	}
+	if !c.Keep {
+		c.Lease = time.Microsecond
+	}
+	body, err := json.Marshal(c.Result)
+	if err != nil {
+		return nil, err
+	}
+	t := &taskOp{c: c, now: now.UnixNano()}
+	return &op{ctx: ctx, res: c.Result, body: body, task: t, done: make(chan error, 1)}, nil
 }
 
 // DropTasks implements statestore.Queue. It takes the run's row lock

@@ -54,6 +54,9 @@ VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
 		}
 		if tag.RowsAffected() == 1 {
 			out, created = r, true
+			if !r.Status.Finished() {
+				s.runs.put(r.ID, body, 1)
+			}
 			return nil
 		}
 		old, _, err := getRun(ctx, s.pool, r.ID)
@@ -77,17 +80,23 @@ type querier interface {
 }
 
 func getRun(ctx context.Context, q querier, id string) (statestore.Run, int64, error) {
+	r, _, rev, err := getRunBody(ctx, q, id)
+	return r, rev, err
+}
+
+// getRunBody is getRun that also returns the run as stored.
+func getRunBody(ctx context.Context, q querier, id string) (statestore.Run, []byte, int64, error) {
 	var body []byte
 	var rev int64
 	err := q.QueryRow(ctx, "SELECT body, rev FROM runs WHERE id = $1", []byte(id)).Scan(&body, &rev)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return statestore.Run{}, 0, rules.RunNotFound(id)
+		return statestore.Run{}, nil, 0, rules.RunNotFound(id)
 	}
 	if err != nil {
-		return statestore.Run{}, 0, err
+		return statestore.Run{}, nil, 0, err
 	}
 	var r statestore.Run
-	return r, rev, decode("run "+id, body, &r)
+	return r, body, rev, decode("run "+id, body, &r)
 }
 
 // GetRun implements statestore.Runs.
@@ -97,8 +106,13 @@ func (s *Store) GetRun(ctx context.Context, id string) (statestore.Run, error) {
 	}
 	var r statestore.Run
 	err := s.do(ctx, func(ctx context.Context) error {
+		var body []byte
+		var rev int64
 		var err error
-		r, _, err = getRun(ctx, s.pool, id)
+		r, body, rev, err = getRunBody(ctx, s.pool, id)
+		if err == nil && !r.Status.Finished() {
+			s.runs.put(id, body, rev)
+		}
 		return err
 	})
 	return r, err
@@ -111,18 +125,34 @@ func (s *Store) UpdateRun(ctx context.Context, id string, fn func(*statestore.Ru
 	if err := statestore.CheckID("run ID", id); err != nil {
 		return statestore.Run{}, err
 	}
+	cached, fresh := s.runs.get(id)
 	for {
 		var old statestore.Run
 		var rev int64
-		err := s.do(ctx, func(ctx context.Context) error {
-			var err error
-			old, rev, err = getRun(ctx, s.pool, id)
-			return err
-		})
+		var err error
+		fromCache := fresh
+		if fresh {
+			// The first try writes over the version this store last
+			// saw; a later one reads the run.
+			fresh, rev = false, cached.rev
+			err = decode("run "+id, cached.body, &old)
+		} else {
+			err = s.do(ctx, func(ctx context.Context) error {
+				var err error
+				old, rev, err = getRun(ctx, s.pool, id)
+				return err
+			})
+		}
 		if err != nil {
 			return statestore.Run{}, err
 		}
 		r, err := rules.ApplyUpdate(old, fn, s.opts.now())
+		if err != nil && fromCache {
+			// fn may have refused what the cache held: refuse only
+			// what the database holds.
+			s.runs.drop(id)
+			continue
+		}
 		if err != nil {
 			return statestore.Run{}, err
 		}
@@ -131,10 +161,12 @@ func (s *Store) UpdateRun(ctx context.Context, id string, fn func(*statestore.Ru
 			return statestore.Run{}, err
 		}
 		// The conditional UPDATE commits with the committer's next group.
+		// created_ns tells a run deleted and created again, at rev 1 once
+		// more, from the one read.
 		err = s.group(ctx, id, &callOp{
 			sql: `WITH u AS (UPDATE runs SET status = $3, finished_ns = $4, body = $5, rev = rev + 1
-WHERE id = $1 AND rev = $2 RETURNING 1) SELECT count(*) FROM u`,
-			args: []any{[]byte(id), rev, string(r.Status), finishedNS(r), body},
+WHERE id = $1 AND rev = $2 AND created_ns = $6 RETURNING 1) SELECT count(*) FROM u`,
+			args: []any{[]byte(id), rev, string(r.Status), finishedNS(r), body, old.CreatedAt.UnixNano()},
 			scan: func(row pgx.Row) (error, error) {
 				var n int
 				if err := row.Scan(&n); err != nil {
@@ -147,10 +179,17 @@ WHERE id = $1 AND rev = $2 RETURNING 1) SELECT count(*) FROM u`,
 			},
 		})
 		if errors.Is(err, errChanged) {
+			s.runs.drop(id)
 			continue
 		}
 		if err != nil {
+			s.runs.drop(id)
 			return statestore.Run{}, err
+		}
+		if r.Status.Finished() {
+			s.runs.drop(id)
+		} else {
+			s.runs.put(id, body, rev+1)
 		}
 		return r.Clone(), nil
 	}

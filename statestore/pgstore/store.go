@@ -100,6 +100,7 @@ type Store struct {
 	gcStop, gcDone chan struct{}
 	calls          sync.WaitGroup // calls in progress, but for queued completions
 	grouped        atomic.Int64   // groups of more than one completion committed together
+	runs           runCache       // unfinished runs' stored form, for UpdateRun
 	closeOnce      sync.Once
 	closeErr       error
 }

@@ -1,0 +1,186 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-run/bulkhead/statestore"
+	"github.com/bulkhead-run/bulkhead/statestore/pgstore"
+)
+
+// TestStore_CompleteTogether: the completions of one group are journaled
+// by one call, each as if it were alone: a diamond's two needs completed
+// together queue the join once, a chain's dependent is kept by its
+// completing owner with its attempts reserved, a repeated completion and a
+// stale or unknown claim are fenced, a node completed already is a
+// conflict that queues nothing, and no member's refusal undoes another's
+// write.
+func TestStore_CompleteTogether(t *testing.T) {
+	s, other, _ := hosts(t)
+	ctx := context.Background()
+	const lease = time.Minute
+	claim := func(run string, want int) []statestore.Task {
+		t.Helper()
+		tasks, err := s.ClaimRunTasks(ctx, "h1", run, 10, lease)
+		if err != nil || len(tasks) != want {
+			t.Fatalf("ClaimRunTasks(%s) = %v, %v; want %d tasks", run, tasks, err, want)
+		}
+		return tasks
+	}
+	done := func(f statestore.Fence, keep bool, next ...statestore.ReadyNode) statestore.Completion {
+		return statestore.Completion{Fence: f, Keep: keep, Lease: lease, Next: next,
+			Result: statestore.NodeResult{RunID: f.RunID, Node: f.Node, Output: []byte(f.RunID + "/" + f.Node)}}
+	}
+	// Run d: a, then b and c, then dd, which needs both.
+	submitRoots(t, s, "d", "a")
+	a := claim("d", 1)[0]
+	if _, _, err := s.CompleteTask(ctx, done(a.Fence(), false,
+		statestore.ReadyNode{Node: "b", Needs: []string{"a"}, Block: 1},
+		statestore.ReadyNode{Node: "c", Needs: []string{"a"}, Block: 1})); err != nil {
+		t.Fatal(err)
+	}
+	bc := claim("d", 2)
+	join := statestore.ReadyNode{Node: "dd", Needs: []string{"b", "c"}, Block: 1}
+	submitRoots(t, s, "ch", "x")
+	x := claim("ch", 1)[0]
+	submitRoots(t, s, "dup", "y")
+	y := claim("dup", 1)[0]
+	submitRoots(t, s, "done", "z")
+	z := claim("done", 1)[0]
+	if err := s.CompleteNode(ctx, statestore.NodeResult{RunID: "done", Node: "z", Output: []byte("first")}); err != nil {
+		t.Fatal(err)
+	}
+	submitRoots(t, s, "stale", "w")
+	w := claim("stale", 1)[0].Fence()
+	w.Token += 1000
+
+	kept, errs, err := pgstore.CompleteTogether(ctx, s,
+		done(bc[0].Fence(), true, join),
+		done(bc[1].Fence(), true, join),
+		done(x.Fence(), true,
+			statestore.ReadyNode{Node: "x2", Needs: []string{"x"}, Block: 3},
+			statestore.ReadyNode{Node: "x3", Needs: []string{"x", "never"}, Block: 1}),
+		done(y.Fence(), false),
+		done(y.Fence(), false),
+		done(z.Fence(), true, statestore.ReadyNode{Node: "z2", Needs: []string{"z"}, Block: 1}),
+		done(w, false),
+		done(statestore.Fence{RunID: "nope", Node: "q", Owner: "h1", Token: 1}, false),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []error{nil, nil, nil, nil, nil, statestore.ErrConflict, statestore.ErrFenced, statestore.ErrFenced}
+	for i, werr := range want {
+		if i == 3 || i == 4 {
+			continue
+		}
+		if (werr == nil) != (errs[i] == nil) || (werr != nil && !errors.Is(errs[i], werr)) {
+			t.Fatalf("member %d: %v, want %v", i, errs[i], werr)
+		}
+	}
+	// The same claim completed twice: once stored, once fenced.
+	if (errs[3] == nil) == (errs[4] == nil) || !errors.Is(errors.Join(errs[3], errs[4]), statestore.ErrFenced) {
+		t.Fatalf("a claim completed twice: %v, %v; want one nil, one ErrFenced", errs[3], errs[4])
+	}
+	// The join is queued once, kept by one of its needs' completions.
+	if (kept[0].Node == "dd") == (kept[1].Node == "dd") {
+		t.Fatalf("kept by b: %+v, by c: %+v; want dd kept by exactly one", kept[0], kept[1])
+	}
+	dd := kept[0]
+	if dd.Node == "" {
+		dd = kept[1]
+	}
+	if dd.Owner != "h1" || dd.First != 1 || dd.Claims != 1 || dd.RunID != "d" {
+		t.Fatalf("kept join = %+v", dd)
+	}
+	if last, _ := other.LastAttempt(ctx, "d", "dd"); last != 1 {
+		t.Fatalf("LastAttempt(dd) = %d, want 1", last)
+	}
+	// The chain's dependent: kept, its block of attempts reserved.
+	if k := kept[2]; k.Node != "x2" || k.Owner != "h1" || k.First != 1 || k.Claims != 1 || k.RunID != "ch" {
+		t.Fatalf("kept chain dependent = %+v", k)
+	}
+	if last, _ := other.LastAttempt(ctx, "ch", "x2"); last != 3 {
+		t.Fatalf("LastAttempt(x2) = %d, want the block of 3", last)
+	}
+	for _, k := range []statestore.Task{dd, kept[2]} {
+		if err := other.CheckFence(ctx, k.Fence()); err != nil {
+			t.Fatalf("kept claim %s/%s does not hold: %v", k.RunID, k.Node, err)
+		}
+	}
+	// Nothing else was kept or queued: x3 waits for a need, z2's need
+	// completed before, the others have no dependents.
+	for i, k := range kept {
+		if i != 0 && i != 1 && i != 2 && k != (statestore.Task{}) {
+			t.Fatalf("member %d kept %+v", i, k)
+		}
+	}
+	for _, rn := range [][2]string{{"ch", "x3"}, {"done", "z2"}} {
+		if last, _ := other.LastAttempt(ctx, rn[0], rn[1]); last != 0 {
+			t.Fatalf("%s/%s reserved attempts: %d", rn[0], rn[1], last)
+		}
+	}
+	for _, run := range []string{"d", "ch", "dup", "done", "stale"} {
+		if tasks, err := other.ClaimRunTasks(ctx, "h2", run, 10, lease); err != nil || len(tasks) != 0 {
+			t.Fatalf("run %s still has claimable tasks: %v, %v", run, tasks, err)
+		}
+	}
+	// The journal: every stored completion, and nothing of the refused.
+	wantRes := map[string][]string{"d": {"a", "b", "c"}, "ch": {"x"}, "dup": {"y"}, "done": {"z"}, "stale": nil}
+	for run, nodes := range wantRes {
+		res, err := other.NodeResults(ctx, run)
+		if err != nil || len(res) != len(nodes) {
+			t.Fatalf("NodeResults(%s) = %v, %v; want %v", run, res, err, nodes)
+		}
+		for _, n := range nodes {
+			out := run + "/" + n
+			if run == "done" {
+				out = "first"
+			}
+			if string(res[n].Output) != out {
+				t.Fatalf("%s/%s journaled %q, want %q", run, n, res[n].Output, out)
+			}
+		}
+	}
+}
+
+// TestStore_SubmitRunClaim: the submit claims the run's first root for its
+// submitter (Claims 1, the root's reserved attempts), the other roots are
+// queued for anyone, and a second submit of the run claims nothing.
+func TestStore_SubmitRunClaim(t *testing.T) {
+	s, other, _ := hosts(t)
+	ctx := context.Background()
+	r := statestore.Run{ID: "r", Workflow: "wf", Status: statestore.StatusRunning}
+	roots := []statestore.ReadyNode{{Node: "a", Block: 3}, {Node: "b", Block: 1}}
+	if _, _, _, _, err := s.SubmitRunClaim(ctx, r, roots, "", time.Minute); !errors.Is(err, statestore.ErrInvalid) {
+		t.Fatalf("SubmitRunClaim without an owner = %v, want ErrInvalid", err)
+	}
+	stored, created, task, claimed, err := s.SubmitRunClaim(ctx, r, roots, "h1", time.Minute)
+	if err != nil || !created || !claimed || stored.ID != "r" {
+		t.Fatalf("SubmitRunClaim = %+v, %v, %v, %v", stored, created, claimed, err)
+	}
+	if task.RunID != "r" || task.Node != "a" || task.Owner != "h1" || task.Claims != 1 || task.First != 1 || task.Token == 0 {
+		t.Fatalf("claimed %+v", task)
+	}
+	if err := other.CheckFence(ctx, task.Fence()); err != nil {
+		t.Fatalf("the submit's claim does not hold: %v", err)
+	}
+	if last, _ := other.LastAttempt(ctx, "r", "a"); last != 3 {
+		t.Fatalf("LastAttempt(a) = %d, want the block of 3", last)
+	}
+	rest, err := other.ClaimTasks(ctx, "h2", 10, time.Minute)
+	if err != nil || len(rest) != 1 || rest[0].Node != "b" {
+		t.Fatalf("ClaimTasks after the submit = %+v, %v; want b alone", rest, err)
+	}
+	_, created, _, claimed, err = other.SubmitRunClaim(ctx, r, roots, "h2", time.Minute)
+	if err != nil || created || claimed {
+		t.Fatalf("second SubmitRunClaim = created %v, claimed %v, %v", created, claimed, err)
+	}
+	// The claim completes like any other.
+	if _, _, err := s.CompleteTask(ctx, statestore.Completion{Fence: task.Fence(),
+		Result: statestore.NodeResult{RunID: "r", Node: "a", Output: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+}
