@@ -99,10 +99,15 @@ type Queue interface {
 	// existed). Errors: ErrNotFound (no such run), ErrInvalid, ErrClosed.
 	EnqueueNodes(ctx context.Context, runID string, nodes []ReadyNode) error
 	// ClaimTasks claims up to max tasks for owner, leased for lease: tasks
-	// never claimed, then tasks whose lease ended, oldest first. A task
-	// that was released with a delay is not claimed before it. Errors:
-	// ErrInvalid, ErrClosed, ErrUnavailable.
+	// whose lease ended (rescues, soonest ended first), then queued tasks,
+	// oldest first. A task that was released with a delay is not claimed
+	// before it. Errors: ErrInvalid, ErrClosed, ErrUnavailable.
 	ClaimTasks(ctx context.Context, owner string, max int, lease time.Duration) ([]Task, error)
+	// ClaimExpiredTasks is ClaimTasks restricted to tasks whose lease
+	// ended: queued tasks are left. An owner whose workers are all busy
+	// claims this way to rescue another owner's nodes without taking new
+	// work. Errors: ErrInvalid, ErrClosed, ErrUnavailable.
+	ClaimExpiredTasks(ctx context.Context, owner string, max int, lease time.Duration) ([]Task, error)
 	// ClaimRunTasks is ClaimTasks restricted to the tasks of one run. A
 	// process that executes only the runs it was asked to (a one-shot
 	// command) claims this way.

@@ -91,8 +91,9 @@
 // # Lifecycle
 //
 // New allocates. Start starts WithWorkers goroutines (default 32; they
-// bound how many nodes run at once on this engine), a claimer, a lease
-// heartbeat and the progress flusher; unless WithResumeOnStart(false) it
+// bound how many nodes run at once on this engine, with the rescue slots
+// below), a claimer, a lease heartbeat, a rescuer and the progress
+// flusher; unless WithResumeOnStart(false) it
 // first requeues unfinished runs that have no queued node (a run stored
 // before its store had a queue, a run whose end was not recorded). Stop
 // claims no new node, lets running nodes finish within its ctx, cancels
@@ -110,8 +111,12 @@
 // WithLease on the store's clock; the heartbeat extends the leases of the
 // nodes the engine holds every lease/3 (at most every second). A node
 // whose lease ends — its engine died, froze or lost the database — is
-// claimed again by any engine ("rescued"), which runs it from its last
-// checkpoint. Writes are fenced by the claim they were made under: the
+// claimed again by any engine ("rescued"), before any queued task, and
+// runs from its last checkpoint. An engine whose workers are all busy
+// still rescues at its poll interval: it starts expired tasks on
+// WithRescueSlots extra goroutines, and while more wait, its workers
+// hand the dependents they would run next back to the queue and claim
+// the expired tasks instead. Writes are fenced by the claim they were made under: the
 // completion, and the node's checkpoint_save, state_set and state_delete,
 // commit only while the claim holds (statestore.ErrFenced otherwise; the
 // guest sees a host-function failure). An engine that finds a claim lost

@@ -62,6 +62,7 @@ type options struct {
 	poll          time.Duration
 	clock         func() time.Time
 	noSchedules   bool
+	rescue        rescueOptions
 }
 
 type optionFunc func(*options)
@@ -216,6 +217,7 @@ type Engine struct {
 
 	conflicts atomic.Int64
 	stats     engineStats
+	rescue    rescueState // under mu
 }
 
 // held is a claim of this engine: a node pending or running.
@@ -227,6 +229,8 @@ type held struct {
 	// completing: the node's completion is being written; its outcome,
 	// not a heartbeat, says whether the claim held.
 	completing bool
+	// rescue: the node runs on a rescue slot (rescuer).
+	rescue bool
 }
 
 type engineStats struct {
@@ -283,6 +287,9 @@ func New(store statestore.Store, inv Invoker, opts ...Option) (*Engine, error) {
 	}
 	if o.poll <= 0 {
 		return nil, fmt.Errorf("workflow: poll interval must be positive, got %s", o.poll)
+	}
+	if o.rescue.slots < 0 {
+		return nil, fmt.Errorf("workflow: rescue slots must not be negative, got %d", o.rescue.slots)
 	}
 	if o.owner == "" {
 		o.owner = defaultOwner()
@@ -377,6 +384,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	go e.flusher()
 	go e.claimer()
 	go e.heartbeat()
+	if e.o.resume {
+		e.wg.Add(1)
+		go e.rescuer()
+	}
 	if e.o.resume && !e.o.noSchedules {
 		e.wg.Add(1)
 		go e.scheduler(e.now())
@@ -1253,7 +1264,7 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 		next = append(next, e.readyNode(w, d))
 	}
 	e.mu.Lock()
-	keep := len(e.pending) == 0 && e.state == stateStarted
+	keep := len(e.pending) == 0 && e.state == stateStarted && !e.handBack(f)
 	e.mu.Unlock()
 	// The completion is written even when the node's context ends
 	// meanwhile (the engine stops, a heartbeat finds the task gone after

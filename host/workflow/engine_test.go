@@ -18,9 +18,10 @@ import (
 	"github.com/bulkhead-run/bulkhead/host/workflow"
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/memstore"
+	"github.com/bulkhead-run/bulkhead/statestore/pgstore/pgtest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(pgtest.M(m)) }
 
 // fixture is a host with the nodes fixture loaded as "nodes".
 type fixture struct {

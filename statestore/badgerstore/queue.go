@@ -532,19 +532,7 @@ func (q *queue) newEntry(o orderItem) *entry {
 
 // claim is ClaimTasks. q.mu is held.
 func (q *queue) claim(txn *badger.Txn, owner string, max int, lease time.Duration, now time.Time) ([]statestore.Task, error) {
-	var out []statestore.Task
-	for e := q.waiting.min(); e != nil && !e.at.After(now); e = q.waiting.min() {
-		if e.owner == "" {
-			heap.Pop(&q.waiting)
-			heap.Push(&q.released, e)
-			continue
-		}
-		if len(out) == max {
-			return out, nil
-		}
-		out = append(out, q.take(e, owner, lease, now))
-	}
-
+	out := q.claimExpired(owner, max, lease, now)
 	for len(out) < max {
 		c, ok, err := q.next(txn, max-len(out))
 		if err != nil {

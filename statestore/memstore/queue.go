@@ -182,15 +182,10 @@ func (s *Store) claimTasks(ctx context.Context, owner, runID string, max int, le
 	}
 	defer s.mu.Unlock()
 	now := s.opts.now()
-	var out []statestore.Task
 	// Rescues first: a task whose owner stopped heartbeating waits longest.
-	for _, t := range s.claimed {
-		if len(out) == max {
-			return out, nil
-		}
-		if !now.Before(t.lease) && (runID == "" || t.key.run == runID) {
-			out = append(out, s.claim(t, owner, lease, now))
-		}
+	out := s.claimExpired(owner, runID, max, lease, now)
+	if len(out) == max {
+		return out, nil
 	}
 	var due []*memTask
 	s.queued.each(func(q queuedKey) bool {

@@ -62,7 +62,7 @@
 //     LOCKED: tasks whose lease ended (index tasks_leased), then queued
 //     tasks that are due, oldest first (index tasks_queued on seq).
 //     Concurrent claims pass over each other's rows instead of waiting, and
-//     never take one task twice.
+//     never take one task twice. ClaimExpiredTasks is its first pass alone.
 //   - A claim holds while its row has the claim's owner and token and its
 //     lease has not ended (clock_timestamp()). CheckFence, ReleaseTask and
 //     ExtendLeases test exactly that; ExtendLeases locks its rows in key

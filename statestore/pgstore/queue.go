@@ -249,6 +249,12 @@ func (s *Store) claim(ctx context.Context, owner, runID string, limit int, lease
 	if runID != "" {
 		q, args = claimRunSQL, append(args, []byte(runID))
 	}
+	return s.claimWith(ctx, owner, q, args)
+}
+
+// claimWith runs claim statement q, which returns the columns claimSQL
+// does, and returns its tasks in claim order.
+func (s *Store) claimWith(ctx context.Context, owner, q string, args []any) ([]statestore.Task, error) {
 	type claimed struct {
 		task statestore.Task
 		pass int

@@ -31,6 +31,7 @@ func RunQueue(t *testing.T, newStore func(t *testing.T) (s, other QueueStore)) {
 		{"Claim", testClaim},
 		{"Claim_Hammer", testClaimHammer},
 		{"Lease_Rescue", testLeaseRescue},
+		{"ClaimExpiredTasks", testClaimExpired},
 		{"CompleteTask", testCompleteTask},
 		{"CompleteTask_Fenced", testCompleteTaskFenced},
 		{"CompleteTask_Conflict", testCompleteTaskConflict},

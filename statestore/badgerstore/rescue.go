@@ -1,0 +1,49 @@
+package badgerstore
+
+import (
+	"container/heap"
+	"context"
+	"time"
+
+	"github.com/bulkhead-run/bulkhead/statestore"
+	"github.com/bulkhead-run/bulkhead/statestore/internal/rules"
+)
+
+// ClaimExpiredTasks implements statestore.Queue: it reads the waiting
+// entries in memory only.
+func (s *Store) ClaimExpiredTasks(ctx context.Context, owner string, max int, lease time.Duration) ([]statestore.Task, error) {
+	if err := rules.CheckClaim(owner, max, lease); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, statestore.ErrClosed
+	}
+	q := s.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.claimExpired(owner, max, lease, s.opts.now()), nil
+}
+
+// claimExpired claims up to max entries whose lease ended, soonest ended
+// first, and moves the released entries that became due to q.released on
+// the way. q.mu is held.
+func (q *queue) claimExpired(owner string, max int, lease time.Duration, now time.Time) []statestore.Task {
+	var out []statestore.Task
+	for e := q.waiting.min(); e != nil && !e.at.After(now); e = q.waiting.min() {
+		if e.owner == "" {
+			heap.Pop(&q.waiting)
+			heap.Push(&q.released, e)
+			continue
+		}
+		if len(out) == max {
+			break
+		}
+		out = append(out, q.take(e, owner, lease, now))
+	}
+	return out
+}

@@ -1,0 +1,44 @@
+package memstore
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/bulkhead-run/bulkhead/statestore"
+	"github.com/bulkhead-run/bulkhead/statestore/internal/rules"
+)
+
+// ClaimExpiredTasks implements statestore.Queue.
+func (s *Store) ClaimExpiredTasks(ctx context.Context, owner string, max int, lease time.Duration) ([]statestore.Task, error) {
+	if err := rules.CheckClaim(owner, max, lease); err != nil {
+		return nil, err
+	}
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	return s.claimExpired(owner, "", max, lease, s.opts.now()), nil
+}
+
+// claimExpired claims up to max tasks of run runID (any run when "")
+// whose lease ended, soonest ended first. s.mu is held.
+func (s *Store) claimExpired(owner, runID string, max int, lease time.Duration, now time.Time) []statestore.Task {
+	var expired []*memTask
+	for _, t := range s.claimed {
+		if !now.Before(t.lease) && (runID == "" || t.key.run == runID) {
+			expired = append(expired, t)
+		}
+	}
+	slices.SortFunc(expired, func(a, b *memTask) int {
+		if c := a.lease.Compare(b.lease); c != 0 {
+			return c
+		}
+		return compareQueued(queuedKey{a.seq, a.key}, queuedKey{b.seq, b.key})
+	})
+	out := make([]statestore.Task, 0, min(max, len(expired)))
+	for _, t := range expired[:min(max, len(expired))] {
+		out = append(out, s.claim(t, owner, lease, now))
+	}
+	return out
+}
