@@ -365,6 +365,30 @@ func (s *Store) NodeResults(ctx context.Context, runID string) (map[string]state
 	return out, nil
 }
 
+// NodeResultsOf implements statestore.Journal.
+func (s *Store) NodeResultsOf(ctx context.Context, runID string, nodes []string) (map[string]statestore.NodeResult, error) {
+	if err := statestore.CheckID("run ID", runID); err != nil {
+		return nil, err
+	}
+	for _, n := range nodes {
+		if err := rules.CheckNode(runID, n); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	out := make(map[string]statestore.NodeResult, len(nodes))
+	for _, n := range nodes {
+		if r, ok := s.results[nodeKey{runID, n}]; ok {
+			r.Output = append([]byte(nil), r.Output...)
+			out[n] = r
+		}
+	}
+	return out, nil
+}
+
 // LastAttempt implements statestore.Journal.
 func (s *Store) LastAttempt(ctx context.Context, runID, node string) (int, error) {
 	if err := rules.CheckNode(runID, node); err != nil {
