@@ -87,17 +87,7 @@ func firstLine(s string) string {
 // Eval evaluates the condition over the run's input and the journaled
 // results of the node's needs (skipped needs are absent).
 func (c *Condition) Eval(input []byte, needs []string, results map[string]statestore.NodeResult) (bool, error) {
-	byName := make(map[string]any, len(needs))
-	for _, n := range needs {
-		if r, ok := results[n]; ok && !r.Skipped {
-			byName[n] = decodeValue(r.Output)
-		}
-	}
-	env := map[string]any{"input": decodeValue(input), "needs": byName}
-	for _, n := range c.idents {
-		env[n] = byName[n]
-	}
-	out, err := expr.Run(c.program, env)
+	out, err := expr.Run(c.program, exprEnv(input, needs, c.idents, results))
 	if err != nil {
 		return false, fmt.Errorf("when %q: %s", c.Source, firstLine(err.Error()))
 	}
@@ -106,6 +96,22 @@ func (c *Condition) Eval(input []byte, needs []string, results map[string]states
 		return false, fmt.Errorf("when %q: gave %T, want a boolean", c.Source, out)
 	}
 	return b, nil
+}
+
+// exprEnv is what an expression over a node's input and needs sees (see
+// Condition).
+func exprEnv(input []byte, needs, idents []string, results map[string]statestore.NodeResult) map[string]any {
+	byName := make(map[string]any, len(needs))
+	for _, n := range needs {
+		if r, ok := results[n]; ok && !r.Skipped {
+			byName[n] = decodeValue(r.Output)
+		}
+	}
+	env := map[string]any{"input": decodeValue(input), "needs": byName}
+	for _, n := range idents {
+		env[n] = byName[n]
+	}
+	return env
 }
 
 // decodeValue is b decoded as JSON, else b as a string (nil when empty).
