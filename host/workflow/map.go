@@ -394,7 +394,7 @@ func (m *mapExec) runItem(ctx context.Context, i int) bool {
 		// Journaled already (by an earlier owner of the node that lost
 		// its claim after the write): that entry stands.
 		e.conflicts.Add(1)
-		journaled, rerr := e.store.NodeResults(ctx, rs.id)
+		journaled, rerr := e.store.NodeResultsOf(ctx, rs.id, []string{name})
 		if rerr != nil {
 			return m.halt(rerr)
 		}
