@@ -212,6 +212,7 @@ type Engine struct {
 	changed chan struct{}
 	watch   map[string]*watch
 	busy    int
+	parked  int // timers held until their due time (park.go)
 
 	conflicts atomic.Int64
 	stats     engineStats

@@ -269,7 +269,9 @@ func (e *Engine) execBuiltin(ctx context.Context, rs *runState, t statestore.Tas
 			return statestore.Task{}, false
 		}
 	} else if now.Before(due) {
-		e.sleep(rs, f, n, due, now)
+		if !e.park(t, n, due) {
+			e.sleep(rs, f, n, due, now)
+		}
 		return statestore.Task{}, false
 	}
 	e.emit(Event{Kind: EventNodeStarted, RunID: rs.id, Workflow: rs.wf.Name, Node: n.Name, Attempt: max(t.First, 1)})
@@ -278,12 +280,13 @@ func (e *Engine) execBuiltin(ctx context.Context, rs *runState, t statestore.Tas
 	return e.completeTask(ctx, rs, f, result)
 }
 
-// sleep gives the task of a waiting node back, claimable at due (or after
-// waitRecheck when due is zero).
+// sleep gives the task of a waiting node back, claimable at due (a timer's
+// a little ahead of it, see park.go; or after waitRecheck when due is
+// zero).
 func (e *Engine) sleep(rs *runState, f statestore.Fence, n *Node, due, now time.Time) {
 	delay := waitRecheck
 	if !due.IsZero() {
-		delay = min(due.Sub(now), delay)
+		delay = min(e.releaseDelay(n, due.Sub(now)), delay)
 	}
 	e.releaseAfter(f, delay)
 	var until time.Duration
