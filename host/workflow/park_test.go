@@ -24,7 +24,9 @@ func (b blockingPlugins) Invoke(ctx context.Context, req host.InvokeRequest) (ho
 	return host.InvokeResult{Output: req.Input, Attempts: 1}, nil
 }
 
-func (blockingPlugins) Plugin(string) (host.PluginInfo, bool) { return host.PluginInfo{Version: "v1"}, true }
+func (blockingPlugins) Plugin(string) (host.PluginInfo, bool) {
+	return host.PluginInfo{Version: "v1"}, true
+}
 
 // A timer wakes at its due time even when every worker is busy: it is
 // claimed ahead of its due time and woken without a worker.
