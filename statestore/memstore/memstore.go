@@ -67,10 +67,12 @@ type Store struct {
 	deadIDs   *sortedSet[string]
 	deadByRun map[string]*sortedSet[string]
 
-	// The queue: every task, the queued ones in claim order, the claimed
-	// ones, and how many tasks each run has.
+	// The queue: every task, the due queued ones in claim order, those
+	// released with a delay by due time, the claimed ones, and how many
+	// tasks each run has.
 	tasks    map[nodeKey]*memTask
 	queued   *sortedSet[queuedKey]
+	sleeping *sortedSet[sleepKey]
 	claimed  map[nodeKey]*memTask
 	runTasks map[string]int
 	taskSeq  uint64
@@ -103,6 +105,7 @@ func New(opts ...Option) *Store {
 		deadByRun:   map[string]*sortedSet[string]{},
 		tasks:       map[nodeKey]*memTask{},
 		queued:      newSortedSet(compareQueued),
+		sleeping:    newSortedSet(compareSleeping),
 		claimed:     map[nodeKey]*memTask{},
 		runTasks:    map[string]int{},
 	}
