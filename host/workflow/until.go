@@ -1,14 +1,12 @@
 package workflow
 
 import (
-	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 	"time"
 
 	"github.com/expr-lang/expr"
-	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 	"gopkg.in/yaml.v3"
 
@@ -54,22 +52,12 @@ func (p *parser) compileUntil(n *Node, v *yaml.Node) {
 		}
 	}
 	if err != nil {
-		line, msg := v.Line, err.Error()
-		var fe *file.Error
-		if errors.As(err, &fe) {
-			msg = fe.Message
-			if fe.Column >= 0 {
-				msg = fmt.Sprintf("%s (column %d)", msg, fe.Column+1)
-			}
-			if v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 && fe.Line > 0 {
-				line += fe.Line
-			}
-		}
+		line, msg := exprError(v, err)
 		if strings.Contains(src, "now(") {
 			msg += " (now() is not available in until: use sleep for a wait from when the node becomes ready)"
 		}
 		p.errf(line, "node %q: until: %q is not an RFC 3339 time (like 2026-01-02T15:04:05Z) nor an expression giving one: %s",
-			n.Name, src, firstLine(msg))
+			n.Name, src, msg)
 		return
 	}
 	n.Timer.UntilExpr = &TimeExpr{Source: src, program: prog, idents: idents}

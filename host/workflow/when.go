@@ -61,22 +61,29 @@ func (p *parser) compileCondition(n *Node, v *yaml.Node) {
 	env, idents := conditionEnv(n.Needs)
 	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool())
 	if err != nil {
-		line, msg := v.Line, err.Error()
-		var fe *file.Error
-		if errors.As(err, &fe) {
-			msg = fe.Message
-			if fe.Column >= 0 {
-				msg = fmt.Sprintf("%s (column %d)", msg, fe.Column+1)
-			}
-			if v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 && fe.Line > 0 {
-				// A block scalar starts on the line after its key.
-				line += fe.Line
-			}
-		}
-		p.errf(line, "node %q: when: %s", n.Name, firstLine(msg))
+		line, msg := exprError(v, err)
+		p.errf(line, "node %q: when: %s", n.Name, msg)
 		return
 	}
 	n.When = &Condition{Source: src, program: prog, idents: idents}
+}
+
+// exprError is the line in the file and the message of err, the error of
+// compiling expression v.
+func exprError(v *yaml.Node, err error) (int, string) {
+	line, msg := v.Line, err.Error()
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		msg = fe.Message
+		if fe.Column >= 0 {
+			msg = fmt.Sprintf("%s (column %d)", msg, fe.Column+1)
+		}
+		if v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 && fe.Line > 0 {
+			// A block scalar starts on the line after its key.
+			line += fe.Line
+		}
+	}
+	return line, firstLine(msg)
 }
 
 func firstLine(s string) string {
