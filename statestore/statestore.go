@@ -266,6 +266,12 @@ type Journal interface {
 	// NodeResults returns the run's finished nodes keyed by node name (empty,
 	// not an error, when none finished). Errors: ErrInvalid, ErrClosed.
 	NodeResults(ctx context.Context, runID string) (map[string]NodeResult, error)
+	// NodeResultsOf returns the entries of the named nodes of the run that
+	// are journaled, keyed by node name; a name that is not journaled is
+	// absent. It reads those entries only, so its cost does not grow with
+	// the rest of the run's journal. Errors: ErrInvalid (also an invalid
+	// node name), ErrClosed.
+	NodeResultsOf(ctx context.Context, runID string, nodes []string) (map[string]NodeResult, error)
 	// LastAttempt returns the highest attempt number recorded by StartAttempt,
 	// or 0 when none was. Errors: ErrInvalid, ErrClosed.
 	LastAttempt(ctx context.Context, runID, node string) (int, error)

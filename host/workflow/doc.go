@@ -22,7 +22,7 @@
 // Timer and event nodes run no plugin (see Timer and Wait):
 //
 //	wait-a-day: {sleep: 24h, needs: [welcome]}          # output: its input
-//	launch:     {until: "2027-03-01T09:00:00Z"}
+//	launch:     {until: "2027-03-01T09:00:00Z"}           # or an expression (TimeExpr)
 //	approval:   {wait_for: approval, timeout: 48h, default: '{"approved": false}'}
 //
 // A waiting node is a task released to the queue with a delay: it holds no

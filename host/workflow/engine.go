@@ -214,6 +214,7 @@ type Engine struct {
 	changed chan struct{}
 	watch   map[string]*watch
 	busy    int
+	parked  int // timers held until their due time (park.go)
 
 	conflicts atomic.Int64
 	stats     engineStats
@@ -772,6 +773,7 @@ func (e *Engine) acquire(ctx context.Context, t statestore.Task) (*runState, boo
 		e.emit(Event{Kind: EventRunStarted, RunID: r.ID, Workflow: w.Name, Resumed: true, Status: statestore.StatusRunning,
 			Ready: []string{t.Node}, Attrs: r.Attrs})
 		if results, err := e.store.NodeResults(ctx, r.ID); err == nil {
+			rs.remember(slices.Collect(maps.Values(results))...)
 			for _, name := range w.Order {
 				if res, ok := results[name]; ok {
 					e.emit(Event{Kind: EventNodeSkipped, RunID: r.ID, Workflow: w.Name, Node: name, Attempt: res.Attempts})
@@ -1343,7 +1345,7 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 func (e *Engine) journaled(runID string, result statestore.NodeResult) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.base), 10*time.Second)
 	defer cancel()
-	results, err := e.store.NodeResults(ctx, runID)
+	results, err := e.store.NodeResultsOf(ctx, runID, []string{result.Node})
 	if err != nil {
 		return false
 	}

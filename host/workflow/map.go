@@ -109,7 +109,7 @@ func (p *parser) mapOf(n *Node, k *yaml.Node) *Map {
 
 // resolveNodeKeys checks what nodeKey read once every node is known: a
 // map's for_each names another node, which becomes one of its needs, and
-// conditions compile against the needs.
+// conditions and until expressions compile against the needs.
 func (p *parser) resolveNodeKeys(w *Workflow) {
 	for _, name := range sortedKeys(w.Nodes) {
 		n := w.Nodes[name]
@@ -133,6 +133,9 @@ func (p *parser) resolveNodeKeys(w *Workflow) {
 	}
 	for _, pw := range p.whens {
 		p.compileCondition(pw.n, pw.v)
+	}
+	for _, pu := range p.untils {
+		p.compileUntil(pu.n, pu.v)
 	}
 }
 
@@ -391,7 +394,7 @@ func (m *mapExec) runItem(ctx context.Context, i int) bool {
 		// Journaled already (by an earlier owner of the node that lost
 		// its claim after the write): that entry stands.
 		e.conflicts.Add(1)
-		journaled, rerr := e.store.NodeResults(ctx, rs.id)
+		journaled, rerr := e.store.NodeResultsOf(ctx, rs.id, []string{name})
 		if rerr != nil {
 			return m.halt(rerr)
 		}

@@ -1,13 +1,17 @@
 package workflow_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -179,6 +183,20 @@ func TestTimer_SleepersRestart(t *testing.T) {
 	if finished.Load() != 0 || time.Now().After(first.CreatedAt.Add(nap)) {
 		t.Fatalf("runs woke before the restart completed (finished %d): raise BULKHEAD_SLEEP above %s", finished.Load(), nap)
 	}
+	if path := os.Getenv("BULKHEAD_SLEEPERS_CPUPROFILE"); path != "" {
+		// The wake-ups only: from the restart to the last run's end.
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		}()
+	}
 	waitFor2 := lastRun.CreatedAt.Add(nap + 30*time.Second)
 	for finished.Load() < int64(n) {
 		if time.Now().After(waitFor2) {
@@ -198,6 +216,7 @@ func TestTimer_SleepersRestart(t *testing.T) {
 
 	// Every run woke within a second of its due time, once.
 	late := make([]time.Duration, 0, n)
+	worstOf := map[int64]time.Duration{} // second of the due time → latest wake-up
 	for i := range n {
 		id := fmt.Sprintf("s-%07d", i)
 		r, err := s.GetRun(ctx, id)
@@ -213,6 +232,18 @@ func TestTimer_SleepersRestart(t *testing.T) {
 			t.Fatalf("run %s woke %s before its due time", id, -d)
 		}
 		late = append(late, d)
+		sec := r.CreatedAt.Add(nap).Unix()
+		worstOf[sec] = max(worstOf[sec], d)
+	}
+	if len(worstOf) > 0 {
+		secs := slices.Collect(maps.Keys(worstOf))
+		slices.SortFunc(secs, func(a, b int64) int { return cmp.Compare(worstOf[b], worstOf[a]) })
+		first := slices.Min(secs)
+		var worst []string
+		for _, sec := range secs[:min(5, len(secs))] {
+			worst = append(worst, fmt.Sprintf("+%ds: %s", sec-first, worstOf[sec].Round(time.Millisecond)))
+		}
+		t.Logf("latest wake-up per second of due times, worst five (seconds after the first due time): %s", strings.Join(worst, ", "))
 	}
 	slices.Sort(late)
 	p50, p99, worst := late[n/2], late[n*99/100], late[n-1]

@@ -152,6 +152,8 @@ type parser struct {
 	opts  ParseOptions
 	probs []Problem
 	whens []pendingWhen
+	// untils are until values to compile as expressions.
+	untils []pendingUntil
 	// builtins holds the timer and event keys of the node being read.
 	builtins map[*Node]*builtinKeys
 }

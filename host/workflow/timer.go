@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -14,11 +15,13 @@ import (
 )
 
 // Timer makes a node a durable timer: it runs no plugin and ends Sleep
-// after it became ready (its needs journaled, or the run created), or at
-// Until. Its output is its input.
+// after it became ready (its needs journaled, or the run created), at
+// Until, or at the time UntilExpr gives once the node is ready. Its output
+// is its input.
 type Timer struct {
-	Sleep time.Duration
-	Until time.Time
+	Sleep     time.Duration
+	Until     time.Time
+	UntilExpr *TimeExpr
 }
 
 // Wait makes a node wait for the external event Event (Engine.Signal): it
@@ -125,12 +128,16 @@ func (p *parser) finishBuiltin(n *Node) bool {
 		}
 	case b.until != nil:
 		s := p.str(b.until, "until")
-		t, err := time.Parse(time.RFC3339, s)
-		if err != nil && s != "" {
-			p.errf(b.until.Line, "node %q: until: %q is not an RFC 3339 time (like 2026-01-02T15:04:05Z)", n.Name, s)
+		if strings.TrimSpace(s) == "" {
+			p.errf(b.until.Line, "node %q: until: want an RFC 3339 time or an expression giving one", n.Name)
 			return true
 		}
-		n.Timer = &Timer{Until: t}
+		n.Timer = &Timer{}
+		if t, err := time.Parse(time.RFC3339, s); err == nil {
+			n.Timer.Until = t
+		} else {
+			p.untils = append(p.untils, pendingUntil{n, b.until})
+		}
 	default:
 		w := &Wait{Event: p.str(b.waitFor, "wait_for")}
 		if w.Event != "" && !nameRE.MatchString(w.Event) {
@@ -196,17 +203,20 @@ func readySince(r statestore.Run, n *Node, results map[string]statestore.NodeRes
 }
 
 // dueAt is when a timer node ends, or when an event node times out (zero:
-// never).
-func dueAt(r statestore.Run, n *Node, results map[string]statestore.NodeResult) time.Time {
+// never). r holds the run's input; results hold the node's needs. An
+// until expression that gives no time is an error.
+func dueAt(r statestore.Run, n *Node, results map[string]statestore.NodeResult) (time.Time, error) {
 	switch {
+	case n.Timer != nil && n.Timer.UntilExpr != nil:
+		return n.Timer.UntilExpr.Eval(r.Input, n.Needs, results)
 	case n.Timer != nil && !n.Timer.Until.IsZero():
-		return n.Timer.Until
+		return n.Timer.Until, nil
 	case n.Timer != nil:
-		return readySince(r, n, results).Add(n.Timer.Sleep)
+		return readySince(r, n, results).Add(n.Timer.Sleep), nil
 	case n.Wait != nil && n.Wait.Timeout > 0:
-		return readySince(r, n, results).Add(n.Wait.Timeout)
+		return readySince(r, n, results).Add(n.Wait.Timeout), nil
 	}
-	return time.Time{}
+	return time.Time{}, nil
 }
 
 // execBuiltin executes a timer or event node of claim t: it journals the
@@ -215,7 +225,7 @@ func dueAt(r statestore.Run, n *Node, results map[string]statestore.NodeResult) 
 // so the sleeping node holds no worker and no memory here.
 func (e *Engine) execBuiltin(ctx context.Context, rs *runState, t statestore.Task, n *Node, input []byte, results map[string]statestore.NodeResult) (statestore.Task, bool) {
 	f := t.Fence()
-	r := statestore.Run{ID: rs.id, CreatedAt: rs.created}
+	r := statestore.Run{ID: rs.id, CreatedAt: rs.created, Input: rs.input}
 	if n.Wait != nil {
 		// Events arrive while the run is loaded here: read them afresh.
 		var err error
@@ -225,7 +235,11 @@ func (e *Engine) execBuiltin(ctx context.Context, rs *runState, t statestore.Tas
 		}
 	}
 	now := e.now()
-	due := dueAt(r, n, results)
+	due, err := dueAt(r, n, results)
+	if err != nil {
+		e.failNode(ctx, rs, f, n, input, max(t.First, 1), "", err)
+		return statestore.Task{}, false
+	}
 	out := input
 	if n.Wait != nil {
 		ev, ok, err := eventOf(r, n.Wait.Event)
@@ -255,7 +269,9 @@ func (e *Engine) execBuiltin(ctx context.Context, rs *runState, t statestore.Tas
 			return statestore.Task{}, false
 		}
 	} else if now.Before(due) {
-		e.sleep(rs, f, n, due, now)
+		if !e.park(t, n, due) {
+			e.sleep(rs, f, n, due, now)
+		}
 		return statestore.Task{}, false
 	}
 	e.emit(Event{Kind: EventNodeStarted, RunID: rs.id, Workflow: rs.wf.Name, Node: n.Name, Attempt: max(t.First, 1)})
@@ -264,12 +280,13 @@ func (e *Engine) execBuiltin(ctx context.Context, rs *runState, t statestore.Tas
 	return e.completeTask(ctx, rs, f, result)
 }
 
-// sleep gives the task of a waiting node back, claimable at due (or after
-// waitRecheck when due is zero).
+// sleep gives the task of a waiting node back, claimable at due (a timer's
+// a little ahead of it, see park.go; or after waitRecheck when due is
+// zero).
 func (e *Engine) sleep(rs *runState, f statestore.Fence, n *Node, due, now time.Time) {
 	delay := waitRecheck
 	if !due.IsZero() {
-		delay = min(due.Sub(now), delay)
+		delay = min(e.releaseDelay(n, due.Sub(now)), delay)
 	}
 	e.releaseAfter(f, delay)
 	var until time.Duration
@@ -305,7 +322,7 @@ func builtinInfo(ni *NodeInfo, r statestore.Run, n *Node, results map[string]sta
 			return // not ready yet
 		}
 	}
-	ni.DueAt = dueAt(r, n, results)
+	ni.DueAt, _ = dueAt(r, n, results) // a time that is not one fails the node when it runs
 	if ni.Status == NodePending && !r.Status.Finished() {
 		ni.Status = NodeWaiting
 	}

@@ -61,22 +61,29 @@ func (p *parser) compileCondition(n *Node, v *yaml.Node) {
 	env, idents := conditionEnv(n.Needs)
 	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool())
 	if err != nil {
-		line, msg := v.Line, err.Error()
-		var fe *file.Error
-		if errors.As(err, &fe) {
-			msg = fe.Message
-			if fe.Column >= 0 {
-				msg = fmt.Sprintf("%s (column %d)", msg, fe.Column+1)
-			}
-			if v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 && fe.Line > 0 {
-				// A block scalar starts on the line after its key.
-				line += fe.Line
-			}
-		}
-		p.errf(line, "node %q: when: %s", n.Name, firstLine(msg))
+		line, msg := exprError(v, err)
+		p.errf(line, "node %q: when: %s", n.Name, msg)
 		return
 	}
 	n.When = &Condition{Source: src, program: prog, idents: idents}
+}
+
+// exprError is the line in the file and the message of err, the error of
+// compiling expression v.
+func exprError(v *yaml.Node, err error) (int, string) {
+	line, msg := v.Line, err.Error()
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		msg = fe.Message
+		if fe.Column >= 0 {
+			msg = fmt.Sprintf("%s (column %d)", msg, fe.Column+1)
+		}
+		if v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 && fe.Line > 0 {
+			// A block scalar starts on the line after its key.
+			line += fe.Line
+		}
+	}
+	return line, firstLine(msg)
 }
 
 func firstLine(s string) string {
@@ -87,17 +94,7 @@ func firstLine(s string) string {
 // Eval evaluates the condition over the run's input and the journaled
 // results of the node's needs (skipped needs are absent).
 func (c *Condition) Eval(input []byte, needs []string, results map[string]statestore.NodeResult) (bool, error) {
-	byName := make(map[string]any, len(needs))
-	for _, n := range needs {
-		if r, ok := results[n]; ok && !r.Skipped {
-			byName[n] = decodeValue(r.Output)
-		}
-	}
-	env := map[string]any{"input": decodeValue(input), "needs": byName}
-	for _, n := range c.idents {
-		env[n] = byName[n]
-	}
-	out, err := expr.Run(c.program, env)
+	out, err := expr.Run(c.program, exprEnv(input, needs, c.idents, results))
 	if err != nil {
 		return false, fmt.Errorf("when %q: %s", c.Source, firstLine(err.Error()))
 	}
@@ -106,6 +103,22 @@ func (c *Condition) Eval(input []byte, needs []string, results map[string]states
 		return false, fmt.Errorf("when %q: gave %T, want a boolean", c.Source, out)
 	}
 	return b, nil
+}
+
+// exprEnv is what an expression over a node's input and needs sees (see
+// Condition).
+func exprEnv(input []byte, needs, idents []string, results map[string]statestore.NodeResult) map[string]any {
+	byName := make(map[string]any, len(needs))
+	for _, n := range needs {
+		if r, ok := results[n]; ok && !r.Skipped {
+			byName[n] = decodeValue(r.Output)
+		}
+	}
+	env := map[string]any{"input": decodeValue(input), "needs": byName}
+	for _, n := range idents {
+		env[n] = byName[n]
+	}
+	return env
 }
 
 // decodeValue is b decoded as JSON, else b as a string (nil when empty).

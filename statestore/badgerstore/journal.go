@@ -321,3 +321,37 @@ func (s *Store) ListCheckpoints(ctx context.Context, runID, node string) ([]stat
 	})
 	return out, err
 }
+
+// NodeResultsOf implements statestore.Journal: one key per node.
+func (s *Store) NodeResultsOf(ctx context.Context, runID string, nodes []string) (map[string]statestore.NodeResult, error) {
+	if err := statestore.CheckID("run ID", runID); err != nil {
+		return nil, err
+	}
+	for _, n := range nodes {
+		if err := rules.CheckNode(runID, n); err != nil {
+			return nil, err
+		}
+	}
+	out := make(map[string]statestore.NodeResult, len(nodes))
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		for _, n := range nodes {
+			item, err := txn.Get(key(pResult, runID, n))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			var res statestore.NodeResult
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &res) }); err != nil {
+				return fmt.Errorf("decode node result %q: %w", item.Key(), err)
+			}
+			out[res.Node] = res
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

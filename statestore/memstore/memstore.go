@@ -67,10 +67,12 @@ type Store struct {
 	deadIDs   *sortedSet[string]
 	deadByRun map[string]*sortedSet[string]
 
-	// The queue: every task, the queued ones in claim order, the claimed
-	// ones, and how many tasks each run has.
+	// The queue: every task, the due queued ones in claim order, those
+	// released with a delay by due time, the claimed ones, and how many
+	// tasks each run has.
 	tasks    map[nodeKey]*memTask
 	queued   *sortedSet[queuedKey]
+	sleeping *sortedSet[sleepKey]
 	claimed  map[nodeKey]*memTask
 	runTasks map[string]int
 	taskSeq  uint64
@@ -103,6 +105,7 @@ func New(opts ...Option) *Store {
 		deadByRun:   map[string]*sortedSet[string]{},
 		tasks:       map[nodeKey]*memTask{},
 		queued:      newSortedSet(compareQueued),
+		sleeping:    newSortedSet(compareSleeping),
 		claimed:     map[nodeKey]*memTask{},
 		runTasks:    map[string]int{},
 	}
@@ -360,6 +363,30 @@ func (s *Store) NodeResults(ctx context.Context, runID string) (map[string]state
 		if k.run == runID {
 			r.Output = append([]byte(nil), r.Output...)
 			out[k.node] = r
+		}
+	}
+	return out, nil
+}
+
+// NodeResultsOf implements statestore.Journal.
+func (s *Store) NodeResultsOf(ctx context.Context, runID string, nodes []string) (map[string]statestore.NodeResult, error) {
+	if err := statestore.CheckID("run ID", runID); err != nil {
+		return nil, err
+	}
+	for _, n := range nodes {
+		if err := rules.CheckNode(runID, n); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	out := make(map[string]statestore.NodeResult, len(nodes))
+	for _, n := range nodes {
+		if r, ok := s.results[nodeKey{runID, n}]; ok {
+			r.Output = append([]byte(nil), r.Output...)
+			out[n] = r
 		}
 	}
 	return out, nil

@@ -11,17 +11,20 @@ import (
 	"github.com/bulkhead-run/bulkhead/statestore/internal/rules"
 )
 
-// memTask is one task. Queued tasks are in Store.queued in claim order;
+// memTask is one task. Queued tasks that are due are in Store.queued in
+// claim order, those released with a delay that has not passed in
+// Store.sleeping by due time (so a claim does not pass over them);
 // claimed ones are in Store.claimed.
 type memTask struct {
-	key    nodeKey
-	seq    uint64 // claim order: when it was queued or released
-	ready  time.Time
-	owner  string
-	token  int64
-	claims int
-	first  int
-	lease  time.Time
+	key      nodeKey
+	seq      uint64 // claim order: when it was queued or released
+	ready    time.Time
+	sleeping bool // in Store.sleeping
+	owner    string
+	token    int64
+	claims   int
+	first    int
+	lease    time.Time
 }
 
 type queuedKey struct {
@@ -30,6 +33,42 @@ type queuedKey struct {
 }
 
 func compareQueued(a, b queuedKey) int { return cmp.Compare(a.seq, b.seq) }
+
+// sleepKey orders sleeping tasks by due time.
+type sleepKey struct {
+	ready int64 // Unix nanoseconds
+	seq   uint64
+	key   nodeKey
+}
+
+func compareSleeping(a, b sleepKey) int {
+	return cmp.Or(cmp.Compare(a.ready, b.ready), cmp.Compare(a.seq, b.seq))
+}
+
+func (t *memTask) sleepKey() sleepKey { return sleepKey{t.ready.UnixNano(), t.seq, t.key} }
+
+// wake moves the sleeping tasks that are due at now into the claim queue,
+// in their release order. s.mu is held.
+func (s *Store) wake(now time.Time) {
+	var due []sleepKey
+	s.sleeping.each(func(k sleepKey) bool {
+		if k.ready > now.UnixNano() {
+			return false
+		}
+		due = append(due, k)
+		return true
+	})
+	for _, k := range due {
+		s.unsleep(s.tasks[k.key])
+	}
+}
+
+// unsleep moves sleeping task t into the claim queue. s.mu is held.
+func (s *Store) unsleep(t *memTask) {
+	s.sleeping.remove(t.sleepKey())
+	t.sleeping = false
+	s.queued.add(queuedKey{t.seq, t.key})
+}
 
 var _ statestore.Queue = (*Store)(nil)
 
@@ -42,14 +81,22 @@ func (s *Store) queue(t *memTask) {
 	}
 	s.taskSeq++
 	t.seq, t.owner, t.lease = s.taskSeq, "", time.Time{}
+	if t.ready.After(s.opts.now()) {
+		t.sleeping = true
+		s.sleeping.add(t.sleepKey())
+		return
+	}
 	s.queued.add(queuedKey{t.seq, t.key})
 }
 
 // unqueue removes t from the store. s.mu is held.
 func (s *Store) unqueue(t *memTask) {
-	if t.owner == "" {
+	switch {
+	case t.sleeping:
+		s.sleeping.remove(t.sleepKey())
+	case t.owner == "":
 		s.queued.remove(queuedKey{t.seq, t.key})
-	} else {
+	default:
 		delete(s.claimed, t.key)
 	}
 	delete(s.tasks, t.key)
@@ -182,6 +229,7 @@ func (s *Store) claimTasks(ctx context.Context, owner, runID string, max int, le
 	}
 	defer s.mu.Unlock()
 	now := s.opts.now()
+	s.wake(now)
 	// Rescues first: a task whose owner stopped heartbeating waits longest.
 	out := s.claimExpired(owner, runID, max, lease, now)
 	if len(out) == max {
@@ -236,6 +284,9 @@ func (s *Store) WakeTask(ctx context.Context, runID, node string) error {
 	}
 	defer s.mu.Unlock()
 	if t := s.tasks[nodeKey{runID, node}]; t != nil && t.owner == "" {
+		if t.sleeping {
+			s.unsleep(t)
+		}
 		t.ready = time.Time{}
 	}
 	return nil

@@ -60,7 +60,8 @@
 //
 //   - ClaimTasks is one UPDATE of the rows chosen by FOR UPDATE SKIP
 //     LOCKED: tasks whose lease ended (index tasks_leased), then queued
-//     tasks that are due, oldest first (index tasks_queued on seq).
+//     tasks that are due, by when they became claimable (index tasks_due
+//     on ready_at, seq: tasks sleeping until a later time are not read).
 //     Concurrent claims pass over each other's rows instead of waiting, and
 //     never take one task twice. ClaimExpiredTasks is its first pass alone.
 //   - A claim holds while its row has the claim's owner and token and its

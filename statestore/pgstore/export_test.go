@@ -32,3 +32,6 @@ func CompleteTogether(ctx context.Context, s *Store, cs ...statestore.Completion
 	}
 	return kept, results, nil
 }
+
+// ClaimAnySQL is the statement of ClaimTasks.
+var ClaimAnySQL = claimAnySQL

@@ -111,6 +111,43 @@ func (s *Store) NodeResults(ctx context.Context, runID string) (map[string]state
 	return out, nil
 }
 
+// NodeResultsOf implements statestore.Journal through the primary key of
+// node_results.
+func (s *Store) NodeResultsOf(ctx context.Context, runID string, nodes []string) (map[string]statestore.NodeResult, error) {
+	if err := statestore.CheckID("run ID", runID); err != nil {
+		return nil, err
+	}
+	names := make([][]byte, len(nodes))
+	for i, n := range nodes {
+		if err := rules.CheckNode(runID, n); err != nil {
+			return nil, err
+		}
+		names[i] = []byte(n)
+	}
+	out := make(map[string]statestore.NodeResult, len(nodes))
+	err := s.do(ctx, func(ctx context.Context) error {
+		clear(out)
+		rows, err := s.pool.Query(ctx, "SELECT body FROM node_results WHERE run_id = $1 AND node = ANY($2)", []byte(runID), names)
+		if err != nil {
+			return err
+		}
+		var body []byte
+		_, err = pgx.ForEachRow(rows, []any{&body}, func() error {
+			var res statestore.NodeResult
+			if err := decode("node result", body, &res); err != nil {
+				return err
+			}
+			out[res.Node] = res
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LastAttempt implements statestore.Journal.
 func (s *Store) LastAttempt(ctx context.Context, runID, node string) (int, error) {
 	if err := rules.CheckNode(runID, node); err != nil {

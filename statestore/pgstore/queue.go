@@ -199,7 +199,9 @@ func (s *Store) EnqueueNodes(ctx context.Context, runID string, nodes []statesto
 
 // claimSQL claims up to $2 tasks for $1, leased for $3 µs: first tasks
 // whose lease ended (their owner stopped heartbeating; they waited
-// longest), then queued tasks that are due, each oldest first. SKIP LOCKED
+// longest), then queued tasks that are due, each oldest first (the due
+// ones by when they became claimable, through tasks_due, so sleeping
+// tasks are not read). SKIP LOCKED
 // passes over rows another claim or write holds, so concurrent claims
 // never wait for each other and never take one task twice. Times are the
 // database's. %[1]s restricts the tasks (claimRunSQL: to the run $4).
@@ -210,7 +212,7 @@ const claimSQL = `WITH expired AS MATERIALIZED (
 ), due AS MATERIALIZED (
 	SELECT run_id, node, seq FROM tasks
 	WHERE owner IS NULL AND ready_at <= now() %[1]s
-	ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED
+	ORDER BY ready_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED
 ), picked AS MATERIALIZED (
 	SELECT run_id, node, pass, seq FROM (
 		SELECT 0 AS pass, * FROM expired UNION ALL SELECT 1 AS pass, * FROM due

@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore func(t *testing.T) statestore.Store) {
 		{"UnfinishedRuns", testUnfinishedRuns},
 		{"CompleteNode", testCompleteNode},
 		{"CompleteNode_Hammer", testCompleteNodeHammer},
+		{"NodeResultsOf", testNodeResultsOf},
 		{"StartAttempt", testStartAttempt},
 		{"CompleteNode_WithAttempts", testCompleteNodeWithAttempts},
 		{"Checkpoints", testCheckpoints},
@@ -824,6 +825,7 @@ func testClosed(t *testing.T, s statestore.Store) {
 	errs["CompleteNode"] = s.CompleteNode(ctx, statestore.NodeResult{RunID: "r1", Node: "a"})
 	errs["StartAttempt"] = s.StartAttempt(ctx, statestore.NodeAttempt{RunID: "r1", Node: "a", Attempt: 1})
 	_, errs["NodeResults"] = s.NodeResults(ctx, "r1")
+	_, errs["NodeResultsOf"] = s.NodeResultsOf(ctx, "r1", []string{"a"})
 	_, errs["LastAttempt"] = s.LastAttempt(ctx, "r1", "a")
 	_, errs["SaveCheckpoint"] = s.SaveCheckpoint(ctx, "r1", "a", nil)
 	_, errs["LatestCheckpoint"] = s.LatestCheckpoint(ctx, "r1", "a")
