@@ -159,21 +159,25 @@ func (h *Host) executor(req *InvokeRequest) (*resilience.Executor, error) {
 		}
 		return h.execs.GetOrCreate(key, *req.Policy)
 	}
-	h.execMu.RLock()
-	e := h.execByPlugin[req.Plugin]
-	h.execMu.RUnlock()
-	if e != nil {
-		return e, nil
+	if m := h.execByPlugin.Load(); m != nil {
+		if e := (*m)[req.Plugin]; e != nil {
+			return e, nil
+		}
 	}
 	e, err := h.execs.GetOrCreate(PolicyName(req.Plugin), h.opts.policy)
 	if err != nil {
 		return nil, err
 	}
-	h.execMu.Lock()
-	if h.execByPlugin == nil {
-		h.execByPlugin = map[string]*resilience.Executor{}
+	if view := h.pluginsView.Load(); view == nil || (*view)[req.Plugin] == nil {
+		return e, nil // cache loaded plugins only: the copy costs O(plugins)
 	}
-	h.execByPlugin[req.Plugin] = e
+	h.execMu.Lock()
+	next := map[string]*resilience.Executor{req.Plugin: e}
+	if m := h.execByPlugin.Load(); m != nil {
+		maps.Copy(next, *m)
+		next[req.Plugin] = e
+	}
+	h.execByPlugin.Store(&next)
 	h.execMu.Unlock()
 	return e, nil
 }

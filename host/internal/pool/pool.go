@@ -24,13 +24,16 @@ type Config[T any] struct {
 
 type idle[T any] struct {
 	v     T
-	since time.Time
+	since time.Duration // when it was released, on the pool's clock (see stamp)
 }
 
 // Pool is a bounded pool. Its methods are safe for concurrent use.
 type Pool[T any] struct {
 	cfg   Config[T]
 	slots chan struct{} // one token per object that may exist
+	// epoch is the origin of idle.since; fake is set when Config.Now was.
+	epoch time.Time
+	fake  bool
 
 	mu      sync.Mutex
 	idle    []idle[T] // LIFO: the warmest object is last
@@ -50,10 +53,21 @@ func New[T any](cfg Config[T]) *Pool[T] {
 	if cfg.Min > cfg.Max {
 		cfg.Min = cfg.Max
 	}
-	if cfg.Now == nil {
+	fake := cfg.Now != nil
+	if !fake {
 		cfg.Now = time.Now
 	}
-	return &Pool[T]{cfg: cfg, slots: make(chan struct{}, cfg.Max)}
+	return &Pool[T]{cfg: cfg, slots: make(chan struct{}, cfg.Max), epoch: cfg.Now(), fake: fake}
+}
+
+// stamp is the time on the pool's clock: since the pool was made. On the
+// real clock it reads only the monotonic clock, which costs about half a
+// time.Now and is what an idle timeout should measure anyway.
+func (p *Pool[T]) stamp() time.Duration {
+	if p.fake {
+		return p.cfg.Now().Sub(p.epoch)
+	}
+	return time.Since(p.epoch)
 }
 
 // Warm creates objects until Min exist.
@@ -75,9 +89,10 @@ func (p *Pool[T]) Warm(ctx context.Context) error {
 			<-p.slots
 			return err
 		}
+		since := p.stamp()
 		p.mu.Lock()
 		p.created++
-		p.idle = append(p.idle, idle[T]{v: v, since: p.cfg.Now()})
+		p.idle = append(p.idle, idle[T]{v: v, since: since})
 		p.mu.Unlock()
 		<-p.slots
 	}
@@ -131,10 +146,14 @@ func (p *Pool[T]) Acquire(ctx context.Context) (T, error) {
 // Release returns v to the pool. With reuse false, or once the pool is
 // closed, v is closed instead.
 func (p *Pool[T]) Release(v T, reuse bool) {
+	var since time.Duration
+	if reuse {
+		since = p.stamp()
+	}
 	p.mu.Lock()
 	p.out--
 	if reuse && !p.closed {
-		p.idle = append(p.idle, idle[T]{v: v, since: p.cfg.Now()})
+		p.idle = append(p.idle, idle[T]{v: v, since: since})
 		p.mu.Unlock()
 		<-p.slots
 		return
@@ -160,11 +179,11 @@ func (p *Pool[T]) EvictIdle() int {
 	if p.cfg.IdleTimeout <= 0 {
 		return 0
 	}
-	cutoff := p.cfg.Now().Add(-p.cfg.IdleTimeout)
+	cutoff := p.stamp() - p.cfg.IdleTimeout
 	p.mu.Lock()
 	var evict []T
 	// The coldest objects are first.
-	for len(p.idle) > p.cfg.Min && p.idle[0].since.Before(cutoff) {
+	for len(p.idle) > p.cfg.Min && p.idle[0].since < cutoff {
 		evict = append(evict, p.idle[0].v)
 		p.idle[0] = idle[T]{}
 		p.idle = p.idle[1:]
