@@ -684,6 +684,9 @@ func (h *Host) callGen(ctx context.Context, g *generation, fn string, input []by
 	}
 	start := time.Now()
 	cc := newCallCtx(ctx, start, g.timeout)
+	if !co.deadline.IsZero() && co.deadline.Before(cc.deadline) {
+		cc.deadline = co.deadline
+	}
 	defer cc.release()
 	ctx = cc
 	inst, err := g.pool.Acquire(ctx)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"sync"
+	"time"
 
 	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/resilience"
@@ -197,7 +198,9 @@ func (h *Host) Invoke(ctx context.Context, req InvokeRequest) (InvokeResult, err
 		base = 1
 	}
 	var res InvokeResult
-	err = e.Do(ctx, func(ctx context.Context) error {
+	// The attempt timeout is the call context's deadline (DoDeadline), so
+	// an attempt costs no timer of its own.
+	err = e.DoDeadline(ctx, func(ctx context.Context, deadline time.Time) error {
 		inv := req.Invocation
 		inv.Attempt = base + resilience.AttemptFromContext(ctx) - 1
 		res.Attempts++
@@ -205,7 +208,7 @@ func (h *Host) Invoke(ctx context.Context, req InvokeRequest) (InvokeResult, err
 		if req.OnAttempt != nil {
 			ctx, end = req.OnAttempt(ctx, inv.Attempt)
 		}
-		co := callOptions{durable: req.Durable, logger: req.Logger, version: req.Version, inv: inv}
+		co := callOptions{durable: req.Durable, logger: req.Logger, version: req.Version, inv: inv, deadline: deadline}
 		out, version, err := h.callWith(ctx, req.Plugin, req.Function, req.Input, &co)
 		res.Fuel += co.fuel
 		if end != nil {
