@@ -140,7 +140,8 @@
 //
 // # Concurrency
 //
-// Host is safe for concurrent use. Host.mu guards the plugin map; each
-// plugin's current generation is an atomic pointer, so a call never takes a
-// lock that a reload holds while compiling.
+// Host is safe for concurrent use. Host.mu guards the plugin map, and a
+// call reads a copy of it republished on every change, without the lock;
+// each plugin's current generation is an atomic pointer, so a call never
+// takes a lock that a reload holds while compiling.
 package host
