@@ -4,14 +4,16 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/resilience"
 )
 
 // TestInvoke_NoOpAllocatesNothing: a no-op call through the whole Invoke
-// path (retry, breaker, limiter, deadline, metered call) and through Call
-// allocates nothing on the native engine.
+// path (retry, breaker, deadline, metered call; then also a limiter and an
+// attempt timeout) and through Call allocates nothing on the native engine.
 func TestInvoke_NoOpAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector drops pooled objects at random")
@@ -46,5 +48,16 @@ func TestInvoke_NoOpAllocatesNothing(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(200, call); n != 0 {
 		t.Errorf("Call of a no-op: %v allocations per call, want 0", n)
+	}
+	if err := h.SetPolicy("tiny", resilience.Policy{
+		Retry:          resilience.RetryPolicy{MaxAttempts: 3},
+		Limiter:        resilience.LimiterPolicy{MaxConcurrent: 8},
+		AttemptTimeout: resilience.Duration(time.Minute),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	invoke()
+	if n := testing.AllocsPerRun(200, invoke); n != 0 {
+		t.Errorf("Invoke of a no-op under a limiter and an attempt timeout: %v allocations per call, want 0", n)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/host"
+	"github.com/bulkhead-run/bulkhead/resilience"
 )
 
 // The call-path benchmarks share one guest, testdata/tiny.wasm, so their
@@ -279,5 +281,44 @@ func BenchmarkEngine_SDK(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkInvoke_Policy is the native no-op Invoke under the host's
+// default policy (retry, breaker) and under one that also has a
+// concurrency limiter and an attempt timeout.
+func BenchmarkInvoke_Policy(b *testing.B) {
+	full := resilience.Policy{
+		Retry:          resilience.RetryPolicy{MaxAttempts: 3},
+		Limiter:        resilience.LimiterPolicy{MaxConcurrent: 64},
+		AttemptTimeout: resilience.Duration(5 * time.Second),
+	}
+	for _, tc := range []struct {
+		name   string
+		policy *resilience.Policy
+	}{{"default", nil}, {"limiter+attempt-timeout", &full}} {
+		b.Run(tc.name, func(b *testing.B) {
+			h, err := host.New(host.WithCacheDir(b.TempDir()), host.WithEngine(abi.EngineNative))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { h.Stop(context.Background()) })
+			ctx := context.Background()
+			if _, err := h.Load(ctx, "tiny", tinyWasm(b), abi.Manifest{}); err != nil {
+				b.Fatal(err)
+			}
+			if tc.policy != nil {
+				if err := h.SetPolicy("tiny", *tc.policy); err != nil {
+					b.Fatal(err)
+				}
+			}
+			req := host.InvokeRequest{Plugin: "tiny", Function: "noop"}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := h.Invoke(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -84,6 +84,14 @@
 //     grow of its memory is KindMemory, where go-sdk's guess may say
 //     KindTrap (see Memory cap below).
 //
+// The memory cap is classified exactly, on both engines, for a metered
+// module: it reports every failed memory.grow, and a failed call after
+// one is KindMemory. Unmetered, the native engine sees each grow the cap
+// refuses, but not one that Wasm's own limits refuse before the cap is
+// asked (past the module's declared maximum, or past 4 GiB): such a call
+// is KindTrap, where metered it is KindMemory. Unmetered under go-sdk the
+// kind is a guess from the memory's size and the guest's stderr.
+//
 // On both engines guest HTTP (http_request, http_status_code,
 // http_headers) is bulkhead's implementation, with go-sdk's checks and
 // messages, sent by a client the host owns: under go-sdk the module's HTTP
@@ -132,7 +140,8 @@
 //
 // # Concurrency
 //
-// Host is safe for concurrent use. Host.mu guards the plugin map; each
-// plugin's current generation is an atomic pointer, so a call never takes a
-// lock that a reload holds while compiling.
+// Host is safe for concurrent use. Host.mu guards the plugin map, and a
+// call reads a copy of it republished on every change, without the lock;
+// each plugin's current generation is an atomic pointer, so a call never
+// takes a lock that a reload holds while compiling.
 package host

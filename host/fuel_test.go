@@ -186,11 +186,17 @@ func TestMemoryCap_ClassifiedByFailedGrow(t *testing.T) {
 // cap refuses, so an unmetered module is classified as exactly.
 func TestMemoryCap_ExactUnmeteredNative(t *testing.T) {
 	h := newHost(t, host.WithFuel(false), host.WithEngine(abi.EngineNative))
-	// bigGrow's request is past what wazero allows any memory: refused
-	// before the cap is asked, unseen.
 	testMemoryCapClassified(t, h, "bigGrow")
 	if info, _ := h.Plugin("grow"); info.Metered {
 		t.Fatal("the module is metered")
+	}
+	// bigGrow's request is past what Wasm allows any memory: wazero
+	// refuses it before the cap is asked, so unmetered it is unseen and
+	// the call is a plain trap (a documented difference from metered).
+	_, err := h.Call(context.Background(), "grow", "bigGrow", nil)
+	var ge *host.GuestError
+	if !errors.As(err, &ge) || ge.Kind != host.KindTrap {
+		t.Fatalf("unmetered bigGrow = %v, want a trap", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"runtime"
@@ -148,8 +149,9 @@ type Host struct {
 	// execByPlugin caches the executor of each plugin's own policy, by
 	// plugin name, sparing a call the lookup by PolicyName (the registry
 	// never drops the executors a Host creates).
-	execMu       sync.RWMutex
-	execByPlugin map[string]*resilience.Executor
+	// It is copied on write (under execMu) and read without a lock.
+	execMu       sync.Mutex
+	execByPlugin atomic.Pointer[map[string]*resilience.Executor]
 	compiles     chan struct{} // one token per compile running
 	guestNet     guestNet      // transports of guest HTTP requests (http.go)
 	// guestClient sends every guest HTTP request, on both engines.
@@ -157,7 +159,10 @@ type Host struct {
 
 	mu      sync.RWMutex
 	plugins map[string]*plugin
-	pinned  map[string][]*generation // by plugin, oldest first (pinned.go)
+	// pluginsView is a copy of plugins, republished under mu after each
+	// change, that the call path reads without taking mu.
+	pluginsView atomic.Pointer[map[string]*plugin]
+	pinned      map[string][]*generation // by plugin, oldest first (pinned.go)
 
 	// accounts counts each plugin's state against its quota, by plugin
 	// name, across versions and reloads (*quota.Account).
@@ -318,6 +323,7 @@ func (h *Host) Stop(ctx context.Context) error {
 		}
 		plugins := h.plugins
 		h.plugins = map[string]*plugin{}
+		h.publishPlugins()
 		h.mu.Unlock()
 		var errs []error
 		for _, p := range plugins {
@@ -384,6 +390,7 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, m abi.Manifes
 	if p == nil {
 		p = &plugin{name: name}
 		h.plugins[name] = p
+		h.publishPlugins()
 	}
 	old := p.gen.Swap(g)
 	h.wg.Add(1)
@@ -542,6 +549,7 @@ func (h *Host) Unload(ctx context.Context, name string) error {
 	h.mu.Lock()
 	p := h.plugins[name]
 	delete(h.plugins, name)
+	h.publishPlugins()
 	h.mu.Unlock()
 	if p == nil {
 		return fmt.Errorf("%w: %s", ErrNoPlugin, name)
@@ -602,10 +610,18 @@ func (h *Host) Plugin(name string) (PluginInfo, bool) {
 	return PluginInfo{}, false
 }
 
+// publishPlugins republishes pluginsView after a change of plugins. h.mu
+// is held.
+func (h *Host) publishPlugins() {
+	view := maps.Clone(h.plugins)
+	h.pluginsView.Store(&view)
+}
+
 func (h *Host) current(name string) (*generation, error) {
-	h.mu.RLock()
-	p := h.plugins[name]
-	h.mu.RUnlock()
+	var p *plugin
+	if view := h.pluginsView.Load(); view != nil {
+		p = (*view)[name]
+	}
 	if p != nil {
 		if g := p.gen.Load(); g != nil {
 			return g, nil
@@ -668,6 +684,9 @@ func (h *Host) callGen(ctx context.Context, g *generation, fn string, input []by
 	}
 	start := time.Now()
 	cc := newCallCtx(ctx, start, g.timeout)
+	if !co.deadline.IsZero() && co.deadline.Before(cc.deadline) {
+		cc.deadline = co.deadline
+	}
 	defer cc.release()
 	ctx = cc
 	inst, err := g.pool.Acquire(ctx)

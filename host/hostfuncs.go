@@ -48,6 +48,9 @@ type callOptions struct {
 	logger  *slog.Logger
 	version string
 	stats   *CallStats
+	// deadline, when set, is the attempt's deadline (see Invoke): the call
+	// ends at it if that is before the plugin's timeout.
+	deadline time.Time
 	// fuel is set to the fuel the call used when it returns.
 	fuel int64
 }

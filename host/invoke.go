@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"sync"
+	"time"
 
 	"github.com/bulkhead-run/bulkhead/abi"
 	"github.com/bulkhead-run/bulkhead/resilience"
@@ -159,21 +160,25 @@ func (h *Host) executor(req *InvokeRequest) (*resilience.Executor, error) {
 		}
 		return h.execs.GetOrCreate(key, *req.Policy)
 	}
-	h.execMu.RLock()
-	e := h.execByPlugin[req.Plugin]
-	h.execMu.RUnlock()
-	if e != nil {
-		return e, nil
+	if m := h.execByPlugin.Load(); m != nil {
+		if e := (*m)[req.Plugin]; e != nil {
+			return e, nil
+		}
 	}
 	e, err := h.execs.GetOrCreate(PolicyName(req.Plugin), h.opts.policy)
 	if err != nil {
 		return nil, err
 	}
-	h.execMu.Lock()
-	if h.execByPlugin == nil {
-		h.execByPlugin = map[string]*resilience.Executor{}
+	if view := h.pluginsView.Load(); view == nil || (*view)[req.Plugin] == nil {
+		return e, nil // cache loaded plugins only: the copy costs O(plugins)
 	}
-	h.execByPlugin[req.Plugin] = e
+	h.execMu.Lock()
+	next := map[string]*resilience.Executor{req.Plugin: e}
+	if m := h.execByPlugin.Load(); m != nil {
+		maps.Copy(next, *m)
+		next[req.Plugin] = e
+	}
+	h.execByPlugin.Store(&next)
 	h.execMu.Unlock()
 	return e, nil
 }
@@ -193,7 +198,9 @@ func (h *Host) Invoke(ctx context.Context, req InvokeRequest) (InvokeResult, err
 		base = 1
 	}
 	var res InvokeResult
-	err = e.Do(ctx, func(ctx context.Context) error {
+	// The attempt timeout is the call context's deadline (DoDeadline), so
+	// an attempt costs no timer of its own.
+	err = e.DoDeadline(ctx, func(ctx context.Context, deadline time.Time) error {
 		inv := req.Invocation
 		inv.Attempt = base + resilience.AttemptFromContext(ctx) - 1
 		res.Attempts++
@@ -201,7 +208,7 @@ func (h *Host) Invoke(ctx context.Context, req InvokeRequest) (InvokeResult, err
 		if req.OnAttempt != nil {
 			ctx, end = req.OnAttempt(ctx, inv.Attempt)
 		}
-		co := callOptions{durable: req.Durable, logger: req.Logger, version: req.Version, inv: inv}
+		co := callOptions{durable: req.Durable, logger: req.Logger, version: req.Version, inv: inv, deadline: deadline}
 		out, version, err := h.callWith(ctx, req.Plugin, req.Function, req.Input, &co)
 		res.Fuel += co.fuel
 		if end != nil {

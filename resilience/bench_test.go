@@ -63,6 +63,27 @@ func BenchmarkPipelineAttemptTimeout(b *testing.B) {
 	})
 }
 
+// BenchmarkPipelineAttemptDeadline: BenchmarkPipelineAttemptTimeout
+// through DoDeadline, which hands fn the deadline instead of a context.
+func BenchmarkPipelineAttemptDeadline(b *testing.B) {
+	e, err := resilience.New("bench", resilience.Policy{
+		Breaker:        resilience.BreakerPolicy{FailureRate: 0.5},
+		Limiter:        resilience.LimiterPolicy{MaxConcurrent: 64},
+		AttemptTimeout: resilience.Duration(time.Second),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	fn := func(context.Context, time.Time) error { return nil }
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := e.DoDeadline(ctx, fn); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkPipelineProduction: the production preset (attempt timeout,
 // total deadline, limiter, both breaker rules).
 func BenchmarkPipelineProduction(b *testing.B) {

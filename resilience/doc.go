@@ -32,8 +32,10 @@
 // breaker for admission, takes a limiter slot (waiting at most
 // MaxQueueWait), derives the attempt context (AttemptFromContext tells fn
 // its 1-based attempt number; a per-attempt deadline only when
-// AttemptTimeout > 0), applies chaos if configured, then calls fn. The
-// outcome is classified:
+// AttemptTimeout > 0), applies chaos if configured, then calls fn.
+// DoDeadline is Do for an fn that enforces the attempt timeout itself: it
+// gets the attempt's deadline instead of a bounded context, and an attempt
+// costs no timer. The outcome is classified:
 //
 //	outcome                                  retried  counts against breaker
 //	nil                                      -        success

@@ -216,6 +216,22 @@ func Execute[T any](ctx context.Context, e *Executor, fn func(ctx context.Contex
 // finds the breaker open fails fast with ErrCircuitOpen, unless the
 // policy sets WaitOnOpen.
 func (e *Executor) Do(ctx context.Context, fn func(ctx context.Context) error) error {
+	return e.do(ctx, fn, nil)
+}
+
+// DoDeadline is Do for an fn that enforces its attempt's deadline itself.
+// Instead of a context that AttemptTimeout bounds, which costs a timer and
+// a context per attempt, fn gets the attempt's deadline (zero when the
+// policy has no AttemptTimeout) and must return by then; an attempt that
+// fails at or after its deadline is an attempt timeout, as with Do. On a
+// clock other than RealClock, or with Chaos, it is Do: fn's context carries
+// the deadline and the deadline argument is zero.
+func (e *Executor) DoDeadline(ctx context.Context, fn func(ctx context.Context, deadline time.Time) error) error {
+	return e.do(ctx, nil, fn)
+}
+
+// do is Do with fn, or DoDeadline with fnd.
+func (e *Executor) do(ctx context.Context, fn func(context.Context) error, fnd func(context.Context, time.Time) error) error {
 	c := e.cfg.Load()
 	e.st.calls.Add(1)
 	e.budget.deposit(&c.budget)
@@ -252,7 +268,7 @@ func (e *Executor) Do(ctx context.Context, fn func(ctx context.Context) error) e
 			}
 			continue
 		}
-		cls, err := e.attempt(ctx, c, gen, attempt, nested || attempt > 1, fn)
+		cls, err := e.attempt(ctx, c, gen, attempt, nested || attempt > 1, fn, fnd)
 		if err == nil {
 			e.st.successes.Add(1)
 			return nil
@@ -310,7 +326,7 @@ func (e *Executor) fail(errs []error, cause error) error {
 
 // attempt runs one attempt inside the breaker admission gen: limiter,
 // attempt timeout, chaos, fn. It records the outcome with the breaker.
-func (e *Executor) attempt(ctx context.Context, c *compiled, gen uint64, n int, mark bool, fn func(context.Context) error) (cls Class, err error) {
+func (e *Executor) attempt(ctx context.Context, c *compiled, gen uint64, n int, mark bool, fn func(context.Context) error, fnd func(context.Context, time.Time) error) (cls Class, err error) {
 	e.st.attempts.Add(1)
 	if c.lim != nil {
 		if err := c.lim.acquire(ctx, e.opts.clock, c.queueWait); err != nil {
@@ -327,10 +343,15 @@ func (e *Executor) attempt(ctx context.Context, c *compiled, gen uint64, n int, 
 	if mark {
 		actx = context.WithValue(ctx, attemptKey{}, n)
 	}
+	var deadline time.Time // the attempt's deadline, when fnd enforces it
 	if c.attemptTimeout > 0 {
-		var cancel context.CancelFunc
-		actx, cancel = e.withTimeout(actx, c.attemptTimeout)
-		defer cancel()
+		if _, real := e.opts.clock.(RealClock); real && fnd != nil && !c.chaos {
+			deadline = time.Now().Add(c.attemptTimeout)
+		} else {
+			var cancel context.CancelFunc
+			actx, cancel = e.withTimeout(actx, c.attemptTimeout)
+			defer cancel()
+		}
 	}
 	done := false
 	defer func() {
@@ -342,7 +363,11 @@ func (e *Executor) attempt(ctx context.Context, c *compiled, gen uint64, n int, 
 		err = e.chaos(actx, c, n)
 	}
 	if err == nil {
-		err = fn(actx)
+		if fnd != nil {
+			err = fnd(actx, deadline)
+		} else {
+			err = fn(actx)
+		}
 	}
 	done = true
 	if err == nil {
@@ -352,7 +377,8 @@ func (e *Executor) attempt(ctx context.Context, c *compiled, gen uint64, n int, 
 	switch {
 	case ctx.Err() != nil:
 		cls = Ignored
-	case actx != ctx && c.attemptTimeout > 0 && actx.Err() != nil:
+	case !deadline.IsZero() && !time.Now().Before(deadline),
+		actx != ctx && c.attemptTimeout > 0 && actx.Err() != nil:
 		e.st.timeouts.Add(1)
 		cls = Retryable
 		err = fmt.Errorf("%w (%v, attempt %d): %w", ErrAttemptTimeout, c.attemptTimeout, n, err)

@@ -1376,7 +1376,7 @@ func (e *Engine) fallback(ctx context.Context, rs *runState, n *Node, input []by
 	return res, nil
 }
 
-func policyKey(wf, node string, p *resilience.Policy) string {
+func computePolicyKey(wf, node string, p *resilience.Policy) string {
 	b, _ := json.Marshal(p)
 	sum := sha256.Sum256(b)
 	return "workflow:" + wf + "/" + node + "#" + hex.EncodeToString(sum[:4])

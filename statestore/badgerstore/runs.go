@@ -31,7 +31,7 @@ func getRun(txn *badger.Txn, id string) (statestore.Run, []byte, error) {
 	if err != nil {
 		return statestore.Run{}, nil, err
 	}
-	r, err := decodeRun(v)
+	r, err := decodeRunCached(id, v)
 	return r, v, err
 }
 

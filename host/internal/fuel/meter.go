@@ -33,6 +33,11 @@ type Meter struct {
 	// since clockEpoch, cheaper to read than the wall clock); it
 	// is only touched on the goroutine running the guest.
 	yielded int64
+	// refilled is set by the call's first refill for more fuel (the one
+	// every export makes on entry, see Instrument), which skips the
+	// clock read of the yield check: the call has only just started. Only
+	// touched on the goroutine running the guest.
+	refilled bool
 }
 
 // clockEpoch is the origin of Meter.yielded.
@@ -61,7 +66,7 @@ func (m *Meter) Reset(budget, slice int64, start time.Time) {
 	if slice <= 0 {
 		slice = DefaultSlice
 	}
-	m.budget, m.slice, m.yielded = budget, slice, int64(start.Sub(clockEpoch))
+	m.budget, m.slice, m.yielded, m.refilled = budget, slice, int64(start.Sub(clockEpoch)), false
 	m.granted.Store(0)
 	m.used.Store(0)
 	m.growFailed.Store(false)
@@ -175,8 +180,12 @@ func Refill(ctx context.Context, counter int64) (int64, error) {
 	// steps: with more spinning guests than Ps it took ~270 ms here. So a
 	// guest yields at a refill every yieldEvery (not every refill: each
 	// yield may move it to another thread, which cost ~8 % when done at
-	// every slice).
-	if now := int64(time.Since(clockEpoch)); now-m.yielded >= int64(yieldEvery) {
+	// every slice). The first refill of a call, on entry, does not
+	// check: the call has only just started, and the next refill is at
+	// most a slice away.
+	if !m.refilled {
+		m.refilled = true
+	} else if now := int64(time.Since(clockEpoch)); now-m.yielded >= int64(yieldEvery) {
 		m.yielded = now
 		runtime.Gosched()
 	}

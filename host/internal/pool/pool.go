@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 )
@@ -24,23 +25,37 @@ type Config[T any] struct {
 
 type idle[T any] struct {
 	v     T
-	since time.Time
+	since time.Duration // when it was released, on the pool's clock (see stamp)
 }
 
 // Pool is a bounded pool. Its methods are safe for concurrent use.
+//
+// A slot is the right to hold an object out of the idle list: every
+// acquired object and every object Warm is creating holds one, and at most
+// Max are taken. A released slot goes straight to the longest waiting
+// Acquire, if any. Slots are counted under mu, so an Acquire that finds a
+// free slot costs one lock and no channel operation.
 type Pool[T any] struct {
-	cfg   Config[T]
-	slots chan struct{} // one token per object that may exist
+	cfg Config[T]
+	// epoch is the origin of idle.since; fake is set when Config.Now was.
+	epoch time.Time
+	fake  bool
 
 	mu      sync.Mutex
 	idle    []idle[T] // LIFO: the warmest object is last
 	closed  bool
-	out     int // acquired and not yet released
-	peak    int // most objects acquired at once
+	held    int             // slots taken (at most cfg.Max)
+	waiters []chan struct{} // Acquire calls waiting for a slot, oldest first
+	out     int             // acquired and not yet released
+	peak    int             // most objects acquired at once
 	drained chan struct{}
 
 	created, discarded, reused uint64
 }
+
+// waiterChans recycles the channels a waiting Acquire receives its slot
+// on (buffered, so a hand-over never blocks under mu).
+var waiterChans = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
 
 // New returns a pool. It creates no object: call Warm for that.
 func New[T any](cfg Config[T]) *Pool[T] {
@@ -50,56 +65,107 @@ func New[T any](cfg Config[T]) *Pool[T] {
 	if cfg.Min > cfg.Max {
 		cfg.Min = cfg.Max
 	}
-	if cfg.Now == nil {
+	fake := cfg.Now != nil
+	if !fake {
 		cfg.Now = time.Now
 	}
-	return &Pool[T]{cfg: cfg, slots: make(chan struct{}, cfg.Max)}
+	return &Pool[T]{cfg: cfg, epoch: cfg.Now(), fake: fake}
+}
+
+// stamp is the time on the pool's clock: since the pool was made. On the
+// real clock it reads only the monotonic clock, which costs about half a
+// time.Now and is what an idle timeout should measure anyway.
+func (p *Pool[T]) stamp() time.Duration {
+	if p.fake {
+		return p.cfg.Now().Sub(p.epoch)
+	}
+	return time.Since(p.epoch)
+}
+
+// freeSlotLocked gives up a slot: to the oldest waiter, else to the pool.
+// p.mu is held.
+func (p *Pool[T]) freeSlotLocked() {
+	if len(p.waiters) > 0 {
+		w := p.waiters[0]
+		p.waiters[0] = nil
+		p.waiters = p.waiters[1:]
+		w <- struct{}{} // the slot passes to the waiter: held is unchanged
+		return
+	}
+	p.held--
+}
+
+func (p *Pool[T]) freeSlot() {
+	p.mu.Lock()
+	p.freeSlotLocked()
+	p.mu.Unlock()
 }
 
 // Warm creates objects until Min exist.
 func (p *Pool[T]) Warm(ctx context.Context) error {
 	for {
 		p.mu.Lock()
-		n, closed := len(p.idle)+p.out, p.closed
-		p.mu.Unlock()
-		if closed || n >= p.cfg.Min {
+		n := len(p.idle) + p.out
+		if p.closed || n >= p.cfg.Min || p.held >= p.cfg.Max {
+			p.mu.Unlock()
 			return nil
 		}
-		select {
-		case p.slots <- struct{}{}:
-		default:
-			return nil // Max objects exist
-		}
+		p.held++
+		p.mu.Unlock()
 		v, err := p.cfg.New(ctx)
 		if err != nil {
-			<-p.slots
+			p.freeSlot()
 			return err
 		}
+		since := p.stamp()
 		p.mu.Lock()
 		p.created++
-		p.idle = append(p.idle, idle[T]{v: v, since: p.cfg.Now()})
+		if p.closed {
+			p.discarded++
+			p.mu.Unlock()
+			p.cfg.Close(v)
+			p.freeSlot()
+			return nil
+		}
+		p.idle = append(p.idle, idle[T]{v: v, since: since})
+		p.freeSlotLocked()
 		p.mu.Unlock()
-		<-p.slots
 	}
 }
 
 // Acquire returns an idle object or creates one, waiting for a free slot
-// while Max objects exist. It honours ctx while it waits.
+// while Max objects are out. It honours ctx while it waits.
 func (p *Pool[T]) Acquire(ctx context.Context) (T, error) {
 	var zero T
-	select {
-	case p.slots <- struct{}{}:
-	default:
+	p.mu.Lock()
+	if p.held < p.cfg.Max {
+		p.held++
+	} else {
+		w := waiterChans.Get().(chan struct{})
+		p.waiters = append(p.waiters, w)
+		p.mu.Unlock()
 		select {
-		case p.slots <- struct{}{}:
+		case <-w:
+			waiterChans.Put(w)
 		case <-ctx.Done():
+			p.mu.Lock()
+			if i := slices.Index(p.waiters, w); i >= 0 {
+				p.waiters = slices.Delete(p.waiters, i, i+1)
+				p.mu.Unlock()
+			} else {
+				// The slot came meanwhile: pass it on.
+				<-w
+				p.freeSlotLocked()
+				p.mu.Unlock()
+			}
+			waiterChans.Put(w)
 			return zero, ctx.Err()
 		}
+		p.mu.Lock()
 	}
-	p.mu.Lock()
 	if p.closed {
+		p.freeSlotLocked()
 		p.mu.Unlock()
-		<-p.slots
 		return zero, ErrClosed
 	}
 	p.out++
@@ -118,8 +184,8 @@ func (p *Pool[T]) Acquire(ctx context.Context) (T, error) {
 		p.mu.Lock()
 		p.out--
 		p.signalDrained()
+		p.freeSlotLocked()
 		p.mu.Unlock()
-		<-p.slots
 		return zero, err
 	}
 	p.mu.Lock()
@@ -129,21 +195,25 @@ func (p *Pool[T]) Acquire(ctx context.Context) (T, error) {
 }
 
 // Release returns v to the pool. With reuse false, or once the pool is
-// closed, v is closed instead.
+// closed, v is closed instead, before its slot is freed.
 func (p *Pool[T]) Release(v T, reuse bool) {
+	var since time.Duration
+	if reuse {
+		since = p.stamp()
+	}
 	p.mu.Lock()
 	p.out--
 	if reuse && !p.closed {
-		p.idle = append(p.idle, idle[T]{v: v, since: p.cfg.Now()})
+		p.idle = append(p.idle, idle[T]{v: v, since: since})
+		p.freeSlotLocked()
 		p.mu.Unlock()
-		<-p.slots
 		return
 	}
 	p.discarded++
 	p.signalDrained()
 	p.mu.Unlock()
 	p.cfg.Close(v)
-	<-p.slots
+	p.freeSlot()
 }
 
 // signalDrained wakes Close once the last object is back. p.mu is held.
@@ -160,11 +230,11 @@ func (p *Pool[T]) EvictIdle() int {
 	if p.cfg.IdleTimeout <= 0 {
 		return 0
 	}
-	cutoff := p.cfg.Now().Add(-p.cfg.IdleTimeout)
+	cutoff := p.stamp() - p.cfg.IdleTimeout
 	p.mu.Lock()
 	var evict []T
 	// The coldest objects are first.
-	for len(p.idle) > p.cfg.Min && p.idle[0].since.Before(cutoff) {
+	for len(p.idle) > p.cfg.Min && p.idle[0].since < cutoff {
 		evict = append(evict, p.idle[0].v)
 		p.idle[0] = idle[T]{}
 		p.idle = p.idle[1:]

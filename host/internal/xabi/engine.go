@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -565,11 +566,15 @@ type tail struct {
 	mu  sync.Mutex
 	max int
 	buf []byte
+	// written is set by Write, so that Reset, once per call, takes the
+	// lock only after the guest wrote something.
+	written atomic.Bool
 }
 
 func (t *tail) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.written.Store(true)
 	t.buf = append(t.buf, p...)
 	if over := len(t.buf) - t.max; over > 0 {
 		t.buf = append(t.buf[:0], t.buf[over:]...)
@@ -578,8 +583,12 @@ func (t *tail) Write(p []byte) (int, error) {
 }
 
 func (t *tail) Reset() {
+	if !t.written.Load() {
+		return
+	}
 	t.mu.Lock()
 	t.buf = t.buf[:0]
+	t.written.Store(false)
 	t.mu.Unlock()
 }
 
