@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -315,4 +317,73 @@ func TestRepair_TaskWithoutRun(t *testing.T) {
 			t.Errorf("after Repair: %s", p)
 		}
 	}
+}
+
+// TestQueue_UnqueuedRunsOrder: UnqueuedRuns finds exactly the unfinished
+// runs without a task, page by page in ID order, whether run IDs grow with
+// their creation (the task keys are then stepped through) or not (they are
+// sought), and whatever the runs around them hold: several tasks, none, a
+// finished run.
+func TestQueue_UnqueuedRunsOrder(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	rng := rand.New(rand.NewPCG(1, 2))
+	var want []string
+	for i := range 600 {
+		// Runs 0-299 are created in ID order, the rest in random order.
+		id := fmt.Sprintf("a%04d", i)
+		if i >= 300 {
+			id = fmt.Sprintf("b%04d", rng.IntN(100000))
+		}
+		var roots []string
+		switch rng.IntN(4) {
+		case 0: // no task
+		case 1:
+			roots = []string{"x", "y", "z"}
+		default:
+			roots = []string{"x"}
+		}
+		if _, created, err := s.SubmitRun(ctx, statestore.Run{ID: id, Workflow: "wf", Status: statestore.StatusRunning},
+			readyNodes(roots...)); err != nil {
+			t.Fatal(err)
+		} else if !created {
+			continue // a repeated random ID
+		}
+		if len(roots) == 0 {
+			if rng.IntN(3) == 0 {
+				if _, err := s.UpdateRun(ctx, id, func(r *statestore.Run) error {
+					r.Status, r.FinishedAt = statestore.StatusSucceeded, time.Now()
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			want = append(want, id)
+		}
+	}
+	slices.Sort(want)
+	var got []string
+	for after := ""; ; {
+		ids, next, err := s.UnqueuedRuns(ctx, after, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ids...)
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("UnqueuedRuns pages = %v\nwant %v", got, want)
+	}
+}
+
+func readyNodes(nodes ...string) []statestore.ReadyNode {
+	var rn []statestore.ReadyNode
+	for _, n := range nodes {
+		rn = append(rn, statestore.ReadyNode{Node: n, Block: 1})
+	}
+	return rn
 }
