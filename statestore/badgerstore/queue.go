@@ -944,19 +944,35 @@ func (s *Store) UnqueuedRuns(ctx context.Context, after string, limit int) ([]st
 		defer it.Close()
 		tasks := &taskCursor{it: txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pTask}})}
 		defer tasks.it.Close()
+		// The runs are looked up in sorted batches, so the cursor mostly
+		// steps.
+		batch := make([]string, 0, unqueuedBatch)
+		check := func() {
+			slices.Sort(batch)
+			for _, id := range batch {
+				if page.Len() > limit && id >= page.ids[0] {
+					break
+				}
+				if tasks.has(runPrefix(pTask, id)) {
+					continue
+				}
+				heap.Push(page, id)
+				if page.Len() > limit+1 {
+					heap.Pop(page)
+				}
+			}
+			batch = batch[:0]
+		}
 		for it.Rewind(); it.Valid(); it.Next() {
 			_, id := splitTimeKey(it.Item().Key())
 			if id <= after || (page.Len() > limit && id >= page.ids[0]) {
 				continue
 			}
-			if tasks.has(runPrefix(pTask, id)) {
-				continue
-			}
-			heap.Push(page, id)
-			if page.Len() > limit+1 {
-				heap.Pop(page)
+			if batch = append(batch, id); len(batch) == unqueuedBatch {
+				check()
 			}
 		}
+		check()
 		return ctx.Err()
 	})
 	if err != nil {
@@ -983,6 +999,9 @@ type taskCursor struct {
 }
 
 const cursorSteps = 16
+
+// unqueuedBatch is how many runs UnqueuedRuns looks up at a time.
+const unqueuedBatch = 1024
 
 func (c *taskCursor) has(p []byte) bool {
 	// The cursor is at the first key at or after c.last: stepping forward

@@ -322,50 +322,78 @@ func TestRepair_TaskWithoutRun(t *testing.T) {
 // TestQueue_UnqueuedRunsOrder: UnqueuedRuns finds exactly the unfinished
 // runs without a task, page by page in ID order, whether run IDs grow with
 // their creation (the task keys are then stepped through) or not (they are
-// sought), and whatever the runs around them hold: several tasks, none, a
-// finished run.
+// sought), over more runs than it looks up at a time, and whatever the runs
+// around them hold: several tasks, none, a finished run.
 func TestQueue_UnqueuedRunsOrder(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, t.TempDir())
+	type plan struct {
+		id       string
+		roots    []string
+		finished bool
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
+	var plans []plan
+	seen := map[string]bool{}
 	var want []string
-	for i := range 600 {
-		// Runs 0-299 are created in ID order, the rest in random order.
-		id := fmt.Sprintf("a%04d", i)
-		if i >= 300 {
-			id = fmt.Sprintf("b%04d", rng.IntN(100000))
+	for i := range 3000 {
+		// Runs 0-1499 have IDs in creation order, the rest random IDs.
+		id := fmt.Sprintf("a%05d", i)
+		if i >= 1500 {
+			id = fmt.Sprintf("b%06d", rng.IntN(1_000_000))
 		}
-		var roots []string
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		p := plan{id: id}
 		switch rng.IntN(4) {
 		case 0: // no task
-		case 1:
-			roots = []string{"x", "y", "z"}
-		default:
-			roots = []string{"x"}
-		}
-		if _, created, err := s.SubmitRun(ctx, statestore.Run{ID: id, Workflow: "wf", Status: statestore.StatusRunning},
-			readyNodes(roots...)); err != nil {
-			t.Fatal(err)
-		} else if !created {
-			continue // a repeated random ID
-		}
-		if len(roots) == 0 {
-			if rng.IntN(3) == 0 {
-				if _, err := s.UpdateRun(ctx, id, func(r *statestore.Run) error {
-					r.Status, r.FinishedAt = statestore.StatusSucceeded, time.Now()
-					return nil
-				}); err != nil {
-					t.Fatal(err)
-				}
-				continue
+			p.finished = rng.IntN(3) == 0
+			if !p.finished {
+				want = append(want, id)
 			}
-			want = append(want, id)
+		case 1:
+			p.roots = []string{"x", "y", "z"}
+		default:
+			p.roots = []string{"x"}
 		}
+		plans = append(plans, p)
+	}
+	// Eight submitters, each in plan order: creation order follows the
+	// plan, give or take what runs at once.
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(plans); i += 8 {
+				p := plans[i]
+				if _, _, err := s.SubmitRun(ctx, statestore.Run{ID: p.id, Workflow: "wf", Status: statestore.StatusRunning},
+					readyNodes(p.roots...)); err != nil {
+					t.Error(err)
+					return
+				}
+				if p.finished {
+					if _, err := s.UpdateRun(ctx, p.id, func(r *statestore.Run) error {
+						r.Status, r.FinishedAt = statestore.StatusSucceeded, time.Now()
+						return nil
+					}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
 	}
 	slices.Sort(want)
 	var got []string
 	for after := ""; ; {
-		ids, next, err := s.UnqueuedRuns(ctx, after, 7)
+		ids, next, err := s.UnqueuedRuns(ctx, after, 97)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -376,7 +404,7 @@ func TestQueue_UnqueuedRunsOrder(t *testing.T) {
 		after = next
 	}
 	if !slices.Equal(got, want) {
-		t.Fatalf("UnqueuedRuns pages = %v\nwant %v", got, want)
+		t.Fatalf("UnqueuedRuns pages: %d runs %v\nwant %d: %v", len(got), got, len(want), want)
 	}
 }
 
