@@ -98,3 +98,63 @@ func TestBadgerOptions_HeapBounded(t *testing.T) {
 		t.Fatalf("uncompressed tables of 2 MiB: bound %d MiB, want over the budget", b>>20)
 	}
 }
+
+// The memtable size sets the largest transaction Badger takes (15% of
+// it). The largest value the tree holds is just under valueThreshold (a
+// larger one goes to the value log), so one write of such a value must fit
+// a transaction, and the group commit must split groups of them: runs
+// whose records are just under the threshold, submitted at once, are all
+// stored.
+func TestCommit_LargestValuesFitATransaction(t *testing.T) {
+	// Beside its largest value a write holds keys and small values: half
+	// a MiB is generous (memtables of 8 MiB would leave 0.2 MiB).
+	const beside = 512 << 10
+	if maxTxn := int64(15 * memTableSize / 100); maxTxn < valueThreshold+beside {
+		t.Fatalf("Badger's largest transaction (%d bytes at memtables of %d MiB) leaves less than %d bytes beside a value of %d bytes",
+			maxTxn, memTableSize>>20, beside, valueThreshold)
+	}
+	ctx := context.Background()
+	s, err := Open(t.TempDir(), WithGCInterval(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// A run record holds its input in base64: 4/3 of it, plus the rest of
+	// the record.
+	input := make([]byte, (valueThreshold-4096)*3/4)
+	for i := range input {
+		input[i] = byte('a' + i%26)
+	}
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			_, _, err := s.SubmitRun(ctx, statestore.Run{ID: fmt.Sprintf("big%d", i), Workflow: "wf", Input: input,
+				Status: statestore.StatusRunning}, []statestore.ReadyNode{{Node: "a", Block: 1}})
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 8 {
+		id := fmt.Sprintf("big%d", i)
+		var size int
+		if err := s.db.View(func(txn *badger.Txn) error {
+			item, err := txn.Get(key(pRun, id))
+			if err == nil {
+				size = int(item.ValueSize())
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if size >= valueThreshold || size < valueThreshold-8192 {
+			t.Fatalf("run %s record is %d bytes, want just under %d", id, size, valueThreshold)
+		}
+		if r, err := s.GetRun(ctx, id); err != nil || len(r.Input) != len(input) {
+			t.Fatalf("run %s: %d input bytes, %v", id, len(r.Input), err)
+		}
+	}
+}
