@@ -180,10 +180,15 @@ func TestBacklog_Million(t *testing.T) {
 	ready := time.Since(restart)
 	sample()
 	drain := time.Now()
-	lastFinished, lastProgress := int64(0), time.Now()
+	lastFinished, lastProgress, lastLog := int64(0), time.Now(), time.Now()
 	for {
 		time.Sleep(500 * time.Millisecond)
 		sample()
+		if time.Since(lastLog) >= time.Minute { // a long drain shows its progress
+			lastLog = time.Now()
+			t.Logf("draining: %d runs finished in %s, peak live heap %d MiB",
+				finished.Load(), time.Since(drain).Round(time.Second), peak>>20)
+		}
 		runs, _, err := s.ListRuns(ctx, statestore.RunFilter{Status: statestore.StatusRunning, Limit: 1})
 		if err != nil {
 			t.Fatal(err)
