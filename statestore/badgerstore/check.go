@@ -38,12 +38,13 @@ func checkFiles(dir string) error {
 	sort.Strings(tables)
 	live, known := manifestTables(dir)
 	for _, p := range tables {
-		if known && !live[tableID(p)] {
+		c, ok := live[tableID(p)]
+		if known && !ok {
 			// Not in the MANIFEST: a table a killed flush or compaction
 			// was still writing. Badger deletes it at open.
 			continue
 		}
-		if err := verifyTable(p); err != nil {
+		if err := verifyTable(p, c, known); err != nil {
 			return fmt.Errorf("%w: %s: table %s fails its checksum check: %v", ErrCorrupt, dir, filepath.Base(p), err)
 		}
 	}
@@ -67,8 +68,22 @@ func checkFiles(dir string) error {
 	return nil
 }
 
-// verifyTable checks every block checksum of one table file.
-func verifyTable(path string) (err error) {
+// verifyTable checks every block checksum of one table file, whose blocks
+// are compressed with c (the MANIFEST records it per table: stores written
+// before tables were left uncompressed have Snappy tables). When the
+// MANIFEST could not be read (known false) either compression passes.
+func verifyTable(path string, c badgeropts.CompressionType, known bool) error {
+	if known {
+		return verifyTableAs(path, c)
+	}
+	err := verifyTableAs(path, badgeropts.None)
+	if err != nil && verifyTableAs(path, badgeropts.Snappy) == nil {
+		return nil
+	}
+	return err
+}
+
+func verifyTableAs(path string, c badgeropts.CompressionType) (err error) {
 	var mf *z.MmapFile
 	defer func() {
 		if r := recover(); r != nil {
@@ -83,7 +98,7 @@ func verifyTable(path string) (err error) {
 		ReadOnly:    true,
 		BlockSize:   4 << 10,
 		ChkMode:     badgeropts.OnTableRead,
-		Compression: badgeropts.Snappy,
+		Compression: c,
 	})
 	if err != nil {
 		return err
@@ -342,10 +357,10 @@ func removeEmptyLogs(dir string) error {
 	return nil
 }
 
-// manifestTables returns the IDs of the tables the MANIFEST references, and
-// whether it could be read (if not, every table is checked and Badger
-// reports the MANIFEST itself).
-func manifestTables(dir string) (map[uint64]bool, bool) {
+// manifestTables returns the IDs of the tables the MANIFEST references with
+// the compression of each, and whether it could be read (if not, every
+// table is checked and Badger reports the MANIFEST itself).
+func manifestTables(dir string) (map[uint64]badgeropts.CompressionType, bool) {
 	f, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
 	if err != nil {
 		return nil, false
@@ -355,9 +370,9 @@ func manifestTables(dir string) (map[uint64]bool, bool) {
 	if err != nil {
 		return nil, false
 	}
-	ids := make(map[uint64]bool, len(m.Tables))
-	for id := range m.Tables {
-		ids[id] = true
+	ids := make(map[uint64]badgeropts.CompressionType, len(m.Tables))
+	for id, t := range m.Tables {
+		ids[id] = t.Compression
 	}
 	return ids, true
 }

@@ -227,7 +227,8 @@
 // check the claim inside their committer op, just before the commit, and
 // return statestore.ErrFenced without writing when it no longer holds.
 // UnqueuedRuns walks the index of unfinished runs, which is in creation
-// order, and looks up each run's tasks, so a page costs a walk of the
+// order, and looks up each run's tasks (in sorted batches, with one
+// cursor over the task keys), so a page costs a walk of the
 // unfinished runs.
 //
 // # Retention

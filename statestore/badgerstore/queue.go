@@ -919,7 +919,8 @@ func (s *Store) afterDeleted(gone *[]taskRef) func(bool) {
 
 // UnqueuedRuns implements statestore.Queue. It walks the index of
 // unfinished runs, which is in creation order, keeping the page's smallest
-// IDs: a page costs a walk of the unfinished runs.
+// IDs: a page costs a walk of the unfinished runs, and a step or a seek in
+// the task keys for each.
 func (s *Store) UnqueuedRuns(ctx context.Context, after string, limit int) ([]string, string, error) {
 	limit, err := rules.Limit(limit)
 	if err != nil {
@@ -929,22 +930,37 @@ func (s *Store) UnqueuedRuns(ctx context.Context, after string, limit int) ([]st
 	err = s.view(ctx, func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pUnfinished}})
 		defer it.Close()
-		tasks := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pTask}})
-		defer tasks.Close()
+		tasks := &taskCursor{it: txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pTask}})}
+		defer tasks.it.Close()
+		// The runs are looked up in sorted batches, so the cursor mostly
+		// steps.
+		batch := make([]string, 0, unqueuedBatch)
+		check := func() {
+			slices.Sort(batch)
+			for _, id := range batch {
+				if page.Len() > limit && id >= page.ids[0] {
+					break
+				}
+				if tasks.has(runPrefix(pTask, id)) {
+					continue
+				}
+				heap.Push(page, id)
+				if page.Len() > limit+1 {
+					heap.Pop(page)
+				}
+			}
+			batch = batch[:0]
+		}
 		for it.Rewind(); it.Valid(); it.Next() {
 			_, id := splitTimeKey(it.Item().Key())
 			if id <= after || (page.Len() > limit && id >= page.ids[0]) {
 				continue
 			}
-			p := runPrefix(pTask, id)
-			if tasks.Seek(p); tasks.Valid() && bytes.HasPrefix(tasks.Item().Key(), p) {
-				continue
-			}
-			heap.Push(page, id)
-			if page.Len() > limit+1 {
-				heap.Pop(page)
+			if batch = append(batch, id); len(batch) == unqueuedBatch {
+				check()
 			}
 		}
+		check()
 		return ctx.Err()
 	})
 	if err != nil {
@@ -957,6 +973,40 @@ func (s *Store) UnqueuedRuns(ctx context.Context, after string, limit int) ([]st
 	}
 	ids = ids[:limit]
 	return ids, ids[limit-1], nil
+}
+
+// taskCursor answers whether a run has a task, for runs asked about
+// mostly in ascending order (run IDs usually grow with their creation
+// time): a Seek costs a search of every level of the tree, so while the
+// prefix asked for is past the last one the cursor steps forward instead,
+// and seeks only when the prefix goes back or is more than cursorSteps
+// keys ahead.
+type taskCursor struct {
+	it   *badger.Iterator
+	last []byte // the prefix of the last answer; nil before the first
+}
+
+const cursorSteps = 16
+
+// unqueuedBatch is how many runs UnqueuedRuns looks up at a time.
+const unqueuedBatch = 1024
+
+func (c *taskCursor) has(p []byte) bool {
+	// The cursor is at the first key at or after c.last: stepping forward
+	// from there past the keys below p reaches the first key at or after p.
+	stepped := c.last != nil && bytes.Compare(p, c.last) >= 0
+	for n := 0; stepped && c.it.Valid() && bytes.Compare(c.it.Item().Key(), p) < 0; n++ {
+		if n == cursorSteps {
+			stepped = false
+			break
+		}
+		c.it.Next()
+	}
+	if !stepped {
+		c.it.Seek(p)
+	}
+	c.last = p
+	return c.it.Valid() && bytes.HasPrefix(c.it.Item().Key(), p)
 }
 
 // idHeap is a max-heap of run IDs.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -315,4 +317,101 @@ func TestRepair_TaskWithoutRun(t *testing.T) {
 			t.Errorf("after Repair: %s", p)
 		}
 	}
+}
+
+// TestQueue_UnqueuedRunsOrder: UnqueuedRuns finds exactly the unfinished
+// runs without a task, page by page in ID order, whether run IDs grow with
+// their creation (the task keys are then stepped through) or not (they are
+// sought), over more runs than it looks up at a time, and whatever the runs
+// around them hold: several tasks, none, a finished run.
+func TestQueue_UnqueuedRunsOrder(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	type plan struct {
+		id       string
+		roots    []string
+		finished bool
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var plans []plan
+	seen := map[string]bool{}
+	var want []string
+	for i := range 3000 {
+		// Runs 0-1499 have IDs in creation order, the rest random IDs.
+		id := fmt.Sprintf("a%05d", i)
+		if i >= 1500 {
+			id = fmt.Sprintf("b%06d", rng.IntN(1_000_000))
+		}
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		p := plan{id: id}
+		switch rng.IntN(4) {
+		case 0: // no task
+			p.finished = rng.IntN(3) == 0
+			if !p.finished {
+				want = append(want, id)
+			}
+		case 1:
+			p.roots = []string{"x", "y", "z"}
+		default:
+			p.roots = []string{"x"}
+		}
+		plans = append(plans, p)
+	}
+	// Eight submitters, each in plan order: creation order follows the
+	// plan, give or take what runs at once.
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(plans); i += 8 {
+				p := plans[i]
+				if _, _, err := s.SubmitRun(ctx, statestore.Run{ID: p.id, Workflow: "wf", Status: statestore.StatusRunning},
+					readyNodes(p.roots...)); err != nil {
+					t.Error(err)
+					return
+				}
+				if p.finished {
+					if _, err := s.UpdateRun(ctx, p.id, func(r *statestore.Run) error {
+						r.Status, r.FinishedAt = statestore.StatusSucceeded, time.Now()
+						return nil
+					}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	slices.Sort(want)
+	var got []string
+	for after := ""; ; {
+		ids, next, err := s.UnqueuedRuns(ctx, after, 97)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ids...)
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("UnqueuedRuns pages: %d runs %v\nwant %d: %v", len(got), got, len(want), want)
+	}
+}
+
+func readyNodes(nodes ...string) []statestore.ReadyNode {
+	var rn []statestore.ReadyNode
+	for _, n := range nodes {
+		rn = append(rn, statestore.ReadyNode{Node: n, Block: 1})
+	}
+	return rn
 }

@@ -123,10 +123,11 @@ func inspect(dir string, repair bool) (rep Report, err error) {
 	sort.Strings(tables)
 	live, known := manifestTables(dir)
 	for _, p := range tables {
-		if known && !live[tableID(p)] {
+		c, ok := live[tableID(p)]
+		if known && !ok {
 			continue
 		}
-		if err := verifyTable(p); err != nil {
+		if err := verifyTable(p, c, known); err != nil {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("table %s fails its checksum check: %v", filepath.Base(p), err))
 			rep.Unrepairable = true
 		}

@@ -18,19 +18,11 @@ import (
 // and a value log at twice valueLogFileSize, sparse; they are smaller than
 // Badger's defaults (64 MiB, 1 GiB) so that the reserve can cover them.
 const (
-	memTableSize = 16 << 20
-	// blockCacheSize is Badger's cache of decompressed table blocks.
-	blockCacheSize   = 32 << 20
+	memTableSize     = 16 << 20
 	valueLogFileSize = 64 << 20
 	// valueThreshold is Badger's default: values of 1 MiB and more go to
 	// the value log.
 	valueThreshold = 1 << 20
-	// numMemtables is how many memtables fill or wait for their flush
-	// before writes stall; each is an arena of about memTableSize.
-	numMemtables = 3
-	// numCompactors is Badger's minimum: one for level 0, one for the
-	// rest.
-	numCompactors = 2
 )
 
 // DefaultReserve is the free space, in bytes, that writes leave on the

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	badgeropts "github.com/dgraph-io/badger/v4/options"
 
 	"github.com/bulkhead-run/bulkhead/statestore"
 )
@@ -101,28 +100,7 @@ func Open(dir string, opts ...Option) (s *Store, err error) {
 		return nil, err
 	}
 
-	bo := badger.DefaultOptions(dir).
-		WithLogger(badgerLogger{o.logger}).
-		WithSyncWrites(o.syncWrites).
-		WithDetectConflicts(false). // the committer is the only writer
-		WithNumVersionsToKeep(1).
-		WithMetricsEnabled(false).
-		WithChecksumVerificationMode(badgeropts.OnTableRead).
-		WithMemTableSize(memTableSize).
-		// Reads are the journal of the runs executing now and the queue's
-		// next entries: a small cache holds them, and the store's memory
-		// stays well under what a big backlog would otherwise fill.
-		WithBlockCacheSize(blockCacheSize).
-		// Compaction builds each output table in a buffer of twice the
-		// table's size, several at once per compactor: with Badger's
-		// tables growing twofold per level and four compactors, that is
-		// what held most of the heap under a large backlog. Tables of one
-		// size and two compactors bound it whatever the store's size.
-		WithNumCompactors(numCompactors).
-		WithNumMemtables(numMemtables).
-		WithValueLogFileSize(valueLogFileSize).
-		WithValueThreshold(valueThreshold)
-	bo.TableSizeMultiplier = 1
+	bo := badgerOptions(dir, o)
 	db, err := openBadger(bo)
 	if err != nil {
 		return nil, classifyOpenError(dir, err)
