@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-run/bulkhead/abi"
+	"github.com/bulkhead-run/bulkhead/host/hosttest"
 	"github.com/bulkhead-run/bulkhead/host/workflow"
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/memstore"
@@ -133,10 +135,21 @@ func TestCluster_BusyHostRescuesWithinLease(t *testing.T) {
 
 func testBusyRescue(t *testing.T, f *fixture, sa, sb statestore.Store, busyFlow string, slots int) {
 	ctx := context.Background()
+	// Each engine has a host of its own, as separate processes do: host
+	// a's calls fail once it is dead (its checkpoints are refused), and
+	// a shared breaker would count them against host b's rescues.
+	hostB := hosttest.New(t)
+	if _, err := hostB.Load(ctx, "nodes", f.wasm, abi.Manifest{}); err != nil {
+		t.Fatal(err)
+	}
 	newEngine := func(owner string, view statestore.Store, observe func(workflow.Event), opts ...workflow.Option) *workflow.Engine {
+		h := f.h
+		if owner == "host-b" {
+			h = hostB
+		}
 		opts = append([]workflow.Option{workflow.WithOwner(owner), workflow.WithLease(clusterLease),
 			workflow.WithPollInterval(20 * time.Millisecond), workflow.WithWorkers(2), workflow.WithObserver(observe)}, opts...)
-		e, err := workflow.New(view, f.h, opts...)
+		e, err := workflow.New(view, h, opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
