@@ -64,7 +64,7 @@ bench-dbos:
 # in `test`).
 soak:
 	BULKHEAD_SOAK=1 $(GO) test -race -run 'Soak|Crash' -timeout 120m ./...
-	BULKHEAD_SOAK=1 $(GO) test -run 'TestBacklog_Million' -v -timeout 60m ./host/workflow/
+	BULKHEAD_SOAK=1 $(GO) test -run 'TestBacklog_Million' -v -timeout 120m ./host/workflow/
 	BULKHEAD_SOAK=1 $(GO) test -run 'TestTimer_SleepersRestart' -v -timeout 30m ./host/workflow/
 	BULKHEAD_SOAK=1 $(GO) test -run 'TestCluster' -v -timeout 60m ./cmd/bulkhead/
 	$(GO) test -run '^$$' -fuzz FuzzAPI_Requests -fuzztime 60s -fuzzminimizetime 10s ./host/api/

@@ -374,6 +374,9 @@ func TestSupervisor_RebuildsFailingPlugin(t *testing.T) {
 		time.Sleep(time.Millisecond)
 		return invoke() == nil
 	})
+	// The host serves a version as soon as it loaded it; the supervisor
+	// records the load right after.
+	waitFor(t, "the fixed version's status", func() bool { return e.status(t, "p").Version == host.Version(fixed) })
 	st := e.status(t, "p")
 	if st.Version != host.Version(fixed) || st.LastCause != supervisor.CauseBreaker || st.Causes[supervisor.CauseChanged] != 0 {
 		t.Errorf("status %+v: want the fixed version, loaded by a rebuild", st)
