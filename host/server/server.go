@@ -303,10 +303,12 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.eng.LoadWorkflows(cfg.WorkflowsDir, workflow.ParseOptions{}); err != nil {
 		log.Warn("some workflows were not loaded", "dir", cfg.WorkflowsDir, "err", err)
 	}
+	// Registered first: a Start that fails while it resumes runs (its
+	// context cancelled, the store gone) has started the workers already.
+	s.onStop(s.stopEngine)
 	if err := s.eng.Start(ctx); err != nil {
 		return err
 	}
-	s.onStop(s.stopEngine)
 	s.ready.Store(true)
 	log.Info("serving", "addr", s.Addr(), "store", storeName(s.cfg.Store), "plugins", len(s.h.Plugins()), "workflows", len(s.eng.Workflows()))
 	return nil

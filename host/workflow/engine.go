@@ -368,7 +368,8 @@ func sourceKey(src []byte) string {
 // WithResumeOnStart(false), it first requeues the unfinished runs that
 // have no task (runs stored before the store had a queue, runs whose end
 // was not recorded): their other nodes are queued already and run as
-// workers claim them.
+// workers claim them. An error from that walk leaves the engine started:
+// call Stop after a failed Start as after a successful one.
 func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Lock()
 	if e.state != stateNew {

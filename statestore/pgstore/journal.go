@@ -88,27 +88,7 @@ func (s *Store) NodeResults(ctx context.Context, runID string) (map[string]state
 	if err := statestore.CheckID("run ID", runID); err != nil {
 		return nil, err
 	}
-	out := map[string]statestore.NodeResult{}
-	err := s.do(ctx, func(ctx context.Context) error {
-		rows, err := s.pool.Query(ctx, "SELECT body FROM node_results WHERE run_id = $1", []byte(runID))
-		if err != nil {
-			return err
-		}
-		var body []byte
-		_, err = pgx.ForEachRow(rows, []any{&body}, func() error {
-			var res statestore.NodeResult
-			if err := decode("node result", body, &res); err != nil {
-				return err
-			}
-			out[res.Node] = res
-			return nil
-		})
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return s.readResults(ctx, 0, "SELECT body FROM node_results WHERE run_id = $1", []byte(runID))
 }
 
 // NodeResultsOf implements statestore.Journal through the primary key of
@@ -124,10 +104,16 @@ func (s *Store) NodeResultsOf(ctx context.Context, runID string, nodes []string)
 		}
 		names[i] = []byte(n)
 	}
-	out := make(map[string]statestore.NodeResult, len(nodes))
+	return s.readResults(ctx, len(nodes), "SELECT body FROM node_results WHERE run_id = $1 AND node = ANY($2)", []byte(runID), names)
+}
+
+// readResults returns the node results query q selects (one body column),
+// by node; size hints their number.
+func (s *Store) readResults(ctx context.Context, size int, q string, args ...any) (map[string]statestore.NodeResult, error) {
+	out := make(map[string]statestore.NodeResult, size)
 	err := s.do(ctx, func(ctx context.Context) error {
-		clear(out)
-		rows, err := s.pool.Query(ctx, "SELECT body FROM node_results WHERE run_id = $1 AND node = ANY($2)", []byte(runID), names)
+		clear(out) // a retried read starts over
+		rows, err := s.pool.Query(ctx, q, args...)
 		if err != nil {
 			return err
 		}
