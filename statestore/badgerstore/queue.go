@@ -487,33 +487,21 @@ func (s *Store) ClaimRunTasks(ctx context.Context, owner, runID string, max int,
 }
 
 func (s *Store) claimTasks(ctx context.Context, owner, runID string, max int, lease time.Duration) ([]statestore.Task, error) {
-	if err := rules.CheckClaim(owner, max, lease); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return nil, statestore.ErrClosed
-	}
-	q := s.q
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	// The snapshot is taken under q.mu: an op's after hook, which runs after
-	// its commit and takes q.mu, cannot fall between them.
-	txn := s.db.NewTransaction(false)
-	defer txn.Discard()
-	now := s.opts.now()
-	var out []statestore.Task
-	var err error
-	if runID == "" {
-		out, err = q.claim(txn, owner, max, lease, now)
-	} else {
-		out, err = q.claimRun(txn, runID, owner, max, lease, now)
-	}
-	return out, translate(err)
+	return s.withQueue(ctx, owner, max, lease, func(q *queue) ([]statestore.Task, error) {
+		// The snapshot is taken under q.mu: an op's after hook, which runs
+		// after its commit and takes q.mu, cannot fall between them.
+		txn := s.db.NewTransaction(false)
+		defer txn.Discard()
+		now := s.opts.now()
+		var out []statestore.Task
+		var err error
+		if runID == "" {
+			out, err = q.claim(txn, owner, max, lease, now)
+		} else {
+			out, err = q.claimRun(txn, runID, owner, max, lease, now)
+		}
+		return out, translate(err)
+	})
 }
 
 // newEntry makes the in-memory entry of a task read from disk. A task

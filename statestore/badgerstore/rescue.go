@@ -12,6 +12,14 @@ import (
 // ClaimExpiredTasks implements statestore.Queue: it reads the waiting
 // entries in memory only.
 func (s *Store) ClaimExpiredTasks(ctx context.Context, owner string, max int, lease time.Duration) ([]statestore.Task, error) {
+	return s.withQueue(ctx, owner, max, lease, func(q *queue) ([]statestore.Task, error) {
+		return q.claimExpired(owner, max, lease, s.opts.now()), nil
+	})
+}
+
+// withQueue checks a claim's arguments and runs claim with the store open
+// and q.mu held.
+func (s *Store) withQueue(ctx context.Context, owner string, max int, lease time.Duration, claim func(q *queue) ([]statestore.Task, error)) ([]statestore.Task, error) {
 	if err := rules.CheckClaim(owner, max, lease); err != nil {
 		return nil, err
 	}
@@ -23,10 +31,9 @@ func (s *Store) ClaimExpiredTasks(ctx context.Context, owner string, max int, le
 	if s.closed {
 		return nil, statestore.ErrClosed
 	}
-	q := s.q
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.claimExpired(owner, max, lease, s.opts.now()), nil
+	s.q.mu.Lock()
+	defer s.q.mu.Unlock()
+	return claim(s.q)
 }
 
 // claimExpired claims up to max entries whose lease ended, soonest ended
