@@ -1266,8 +1266,10 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 	for _, d := range w.Dependents(name) {
 		next = append(next, e.readyNode(w, d))
 	}
+	// The worker keeps the dependent unless claimed tasks wait for a
+	// worker: those an idle worker is about to take do not.
 	e.mu.Lock()
-	keep := len(e.pending) == 0 && e.state == stateStarted && !e.handBack(f)
+	keep := len(e.pending) <= e.idle && e.state == stateStarted && !e.handBack(f)
 	e.mu.Unlock()
 	// The completion is written even when the node's context ends
 	// meanwhile (the engine stops, a heartbeat finds the task gone after
@@ -1637,14 +1639,19 @@ func (e *Engine) Wait(ctx context.Context, runID string) (statestore.Run, error)
 	for {
 		e.mu.Lock()
 		changed, paused, stopped := e.changed, e.paused[runID], e.state == stateStopped
+		// A run this engine holds a claim of has not ended: its end here,
+		// or the loss of the claim, wakes w.
+		executing := !paused && !stopped && e.holdsClaimOf(runID)
 		w := e.watchRun(runID)
 		e.mu.Unlock()
-		r, err := e.store.GetRun(ctx, runID)
-		if err != nil || r.Status.Finished() || paused || stopped {
-			e.unwatch(runID, w)
-			return r, err
+		if !executing {
+			r, err := e.store.GetRun(ctx, runID)
+			if err != nil || r.Status.Finished() || paused || stopped {
+				e.unwatch(runID, w)
+				return r, err
+			}
 		}
-		err = e.waitChange(ctx, runID, w, changed, tick.C)
+		err := e.waitChange(ctx, runID, w, changed, tick.C)
 		e.unwatch(runID, w)
 		if err != nil {
 			return statestore.Run{}, err

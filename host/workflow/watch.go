@@ -66,6 +66,21 @@ func (e *Engine) executing(runID string) bool {
 	return e.runs[runID] != nil
 }
 
+// holdsClaimOf reports whether the engine executes a node of runID or
+// holds a claim of one of its tasks that waits for a worker (a root its
+// submit claimed). Called with e.mu held.
+func (e *Engine) holdsClaimOf(runID string) bool {
+	if e.runs[runID] != nil {
+		return true
+	}
+	for f := range e.held {
+		if f.RunID == runID {
+			return true
+		}
+	}
+	return false
+}
+
 // waitChange returns when run runID may have changed: it finished or
 // paused here (w), the engine stopped (changed), or a tick passed while
 // no node of the run executes here (it may have ended elsewhere; while

@@ -3,6 +3,8 @@ package pgstore
 import (
 	"context"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/bulkhead-run/bulkhead/statestore"
 )
 
@@ -31,6 +33,53 @@ func CompleteTogether(ctx context.Context, s *Store, cs ...statestore.Completion
 		kept[i] = o.task.next
 	}
 	return kept, results, nil
+}
+
+// CompleteTogetherScans is CompleteTogether in a transaction of its own
+// that also returns how many sequential scans of each table it made.
+func CompleteTogetherScans(ctx context.Context, s *Store, cs ...statestore.Completion) ([]error, map[string]int64, error) {
+	ops := make([]*op, len(cs))
+	for i, c := range cs {
+		o, err := s.taskOp(ctx, c)
+		if err != nil {
+			return nil, nil, err
+		}
+		ops[i] = o
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer tx.Rollback(ctx)
+	// The counts are the session's not yet reported, this transaction's
+	// and maybe earlier ones': the difference is the group's.
+	count := func() (map[string]int64, error) {
+		scans := map[string]int64{}
+		rows, err := tx.Query(ctx, "SELECT relname, seq_scan FROM pg_stat_xact_user_tables")
+		if err != nil {
+			return nil, err
+		}
+		var name string
+		var n int64
+		_, err = pgx.ForEachRow(rows, []any{&name, &n}, func() error { scans[name] = n; return nil })
+		return scans, err
+	}
+	before, err := count()
+	if err != nil {
+		return nil, nil, err
+	}
+	results, err := s.runGroupOn(tx, ops)
+	if err != nil {
+		return nil, nil, err
+	}
+	scans, err := count()
+	if err != nil {
+		return nil, nil, err
+	}
+	for name, n := range before {
+		scans[name] -= n
+	}
+	return results, scans, tx.Commit(ctx)
 }
 
 // ClaimAnySQL is the statement of ClaimTasks.

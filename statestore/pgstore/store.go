@@ -164,9 +164,12 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	//
 	// Statements are planned for their values (plan_cache_mode): a plan
 	// cached for any value would list a rare status by walking every run
-	// in creation order.
+	// in creation order. Nothing pgstore runs is long enough to gain from
+	// JIT compilation, which costs tens of milliseconds whenever a plan's
+	// estimate crosses its threshold.
 	for k, v := range map[string]string{
 		"plan_cache_mode":                     "force_custom_plan",
+		"jit":                                 "off",
 		"idle_in_transaction_session_timeout": "5s",
 		"tcp_keepalives_idle":                 "5",
 		"tcp_keepalives_interval":             "2",

@@ -3,6 +3,7 @@ package pgstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -182,5 +183,58 @@ func TestStore_SubmitRunClaim(t *testing.T) {
 	if _, _, err := s.CompleteTask(ctx, statestore.Completion{Fence: task.Fence(),
 		Result: statestore.NodeResult{RunID: "r", Node: "a", Output: []byte("x")}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStore_GroupCompletionReadsByKey: a group's completion reaches every
+// row it reads through a primary key, whatever the planner knows of the
+// tables (here: nothing, they were never analyzed): tasks and
+// node_results, which grow with every unfinished run and every node ever
+// journaled, are never read whole.
+func TestStore_GroupCompletionReadsByKey(t *testing.T) {
+	s, _, _ := hosts(t)
+	ctx := context.Background()
+	const lease = time.Minute
+	for round := range 3 {
+		var cs []statestore.Completion
+		for i := range 10 {
+			id := fmt.Sprintf("g%d-%d", round, i)
+			submitRoots(t, s, id, "a", "x")
+			tasks, err := s.ClaimRunTasks(ctx, "h1", id, 10, lease)
+			if err != nil || len(tasks) != 2 {
+				t.Fatalf("ClaimRunTasks(%s) = %v, %v", id, tasks, err)
+			}
+			for _, task := range tasks {
+				if task.Node == "a" {
+					cs = append(cs, statestore.Completion{Fence: task.Fence(), Keep: true, Lease: lease,
+						Result: statestore.NodeResult{RunID: id, Node: "a", Output: []byte("a")},
+						Next: []statestore.ReadyNode{
+							{Node: "b", Needs: []string{"a"}, Block: 1},
+							{Node: "c", Needs: []string{"a", "x"}, Block: 1},
+						}})
+				}
+			}
+		}
+		errs, scans, err := pgstore.CompleteTogetherScans(ctx, s, cs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d member %d: %v", round, i, err)
+			}
+		}
+		for _, table := range []string{"tasks", "node_results", "node_attempts", "runs"} {
+			if scans[table] != 0 {
+				t.Errorf("round %d: %d sequential scans of %s, want none (all scans: %v)", round, scans[table], table, scans)
+			}
+		}
+		// b was queued (kept); c waits for x.
+		for _, c := range cs {
+			tasks, err := s.ClaimRunTasks(ctx, "h2", c.Fence.RunID, 10, lease)
+			if err != nil || len(tasks) != 0 {
+				t.Fatalf("run %s: queued tasks %v, %v; want b kept and c waiting for x", c.Fence.RunID, tasks, err)
+			}
+		}
 	}
 }
