@@ -160,6 +160,19 @@ func FenceFrom(ctx context.Context) (Fence, bool) {
 	return f, ok
 }
 
+// EndingCompleter is a Queue that can record a run's end in the commit
+// that journals its last node: one transaction fewer at the end of every
+// run.
+type EndingCompleter interface {
+	// CompleteTaskEnd is CompleteTask that, when the completion is stored,
+	// also applies end to the run, as UpdateRun does, in the same commit
+	// (c has no dependents to queue). ended is false, with the completion
+	// stored, when the store did not apply end: the run changed since
+	// this store last wrote or read it, or end refused it. The caller
+	// then records the end with UpdateRun.
+	CompleteTaskEnd(ctx context.Context, c Completion, end func(*Run) error) (final Run, ended bool, err error)
+}
+
 // SubmitClaimer is a Queue that can claim a run's first root for the
 // submitter in the write that submits the run: one transaction fewer at
 // the start of every run.

@@ -1284,8 +1284,25 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 	e.mu.Unlock()
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	kept, ok, err := e.store.CompleteTask(wctx, statestore.Completion{Fence: f, Result: result, Next: next,
-		Keep: keep, Lease: e.o.lease})
+	c := statestore.Completion{Fence: f, Result: result, Next: next, Keep: keep, Lease: e.o.lease}
+	var (
+		kept        statestore.Task
+		ok, ended   bool
+		final       statestore.Run
+		err         error
+		lastResults map[string]statestore.NodeResult
+	)
+	ec, canEnd := e.store.(statestore.EndingCompleter)
+	if canEnd && len(next) == 0 {
+		lastResults = rs.endsWith(result)
+	}
+	if lastResults != nil {
+		// The run's last node: its end commits with its completion.
+		final, ended, err = ec.CompleteTaskEnd(wctx, c, e.endUpdate(rs, statestore.StatusSucceeded,
+			lastResults[w.Output].Output, "", nil))
+	} else {
+		kept, ok, err = e.store.CompleteTask(wctx, c)
+	}
 	if err != nil && !errors.Is(err, statestore.ErrFenced) && !errors.Is(err, statestore.ErrConflict) && e.journaled(rs.id, result) {
 		// The commit's answer was lost (a timeout, a dropped connection)
 		// but the commit was not: the dependents were queued with it.
@@ -1328,6 +1345,10 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 			e.poke()
 		}
 		return kept, ok
+	}
+	if ended {
+		e.ended(rs, final)
+		return statestore.Task{}, false
 	}
 	// A node without dependents may be the run's last: the last node
 	// journaled always is one, and reading the journal after the commit
@@ -1430,22 +1451,14 @@ func (e *Engine) finishSuccess(rs *runState, results map[string]statestore.NodeR
 	e.finish(rs, statestore.StatusSucceeded, results[rs.wf.Output].Output, "", nil)
 }
 
-// finish writes the run's final state. Runs that did not succeed lose
-// their remaining tasks.
-func (e *Engine) finish(rs *runState, status statestore.RunStatus, output []byte, msg string, attrs map[string]string) {
+// endUpdate returns the update that records the end of rs: status,
+// output, msg, attrs and the progress of its maps, unless the run finished
+// already (a cancel meanwhile stands).
+func (e *Engine) endUpdate(rs *runState, status statestore.RunStatus, output []byte, msg string, attrs map[string]string) func(*statestore.Run) error {
 	rs.mu.Lock()
-	if rs.finishing {
-		rs.mu.Unlock()
-		return
-	}
-	rs.finishing = true
 	progress := progressCopy(rs.progress)
 	rs.mu.Unlock()
-	rs.cancel()
-	e.forget(rs)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	final, err := e.store.UpdateRun(ctx, rs.id, func(r *statestore.Run) error {
+	return func(r *statestore.Run) error {
 		if r.Status.Finished() {
 			return nil // cancelled meanwhile: that stands
 		}
@@ -1460,7 +1473,61 @@ func (e *Engine) finish(rs *runState, status statestore.RunStatus, output []byte
 			r.Attrs[k] = v
 		}
 		return nil
-	})
+	}
+}
+
+// endsWith returns the journal of rs with result when result completes
+// it, from the entries remembered here: result's node is the run's last
+// and every other node is journaled. Else nil.
+func (rs *runState) endsWith(result statestore.NodeResult) map[string]statestore.NodeResult {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.finishing || len(rs.journal)+1 < len(rs.wf.Nodes) {
+		return nil
+	}
+	results := make(map[string]statestore.NodeResult, len(rs.wf.Nodes))
+	for name := range rs.wf.Nodes {
+		if name == result.Node {
+			results[name] = result
+			continue
+		}
+		r, ok := rs.journal[name]
+		if !ok {
+			return nil
+		}
+		results[name] = r
+	}
+	return results
+}
+
+// ended does what follows a run's end that its last completion recorded
+// (CompleteTaskEnd): final is the run as stored.
+func (e *Engine) ended(rs *runState, final statestore.Run) {
+	rs.mu.Lock()
+	rs.finishing = true
+	rs.mu.Unlock()
+	rs.cancel()
+	e.forget(rs)
+	e.notifyEnd(rs.id, final)
+	e.emit(Event{Kind: EventRunFinished, RunID: rs.id, Workflow: rs.wf.Name, Status: final.Status, Err: final.Error})
+}
+
+// finish writes the run's final state. Runs that did not succeed lose
+// their remaining tasks.
+func (e *Engine) finish(rs *runState, status statestore.RunStatus, output []byte, msg string, attrs map[string]string) {
+	rs.mu.Lock()
+	if rs.finishing {
+		rs.mu.Unlock()
+		return
+	}
+	rs.finishing = true
+	rs.mu.Unlock()
+	update := e.endUpdate(rs, status, output, msg, attrs)
+	rs.cancel()
+	e.forget(rs)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	final, err := e.store.UpdateRun(ctx, rs.id, update)
 	if err != nil {
 		e.log.Error("run end not recorded; it is recorded when the run is resumed", "run_id", rs.id, "err", err)
 	}

@@ -2,6 +2,7 @@ package workflow_test
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,8 @@ import (
 	"github.com/bulkhead-run/bulkhead/host/workflow"
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/memstore"
+	"github.com/bulkhead-run/bulkhead/statestore/pgstore"
+	"github.com/bulkhead-run/bulkhead/statestore/pgstore/pgtest"
 )
 
 // readsStore counts reads of runs and journals.
@@ -170,5 +173,51 @@ func TestEngine_SubmitClaimsTheFirstRoot(t *testing.T) {
 	}
 	if got := f.execs(t, r.ID, "d"); len(got) != 1 {
 		t.Errorf("diamond's join ran as attempts %v, want once", got)
+	}
+}
+
+// updatesStore is pgstore counting UpdateRun calls.
+type updatesStore struct {
+	*pgstore.Store
+	updates atomic.Int64
+}
+
+func (s *updatesStore) UpdateRun(ctx context.Context, id string, fn func(*statestore.Run) error) (statestore.Run, error) {
+	s.updates.Add(1)
+	return s.Store.UpdateRun(ctx, id, fn)
+}
+
+// On a store that can (pgstore), a run's end commits with its last node's
+// completion: a chain executed on one engine ends without a write of its
+// own, and Wait returns the run as stored. A run cancelled meanwhile stays
+// cancelled.
+func TestEngine_EndCommitsWithLastNode(t *testing.T) {
+	f := newFixture(t)
+	s, err := pgstore.Open(context.Background(), pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	us := &updatesStore{Store: s}
+	f.store = us
+	e := f.engine(t, chain3)
+	ctx := context.Background()
+	for i := range 3 {
+		r, err := e.Submit(ctx, "chain3", []byte("hello"), fmt.Sprintf("end-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := wait(t, e, r.ID)
+		stored, err := s.GetRun(ctx, r.ID)
+		if err != nil || got.Status != statestore.StatusSucceeded || !reflect.DeepEqual(got, stored) || len(got.Output) == 0 {
+			t.Fatalf("Wait = %+v\nstored %+v, %v", got, stored, err)
+		}
+		results, err := s.NodeResults(ctx, r.ID)
+		if err != nil || string(stored.Output) != string(results["c"].Output) {
+			t.Fatalf("run output %q, journal of c %q, %v", stored.Output, results["c"].Output, err)
+		}
+	}
+	if n := us.updates.Load(); n != 0 {
+		t.Errorf("%d UpdateRun calls for 3 runs; want their ends written with their last completions", n)
 	}
 }

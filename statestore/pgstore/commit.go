@@ -75,6 +75,11 @@ func (o *op) queue(b *pgx.Batch) {
 		return
 	}
 	if o.task != nil {
+		if e := o.task.end; e != nil {
+			b.Queue(completeTaskEndSQL, append(o.task.args(o.body),
+				e.rev, e.created, string(e.run.Status), e.finished, e.body)...)
+			return
+		}
 		b.Queue(completeTaskSQL, o.task.args(o.body)...)
 		return
 	}
@@ -269,14 +274,16 @@ func (s *Store) runGroupOn(bs batchSender, ops []*op) ([]error, error) {
 	var tasks tasksCall
 	index := make(map[*op]int, len(ops))
 	n := 0
+	// A completion that also ends its run is a call of its own.
+	set := func(o *op) bool { return o.task != nil && o.task.end == nil }
 	for _, o := range ops {
-		if o.task != nil {
+		if set(o) {
 			n++
 		}
 	}
 	for i, o := range ops {
 		index[o] = i
-		if o.task != nil && n >= setGroupMin {
+		if set(o) && n >= setGroupMin {
 			tasks.add(o)
 		}
 	}
@@ -284,7 +291,7 @@ func (s *Store) runGroupOn(bs batchSender, ops []*op) ([]error, error) {
 		tasks.queue(b)
 	}
 	for _, o := range ops {
-		if o.task == nil || n < setGroupMin {
+		if !set(o) || n < setGroupMin {
 			o.queue(b)
 		}
 	}
@@ -299,7 +306,7 @@ func (s *Store) runGroupOn(bs batchSender, ops []*op) ([]error, error) {
 		}
 	}
 	for i, o := range ops {
-		if o.task != nil && n >= setGroupMin {
+		if set(o) && n >= setGroupMin {
 			continue
 		}
 		res, err := o.scan(br.QueryRow())

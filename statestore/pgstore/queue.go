@@ -398,6 +398,19 @@ func (t *taskOp) args(body []byte) []any {
 		ready.nodes, ready.blocks, ready.nneeds, ready.needs, t.now, t.c.Keep, micros(t.c.Lease)}
 }
 
+// completeTaskEndSQL is completeTaskSQL that, when the completion is
+// stored (code 0), also writes the run's end as UpdateRun does: over the
+// version $13 created at $14, or not at all.
+const completeTaskEndSQL = `WITH c AS MATERIALIZED (
+	SELECT code, k_node, k_token, k_first, k_lease
+	FROM bulkhead_complete_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+), u AS (
+	UPDATE runs SET status = $15, finished_ns = $16, body = $17, rev = rev + 1
+	WHERE id = $1 AND rev = $13 AND created_ns = $14 AND (SELECT code FROM c) = 0
+	RETURNING 1
+)
+SELECT code, k_node, k_token, k_first, k_lease, (SELECT count(*) FROM u) FROM c`
+
 // scan reads bulkhead_complete_task's answer: the op's result, or the
 // error that failed the call.
 func (t *taskOp) scan(row pgx.Row) (result, err error) {
@@ -406,8 +419,16 @@ func (t *taskOp) scan(row pgx.Row) (result, err error) {
 	var token *int64
 	var first *int32
 	var until *time.Time
-	if err := row.Scan(&code, &node, &token, &first, &until); err != nil {
+	dest := []any{&code, &node, &token, &first, &until}
+	var ended int
+	if t.end != nil {
+		dest = append(dest, &ended)
+	}
+	if err := row.Scan(dest...); err != nil {
 		return nil, err
+	}
+	if t.end != nil {
+		t.end.done = ended == 1
 	}
 	return t.result(code, node, token, first, until), nil
 }
@@ -416,9 +437,20 @@ func (t *taskOp) scan(row pgx.Row) (result, err error) {
 type taskOp struct {
 	c   statestore.Completion
 	now int64
+	end *endOp
 	// Set by the committer with a nil result.
 	next statestore.Task
 	kept bool
+}
+
+// endOp is the run's end a CompleteTaskEnd writes with its completion.
+type endOp struct {
+	rev      int64 // the version it replaces
+	created  int64
+	run      statestore.Run
+	finished *int64
+	body     []byte
+	done     bool // set by the committer: the end was written
 }
 
 // CompleteTask implements statestore.Queue. The committer journals the
@@ -445,6 +477,62 @@ func (s *Store) CompleteTask(ctx context.Context, c statestore.Completion) (stat
 		return statestore.Task{}, false, err
 	}
 	return o.task.next, o.task.kept, nil
+}
+
+// CompleteTaskEnd implements statestore.EndingCompleter: the run's end,
+// applied to the version of the run this store last wrote or read, is
+// written in the completion's transaction, on the condition that the
+// completion was stored and that version is still the run's. Without a
+// version at hand (the run was not written or read here lately) it is
+// CompleteTask.
+func (s *Store) CompleteTaskEnd(ctx context.Context, c statestore.Completion, end func(*statestore.Run) error) (statestore.Run, bool, error) {
+	if len(c.Next) > 0 {
+		_, _, err := s.CompleteTask(ctx, c)
+		return statestore.Run{}, false, err
+	}
+	o, err := s.taskOp(ctx, c)
+	if err != nil {
+		return statestore.Run{}, false, err
+	}
+	if cached, ok := s.runs.get(c.Fence.RunID); ok {
+		var old statestore.Run
+		if err := decode("run "+c.Fence.RunID, cached.body, &old); err == nil {
+			// The run returned is as a read returns it: no monotonic
+			// clock reading, UTC.
+			if r, err := rules.ApplyUpdate(old, end, s.opts.now().Round(0).UTC()); err == nil {
+				if body, err := json.Marshal(r); err == nil {
+					o.task.end = &endOp{rev: cached.rev, created: old.CreatedAt.UnixNano(), run: r,
+						finished: finishedNS(r), body: body}
+				}
+			}
+		}
+	}
+	if s.opts.maxBatch == 1 {
+		err = s.do(ctx, func(ctx context.Context) error {
+			o.ctx = ctx
+			results, err := s.runGroup([]*op{o})
+			if err != nil {
+				return err
+			}
+			return results[0]
+		})
+	} else {
+		err = s.enqueue(ctx, o)
+	}
+	if err != nil {
+		return statestore.Run{}, false, err
+	}
+	e := o.task.end
+	if e == nil || !e.done {
+		s.runs.drop(c.Fence.RunID)
+		return statestore.Run{}, false, nil
+	}
+	if e.run.Status.Finished() {
+		s.runs.drop(c.Fence.RunID)
+	} else {
+		s.runs.put(c.Fence.RunID, e.body, e.rev+1)
+	}
+	return e.run.Clone(), true, nil
 }
 
 // taskOp checks c and returns its op for the committer.

@@ -238,3 +238,99 @@ func TestStore_GroupCompletionReadsByKey(t *testing.T) {
 		}
 	}
 }
+
+// TestStore_CompleteTaskEnd: the run's last completion records the run's
+// end in its commit while the run is as this store last saw it; when
+// another host changed the run meanwhile, or the completion is refused,
+// the run is left as it is for the caller to end.
+func TestStore_CompleteTaskEnd(t *testing.T) {
+	s, other, _ := hosts(t)
+	ctx := context.Background()
+	const lease = time.Minute
+	succeed := func(r *statestore.Run) error {
+		if r.Status.Finished() {
+			return nil
+		}
+		r.Status, r.Output = statestore.StatusSucceeded, []byte("out")
+		return nil
+	}
+	start := func(id string) statestore.Task {
+		t.Helper()
+		submitRoots(t, s, id, "a")
+		tasks, err := s.ClaimRunTasks(ctx, "h1", id, 10, lease)
+		if err != nil || len(tasks) != 1 {
+			t.Fatalf("ClaimRunTasks(%s) = %v, %v", id, tasks, err)
+		}
+		return tasks[0]
+	}
+	done := func(f statestore.Fence) statestore.Completion {
+		return statestore.Completion{Fence: f, Lease: lease,
+			Result: statestore.NodeResult{RunID: f.RunID, Node: f.Node, Output: []byte("a")}}
+	}
+	status := func(id string) statestore.Run {
+		t.Helper()
+		r, err := other.GetRun(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+
+	// Ended with the completion.
+	a := start("one")
+	final, ended, err := s.CompleteTaskEnd(ctx, done(a.Fence()), succeed)
+	if err != nil || !ended || final.Status != statestore.StatusSucceeded || string(final.Output) != "out" {
+		t.Fatalf("CompleteTaskEnd = %+v, %v, %v; want the run succeeded", final, ended, err)
+	}
+	if r := status("one"); r.Status != statestore.StatusSucceeded || string(r.Output) != "out" || r.FinishedAt.IsZero() {
+		t.Fatalf("stored run = %+v, want succeeded with its output", r)
+	}
+	if res, err := other.NodeResults(ctx, "one"); err != nil || string(res["a"].Output) != "a" {
+		t.Fatalf("journal = %v, %v", res, err)
+	}
+
+	// Another host cancelled the run meanwhile: the completion is stored,
+	// the cancel stands.
+	b := start("two")
+	if _, err := other.UpdateRun(ctx, "two", func(r *statestore.Run) error {
+		r.Status = statestore.StatusCancelled
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ended, err := s.CompleteTaskEnd(ctx, done(b.Fence()), succeed); err != nil || ended {
+		t.Fatalf("CompleteTaskEnd after a cancel elsewhere = %v, %v; want stored, not ended", ended, err)
+	}
+	if r := status("two"); r.Status != statestore.StatusCancelled {
+		t.Fatalf("run after a cancel elsewhere = %s, want cancelled", r.Status)
+	}
+	if res, _ := other.NodeResults(ctx, "two"); len(res) != 1 {
+		t.Fatalf("journal = %v, want the completion stored", res)
+	}
+
+	// A stale claim: refused, nothing written.
+	c := start("three")
+	stale := c.Fence()
+	stale.Token += 1000
+	if _, ended, err := s.CompleteTaskEnd(ctx, done(stale), succeed); !errors.Is(err, statestore.ErrFenced) || ended {
+		t.Fatalf("CompleteTaskEnd of a stale claim = %v, %v; want ErrFenced", ended, err)
+	}
+	if r := status("three"); r.Status.Finished() {
+		t.Fatalf("run after a refused completion = %s, want unfinished", r.Status)
+	}
+	if res, _ := other.NodeResults(ctx, "three"); len(res) != 0 {
+		t.Fatalf("journal after a refused completion = %v", res)
+	}
+
+	// The node was journaled already: a conflict, the run is not ended.
+	d := start("four")
+	if err := other.CompleteNode(ctx, statestore.NodeResult{RunID: "four", Node: "a", Output: []byte("first")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ended, err := s.CompleteTaskEnd(ctx, done(d.Fence()), succeed); !errors.Is(err, statestore.ErrConflict) || ended {
+		t.Fatalf("CompleteTaskEnd of a journaled node = %v, %v; want ErrConflict", ended, err)
+	}
+	if r := status("four"); r.Status.Finished() {
+		t.Fatalf("run after a conflict = %s, want unfinished", r.Status)
+	}
+}
