@@ -292,8 +292,14 @@ func (s *Store) claimWith(ctx context.Context, owner, q string, args []any) ([]s
 	return tasks, nil
 }
 
-// ExtendLeases implements statestore.Queue: one UPDATE of the claims that
-// hold, which locks their rows in key order, as the committer's groups do.
+// ExtendLeases implements statestore.Queue: one statement extends the
+// claims that hold. It does not wait for a task row another transaction
+// holds locked (a completion of the claim in progress, a claim or drop of
+// the task): that lease is extended by the next heartbeat, and the claim
+// counts as holding while the row, as the statement's snapshot has it,
+// says so. Waiting would hold the rows locked before it meanwhile, and
+// the completions of those would wait in turn: with 16 runs in flight a
+// heartbeat took up to 100 ms, and the completions behind it as long.
 func (s *Store) ExtendLeases(ctx context.Context, owner string, fences []statestore.Fence, lease time.Duration) ([]statestore.Fence, error) {
 	if err := rules.CheckClaim(owner, 1, lease); err != nil {
 		return nil, err
@@ -317,15 +323,21 @@ func (s *Store) ExtendLeases(ctx context.Context, owner string, fences []statest
 	}
 	held := map[key]bool{}
 	err := s.do(ctx, func(ctx context.Context) error {
-		rows, err := s.pool.Query(ctx, `UPDATE tasks t SET lease_until = now() + $5 * interval '1 microsecond'
-FROM (
-	SELECT h.run_id, h.node FROM tasks h
+		rows, err := s.pool.Query(ctx, `WITH h AS MATERIALIZED (
+	SELECT h.run_id, h.node, h.token FROM tasks h
 	JOIN unnest($2::bytea[], $3::bytea[], $4::bigint[]) AS f (run_id, node, token)
 		ON h.run_id = f.run_id AND h.node = f.node AND h.token = f.token
 	WHERE h.owner = $1 AND h.lease_until > clock_timestamp()
-	ORDER BY h.run_id, h.node FOR UPDATE OF h
-) l WHERE t.run_id = l.run_id AND t.node = l.node
-RETURNING t.run_id, t.node, t.token`, []byte(owner), runs, nodes, tokens, micros(lease))
+), l AS (
+	SELECT t.run_id, t.node FROM tasks t JOIN h ON t.run_id = h.run_id AND t.node = h.node
+	WHERE t.owner = $1 AND t.token = h.token AND t.lease_until > clock_timestamp()
+	ORDER BY t.run_id, t.node FOR NO KEY UPDATE OF t SKIP LOCKED
+), u AS (
+	UPDATE tasks t SET lease_until = now() + $5 * interval '1 microsecond'
+	FROM l WHERE t.run_id = l.run_id AND t.node = l.node
+	RETURNING 1
+)
+SELECT run_id, node, token FROM h`, []byte(owner), runs, nodes, tokens, micros(lease))
 		if err != nil {
 			return err
 		}

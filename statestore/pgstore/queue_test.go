@@ -371,3 +371,59 @@ func TestStore_ClaimSkipsSleepers(t *testing.T) {
 		t.Fatalf("ClaimTasks = %v, %v; want the due task only", got, err)
 	}
 }
+
+// TestStore_HeartbeatDoesNotWait: a heartbeat does not wait for a task row
+// another transaction holds locked (a completion of it in progress): it
+// extends the other leases at once, and the locked claim still counts as
+// holding; the next heartbeat extends it.
+func TestStore_HeartbeatDoesNotWait(t *testing.T) {
+	s, _, url := hosts(t)
+	ctx := context.Background()
+	submitRoots(t, s, "hb", "a", "b")
+	tasks, err := s.ClaimRunTasks(ctx, "h1", "hb", 10, time.Minute)
+	if err != nil || len(tasks) != 2 {
+		t.Fatalf("ClaimRunTasks = %v, %v", tasks, err)
+	}
+	until := func(node string) time.Time {
+		t.Helper()
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		var u time.Time
+		if err := conn.QueryRow(ctx, "SELECT lease_until FROM tasks WHERE run_id = 'hb' AND node = $1", []byte(node)).Scan(&u); err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	beforeA, beforeB := until("a"), until("b")
+	locker, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Close(ctx)
+	tx, err := locker.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM tasks WHERE run_id = 'hb' AND node = 'a' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	fences := []statestore.Fence{tasks[0].Fence(), tasks[1].Fence()}
+	hctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	lost, err := s.ExtendLeases(hctx, "h1", fences, 2*time.Minute)
+	if err != nil || len(lost) != 0 {
+		t.Fatalf("ExtendLeases with a row locked elsewhere = %v, %v; want no claim lost, no wait", lost, err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := until("a"), until("b"); !a.Equal(beforeA) || !b.After(beforeB) {
+		t.Fatalf("leases: a %v -> %v (locked: unchanged), b %v -> %v (extended)", beforeA, a, beforeB, b)
+	}
+	if lost, err := s.ExtendLeases(ctx, "h1", fences, 2*time.Minute); err != nil || len(lost) != 0 || !until("a").After(beforeA) {
+		t.Fatalf("next heartbeat = %v, %v; want a's lease extended", lost, err)
+	}
+}
