@@ -253,9 +253,11 @@ const groupTimeout = 30 * time.Second
 // the error that failed the transaction.
 func (s *Store) runGroup(ops []*op) ([]error, error) { return s.runGroupOn(s.pool, ops) }
 
-// batchSender sends a batch: the pool, or a transaction of its own.
+// batchSender sends a batch or a query: the pool, or a transaction of its
+// own.
 type batchSender interface {
 	SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
+	QueryRow(context.Context, string, ...any) pgx.Row
 }
 
 // runGroupOn is runGroup with the batch sent through bs.
@@ -294,6 +296,16 @@ func (s *Store) runGroupOn(bs batchSender, ops []*op) ([]error, error) {
 		if !set(o) || n < setGroupMin {
 			o.queue(b)
 		}
+	}
+	if len(ops) == 1 && len(tasks.ops) == 0 {
+		// One statement: sent as a query, in one write, where a batch
+		// takes two (its statements, then the sync that ends it).
+		q := b.QueuedQueries[0]
+		res, err := ops[0].scan(bs.QueryRow(ctx, q.SQL, q.Arguments...))
+		if err != nil {
+			return nil, err
+		}
+		return []error{res}, nil
 	}
 	// A batch without BEGIN runs as one implicit transaction, committed
 	// when the server reaches the batch's end: one round trip per group.
