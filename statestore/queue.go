@@ -108,6 +108,12 @@ type Queue interface {
 	// claims this way to rescue another owner's nodes without taking new
 	// work. Errors: ErrInvalid, ErrClosed, ErrUnavailable.
 	ClaimExpiredTasks(ctx context.Context, owner string, max int, lease time.Duration) ([]Task, error)
+	// HasExpiredTasks reports whether a task's lease ended and no owner
+	// claimed it again since: a node whose owner died waits for a rescue.
+	// It claims nothing. An owner whose workers and rescue capacity are
+	// all busy looks this way before it frees capacity for rescues.
+	// Errors: ErrClosed, ErrUnavailable.
+	HasExpiredTasks(ctx context.Context) (bool, error)
 	// ClaimRunTasks is ClaimTasks restricted to the tasks of one run. A
 	// process that executes only the runs it was asked to (a one-shot
 	// command) claims this way.

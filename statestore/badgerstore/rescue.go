@@ -17,6 +17,24 @@ func (s *Store) ClaimExpiredTasks(ctx context.Context, owner string, max int, le
 	})
 }
 
+// HasExpiredTasks implements statestore.Queue: it reads the waiting
+// entries in memory only.
+func (s *Store) HasExpiredTasks(ctx context.Context) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return false, statestore.ErrClosed
+	}
+	s.q.mu.Lock()
+	defer s.q.mu.Unlock()
+	now := s.opts.now()
+	e := s.q.dueReleased(now)
+	return e != nil && !e.at.After(now), nil
+}
+
 // withQueue checks a claim's arguments and runs claim with the store open
 // and q.mu held.
 func (s *Store) withQueue(ctx context.Context, owner string, max int, lease time.Duration, claim func(q *queue) ([]statestore.Task, error)) ([]statestore.Task, error) {
@@ -41,16 +59,20 @@ func (s *Store) withQueue(ctx context.Context, owner string, max int, lease time
 // the way. q.mu is held.
 func (q *queue) claimExpired(owner string, max int, lease time.Duration, now time.Time) []statestore.Task {
 	var out []statestore.Task
-	for e := q.waiting.min(); e != nil && !e.at.After(now); e = q.waiting.min() {
-		if e.owner == "" {
-			heap.Pop(&q.waiting)
-			heap.Push(&q.released, e)
-			continue
-		}
-		if len(out) == max {
-			break
-		}
+	for e := q.dueReleased(now); e != nil && !e.at.After(now) && len(out) < max; e = q.dueReleased(now) {
 		out = append(out, q.take(e, owner, lease, now))
 	}
 	return out
+}
+
+// dueReleased moves the released entries that became due to q.released
+// and returns the first waiting entry left: a claim, or one not due yet.
+// q.mu is held.
+func (q *queue) dueReleased(now time.Time) *entry {
+	e := q.waiting.min()
+	for ; e != nil && e.owner == "" && !e.at.After(now); e = q.waiting.min() {
+		heap.Pop(&q.waiting)
+		heap.Push(&q.released, e)
+	}
+	return e
 }

@@ -21,6 +21,21 @@ func (s *Store) ClaimExpiredTasks(ctx context.Context, owner string, max int, le
 	return s.claimExpired(owner, "", max, lease, s.opts.now()), nil
 }
 
+// HasExpiredTasks implements statestore.Queue.
+func (s *Store) HasExpiredTasks(ctx context.Context) (bool, error) {
+	if err := s.lock(ctx); err != nil {
+		return false, err
+	}
+	defer s.mu.Unlock()
+	now := s.opts.now()
+	for _, t := range s.claimed {
+		if !now.Before(t.lease) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // claimExpired claims up to max tasks of run runID (any run when "")
 // whose lease ended, soonest ended first. s.mu is held.
 func (s *Store) claimExpired(owner, runID string, max int, lease time.Duration, now time.Time) []statestore.Task {

@@ -30,3 +30,14 @@ func (s *Store) ClaimExpiredTasks(ctx context.Context, owner string, limit int, 
 	}
 	return s.claimWith(ctx, owner, claimExpiredSQL, []any{[]byte(owner), limit, micros(lease)})
 }
+
+// HasExpiredTasks implements statestore.Queue: one read of the first entry
+// of the tasks_leased index, on the database's clock.
+func (s *Store) HasExpiredTasks(ctx context.Context) (bool, error) {
+	var expired bool
+	err := s.do(ctx, func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx,
+			`SELECT EXISTS (SELECT 1 FROM tasks WHERE owner IS NOT NULL AND lease_until <= now())`).Scan(&expired)
+	})
+	return expired, err
+}

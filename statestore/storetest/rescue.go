@@ -10,7 +10,8 @@ import (
 )
 
 // testClaimExpired: ClaimExpiredTasks takes only tasks whose lease ended,
-// at most max at a time, and leaves queued tasks to ClaimTasks.
+// at most max at a time, and leaves queued tasks to ClaimTasks;
+// HasExpiredTasks says whether such a task waits, and claims nothing.
 func testClaimExpired(t *testing.T, s, other QueueStore) {
 	ctx := context.Background()
 	for _, id := range []string{"r1", "r2", "r3"} {
@@ -24,8 +25,20 @@ func testClaimExpired(t *testing.T, s, other QueueStore) {
 	if got, err := other.ClaimExpiredTasks(ctx, "h2", 10, lease); err != nil || len(got) != 0 {
 		t.Fatalf("ClaimExpiredTasks while every lease holds = %v, %v; want none (queued r3/a is not taken)", taskNames(got), err)
 	}
-	var rescued []statestore.Task
+	wantExpired(t, other, false, "while every lease holds (r3/a is queued)")
 	deadline := time.Now().Add(10 * time.Second)
+	for expired := false; !expired; {
+		if time.Now().After(deadline) {
+			t.Fatal("HasExpiredTasks still false 10s after the leases of r1/a and r2/a ended")
+		}
+		time.Sleep(50 * time.Millisecond)
+		var err error
+		if expired, err = other.HasExpiredTasks(ctx); err != nil {
+			t.Fatalf("HasExpiredTasks: %v", err)
+		}
+	}
+	wantExpired(t, other, true, "looked at once already (it claims nothing)")
+	var rescued []statestore.Task
 	for len(rescued) < 2 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 		got, err := other.ClaimExpiredTasks(ctx, "h2", 1, lease)
@@ -36,7 +49,11 @@ func testClaimExpired(t *testing.T, s, other QueueStore) {
 			t.Fatalf("ClaimExpiredTasks of at most 1 = %v", taskNames(got))
 		}
 		rescued = append(rescued, got...)
+		if len(rescued) == 1 {
+			wantExpired(t, other, true, "with r2/a's lease ended and unclaimed")
+		}
 	}
+	wantExpired(t, other, false, "once both expired tasks were claimed again")
 	if got := taskNames(rescued); fmt.Sprint(got) != "[r1/a r2/a]" {
 		t.Fatalf("rescued %v, want the two expired tasks [r1/a r2/a]", got)
 	}
@@ -63,4 +80,11 @@ func testClaimExpired(t *testing.T, s, other QueueStore) {
 	wantErr(t, "ClaimExpiredTasks of 0", err, statestore.ErrInvalid)
 	_, err = s.ClaimExpiredTasks(ctx, "h1", 1, 0)
 	wantErr(t, "ClaimExpiredTasks without lease", err, statestore.ErrInvalid)
+}
+
+func wantExpired(t *testing.T, s QueueStore, want bool, when string) {
+	t.Helper()
+	if got, err := s.HasExpiredTasks(context.Background()); err != nil || got != want {
+		t.Fatalf("HasExpiredTasks %s = %v, %v; want %v", when, got, err, want)
+	}
 }
