@@ -108,6 +108,15 @@ type Queue interface {
 	// claims this way to rescue another owner's nodes without taking new
 	// work. Errors: ErrInvalid, ErrClosed, ErrUnavailable.
 	ClaimExpiredTasks(ctx context.Context, owner string, max int, lease time.Duration) ([]Task, error)
+	// ClaimOwnTasks claims for owner, leased for lease, up to max tasks
+	// that owner holds already under earlier claims, whether their lease
+	// ended or not, soonest ended first; each gets a new claim (a new
+	// token, Claims + 1), so the earlier claims no longer hold. A process
+	// that starts under the name of one that died (an owner's name is
+	// unique among live owners) takes back the nodes its predecessor held
+	// without waiting for their leases to end. Errors: ErrInvalid,
+	// ErrClosed, ErrUnavailable.
+	ClaimOwnTasks(ctx context.Context, owner string, max int, lease time.Duration) ([]Task, error)
 	// HasExpiredTasks reports whether a task's lease ended and no owner
 	// claimed it again since: a node whose owner died waits for a rescue.
 	// It claims nothing. An owner whose workers and rescue capacity are

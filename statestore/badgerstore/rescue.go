@@ -1,8 +1,10 @@
 package badgerstore
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/bulkhead-run/bulkhead/statestore"
@@ -14,6 +16,26 @@ import (
 func (s *Store) ClaimExpiredTasks(ctx context.Context, owner string, max int, lease time.Duration) ([]statestore.Task, error) {
 	return s.withQueue(ctx, owner, max, lease, func(q *queue) ([]statestore.Task, error) {
 		return q.claimExpired(owner, max, lease, s.opts.now()), nil
+	})
+}
+
+// ClaimOwnTasks implements statestore.Queue: it reads the waiting entries
+// in memory only.
+func (s *Store) ClaimOwnTasks(ctx context.Context, owner string, max int, lease time.Duration) ([]statestore.Task, error) {
+	return s.withQueue(ctx, owner, max, lease, func(q *queue) ([]statestore.Task, error) {
+		own := make([]*entry, 0, len(q.waiting.items))
+		for _, e := range q.waiting.items {
+			if e.owner == owner {
+				own = append(own, e)
+			}
+		}
+		slices.SortFunc(own, func(a, b *entry) int { return cmp.Or(a.at.Compare(b.at), cmp.Compare(a.seq, b.seq)) })
+		now := s.opts.now()
+		out := make([]statestore.Task, 0, min(max, len(own)))
+		for _, e := range own[:min(max, len(own))] {
+			out = append(out, q.take(e, owner, lease, now))
+		}
+		return out, nil
 	})
 }
 

@@ -41,3 +41,23 @@ func (s *Store) HasExpiredTasks(ctx context.Context) (bool, error) {
 	})
 	return expired, err
 }
+
+// claimOwnSQL is claimExpiredSQL for the tasks $1 holds, whatever their
+// lease (through the tasks_leased index: every claimed task is in it).
+const claimOwnSQL = `WITH picked AS MATERIALIZED (
+	SELECT run_id, node, seq FROM tasks
+	WHERE owner IS NOT NULL AND owner = $1
+	ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED
+)
+UPDATE tasks t SET owner = $1, token = nextval('task_tokens'), claims = t.claims + 1,
+	lease_until = now() + $3 * interval '1 microsecond'
+FROM picked WHERE t.run_id = picked.run_id AND t.node = picked.node
+RETURNING t.run_id, t.node, t.token, t.claims, t.first_attempt, t.lease_until, 0, picked.seq`
+
+// ClaimOwnTasks implements statestore.Queue in one statement (claimOwnSQL).
+func (s *Store) ClaimOwnTasks(ctx context.Context, owner string, limit int, lease time.Duration) ([]statestore.Task, error) {
+	if err := rules.CheckClaim(owner, limit, lease); err != nil {
+		return nil, err
+	}
+	return s.claimWith(ctx, owner, claimOwnSQL, []any{[]byte(owner), limit, micros(lease)})
+}

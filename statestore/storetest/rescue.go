@@ -88,3 +88,53 @@ func wantExpired(t *testing.T, s QueueStore, want bool, when string) {
 		t.Fatalf("HasExpiredTasks %s = %v, %v; want %v", when, got, err, want)
 	}
 }
+
+// testClaimOwn: ClaimOwnTasks takes back, under new claims, the tasks the
+// owner holds, though their leases hold; other owners' claims and queued
+// tasks are left.
+func testClaimOwn(t *testing.T, s, other QueueStore) {
+	ctx := context.Background()
+	for _, id := range []string{"r1", "r2", "r3", "r4"} {
+		submit(t, s, id, root("a"))
+	}
+	held := claimAll(t, s, "h1", 2, time.Hour)
+	if got := taskNames(held); fmt.Sprint(got) != "[r1/a r2/a]" {
+		t.Fatalf("claimed %v, want [r1/a r2/a]", got)
+	}
+	others := claimAll(t, s, "h2", 1, time.Hour)
+	if got, err := other.ClaimOwnTasks(ctx, "h3", 10, lease); err != nil || len(got) != 0 {
+		t.Fatalf("ClaimOwnTasks of an owner without claims = %v, %v; want none", taskNames(got), err)
+	}
+	if got, err := other.ClaimOwnTasks(ctx, "h1", 1, lease); err != nil || len(got) != 1 || got[0].Claims != 2 {
+		t.Fatalf("ClaimOwnTasks of at most 1 = %+v, %v; want one task, claimed twice", got, err)
+	}
+	// The claim just made is h1's too: it is taken again.
+	got, err := other.ClaimOwnTasks(ctx, "h1", 10, lease)
+	if err != nil {
+		t.Fatalf("ClaimOwnTasks: %v", err)
+	}
+	if names := taskNames(got); fmt.Sprint(names) != "[r1/a r2/a]" {
+		t.Fatalf("ClaimOwnTasks took %v, want h1's [r1/a r2/a]", names)
+	}
+	for i, r := range got {
+		if r.Owner != "h1" || r.Claims < 2 || r.Token == held[0].Token || r.Token == held[1].Token {
+			t.Fatalf("task taken back %d %+v: want owner h1, claimed again, a new token", i, r)
+		}
+		if err := other.CheckFence(ctx, r.Fence()); err != nil {
+			t.Fatalf("CheckFence of the new claim: %v", err)
+		}
+	}
+	for _, h := range held {
+		wantErr(t, "CheckFence of a claim taken back", s.CheckFence(ctx, h.Fence()), statestore.ErrFenced)
+	}
+	if err := s.CheckFence(ctx, others[0].Fence()); err != nil {
+		t.Fatalf("CheckFence of another owner's claim: %v", err)
+	}
+	if rest := claimAll(t, s, "h3", 10, lease); fmt.Sprint(taskNames(rest)) != "[r4/a]" {
+		t.Fatalf("ClaimTasks after ClaimOwnTasks = %v, want the queued r4/a", taskNames(rest))
+	}
+	_, err = s.ClaimOwnTasks(ctx, "", 1, lease)
+	wantErr(t, "ClaimOwnTasks without owner", err, statestore.ErrInvalid)
+	_, err = s.ClaimOwnTasks(ctx, "h1", 0, lease)
+	wantErr(t, "ClaimOwnTasks of 0", err, statestore.ErrInvalid)
+}
