@@ -319,6 +319,56 @@ func TestCluster_BusyHostLeavesRescueToAFreeHost(t *testing.T) {
 	}
 }
 
+// An engine that starts under the name of one that died takes back the
+// nodes it held at once, long before their leases end, and journals them
+// once.
+func TestCluster_RestartTakesBackItsNodes(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	const lease = 10 * time.Second
+	viewA := &hostStore{Store: f.store}
+	var onA, onRestart startedAt
+	a := startRescuer(t, f.h, viewA, "host-a", onA.observe, []string{longNode}, workflow.WithLease(lease))
+	var doomed []string
+	for i := range 2 {
+		r, err := a.Submit(ctx, "long", []byte(`"x"`), fmt.Sprintf("doomed-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		doomed = append(doomed, r.ID+"/a")
+	}
+	onA.waitStarted(t, 30*time.Second, doomed...)
+	killed := time.Now()
+	viewA.dead.Store(true)
+
+	// Its restart has a plugin host of its own, as a new process has.
+	h := hosttest.New(t)
+	if _, err := h.Load(ctx, "nodes", f.wasm, abi.Manifest{}); err != nil {
+		t.Fatal(err)
+	}
+	restart := startRescuer(t, h, f.store, "host-a", onRestart.observe, []string{longNode}, workflow.WithLease(lease),
+		workflow.WithWorkers(1), workflow.WithRescueSlots(1))
+	onRestart.waitStarted(t, 30*time.Second, doomed...)
+	for _, key := range doomed {
+		at, _ := onRestart.get(key)
+		if d := at.Sub(killed); d > 5*time.Second {
+			t.Errorf("%s started on the restart %s after the death, want at once (lease %s)", key, d.Round(time.Millisecond), lease)
+		}
+	}
+	if st := restart.Stats(); st.Rescues != 2 {
+		t.Errorf("restart stats %+v, want two rescues", st)
+	}
+	for _, key := range doomed {
+		id, _, _ := strings.Cut(key, "/")
+		if got := wait(t, restart, id); got.Status != statestore.StatusSucceeded {
+			t.Fatalf("run %s: %s %s", id, got.Status, got.Error)
+		}
+		if res, err := f.store.NodeResults(ctx, id); err != nil || len(res) != 1 {
+			t.Fatalf("journal of %s: %v, %v; want one entry", id, res, err)
+		}
+	}
+}
+
 func TestNew_NegativeRescueSlots(t *testing.T) {
 	if _, err := workflow.New(memstore.New(), nil, workflow.WithRescueSlots(-1)); err == nil {
 		t.Fatal("New accepted -1 rescue slots")
