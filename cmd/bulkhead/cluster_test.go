@@ -300,10 +300,12 @@ func distribution(ds []time.Duration) string {
 	return fmt.Sprintf("min %s, median %s, p90 %s, max %s", at(0), at(0.5), at(0.9), at(1))
 }
 
-// killEvent is a kill of a host.
+// killEvent is a kill of a host, and how long after it the host's restart
+// was serving (its engine started).
 type killEvent struct {
 	host string
 	at   time.Time
+	up   time.Duration
 }
 
 // reportRescues logs where the time from each kill to the restart of its
@@ -311,7 +313,12 @@ type killEvent struct {
 // owner was itself killed before it started is left out of the restart
 // times of the first kill: the later kill held it, and times its rescue.
 func reportRescues(t *testing.T, kills [][]rescue, killedHosts []string, killedAt []time.Time, allKills []killEvent) time.Duration {
-	var lastClaim, lastStart, expiry, toClaim, toStart []time.Duration
+	var lastClaim, lastStart, expiry, toClaim, toStart, up []time.Duration
+	upOf := map[killEvent]time.Duration{}
+	for _, ke := range allKills {
+		up = append(up, ke.up)
+		upOf[killEvent{host: ke.host, at: ke.at}] = ke.up
+	}
 	var worst time.Duration
 	byRestarted, byOther, done, rekilled := 0, 0, 0, 0
 	var slow []string
@@ -338,8 +345,9 @@ func reportRescues(t *testing.T, kills [][]rescue, killedHosts []string, killedA
 			ls = max(ls, r.started)
 			toStart = append(toStart, r.started-r.claimed)
 			if r.started > clusterLease+time.Second && len(slow) < 10 {
-				slow = append(slow, fmt.Sprintf("%s killed: its lease ended at %s, claimed by %q at %s, started at %s", killedHosts[k],
-					r.expired.Round(time.Millisecond), r.by, r.claimed.Round(time.Millisecond), r.started.Round(time.Millisecond)))
+				slow = append(slow, fmt.Sprintf("%s killed: its lease ended at %s, claimed by %q at %s, started at %s (restart serving at %s)",
+					killedHosts[k], r.expired.Round(time.Millisecond), r.by, r.claimed.Round(time.Millisecond), r.started.Round(time.Millisecond),
+					upOf[killEvent{host: killedHosts[k], at: killedAt[k]}].Round(time.Millisecond)))
 			}
 		}
 		lastClaim, lastStart = append(lastClaim, lc), append(lastStart, ls)
@@ -352,6 +360,7 @@ func reportRescues(t *testing.T, kills [][]rescue, killedHosts []string, killedA
 	t.Logf("per node, kill to lease end:                       %s", distribution(expiry))
 	t.Logf("per node, lease end to new claim:                  %s", distribution(toClaim))
 	t.Logf("per node, new claim to start:                      %s", distribution(toStart))
+	t.Logf("per kill, until the restarted host was serving:    %s", distribution(up))
 	t.Logf("claimed again by another host %d, by the killed host's restart %d; completed before the kill %d; "+
 		"new owner killed before it started %d", byOther, byRestarted, done, rekilled)
 	for _, l := range slow {
@@ -410,7 +419,8 @@ func testFailover(c *cluster, n, kills int) {
 		}
 		<-c.host(i).done
 		mu.Lock()
-		allKills = append(allKills, killEvent{host, killed})
+		allKills = append(allKills, killEvent{host: host, at: killed})
+		ki := len(allKills) - 1
 		mu.Unlock()
 		if len(held) > 0 {
 			wg.Add(1)
@@ -423,7 +433,17 @@ func testFailover(c *cluster, n, kills int) {
 			}()
 		}
 		t.Logf("kill %d: %s held %d nodes", k+1, host, len(held))
-		c.start(i)
+		restarted := c.start(i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !strings.Contains(restarted.logText(), `"msg":"serving"`) && time.Since(killed) < time.Minute {
+				time.Sleep(10 * time.Millisecond)
+			}
+			mu.Lock()
+			allKills[ki].up = time.Since(killed)
+			mu.Unlock()
+		}()
 	}
 	c.waitFinished(ids, 3*time.Minute)
 	wg.Wait()
