@@ -313,7 +313,7 @@ type killEvent struct {
 // owner was itself killed before it started is left out of the restart
 // times of the first kill: the later kill held it, and times its rescue.
 func reportRescues(t *testing.T, kills [][]rescue, killedHosts []string, killedAt []time.Time, allKills []killEvent) time.Duration {
-	var lastClaim, lastStart, expiry, toClaim, toStart, up []time.Duration
+	var lastClaim, lastStart, expiry, toClaim, toStart, up, startOther, startRestart []time.Duration
 	upOf := map[killEvent]time.Duration{}
 	for _, ke := range allKills {
 		up = append(up, ke.up)
@@ -344,6 +344,13 @@ func reportRescues(t *testing.T, kills [][]rescue, killedHosts []string, killedA
 			}
 			ls = max(ls, r.started)
 			toStart = append(toStart, r.started-r.claimed)
+			switch r.by {
+			case "":
+			case killedHosts[k]:
+				startRestart = append(startRestart, r.started)
+			default:
+				startOther = append(startOther, r.started)
+			}
 			if r.started > clusterLease+time.Second && len(slow) < 10 {
 				slow = append(slow, fmt.Sprintf("%s killed: its lease ended at %s, claimed by %q at %s, started at %s (restart serving at %s)",
 					killedHosts[k], r.expired.Round(time.Millisecond), r.by, r.claimed.Round(time.Millisecond), r.started.Round(time.Millisecond),
@@ -360,6 +367,8 @@ func reportRescues(t *testing.T, kills [][]rescue, killedHosts []string, killedA
 	t.Logf("per node, kill to lease end:                       %s", distribution(expiry))
 	t.Logf("per node, lease end to new claim:                  %s", distribution(toClaim))
 	t.Logf("per node, new claim to start:                      %s", distribution(toStart))
+	t.Logf("per node, kill to start on another host:           %s", distribution(startOther))
+	t.Logf("per node, kill to start on the restarted host:     %s", distribution(startRestart))
 	t.Logf("per kill, until the restarted host was serving:    %s", distribution(up))
 	t.Logf("claimed again by another host %d, by the killed host's restart %d; completed before the kill %d; "+
 		"new owner killed before it started %d", byOther, byRestarted, done, rekilled)
@@ -397,7 +406,9 @@ func TestCluster(t *testing.T) {
 }
 
 // testFailover: runs submitted through all three hosts while a random
-// host is killed with SIGKILL every second or so and started again.
+// host is killed with SIGKILL every second or so and started again: at
+// once, when it takes back the nodes it held, or, every fourth kill, only
+// after lease + 1.5 s, so the other hosts rescue them.
 func testFailover(c *cluster, n, kills int) {
 	t := c.t
 	ids := runIDs("fo", n)
@@ -433,6 +444,9 @@ func testFailover(c *cluster, n, kills int) {
 			}()
 		}
 		t.Logf("kill %d: %s held %d nodes", k+1, host, len(held))
+		if k%4 == 3 {
+			time.Sleep(clusterLease + 1500*time.Millisecond)
+		}
 		restarted := c.start(i)
 		wg.Add(1)
 		go func() {
