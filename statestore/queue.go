@@ -117,12 +117,13 @@ type Queue interface {
 	// without waiting for their leases to end. Errors: ErrInvalid,
 	// ErrClosed, ErrUnavailable.
 	ClaimOwnTasks(ctx context.Context, owner string, max int, lease time.Duration) ([]Task, error)
-	// HasExpiredTasks reports whether a task's lease ended and no owner
-	// claimed it again since: a node whose owner died waits for a rescue.
-	// It claims nothing. An owner whose workers and rescue capacity are
-	// all busy looks this way before it frees capacity for rescues.
+	// ExpiredFor reports whether a task's lease ended and no owner claimed
+	// it again since (ok): a node whose owner died waits for a rescue; and
+	// how long the one whose lease ended first has waited, on the store's
+	// clock. It claims nothing. An owner whose workers and rescue capacity
+	// are all busy looks this way before it makes room for rescues.
 	// Errors: ErrClosed, ErrUnavailable.
-	HasExpiredTasks(ctx context.Context) (bool, error)
+	ExpiredFor(ctx context.Context) (waited time.Duration, ok bool, err error)
 	// ClaimRunTasks is ClaimTasks restricted to the tasks of one run. A
 	// process that executes only the runs it was asked to (a one-shot
 	// command) claims this way.

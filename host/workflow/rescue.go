@@ -18,14 +18,23 @@ import (
 //     them at once on those slots: goroutines beyond the workers that run
 //     one rescued node each and leave its dependents queued;
 //   - when its slots are full, it looks whether expired tasks still wait
-//     (statestore.Queue.HasExpiredTasks, which claims nothing). While they
-//     do, every worker hands the dependent it would keep back to the
-//     queue: it goes idle at its next node boundary, and the claimer's
-//     claim for it takes expired tasks before queued ones and starts them
-//     on that worker at once.
+//     (statestore.Queue.ExpiredFor, which claims nothing). While they do,
+//     every worker hands the dependent it would keep back to the queue:
+//     it goes idle at its next node boundary, and the claimer's claim for
+//     it takes expired tasks before queued ones and starts them on that
+//     worker at once;
+//   - once an expired task has waited rescueGrace, no engine sharing the
+//     store had room for it: the rescuer claims expired tasks and starts
+//     them beyond its slots, up to as many more as it has workers, so a
+//     dead engine's node starts within its lease plus about a second even
+//     when every engine is saturated with long nodes.
 //
 // So a rescued node is never claimed into the pending queue behind busy
 // workers, where it would wait while another engine could start it.
+
+// rescueGrace is how long a task whose lease ended may wait for a free
+// worker or rescue slot before an engine starts it beyond them.
+const rescueGrace = 500 * time.Millisecond
 
 type rescueOptions struct {
 	slots int
@@ -34,10 +43,12 @@ type rescueOptions struct {
 
 // WithRescueSlots sets how many nodes rescued from other engines sharing
 // the store (their owner stopped heartbeating and their lease ended) may
-// run beyond the workers while every worker is busy (default: workers/8,
-// at least 1). A rescue slot runs one node and leaves its dependents
-// queued. With 0, no node runs beyond the workers: a rescue waits for a
-// worker to finish the node it runs.
+// start at once beyond the workers while every worker is busy (default:
+// workers/8, at least 1). A rescue slot runs one node and leaves its
+// dependents queued. A rescue that found no free worker or slot on any
+// engine for 500 ms starts beyond them anyway, up to as many more nodes
+// as there are workers. With 0, no node runs beyond the workers: a rescue
+// waits for a worker to reach a node boundary.
 func WithRescueSlots(n int) Option {
 	return optionFunc(func(o *options) { o.rescue = rescueOptions{slots: n, set: true} })
 }
@@ -105,7 +116,7 @@ func (e *Engine) rescuer() {
 			}
 		}
 		ctx, cancel := context.WithTimeout(e.base, 10*time.Second)
-		more, err := e.store.HasExpiredTasks(ctx)
+		waited, more, err := e.store.ExpiredFor(ctx)
 		cancel()
 		if err != nil {
 			if e.base.Err() == nil {
@@ -114,6 +125,15 @@ func (e *Engine) rescuer() {
 			continue
 		}
 		e.setWaiting(more)
+		if !more || waited < rescueGrace || e.o.rescueSlots() == 0 {
+			continue
+		}
+		e.mu.Lock()
+		beyond := e.o.rescueSlots() + e.o.workers - e.rescue.busy
+		e.mu.Unlock()
+		if beyond > 0 {
+			_, _ = e.rescueOnSlots(beyond)
+		}
 	}
 }
 

@@ -93,7 +93,8 @@ func (s *startedAt) waitStarted(t *testing.T, within time.Duration, keys ...stri
 // lease + 1 s of the death: workers busy on chains of short nodes hand
 // the chain back at the next node to take the rescued ones (no rescue
 // slots), and rescue slots start them at once when every worker runs one
-// long node. On memstore and on PostgreSQL, whose leases run on the
+// long node; a node left without a slot starts beyond the slots once it
+// waited. On memstore and on PostgreSQL, whose leases run on the
 // database's clock.
 func TestCluster_BusyHostRescuesWithinLease(t *testing.T) {
 	stores := []struct {
@@ -121,6 +122,8 @@ func TestCluster_BusyHostRescuesWithinLease(t *testing.T) {
 	}{
 		{"ChainsHandedBack", longChainFlow, 0},
 		{"LongNodesRescueSlots", busyNode, 2},
+		// One node on the slot, the other beyond it once it waited.
+		{"LongNodesBeyondSlots", busyNode, 1},
 	}
 	for _, st := range stores {
 		for _, bz := range busy {

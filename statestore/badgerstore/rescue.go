@@ -39,22 +39,24 @@ func (s *Store) ClaimOwnTasks(ctx context.Context, owner string, max int, lease 
 	})
 }
 
-// HasExpiredTasks implements statestore.Queue: it reads the waiting
-// entries in memory only.
-func (s *Store) HasExpiredTasks(ctx context.Context) (bool, error) {
+// ExpiredFor implements statestore.Queue: it reads the waiting entries in
+// memory only.
+func (s *Store) ExpiredFor(ctx context.Context) (time.Duration, bool, error) {
 	if err := ctx.Err(); err != nil {
-		return false, err
+		return 0, false, err
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return false, statestore.ErrClosed
+		return 0, false, statestore.ErrClosed
 	}
 	s.q.mu.Lock()
 	defer s.q.mu.Unlock()
 	now := s.opts.now()
-	e := s.q.dueReleased(now)
-	return e != nil && !e.at.After(now), nil
+	if e := s.q.dueReleased(now); e != nil && !e.at.After(now) {
+		return now.Sub(e.at), true, nil
+	}
+	return 0, false, nil
 }
 
 // withQueue checks a claim's arguments and runs claim with the store open

@@ -45,19 +45,21 @@ func (s *Store) ClaimOwnTasks(ctx context.Context, owner string, max int, lease 
 	return out, nil
 }
 
-// HasExpiredTasks implements statestore.Queue.
-func (s *Store) HasExpiredTasks(ctx context.Context) (bool, error) {
+// ExpiredFor implements statestore.Queue.
+func (s *Store) ExpiredFor(ctx context.Context) (time.Duration, bool, error) {
 	if err := s.lock(ctx); err != nil {
-		return false, err
+		return 0, false, err
 	}
 	defer s.mu.Unlock()
 	now := s.opts.now()
+	var waited time.Duration
+	ok := false
 	for _, t := range s.claimed {
 		if !now.Before(t.lease) {
-			return true, nil
+			waited, ok = max(waited, now.Sub(t.lease)), true
 		}
 	}
-	return false, nil
+	return waited, ok, nil
 }
 
 // claimExpired claims up to max tasks of run runID (any run when "")

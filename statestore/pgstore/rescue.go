@@ -31,15 +31,18 @@ func (s *Store) ClaimExpiredTasks(ctx context.Context, owner string, limit int, 
 	return s.claimWith(ctx, owner, claimExpiredSQL, []any{[]byte(owner), limit, micros(lease)})
 }
 
-// HasExpiredTasks implements statestore.Queue: one read of the first entry
-// of the tasks_leased index, on the database's clock.
-func (s *Store) HasExpiredTasks(ctx context.Context) (bool, error) {
-	var expired bool
+// ExpiredFor implements statestore.Queue: one read of the first entry of
+// the tasks_leased index, on the database's clock.
+func (s *Store) ExpiredFor(ctx context.Context) (time.Duration, bool, error) {
+	var us *int64
 	err := s.do(ctx, func(ctx context.Context) error {
-		return s.pool.QueryRow(ctx,
-			`SELECT EXISTS (SELECT 1 FROM tasks WHERE owner IS NOT NULL AND lease_until <= now())`).Scan(&expired)
+		return s.pool.QueryRow(ctx, `SELECT (extract(epoch FROM now() - min(lease_until)) * 1e6)::bigint
+FROM tasks WHERE owner IS NOT NULL AND lease_until <= now()`).Scan(&us)
 	})
-	return expired, err
+	if err != nil || us == nil {
+		return 0, false, err
+	}
+	return time.Duration(*us) * time.Microsecond, true, nil
 }
 
 // claimOwnSQL is claimExpiredSQL for the tasks $1 holds, whatever their

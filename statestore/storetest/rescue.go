@@ -11,7 +11,8 @@ import (
 
 // testClaimExpired: ClaimExpiredTasks takes only tasks whose lease ended,
 // at most max at a time, and leaves queued tasks to ClaimTasks;
-// HasExpiredTasks says whether such a task waits, and claims nothing.
+// ExpiredFor says whether such a task waits and for how long, and claims
+// nothing.
 func testClaimExpired(t *testing.T, s, other QueueStore) {
 	ctx := context.Background()
 	for _, id := range []string{"r1", "r2", "r3"} {
@@ -27,17 +28,24 @@ func testClaimExpired(t *testing.T, s, other QueueStore) {
 	}
 	wantExpired(t, other, false, "while every lease holds (r3/a is queued)")
 	deadline := time.Now().Add(10 * time.Second)
+	var first time.Duration
 	for expired := false; !expired; {
 		if time.Now().After(deadline) {
-			t.Fatal("HasExpiredTasks still false 10s after the leases of r1/a and r2/a ended")
+			t.Fatal("ExpiredFor still false 10s after the leases of r1/a and r2/a ended")
 		}
 		time.Sleep(50 * time.Millisecond)
 		var err error
-		if expired, err = other.HasExpiredTasks(ctx); err != nil {
-			t.Fatalf("HasExpiredTasks: %v", err)
+		if first, expired, err = other.ExpiredFor(ctx); err != nil {
+			t.Fatalf("ExpiredFor: %v", err)
 		}
 	}
-	wantExpired(t, other, true, "looked at once already (it claims nothing)")
+	if first < 0 || first > 5*time.Second {
+		t.Fatalf("ExpiredFor just after the leases ended = %s", first)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if later := wantExpired(t, other, true, "looked at once already (it claims nothing)"); later < first+50*time.Millisecond {
+		t.Fatalf("ExpiredFor = %s, then %s 100ms later: want the wait to grow", first, later)
+	}
 	var rescued []statestore.Task
 	for len(rescued) < 2 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
@@ -82,11 +90,13 @@ func testClaimExpired(t *testing.T, s, other QueueStore) {
 	wantErr(t, "ClaimExpiredTasks without lease", err, statestore.ErrInvalid)
 }
 
-func wantExpired(t *testing.T, s QueueStore, want bool, when string) {
+func wantExpired(t *testing.T, s QueueStore, want bool, when string) time.Duration {
 	t.Helper()
-	if got, err := s.HasExpiredTasks(context.Background()); err != nil || got != want {
-		t.Fatalf("HasExpiredTasks %s = %v, %v; want %v", when, got, err, want)
+	waited, got, err := s.ExpiredFor(context.Background())
+	if err != nil || got != want {
+		t.Fatalf("ExpiredFor %s = %s, %v, %v; want %v", when, waited, got, err, want)
 	}
+	return waited
 }
 
 // testClaimOwn: ClaimOwnTasks takes back, under new claims, the tasks the
