@@ -34,7 +34,7 @@ import (
 
 // rescueGrace is how long a task whose lease ended may wait for a free
 // worker or rescue slot before an engine starts it beyond them.
-const rescueGrace = 500 * time.Millisecond
+const rescueGrace = 300 * time.Millisecond
 
 type rescueOptions struct {
 	slots int
@@ -46,7 +46,7 @@ type rescueOptions struct {
 // start at once beyond the workers while every worker is busy (default:
 // workers/8, at least 1). A rescue slot runs one node and leaves its
 // dependents queued. A rescue that found no free worker or slot on any
-// engine for 500 ms starts beyond them anyway, up to as many more nodes
+// engine for 300 ms starts beyond them anyway, up to as many more nodes
 // as there are workers. With 0, no node runs beyond the workers: a rescue
 // waits for a worker to reach a node boundary.
 func WithRescueSlots(n int) Option {
