@@ -101,6 +101,12 @@ func newCluster(t *testing.T, bin string) *cluster {
 	}
 	c := &cluster{t: t, top: t, bin: bin, url: url, dir: svcDir(t, map[string]string{"ten": clusterFlow, "slow": slowFlow}),
 		hosts: make([]*service, 3)}
+	// The fixture keeps a state key per executed node, about 12 per run
+	// of clusterFlow: the soak's 1,000 runs need more than the default
+	// quota of 10,000 keys.
+	if err := os.WriteFile(filepath.Join(c.dir, "plugins", "nodes.yaml"), []byte("state_keys: 100000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var err error
 	if c.db, err = pgxpool.New(context.Background(), url); err != nil {
 		t.Fatal(err)
