@@ -100,8 +100,9 @@ func WithMaxAttempts(f func(plugin string) int) Option {
 }
 
 // WithOwner names the engine in the store's claims (default: host name,
-// process ID and a random suffix). Every engine sharing a store needs its
-// own name.
+// process ID and a random suffix). Every live engine sharing a store needs
+// its own name: at Start an engine takes back the nodes claimed under its
+// name, which an engine of that name that died held.
 func WithOwner(name string) Option { return optionFunc(func(o *options) { o.owner = name }) }
 
 // WithLease sets how long a claimed node stays this engine's without a
