@@ -108,6 +108,22 @@ type Queue interface {
 	// claims this way to rescue another owner's nodes without taking new
 	// work. Errors: ErrInvalid, ErrClosed, ErrUnavailable.
 	ClaimExpiredTasks(ctx context.Context, owner string, max int, lease time.Duration) ([]Task, error)
+	// ClaimOwnTasks claims for owner, leased for lease, up to max tasks
+	// that owner holds already under earlier claims, whether their lease
+	// ended or not, soonest ended first; each gets a new claim (a new
+	// token, Claims + 1), so the earlier claims no longer hold. A process
+	// that starts under the name of one that died (an owner's name is
+	// unique among live owners) takes back the nodes its predecessor held
+	// without waiting for their leases to end. Errors: ErrInvalid,
+	// ErrClosed, ErrUnavailable.
+	ClaimOwnTasks(ctx context.Context, owner string, max int, lease time.Duration) ([]Task, error)
+	// ExpiredFor reports whether a task's lease ended and no owner claimed
+	// it again since (ok): a node whose owner died waits for a rescue; and
+	// how long the one whose lease ended first has waited, on the store's
+	// clock. It claims nothing. An owner whose workers and rescue capacity
+	// are all busy looks this way before it makes room for rescues.
+	// Errors: ErrClosed, ErrUnavailable.
+	ExpiredFor(ctx context.Context) (waited time.Duration, ok bool, err error)
 	// ClaimRunTasks is ClaimTasks restricted to the tasks of one run. A
 	// process that executes only the runs it was asked to (a one-shot
 	// command) claims this way.

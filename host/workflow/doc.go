@@ -116,7 +116,11 @@
 // still rescues at its poll interval: it starts expired tasks on
 // WithRescueSlots extra goroutines, and while more wait, its workers
 // hand the dependents they would run next back to the queue and claim
-// the expired tasks instead. Writes are fenced by the claim they were made under: the
+// the expired tasks instead; a rescue that found no room anywhere for
+// 300 ms starts beyond the slots. It never claims an expired task it
+// cannot start at once. An engine that starts under the owner name of
+// one that died (WithOwner) takes back the nodes it held at once, without
+// waiting for their leases. Writes are fenced by the claim they were made under: the
 // completion, and the node's checkpoint_save, state_set and state_delete,
 // commit only while the claim holds (statestore.ErrFenced otherwise; the
 // guest sees a host-function failure). An engine that finds a claim lost

@@ -100,8 +100,9 @@ func WithMaxAttempts(f func(plugin string) int) Option {
 }
 
 // WithOwner names the engine in the store's claims (default: host name,
-// process ID and a random suffix). Every engine sharing a store needs its
-// own name.
+// process ID and a random suffix). Every live engine sharing a store needs
+// its own name: at Start an engine takes back the nodes claimed under its
+// name, which an engine of that name that died held.
 func WithOwner(name string) Option { return optionFunc(func(o *options) { o.owner = name }) }
 
 // WithLease sets how long a claimed node stays this engine's without a
@@ -365,22 +366,58 @@ func sourceKey(src []byte) string {
 }
 
 // Start starts the workers, the claimer and the heartbeat. Unless
-// WithResumeOnStart(false), it first requeues the unfinished runs that
-// have no task (runs stored before the store had a queue, runs whose end
-// was not recorded): their other nodes are queued already and run as
-// workers claim them. An error from that walk leaves the engine started:
-// call Stop after a failed Start as after a successful one.
+// WithResumeOnStart(false), it first takes back the nodes an engine of
+// the same owner name held when it died (statestore.Queue.ClaimOwnTasks),
+// as many as its workers and rescue slots start at once, without waiting
+// for their leases to end; and it requeues the unfinished runs that have
+// no task (runs stored before the store had a queue, runs whose end was
+// not recorded): their other nodes are queued already and run as workers
+// claim them. An error from that walk leaves the engine started: call
+// Stop after a failed Start as after a successful one.
 func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Lock()
 	if e.state != stateNew {
 		e.mu.Unlock()
 		return errors.New("workflow: Start called twice")
 	}
+	e.mu.Unlock()
+	// Nothing is claimed under this engine's name yet: what is, its
+	// predecessor held.
+	var own []statestore.Task
+	if e.o.resume {
+		var err error
+		if own, err = e.store.ClaimOwnTasks(ctx, e.o.owner, e.o.workers+e.o.rescueSlots(), e.o.lease); err != nil {
+			e.log.Warn("cannot take back the nodes this host held before; they run when their leases end", "err", err)
+		}
+	}
+	e.mu.Lock()
+	if e.state != stateNew {
+		e.mu.Unlock()
+		e.release(own)
+		return errors.New("workflow: Start called twice, or Stop during Start")
+	}
 	e.base, e.cancel = context.WithCancel(context.Background())
 	e.state = stateStarted
 	for range e.o.workers {
 		e.wg.Add(1)
 		go e.worker()
+	}
+	for i, t := range own {
+		e.stats.claims.Add(1)
+		e.stats.rescues.Add(1)
+		if i < e.o.workers {
+			e.held[t.Fence()] = &held{}
+			e.pending = append(e.pending, t)
+			e.work.Signal()
+			continue
+		}
+		e.held[t.Fence()] = &held{rescue: true}
+		e.rescue.busy++
+		e.wg.Add(1)
+		go e.runRescued(t)
+	}
+	if len(own) > 0 {
+		e.log.Info("took back the nodes this host held before it stopped", "nodes", len(own))
 	}
 	e.wg.Add(3)
 	go e.flusher()

@@ -11,15 +11,30 @@ import (
 // a worker that completes a node keeps the dependent it makes ready, so on
 // an engine whose workers are all busy a node whose owner died (its lease
 // ended) would wait for a worker to finish a whole chain of nodes. The
-// rescuer closes that gap: every poll interval, while no worker is idle,
-// it claims tasks whose lease ended (statestore.Queue.ClaimExpiredTasks,
-// never queued ones) and starts them at once on rescue slots, a few
-// goroutines beyond the workers that run one rescued node each and leave
-// its dependents queued. When it finds more expired tasks than free slots,
-// it puts one in front of the pending tasks and has every worker hand the
-// dependent it would keep back to the queue: the next worker to finish a
-// node runs that task, and the ones after it go idle, so the claimer
-// claims for them, and a claim takes expired tasks before queued ones.
+// rescuer closes that gap, every poll interval while no worker is idle:
+//
+//   - it claims tasks whose lease ended (statestore.Queue.ClaimExpiredTasks,
+//     never queued ones), as many as it has free rescue slots, and starts
+//     them at once on those slots: goroutines beyond the workers that run
+//     one rescued node each and leave its dependents queued;
+//   - when its slots are full, it looks whether expired tasks still wait
+//     (statestore.Queue.ExpiredFor, which claims nothing). While they do,
+//     every worker hands the dependent it would keep back to the queue:
+//     it goes idle at its next node boundary, and the claimer's claim for
+//     it takes expired tasks before queued ones and starts them on that
+//     worker at once;
+//   - once an expired task has waited rescueGrace, no engine sharing the
+//     store had room for it: the rescuer claims expired tasks and starts
+//     them beyond its slots, up to as many more as it has workers, so a
+//     dead engine's node starts within its lease plus about a second even
+//     when every engine is saturated with long nodes.
+//
+// So a rescued node is never claimed into the pending queue behind busy
+// workers, where it would wait while another engine could start it.
+
+// rescueGrace is how long a task whose lease ended may wait for a free
+// worker or rescue slot before an engine starts it beyond them.
+const rescueGrace = 300 * time.Millisecond
 
 type rescueOptions struct {
 	slots int
@@ -28,10 +43,12 @@ type rescueOptions struct {
 
 // WithRescueSlots sets how many nodes rescued from other engines sharing
 // the store (their owner stopped heartbeating and their lease ended) may
-// run beyond the workers while every worker is busy (default: workers/8,
-// at least 1). A rescue slot runs one node and leaves its dependents
-// queued. With 0, no node runs beyond the workers: a rescue waits for a
-// worker to finish the node it runs.
+// start at once beyond the workers while every worker is busy (default:
+// workers/8, at least 1). A rescue slot runs one node and leaves its
+// dependents queued. A rescue that found no free worker or slot on any
+// engine for 300 ms starts beyond them anyway, up to as many more nodes
+// as there are workers. With 0, no node runs beyond the workers: a rescue
+// waits for a worker to reach a node boundary.
 func WithRescueSlots(n int) Option {
 	return optionFunc(func(o *options) { o.rescue = rescueOptions{slots: n, set: true} })
 }
@@ -48,8 +65,9 @@ func (o *options) rescueSlots() int {
 type rescueState struct {
 	// busy counts the rescue slots running a node.
 	busy int
-	// waiting: the last look for expired tasks found more than it could
-	// start, so workers hand their dependents back (handBack).
+	// waiting: expired tasks waited for a rescue at the rescuer's last
+	// look, beyond what its free slots took, so workers hand their
+	// dependents back (handBack).
 	waiting bool
 }
 
@@ -64,8 +82,9 @@ func (e *Engine) handBack(f statestore.Fence) bool {
 	return h != nil && h.rescue
 }
 
-// rescuer claims expired tasks while no worker is idle, every poll
-// interval, and starts them on rescue slots.
+// rescuer claims expired tasks for its free rescue slots while no worker
+// is idle, every poll interval, and has workers hand their dependents
+// back while more wait.
 func (e *Engine) rescuer() {
 	defer e.wg.Done()
 	tick := time.NewTicker(e.o.poll)
@@ -77,59 +96,83 @@ func (e *Engine) rescuer() {
 		case <-tick.C:
 		}
 		e.mu.Lock()
-		if e.idle > len(e.pending) {
-			// A worker is idle: the claimer takes expired tasks first.
-			e.rescue.waiting = false
-			e.mu.Unlock()
-			continue
-		}
+		// With a worker idle, the claimer's claim takes expired tasks
+		// first: look only to end a hand-back.
+		idle := e.idle > len(e.pending)
 		free := e.o.rescueSlots() - e.rescue.busy
-		want := free
-		if len(e.pending) == 0 {
-			want++ // one for the next worker to finish a node
-		}
+		waiting := e.rescue.waiting
 		e.mu.Unlock()
-		if want == 0 {
+		if idle && !waiting {
 			continue
 		}
-		tasks, err := e.claimExpired(want)
+		if !idle && free > 0 {
+			n, err := e.rescueOnSlots(free)
+			if err != nil {
+				continue
+			}
+			if n < free {
+				e.setWaiting(false)
+				continue
+			}
+		}
+		ctx, cancel := context.WithTimeout(e.base, 10*time.Second)
+		waited, more, err := e.store.ExpiredFor(ctx)
+		cancel()
 		if err != nil {
 			if e.base.Err() == nil {
-				e.log.Warn("cannot claim expired nodes", "err", err)
+				e.log.Warn("cannot look for expired nodes", "err", err)
 			}
+			continue
+		}
+		e.setWaiting(more)
+		if !more || waited < rescueGrace || e.o.rescueSlots() == 0 {
 			continue
 		}
 		e.mu.Lock()
-		if e.state != stateStarted {
-			e.mu.Unlock()
-			e.release(tasks)
-			return
-		}
-		e.rescue.waiting = len(tasks) == want
-		for i, t := range tasks {
-			e.stats.claims.Add(1)
-			if t.Claims > 1 {
-				e.stats.rescues.Add(1)
-			}
-			if i < free {
-				e.held[t.Fence()] = &held{rescue: true}
-				e.rescue.busy++
-				e.wg.Add(1)
-				go e.runRescued(t)
-				continue
-			}
-			e.held[t.Fence()] = &held{}
-			e.pending = append([]statestore.Task{t}, e.pending...)
-			e.work.Signal()
-		}
+		beyond := e.o.rescueSlots() + e.o.workers - e.rescue.busy
 		e.mu.Unlock()
+		if beyond > 0 {
+			_, _ = e.rescueOnSlots(beyond)
+		}
 	}
 }
 
-func (e *Engine) claimExpired(n int) ([]statestore.Task, error) {
+func (e *Engine) setWaiting(on bool) {
+	e.mu.Lock()
+	e.rescue.waiting = on
+	e.mu.Unlock()
+}
+
+// rescueOnSlots claims up to n expired tasks and starts each on a rescue
+// slot, and returns how many it claimed.
+func (e *Engine) rescueOnSlots(n int) (int, error) {
 	ctx, cancel := context.WithTimeout(e.base, 10*time.Second)
-	defer cancel()
-	return e.store.ClaimExpiredTasks(ctx, e.o.owner, n, e.o.lease)
+	tasks, err := e.store.ClaimExpiredTasks(ctx, e.o.owner, n, e.o.lease)
+	cancel()
+	if err != nil {
+		if e.base.Err() == nil {
+			e.log.Warn("cannot claim expired nodes", "err", err)
+		}
+		return 0, err
+	}
+	e.mu.Lock()
+	if e.state != stateStarted {
+		e.mu.Unlock()
+		e.release(tasks)
+		return len(tasks), nil
+	}
+	for _, t := range tasks {
+		e.stats.claims.Add(1)
+		if t.Claims > 1 {
+			e.stats.rescues.Add(1)
+		}
+		e.held[t.Fence()] = &held{rescue: true}
+		e.rescue.busy++
+		e.wg.Add(1)
+		go e.runRescued(t)
+	}
+	e.mu.Unlock()
+	return len(tasks), nil
 }
 
 // runRescued runs the node of t on a rescue slot.

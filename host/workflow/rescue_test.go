@@ -93,7 +93,8 @@ func (s *startedAt) waitStarted(t *testing.T, within time.Duration, keys ...stri
 // lease + 1 s of the death: workers busy on chains of short nodes hand
 // the chain back at the next node to take the rescued ones (no rescue
 // slots), and rescue slots start them at once when every worker runs one
-// long node. On memstore and on PostgreSQL, whose leases run on the
+// long node; a node left without a slot starts beyond the slots once it
+// waited. On memstore and on PostgreSQL, whose leases run on the
 // database's clock.
 func TestCluster_BusyHostRescuesWithinLease(t *testing.T) {
 	stores := []struct {
@@ -121,6 +122,8 @@ func TestCluster_BusyHostRescuesWithinLease(t *testing.T) {
 	}{
 		{"ChainsHandedBack", longChainFlow, 0},
 		{"LongNodesRescueSlots", busyNode, 2},
+		// One node on the slot, the other beyond it once it waited.
+		{"LongNodesBeyondSlots", busyNode, 1},
 	}
 	for _, st := range stores {
 		for _, bz := range busy {
@@ -147,24 +150,8 @@ func testBusyRescue(t *testing.T, f *fixture, sa, sb statestore.Store, busyFlow 
 		if owner == "host-b" {
 			h = hostB
 		}
-		opts = append([]workflow.Option{workflow.WithOwner(owner), workflow.WithLease(clusterLease),
-			workflow.WithPollInterval(20 * time.Millisecond), workflow.WithWorkers(2), workflow.WithObserver(observe)}, opts...)
-		e, err := workflow.New(view, h, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, src := range []string{longNode, busyFlow} {
-			w, err := workflow.Parse("flow.yaml", []byte(src), workflow.ParseOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.AddWorkflow(w)
-		}
-		if err := e.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { stop(t, e) })
-		return e
+		return startRescuer(t, h, view, owner, observe, []string{longNode, busyFlow},
+			append([]workflow.Option{workflow.WithWorkers(2)}, opts...)...)
 	}
 	// A chain's first node takes longest (its worker's first call of the
 	// plugin): host b is busy with short nodes once the third started.
@@ -221,6 +208,165 @@ func testBusyRescue(t *testing.T, f *fixture, sa, sb statestore.Store, busyFlow 
 	for _, id := range doomed {
 		res, err := sb.NodeResults(ctx, id)
 		if err != nil || len(res) != 1 {
+			t.Fatalf("journal of %s: %v, %v; want one entry", id, res, err)
+		}
+	}
+}
+
+// startRescuer starts an engine named owner over view and h with a lease
+// of clusterLease, a 20 ms poll (unless opts say otherwise) and the
+// workflows of flows; the test stops it.
+func startRescuer(t *testing.T, h workflow.Invoker, view statestore.Store, owner string, observe func(workflow.Event), flows []string, opts ...workflow.Option) *workflow.Engine {
+	t.Helper()
+	opts = append([]workflow.Option{workflow.WithOwner(owner), workflow.WithLease(clusterLease),
+		workflow.WithPollInterval(20 * time.Millisecond), workflow.WithObserver(observe)}, opts...)
+	e, err := workflow.New(view, h, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range flows {
+		w, err := workflow.Parse("flow.yaml", []byte(src), workflow.ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.AddWorkflow(w)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stop(t, e) })
+	return e
+}
+
+// napNode is one node that sleeps for 900 ms.
+const napNode = `
+name: nap
+nodes:
+  z: {plugin: nodes, function: work, config: {sleep_ms: 900}}
+`
+
+// A host that cannot start a dead host's node now (its only worker runs a
+// 3 s node, it has no rescue slot) does not claim it: the node waits in
+// the store, and the host whose worker frees first, shortly after the
+// lease ended, claims and starts it, within lease + 1 s of the death. A
+// node claimed into the busy host's pending queue would start only when
+// its worker is done, about 2.5 s after the death.
+func TestCluster_BusyHostLeavesRescueToAFreeHost(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	// Host a has its own plugin host: its calls fail once it is dead.
+	other := hosttest.New(t)
+	if _, err := other.Load(ctx, "nodes", f.wasm, abi.Manifest{}); err != nil {
+		t.Fatal(err)
+	}
+	flows := []string{longNode, busyNode, napNode}
+	var onA, onB, onC startedAt
+	b := startRescuer(t, other, f.store, "host-b", onB.observe, flows, workflow.WithWorkers(1), workflow.WithRescueSlots(0))
+	busy, err := b.Submit(ctx, "busy", []byte(`"x"`), "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	onB.waitStarted(t, 30*time.Second, busy.ID+"/b")
+
+	viewA := &hostStore{Store: f.store}
+	a := startRescuer(t, f.h, viewA, "host-a", onA.observe, flows, workflow.WithWorkers(1))
+	doomed, err := a.Submit(ctx, "long", []byte(`"x"`), "doomed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	onA.waitStarted(t, 30*time.Second, doomed.ID+"/a")
+
+	// Host c's only worker frees 900 ms from now; its rescuer does not
+	// tick meanwhile (5 s poll): its claim for the freed worker rescues.
+	c := startRescuer(t, other, f.store, "host-c", onC.observe, flows, workflow.WithWorkers(1),
+		workflow.WithRescueSlots(0), workflow.WithPollInterval(5*time.Second))
+	nap, err := c.Submit(ctx, "nap", []byte(`"x"`), "nap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	onC.waitStarted(t, 30*time.Second, nap.ID+"/z")
+	killed := time.Now()
+	viewA.dead.Store(true)
+
+	key := doomed.ID + "/a"
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		atB, onHostB := onB.get(key)
+		atC, onHostC := onC.get(key)
+		if onHostB {
+			t.Fatalf("the doomed node started on host b, whose worker was busy, %s after host a died", atB.Sub(killed).Round(time.Millisecond))
+		}
+		if onHostC {
+			d := atC.Sub(killed)
+			t.Logf("the doomed node started on host c %s after host a died", d.Round(time.Millisecond))
+			if d > clusterLease+time.Second {
+				t.Errorf("the doomed node started %s after host a died, want within lease (%s) + 1s", d.Round(time.Millisecond), clusterLease)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the doomed node did not start again within 30s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, r := range []struct {
+		e  *workflow.Engine
+		id string
+	}{{b, busy.ID}, {c, nap.ID}, {c, doomed.ID}} {
+		if got := wait(t, r.e, r.id); got.Status != statestore.StatusSucceeded {
+			t.Fatalf("run %s: %s %s", r.id, got.Status, got.Error)
+		}
+	}
+	if st := b.Stats(); st.Rescues != 0 {
+		t.Errorf("host b stats %+v, want no rescue", st)
+	}
+}
+
+// An engine that starts under the name of one that died takes back the
+// nodes it held at once, long before their leases end, and journals them
+// once.
+func TestCluster_RestartTakesBackItsNodes(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	const lease = 10 * time.Second
+	viewA := &hostStore{Store: f.store}
+	var onA, onRestart startedAt
+	a := startRescuer(t, f.h, viewA, "host-a", onA.observe, []string{longNode}, workflow.WithLease(lease))
+	var doomed []string
+	for i := range 2 {
+		r, err := a.Submit(ctx, "long", []byte(`"x"`), fmt.Sprintf("doomed-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		doomed = append(doomed, r.ID+"/a")
+	}
+	onA.waitStarted(t, 30*time.Second, doomed...)
+	killed := time.Now()
+	viewA.dead.Store(true)
+
+	// Its restart has a plugin host of its own, as a new process has.
+	h := hosttest.New(t)
+	if _, err := h.Load(ctx, "nodes", f.wasm, abi.Manifest{}); err != nil {
+		t.Fatal(err)
+	}
+	restart := startRescuer(t, h, f.store, "host-a", onRestart.observe, []string{longNode}, workflow.WithLease(lease),
+		workflow.WithWorkers(1), workflow.WithRescueSlots(1))
+	onRestart.waitStarted(t, 30*time.Second, doomed...)
+	for _, key := range doomed {
+		at, _ := onRestart.get(key)
+		if d := at.Sub(killed); d > 5*time.Second {
+			t.Errorf("%s started on the restart %s after the death, want at once (lease %s)", key, d.Round(time.Millisecond), lease)
+		}
+	}
+	if st := restart.Stats(); st.Rescues != 2 {
+		t.Errorf("restart stats %+v, want two rescues", st)
+	}
+	for _, key := range doomed {
+		id, _, _ := strings.Cut(key, "/")
+		if got := wait(t, restart, id); got.Status != statestore.StatusSucceeded {
+			t.Fatalf("run %s: %s %s", id, got.Status, got.Error)
+		}
+		if res, err := f.store.NodeResults(ctx, id); err != nil || len(res) != 1 {
 			t.Fatalf("journal of %s: %v, %v; want one entry", id, res, err)
 		}
 	}

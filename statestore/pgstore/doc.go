@@ -63,7 +63,9 @@
 //     tasks that are due, by when they became claimable (index tasks_due
 //     on ready_at, seq: tasks sleeping until a later time are not read).
 //     Concurrent claims pass over each other's rows instead of waiting, and
-//     never take one task twice. ClaimExpiredTasks is its first pass alone.
+//     never take one task twice. ClaimExpiredTasks is its first pass alone;
+//     ClaimOwnTasks is that pass over the owner's rows, whatever their
+//     lease; ExpiredFor reads the first expired entry of tasks_leased.
 //   - A claim holds while its row has the claim's owner and token and its
 //     lease has not ended (clock_timestamp()). CheckFence, ReleaseTask and
 //     ExtendLeases test exactly that; ExtendLeases locks its rows in key

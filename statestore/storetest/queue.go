@@ -32,6 +32,7 @@ func RunQueue(t *testing.T, newStore func(t *testing.T) (s, other QueueStore)) {
 		{"Claim_Hammer", testClaimHammer},
 		{"Lease_Rescue", testLeaseRescue},
 		{"ClaimExpiredTasks", testClaimExpired},
+		{"ClaimOwnTasks", testClaimOwn},
 		{"CompleteTask", testCompleteTask},
 		{"CompleteTask_Fenced", testCompleteTaskFenced},
 		{"CompleteTask_Conflict", testCompleteTaskConflict},

@@ -123,8 +123,10 @@ type Store struct {
 	// (507 from the API). Default 128MiB.
 	FreeSpaceReserve abi.Size `yaml:"free_space_reserve"`
 	// HostID names this host in the store's claims and in what it
-	// records (the host that ran a node). Every host sharing a database
-	// needs its own. Default: host name, process ID and a random suffix.
+	// records (the host that ran a node). Every live host sharing a
+	// database needs its own; a host restarted under the ID of one that
+	// died takes back the nodes it held at once. Default: host name,
+	// process ID and a random suffix.
 	HostID string `yaml:"host_id"`
 	// Lease is how long a node this host runs stays its own without a
 	// heartbeat: when the host dies or freezes, another host sharing the
