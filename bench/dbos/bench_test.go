@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,6 +64,10 @@ func report(b *testing.B, v float64, unit string) {
 	results.Store(b.Name()+" "+unit, v)
 }
 
+// hostsPart is the part of a benchmark's name that says how many bulkhead
+// hosts ran it; its DBOS peer is the same name without it.
+var hostsPart = regexp.MustCompile(`hosts=\d+/`)
+
 // printRatios prints bulkhead's figures as ratios of DBOS's.
 func printRatios() {
 	var lines []string
@@ -68,7 +76,7 @@ func printRatios() {
 		if !strings.HasPrefix(name, "BenchmarkBulkhead") {
 			return true
 		}
-		peer := strings.Replace(name, "BenchmarkBulkhead", "BenchmarkDBOS", 1)
+		peer := hostsPart.ReplaceAllString(strings.Replace(name, "BenchmarkBulkhead", "BenchmarkDBOS", 1), "")
 		if pv, ok := results.Load(peer); ok && pv.(float64) > 0 {
 			lines = append(lines, fmt.Sprintf("  %-50s %8.2f× DBOS (%.1f vs %.1f)", strings.TrimPrefix(name, "BenchmarkBulkhead_"), v.(float64)/pv.(float64), v.(float64), pv.(float64)))
 		}
@@ -87,6 +95,7 @@ func printRatios() {
 func database(b *testing.B, name string) string {
 	b.Helper()
 	c := pgtest.Get(b)
+	clusterDir = c.Dir
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, c.URL("postgres"))
 	if err != nil {
@@ -130,6 +139,68 @@ func stats(url string) (dbStats, bool) {
 	err = conn.QueryRow(ctx, `SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),
 	(SELECT wal_sync FROM pg_stat_wal)`).Scan(&st.xacts, &st.syncs)
 	return st, err == nil
+}
+
+// clusterDir is the test cluster's directory.
+var clusterDir string
+
+// cpuTimes are the CPU times used so far by this process (the system
+// under test runs in it) and by the database server's processes.
+type cpuTimes struct {
+	self, db time.Duration
+	ok       bool
+}
+
+func (a cpuTimes) sub(b cpuTimes) cpuTimes {
+	return cpuTimes{self: a.self - b.self, db: a.db - b.db, ok: a.ok && b.ok}
+}
+
+// cpuNow reads the CPU times from getrusage and /proc: CPU time per step
+// tells what a step costs when the machine is shared, and so busy, where
+// completions per second tell only how fast it went. The database's are
+// those of the test cluster's postmaster and its children, live or
+// exited.
+func cpuNow() cpuTimes {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return cpuTimes{}
+	}
+	t := cpuTimes{self: time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
+	pidFile, err := os.ReadFile(filepath.Join(clusterDir, "data", "postmaster.pid"))
+	if err != nil {
+		return t
+	}
+	postmaster, _, _ := strings.Cut(string(pidFile), "\n")
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return t
+	}
+	for _, d := range dirs {
+		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ... utime stime cutime cstime: fields
+		// 14 to 17.
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 13 || (d.Name() != postmaster && f[1] != postmaster) {
+			continue
+		}
+		// The postmaster's cutime and cstime hold its children that
+		// exited (backends of closed connections).
+		var ticks int64
+		for _, k := range []int{11, 12, 13, 14} {
+			n, _ := strconv.ParseInt(f[k], 10, 64)
+			ticks += n
+		}
+		t.db += time.Duration(ticks) * time.Second / 100 // USER_HZ
+		t.ok = true
+	}
+	return t
 }
 
 // --- DBOS Transact ---
@@ -229,7 +300,12 @@ func bulkheadEnv(b *testing.B) *bulkheadSystem {
 	return bhSys
 }
 
-func startBulkhead(url string) (*bulkheadSystem, error) {
+func startBulkhead(url string) (*bulkheadSystem, error) { return startHost(url, "") }
+
+// startHost starts one bulkhead host on the database at url: its own
+// store (pool), Wasm host and engine, under owner (a generated name when
+// empty).
+func startHost(url, owner string) (*bulkheadSystem, error) {
 	ctx := context.Background()
 	s, err := pgstore.Open(ctx, url)
 	if err != nil {
@@ -250,7 +326,11 @@ func startBulkhead(url string) (*bulkheadSystem, error) {
 		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	e, err := workflow.New(s, h, workflow.WithWorkers(256), workflow.WithLogger(log))
+	opts := []workflow.Option{workflow.WithWorkers(256), workflow.WithLogger(log)}
+	if owner != "" {
+		opts = append(opts, workflow.WithOwner(owner))
+	}
+	e, err := workflow.New(s, h, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -277,6 +357,46 @@ func (s *bulkheadSystem) run(ctx context.Context) error {
 	return err
 }
 
+// cluster is n bulkhead hosts on one database, as n `bulkhead serve`
+// processes would be (here in one process, so on the same cores): runs
+// are submitted to each in turn and waited for where they were
+// submitted; every host claims and rescues any run's nodes.
+type cluster struct {
+	hosts []*bulkheadSystem
+	next  atomic.Int64
+}
+
+func (c *cluster) url() string { return c.hosts[0].db }
+
+func (c *cluster) run(ctx context.Context) error {
+	return c.hosts[int(c.next.Add(1))%len(c.hosts)].run(ctx)
+}
+
+func (c *cluster) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, s := range c.hosts {
+		_ = s.e.Stop(ctx)
+		_ = s.h.Stop(ctx)
+		_ = s.s.Close()
+	}
+}
+
+// startCluster starts n hosts on a database of their own.
+func startCluster(b *testing.B, n int) *cluster {
+	url := database(b, fmt.Sprintf("bulkhead_%d_hosts", n))
+	c := &cluster{}
+	for i := range n {
+		s, err := startHost(url, fmt.Sprintf("bench-host-%d", i))
+		if err != nil {
+			c.stop()
+			b.Fatal(err)
+		}
+		c.hosts = append(c.hosts, s)
+	}
+	return c
+}
+
 // --- the measures ---
 
 // completions runs b.N steps' worth of workflows (b.N/10 of them) with
@@ -288,6 +408,7 @@ func completions(b *testing.B, sys system, inflight int) {
 	var wg sync.WaitGroup
 	var failed atomic.Value
 	before, okBefore := stats(sys.url())
+	cpuBefore := cpuNow()
 	b.ResetTimer()
 	start := time.Now()
 	for range inflight {
@@ -309,6 +430,10 @@ func completions(b *testing.B, sys system, inflight int) {
 		b.Fatal(err)
 	}
 	report(b, float64(runs*steps)/elapsed.Seconds(), "completions/s")
+	if cpu := cpuNow().sub(cpuBefore); cpu.ok {
+		report(b, float64(cpu.self.Microseconds())/float64(runs*steps), "host-cpu-us/step")
+		report(b, float64(cpu.db.Microseconds())/float64(runs*steps), "db-cpu-us/step")
+	}
 	time.Sleep(1100 * time.Millisecond) // see stats
 	if after, ok := stats(sys.url()); ok && okBefore {
 		report(b, float64(after.xacts-before.xacts)/float64(runs*steps), "xacts/step")
@@ -346,6 +471,17 @@ func BenchmarkDBOS_Completions(b *testing.B) {
 func BenchmarkBulkhead_Completions(b *testing.B) {
 	for _, n := range inflights {
 		b.Run(fmt.Sprintf("inflight=%d", n), func(b *testing.B) { completions(b, bulkheadEnv(b), n) })
+	}
+	// Two and three hosts sharing the database: the ratios are against
+	// DBOS's one process at the same number in flight.
+	for _, hosts := range []int{2, 3} {
+		b.Run(fmt.Sprintf("hosts=%d", hosts), func(b *testing.B) {
+			c := startCluster(b, hosts)
+			defer c.stop()
+			for _, n := range inflights {
+				b.Run(fmt.Sprintf("inflight=%d", n), func(b *testing.B) { completions(b, c, n) })
+			}
+		})
 	}
 }
 
