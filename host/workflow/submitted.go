@@ -50,15 +50,17 @@ func (s *submitted) take(t statestore.Task) (statestore.Run, bool) {
 	return r, t.Claims == 1
 }
 
-// submit stores run r with its roots queued. When a worker is idle and
+// submit stores run r with its roots queued. When a worker is free and
 // the store can, the submit also claims the first root for this engine
 // (claimed), which Submit hands to a worker once it reported the run:
 // the run starts without a claim of its own.
 func (e *Engine) submit(ctx context.Context, r statestore.Run, roots []statestore.ReadyNode) (statestore.Run, bool, statestore.Task, bool, error) {
 	sc, ok := e.store.(statestore.SubmitClaimer)
 	if ok {
+		// A worker not busy takes the root: one waiting for work, or one
+		// just started that has not reached its wait yet.
 		e.mu.Lock()
-		ok = e.state == stateStarted && e.idle > len(e.pending)
+		ok = e.state == stateStarted && e.o.workers-e.busy > len(e.pending)
 		e.mu.Unlock()
 	}
 	if !ok {
