@@ -103,11 +103,17 @@ func testLoad(t *testing.T, bin string) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Minute, "every run to finish", func() bool {
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
 		_, body := s.get("/metrics", "")
-		return metric(t, body, `bulkhead_runs_finished_total{status="succeeded"}`) == float64(runs) &&
-			metric(t, body, `bulkhead_runs_unfinished{status="running"}`) == 0
-	})
+		succeeded := metric(t, body, `bulkhead_runs_finished_total{status="succeeded"}`)
+		running := metric(t, body, `bulkhead_runs_unfinished{status="running"}`)
+		if succeeded == float64(runs) && running == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for every run to finish: %v of %d succeeded, %v running", succeeded, runs, running)
+		}
+	}
 	finished := time.Since(start)
 	close(stopSampling)
 	<-sampled
