@@ -1304,9 +1304,10 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 		next = append(next, e.readyNode(w, d))
 	}
 	// The worker keeps the dependent unless claimed tasks wait for a
-	// worker: those an idle worker is about to take do not.
+	// worker: those a worker that is not busy is about to take do not
+	// (a worker looks at the pending tasks before it waits).
 	e.mu.Lock()
-	keep := len(e.pending) <= e.idle && e.state == stateStarted && !e.handBack(f)
+	keep := len(e.pending) <= e.o.workers-e.busy && e.state == stateStarted && !e.handBack(f)
 	e.mu.Unlock()
 	// The completion is written even when the node's context ends
 	// meanwhile (the engine stops, a heartbeat finds the task gone after

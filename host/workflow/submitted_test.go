@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -176,6 +177,38 @@ func TestEngine_SubmitClaimsTheFirstRoot(t *testing.T) {
 	}
 }
 
+// Chains submitted together each keep their next node: a root claimed in
+// its submit and waiting a moment for an idle worker does not make the
+// other chains hand theirs back, so the claimer claims nothing.
+func TestEngine_ConcurrentChainsKeepTheirNodes(t *testing.T) {
+	f := newFixture(t)
+	cs := &claimingStore{Store: memstore.New()}
+	f.store = cs
+	e := f.engine(t, chain3) // 8 workers
+	ctx := context.Background()
+	for round := range 5 {
+		var wg sync.WaitGroup
+		for i := range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := e.Submit(ctx, "chain3", []byte("hello"), fmt.Sprintf("run-%d-%d", round, i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if r = wait(t, e, r.ID); r.Status != statestore.StatusSucceeded {
+					t.Errorf("status %s: %s", r.Status, r.Error)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	if in, c := cs.inSubmit.Load(), cs.claimed.Load(); in != 30 || c != 0 {
+		t.Errorf("claims: %d in the submits, %d by the claimer; want 30 and 0", in, c)
+	}
+}
+
 // updatesStore is pgstore counting UpdateRun calls.
 type updatesStore struct {
 	*pgstore.Store
@@ -189,8 +222,8 @@ func (s *updatesStore) UpdateRun(ctx context.Context, id string, fn func(*states
 
 // On a store that can (pgstore), a run's end commits with its last node's
 // completion: a chain executed on one engine ends without a write of its
-// own, and Wait returns the run as stored. A run cancelled meanwhile stays
-// cancelled.
+// own, and Wait returns the run as stored (pgstore's own tests cover a run
+// changed elsewhere meanwhile).
 func TestEngine_EndCommitsWithLastNode(t *testing.T) {
 	f := newFixture(t)
 	s, err := pgstore.Open(context.Background(), pgtest.URL(t))
