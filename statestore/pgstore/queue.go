@@ -473,22 +473,27 @@ func (s *Store) CompleteTask(ctx context.Context, c statestore.Completion) (stat
 	if err != nil {
 		return statestore.Task{}, false, err
 	}
-	if s.opts.maxBatch == 1 {
-		err = s.do(ctx, func(ctx context.Context) error {
-			o.ctx = ctx
-			results, err := s.runGroup([]*op{o})
-			if err != nil {
-				return err
-			}
-			return results[0]
-		})
-	} else {
-		err = s.enqueue(ctx, o)
-	}
+	err = s.commitTask(ctx, o)
 	if err != nil {
 		return statestore.Task{}, false, err
 	}
 	return o.task.next, o.task.kept, nil
+}
+
+// commitTask commits o, a completion: with the committer's next group, or
+// in a transaction of its own when group commit is off.
+func (s *Store) commitTask(ctx context.Context, o *op) error {
+	if s.opts.maxBatch > 1 {
+		return s.enqueue(ctx, o)
+	}
+	return s.do(ctx, func(ctx context.Context) error {
+		o.ctx = ctx
+		results, err := s.runGroup([]*op{o})
+		if err != nil {
+			return err
+		}
+		return results[0]
+	})
 }
 
 // CompleteTaskEnd implements statestore.EndingCompleter: the run's end,
@@ -519,18 +524,7 @@ func (s *Store) CompleteTaskEnd(ctx context.Context, c statestore.Completion, en
 			}
 		}
 	}
-	if s.opts.maxBatch == 1 {
-		err = s.do(ctx, func(ctx context.Context) error {
-			o.ctx = ctx
-			results, err := s.runGroup([]*op{o})
-			if err != nil {
-				return err
-			}
-			return results[0]
-		})
-	} else {
-		err = s.enqueue(ctx, o)
-	}
+	err = s.commitTask(ctx, o)
 	if err != nil {
 		return statestore.Run{}, false, err
 	}
