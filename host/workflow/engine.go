@@ -1334,10 +1334,12 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 	if canEnd && len(next) == 0 {
 		lastResults = rs.endsWith(result)
 	}
+	endApplied := new(bool)
 	if lastResults != nil {
 		// The run's last node: its end commits with its completion.
-		final, ended, err = ec.CompleteTaskEnd(wctx, c, e.endUpdate(rs, statestore.StatusSucceeded,
-			lastResults[w.Output].Output, "", nil))
+		var update func(*statestore.Run) error
+		update, endApplied = e.endUpdate(rs, statestore.StatusSucceeded, lastResults[w.Output].Output, "", nil)
+		final, ended, err = ec.CompleteTaskEnd(wctx, c, update)
 	} else {
 		kept, ok, err = e.store.CompleteTask(wctx, c)
 	}
@@ -1385,7 +1387,7 @@ func (e *Engine) completeTask(ctx context.Context, rs *runState, f statestore.Fe
 		return kept, ok
 	}
 	if ended {
-		e.ended(rs, final)
+		e.ended(rs, final, *endApplied)
 		return statestore.Task{}, false
 	}
 	// A node without dependents may be the run's last: the last node
@@ -1491,13 +1493,17 @@ func (e *Engine) finishSuccess(rs *runState, results map[string]statestore.NodeR
 
 // endUpdate returns the update that records the end of rs: status,
 // output, msg, attrs and the progress of its maps, unless the run finished
-// already (a cancel meanwhile stands).
-func (e *Engine) endUpdate(rs *runState, status statestore.RunStatus, output []byte, msg string, attrs map[string]string) func(*statestore.Run) error {
+// already (a cancel, or its end recorded by another path, stands).
+// *applied tells, after the update, whether it recorded the end: only
+// then is the run's end reported (EventRunFinished), once.
+func (e *Engine) endUpdate(rs *runState, status statestore.RunStatus, output []byte, msg string, attrs map[string]string) (func(*statestore.Run) error, *bool) {
 	rs.mu.Lock()
 	progress := progressCopy(rs.progress)
 	rs.mu.Unlock()
+	applied := new(bool)
 	return func(r *statestore.Run) error {
-		if r.Status.Finished() {
+		*applied = !r.Status.Finished()
+		if !*applied {
 			return nil // cancelled meanwhile: that stands
 		}
 		r.Status, r.Output, r.Error = status, output, msg
@@ -1511,7 +1517,7 @@ func (e *Engine) endUpdate(rs *runState, status statestore.RunStatus, output []b
 			r.Attrs[k] = v
 		}
 		return nil
-	}
+	}, applied
 }
 
 // endsWith returns the journal of rs with result when result completes
@@ -1539,15 +1545,18 @@ func (rs *runState) endsWith(result statestore.NodeResult) map[string]statestore
 }
 
 // ended does what follows a run's end that its last completion recorded
-// (CompleteTaskEnd): final is the run as stored.
-func (e *Engine) ended(rs *runState, final statestore.Run) {
+// (CompleteTaskEnd): final is the run as stored; applied, whether this
+// end was recorded (not a cancel that stood).
+func (e *Engine) ended(rs *runState, final statestore.Run, applied bool) {
 	rs.mu.Lock()
 	rs.finishing = true
 	rs.mu.Unlock()
 	rs.cancel()
 	e.forget(rs)
 	e.notifyEnd(rs.id, final)
-	e.emit(Event{Kind: EventRunFinished, RunID: rs.id, Workflow: rs.wf.Name, Status: final.Status, Err: final.Error})
+	if applied {
+		e.emit(Event{Kind: EventRunFinished, RunID: rs.id, Workflow: rs.wf.Name, Status: final.Status, Err: final.Error})
+	}
 }
 
 // finish writes the run's final state. Runs that did not succeed lose
@@ -1560,7 +1569,7 @@ func (e *Engine) finish(rs *runState, status statestore.RunStatus, output []byte
 	}
 	rs.finishing = true
 	rs.mu.Unlock()
-	update := e.endUpdate(rs, status, output, msg, attrs)
+	update, applied := e.endUpdate(rs, status, output, msg, attrs)
 	rs.cancel()
 	e.forget(rs)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -1578,6 +1587,9 @@ func (e *Engine) finish(rs *runState, status statestore.RunStatus, output []byte
 		e.notifyEnd(rs.id, final)
 	} else {
 		e.notify(rs.id, false)
+	}
+	if err == nil && !*applied {
+		return // finished already: its end was reported where it was recorded
 	}
 	e.emit(Event{Kind: EventRunFinished, RunID: rs.id, Workflow: rs.wf.Name, Status: final.Status, Err: final.Error})
 }

@@ -254,3 +254,64 @@ func TestEngine_EndCommitsWithLastNode(t *testing.T) {
 		t.Errorf("%d UpdateRun calls for 3 runs; want their ends written with their last completions", n)
 	}
 }
+
+// endGate is memstore whose first write of a run's end waits until
+// released.
+type endGate struct {
+	statestore.Store
+	first   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *endGate) UpdateRun(ctx context.Context, id string, fn func(*statestore.Run) error) (statestore.Run, error) {
+	probe, _ := s.Store.GetRun(ctx, id)
+	if err := fn(&probe); err == nil && probe.Status.Finished() && s.first.CompareAndSwap(false, true) {
+		close(s.entered)
+		<-s.release
+	}
+	return s.Store.UpdateRun(ctx, id, fn)
+}
+
+// A run's end is reported once when two paths record it: the worker that
+// journaled its last node, and a submit of the same run ID that finds
+// every node journaled but the run's end not yet written. The second to
+// write finds the run finished and reports nothing.
+func TestEngine_RunEndReportedOnce(t *testing.T) {
+	f := newFixture(t)
+	gs := &endGate{Store: memstore.New(), entered: make(chan struct{}), release: make(chan struct{})}
+	f.store = gs
+	e := f.engine(t, `
+name: one
+nodes:
+  only: {plugin: nodes, function: work}
+`)
+	ctx := context.Background()
+	r, err := e.Submit(ctx, "one", []byte("hello"), "once")
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gs.entered: // the worker journaled the node and writes the end
+	case <-time.After(30 * time.Second):
+		t.Fatal("the run's end was not written")
+	}
+	// The same run submitted again: running, every node journaled.
+	if _, err := e.Submit(ctx, "one", []byte("hello"), "once"); err != nil {
+		t.Fatal(err)
+	}
+	close(gs.release)
+	if got := wait(t, e, r.ID); got.Status != statestore.StatusSucceeded {
+		t.Fatalf("status %s", got.Status)
+	}
+	time.Sleep(100 * time.Millisecond) // the worker's end returns
+	var ends int
+	for _, ev := range f.events(workflow.EventRunFinished, "") {
+		if ev.RunID == r.ID {
+			ends++
+		}
+	}
+	if ends != 1 {
+		t.Errorf("run end reported %d times, want once", ends)
+	}
+}
