@@ -133,26 +133,11 @@ func (s *hostStore) ReleaseTask(ctx context.Context, f statestore.Fence, d time.
 	return s.Store.ReleaseTask(ctx, f, d)
 }
 
-// clusterEngine starts an engine named owner on its view of f.store.
+// clusterEngine starts an engine named owner, with 4 workers, on its view
+// of f.store.
 func (f *fixture) clusterEngine(t *testing.T, owner string, view statestore.Store, observe func(workflow.Event), srcs ...string) *workflow.Engine {
 	t.Helper()
-	e, err := workflow.New(view, f.h, workflow.WithOwner(owner), workflow.WithLease(clusterLease),
-		workflow.WithPollInterval(20*time.Millisecond), workflow.WithWorkers(4), workflow.WithObserver(observe))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, src := range srcs {
-		w, err := workflow.Parse("flow.yaml", []byte(src), workflow.ParseOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.AddWorkflow(w)
-	}
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stop(t, e) })
-	return e
+	return startRescuer(t, f.h, view, owner, observe, srcs, workflow.WithWorkers(4))
 }
 
 // events collects one engine's events.
