@@ -68,8 +68,13 @@
 //     lease; ExpiredFor reads the first expired entry of tasks_leased.
 //   - A claim holds while its row has the claim's owner and token and its
 //     lease has not ended (clock_timestamp()). CheckFence, ReleaseTask and
-//     ExtendLeases test exactly that; ExtendLeases locks its rows in key
-//     order.
+//     ExtendLeases test exactly that. ExtendLeases skips a row another
+//     transaction holds locked (SKIP LOCKED: a completion in progress)
+//     instead of waiting for it, and counts that claim as holding by the
+//     row as its snapshot has it; the next heartbeat extends its lease.
+//   - CompleteTaskEnd (statestore.EndingCompleter) is CompleteTask with
+//     the run's end written in the same statement, conditional on the
+//     completion being stored and on the run's version this store holds.
 //   - CompleteTask is a call of bulkhead_complete_task, grouped by the
 //     committer with CompleteNode's calls. It locks the run row FOR NO KEY
 //     UPDATE, deletes the task only while the claim holds (else nothing is
