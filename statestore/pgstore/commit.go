@@ -155,15 +155,20 @@ func (s *Store) enqueue(ctx context.Context, o *op) error {
 	}
 }
 
-// commitLoop is a committer: it takes every queued op (up to maxBatch)
-// and commits them in one transaction. It returns when Close closed the
+// commitLoop is a committer: it takes every queued op (up to maxBatch),
+// gathers more while another group is in flight (gather), and commits
+// them in one transaction. It returns when Close closed the
 // queue and every op in it is answered. WithCommitters of them run at
 // once, taking ops from the same queue.
 func (s *Store) commitLoop() {
 	batch := make([]*op, 0, s.opts.maxBatch)
 	for {
+		// One committer at a time takes ops: the next group while the
+		// others commit theirs.
+		s.intake.Lock()
 		o, ok := <-s.queue
 		if !ok {
+			s.intake.Unlock()
 			return
 		}
 		batch = append(batch[:0], o)
@@ -179,9 +184,60 @@ func (s *Store) commitLoop() {
 				break fill
 			}
 		}
+		batch = s.gather(batch)
+		s.prev.Store(s.flying.Swap(int32(len(batch))))
+		s.busy.Add(1)
+		s.intake.Unlock()
 		s.commitGroup(batch)
+		s.busy.Add(-1)
+		select {
+		case s.freed <- struct{}{}:
+		default: // a token is waiting already
+		}
 		clear(batch)
 	}
+}
+
+// groupWait bounds how long a group waits for the group in flight
+// (gather): one that is stuck, behind another host's lock say, holds the
+// next group back no longer.
+const groupWait = 20 * time.Millisecond
+
+// gather adds queued ops to batch while another group is in flight and
+// batch is smaller than the last two groups started, until that group
+// ends or groupWait passed, and returns batch.
+//
+// A transaction costs the server about as much for one completion as for
+// several (bench/dbos: a group of one, 0.3 ms; of eight, 1 ms), so a
+// small group started beside a larger one costs more than it saves. With
+// 16 runs in flight on 2 cores, groups that did not wait averaged 4.8
+// completions, a third of them alone; groups that wait settle at half the
+// runs in flight each, and take a quarter less CPU per completion on
+// both sides. A group waits for either of the last two groups' size, not
+// the one in flight only, or it would start a little smaller each time
+// (a straggler left for the next one) and the groups would shrink back.
+// A group with no other in flight never waits: a lone run's completions
+// commit at once.
+func (s *Store) gather(batch []*op) []*op {
+	want := min(int(max(s.flying.Load(), s.prev.Load())), s.opts.maxBatch)
+	if s.busy.Load() == 0 || len(batch) >= want {
+		return batch
+	}
+	t := time.NewTimer(time.Duration(s.groupWait.Load()))
+	defer t.Stop()
+	for s.busy.Load() > 0 && len(batch) < want {
+		select {
+		case o, ok := <-s.queue:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, o)
+		case <-s.freed:
+		case <-t.C:
+			return batch
+		}
+	}
+	return batch
 }
 
 // commitGroup runs the group's calls of bulkhead_complete_node, its one

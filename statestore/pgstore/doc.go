@@ -140,11 +140,16 @@
 // committer takes everything queued (up to WithMaxBatch, default 256) and
 // sends one pipelined batch of bulkhead_complete_node and
 // bulkhead_complete_task calls (or one bulkhead_complete_tasks call for
-// eight completions of tasks or more), which PostgreSQL runs as one implicit
+// two completions of tasks or more), which PostgreSQL runs as one implicit
 // transaction: one round trip and one commit for the group. WithCommitters
 // (default 2) groups commit at once, on connections of their own, so the
 // completions that arrive while a group waits for its flush form the next
-// group at once instead of waiting behind it. Each call
+// group instead of waiting behind it. One committer at a time takes the
+// next group, and while another group is in flight it waits until its
+// group is as large as the larger of the last two started, that group
+// ends, or 20 ms passed: a transaction costs the server about as much for
+// one completion as for several, and groups started early shrink. A
+// group with no other in flight is sent at once. Each call
 // settles its own conflicts, so a member that conflicts or names a missing
 // run gets its own error and the others commit; a second completion of a
 // node in the same group conflicts with the first. Members are sent in
@@ -172,5 +177,6 @@
 // # Concurrency
 //
 // All methods are safe for concurrent use, from one process or many. The
-// Store's only lock, mu, guards the closed flag and sends on the queue.
+// Store's lock mu guards the closed flag and sends on the queue; intake
+// is held by the committer taking the next group.
 package pgstore

@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -84,3 +85,20 @@ func CompleteTogetherScans(ctx context.Context, s *Store, cs ...statestore.Compl
 
 // ClaimAnySQL is the statement of ClaimTasks.
 var ClaimAnySQL = claimAnySQL
+
+// HoldGroup makes s's committers see a group of n in flight, as if one
+// were committing it, until the returned func is called.
+func HoldGroup(s *Store, n int) (release func()) {
+	s.prev.Store(s.flying.Swap(int32(n)))
+	s.busy.Add(1)
+	return func() {
+		s.busy.Add(-1)
+		select {
+		case s.freed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// SetGroupWait sets how long a group waits for the group in flight.
+func SetGroupWait(s *Store, d time.Duration) { s.groupWait.Store(int64(d)) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/pgstore"
@@ -155,5 +156,80 @@ func TestStore_TwoHosts(t *testing.T) {
 	res, err := hosts[1].NodeResults(ctx, "r")
 	if err != nil || len(res) != nodes {
 		t.Fatalf("NodeResults = %d, %v", len(res), err)
+	}
+}
+
+// TestStore_SmallGroupWaitsForGroupInFlight: while a group of four is in
+// flight, a completion that arrives alone waits to be one of a group as
+// large, or for that group to end, or for the bound on the wait; with no
+// group in flight it commits at once.
+func TestStore_SmallGroupWaitsForGroupInFlight(t *testing.T) {
+	s := open(t, pgtest.URL(t))
+	ctx := context.Background()
+	const runs = 8
+	for i := range runs {
+		if _, _, err := s.CreateRun(ctx, statestore.Run{ID: fmt.Sprintf("r%d", i), Workflow: "wf"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	complete := func(run int, node string) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			done <- s.CompleteNode(ctx, statestore.NodeResult{RunID: fmt.Sprintf("r%d", run), Node: node})
+		}()
+		return done
+	}
+	waitFor := func(what string, done <-chan error) {
+		t.Helper()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: not committed within 10s", what)
+		}
+	}
+	stillWaiting := func(what string, done <-chan error) {
+		t.Helper()
+		select {
+		case err := <-done:
+			t.Fatalf("%s: committed (%v) while a larger group was in flight", what, err)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+
+	// No group in flight: at once.
+	waitFor("alone", complete(0, "a"))
+
+	pgstore.SetGroupWait(s, time.Minute)
+	release := pgstore.HoldGroup(s, 4)
+	first := complete(0, "b")
+	stillWaiting("first of four", first)
+	grouped := pgstore.Grouped(s)
+	rest := []<-chan error{complete(1, "b"), complete(2, "b"), complete(3, "b")}
+	waitFor("first of four", first)
+	for i, done := range rest {
+		waitFor(fmt.Sprintf("member %d of four", i+2), done)
+	}
+	if got := pgstore.Grouped(s) - grouped; got != 1 {
+		t.Fatalf("four completions committed in %d groups of more than one, want 1", got)
+	}
+
+	// The group in flight ends: the one waiting commits.
+	lone := complete(4, "b")
+	stillWaiting("lone", lone)
+	release()
+	waitFor("lone, after the group in flight ended", lone)
+
+	// A group in flight that does not end holds the next back no longer
+	// than the bound.
+	pgstore.SetGroupWait(s, 50*time.Millisecond)
+	release = pgstore.HoldGroup(s, 4)
+	defer release()
+	start := time.Now()
+	waitFor("lone, behind a stuck group", complete(5, "b"))
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Fatalf("lone completion committed after %v, before the bound of 50ms", d)
 	}
 }

@@ -92,10 +92,18 @@ type Store struct {
 	life   context.Context // cancelled when Close gives up waiting
 	cancel context.CancelFunc
 
-	mu            sync.RWMutex // guards closed and sends on queue
-	closed        bool
-	queue         chan *op
-	committerDone chan struct{}
+	mu     sync.RWMutex // guards closed and sends on queue
+	closed bool
+	queue  chan *op
+	// intake is held by the committer taking the next group (commitLoop,
+	// gather). busy counts the groups in flight; flying and prev are the
+	// sizes of the last two started. A group that ends leaves a token in
+	// freed.
+	intake             sync.Mutex
+	busy, flying, prev atomic.Int32
+	freed              chan struct{}
+	groupWait          atomic.Int64 // a time.Duration
+	committerDone      chan struct{}
 	// gcStop stops the retention GC; gcDone is closed when it returned.
 	gcStop, gcDone chan struct{}
 	calls          sync.WaitGroup // calls in progress, but for queued completions
@@ -208,10 +216,12 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		life:          life,
 		cancel:        cancel,
 		queue:         make(chan *op, o.maxBatch),
+		freed:         make(chan struct{}, o.committers),
 		committerDone: make(chan struct{}),
 		gcStop:        make(chan struct{}),
 		gcDone:        make(chan struct{}),
 	}
+	s.groupWait.Store(int64(groupWait))
 	var committers sync.WaitGroup
 	for range s.opts.committers {
 		committers.Go(s.commitLoop)
