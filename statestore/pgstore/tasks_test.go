@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/pgstore"
 )
@@ -234,6 +236,54 @@ func TestStore_GroupCompletionReadsByKey(t *testing.T) {
 			tasks, err := s.ClaimRunTasks(ctx, "h2", c.Fence.RunID, 10, lease)
 			if err != nil || len(tasks) != 0 {
 				t.Fatalf("run %s: queued tasks %v, %v; want b kept and c waiting for x", c.Fence.RunID, tasks, err)
+			}
+		}
+	}
+}
+
+// TestStore_CompletionReadsByKeyAfterVacuum: a completion of its own
+// reaches every row through a primary key after the tables were vacuumed
+// while empty, which prices them as small: the plans the write functions
+// keep then would read node_results, tasks and runs whole, on every
+// completion and for as long as they are kept.
+func TestStore_CompletionReadsByKeyAfterVacuum(t *testing.T) {
+	s, _, url := hosts(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "VACUUM"); err != nil {
+		t.Fatal(err)
+	}
+	const lease = time.Minute
+	// More calls than the five after which a function keeps its plans.
+	for i := range 8 {
+		id := fmt.Sprintf("v%d", i)
+		submitRoots(t, s, id, "a", "x")
+		tasks, err := s.ClaimRunTasks(ctx, "h1", id, 10, lease)
+		if err != nil || len(tasks) != 2 {
+			t.Fatalf("ClaimRunTasks(%s) = %v, %v", id, tasks, err)
+		}
+		for _, task := range tasks {
+			if task.Node != "a" {
+				continue
+			}
+			errs, scans, err := pgstore.CompleteTogetherScans(ctx, s, statestore.Completion{
+				Fence: task.Fence(), Keep: true, Lease: lease,
+				Result: statestore.NodeResult{RunID: id, Node: "a", Output: []byte("a")},
+				Next: []statestore.ReadyNode{
+					{Node: "b", Needs: []string{"a"}, Block: 1},
+					{Node: "c", Needs: []string{"a", "x"}, Block: 1},
+				}})
+			if err != nil || errs[0] != nil {
+				t.Fatalf("completion %d: %v, %v", i, errs, err)
+			}
+			for _, table := range []string{"tasks", "node_results", "node_attempts", "runs"} {
+				if scans[table] != 0 {
+					t.Errorf("completion %d: %d sequential scans of %s, want none (all scans: %v)", i, scans[table], table, scans)
+				}
 			}
 		}
 	}
