@@ -503,6 +503,9 @@ func drive(sys system, inflight, n int) error {
 func latency(b *testing.B, sys system) {
 	ctx := context.Background()
 	lat := make([]time.Duration, 0, b.N)
+	if err := drive(sys, 1, max(1, b.N/10)); err != nil { // warm up, as completions does
+		b.Fatal(err)
+	}
 	settle(b, sys.url())
 	b.ResetTimer()
 	for range b.N {
