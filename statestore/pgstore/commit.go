@@ -61,7 +61,9 @@ const completeSQL = "SELECT code, idx, last FROM bulkhead_complete_node($1, $2, 
 
 // setGroupMin is the fewest completions of claimed tasks a group commits
 // in one call of bulkhead_complete_tasks; fewer are a call of
-// bulkhead_complete_task each. The set-based call runs the same few
+// bulkhead_complete_task each, except a completion that ends its run,
+// which is always written by the set-based call (the only one that
+// writes run ends). The set-based call runs the same few
 // statements whatever the group's size: with 16 runs in flight
 // (bench/dbos, pg_stat_statements) a group of about 10 took 1.2 ms of
 // server time against 0.2 ms for each single call, and groups of 2 to 5
@@ -75,11 +77,6 @@ func (o *op) queue(b *pgx.Batch) {
 		return
 	}
 	if o.task != nil {
-		if e := o.task.end; e != nil {
-			b.Queue(completeTaskEndSQL, append(o.task.args(o.body),
-				e.rev, e.created, string(e.run.Status), e.finished, e.body)...)
-			return
-		}
 		b.Queue(completeTaskSQL, o.task.args(o.body)...)
 		return
 	}
@@ -316,6 +313,7 @@ func (s *Store) runGroup(ops []*op) ([]error, error) { return s.runGroupOn(s.poo
 // own.
 type batchSender interface {
 	SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
+	Query(context.Context, string, ...any) (pgx.Rows, error)
 	QueryRow(context.Context, string, ...any) pgx.Row
 }
 
@@ -329,22 +327,21 @@ func (s *Store) runGroupOn(bs batchSender, ops []*op) ([]error, error) {
 		defer stop()
 	}
 	// A group of setGroupMin CompleteTasks or more commits them in one
-	// call of bulkhead_complete_tasks, queued first; every other op is a
-	// call of its own.
+	// call of bulkhead_complete_tasks, queued first, and so does a
+	// completion that ends its run; every other op is a call of its own.
 	b := &pgx.Batch{}
 	var tasks tasksCall
 	index := make(map[*op]int, len(ops))
 	n := 0
-	// A completion that also ends its run is a call of its own.
-	set := func(o *op) bool { return o.task != nil && o.task.end == nil }
 	for _, o := range ops {
-		if set(o) {
+		if o.task != nil {
 			n++
 		}
 	}
+	set := func(o *op) bool { return o.task != nil && (n >= setGroupMin || o.task.end != nil) }
 	for i, o := range ops {
 		index[o] = i
-		if set(o) && n >= setGroupMin {
+		if set(o) {
 			tasks.add(o)
 		}
 	}
@@ -352,14 +349,25 @@ func (s *Store) runGroupOn(bs batchSender, ops []*op) ([]error, error) {
 		tasks.queue(b)
 	}
 	for _, o := range ops {
-		if !set(o) || n < setGroupMin {
+		if !set(o) {
 			o.queue(b)
 		}
 	}
-	if len(ops) == 1 && len(tasks.ops) == 0 {
+	results := make([]error, len(ops))
+	if len(b.QueuedQueries) == 1 {
 		// One statement: sent as a query, in one write, where a batch
 		// takes two (its statements, then the sync that ends it).
 		q := b.QueuedQueries[0]
+		if len(tasks.ops) > 0 {
+			rows, err := bs.Query(ctx, q.SQL, q.Arguments...)
+			if err != nil {
+				return nil, err
+			}
+			if err := tasks.scan(rows, results, index); err != nil {
+				return nil, err
+			}
+			return results, nil
+		}
 		res, err := ops[0].scan(bs.QueryRow(ctx, q.SQL, q.Arguments...))
 		if err != nil {
 			return nil, err
@@ -369,15 +377,18 @@ func (s *Store) runGroupOn(bs batchSender, ops []*op) ([]error, error) {
 	// A batch without BEGIN runs as one implicit transaction, committed
 	// when the server reaches the batch's end: one round trip per group.
 	br := bs.SendBatch(ctx, b)
-	results := make([]error, len(ops))
 	if len(tasks.ops) > 0 {
-		if err := tasks.scan(br, results, index); err != nil {
+		rows, err := br.Query()
+		if err == nil {
+			err = tasks.scan(rows, results, index)
+		}
+		if err != nil {
 			_ = br.Close()
 			return nil, err
 		}
 	}
 	for i, o := range ops {
-		if set(o) && n >= setGroupMin {
+		if set(o) {
 			continue
 		}
 		res, err := o.scan(br.QueryRow())

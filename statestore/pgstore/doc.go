@@ -73,8 +73,9 @@
 //     instead of waiting for it, and counts that claim as holding by the
 //     row as its snapshot has it; the next heartbeat extends its lease.
 //   - CompleteTaskEnd (statestore.EndingCompleter) is CompleteTask with
-//     the run's end written in the same statement, conditional on the
-//     completion being stored and on the run's version this store holds.
+//     the run's end written in the same call of bulkhead_complete_tasks
+//     (alone or with its group), conditional on the completion being
+//     stored and on the run's version this store holds.
 //   - CompleteTask is a call of bulkhead_complete_task, grouped by the
 //     committer with CompleteNode's calls. It locks the run row FOR NO KEY
 //     UPDATE, deletes the task only while the claim holds (else nothing is
@@ -83,12 +84,12 @@
 //     dependents whose needs are all journaled (bulkhead_queue_nodes),
 //     raising each one's attempt by its block; with Keep the first is
 //     claimed for the same owner in the same transaction. A group of
-//     eight completions or more is one call of bulkhead_complete_tasks
-//     instead, which does the same for every member in five statements:
+//     two completions or more is one call of bulkhead_complete_tasks
+//     instead, which does the same for every member in six statements:
 //     it locks the members' runs in ID order, deletes the tasks whose
-//     claims hold (locked in key order), journals their results, then
-//     queues and keeps the dependents; each member gets its own answer,
-//     as from its own call.
+//     claims hold (locked in key order), journals their results, writes
+//     the run ends they carry, then queues and keeps the dependents;
+//     each member gets its own answer, as from its own call.
 //   - The run row lock serializes everything that may queue a node of one
 //     run (CompleteTask, EnqueueNodes, DropTasks): of two needs of a node
 //     completing at once on two hosts, the second to take the lock sees the
@@ -140,7 +141,7 @@
 // committer takes everything queued (up to WithMaxBatch, default 256) and
 // sends one pipelined batch of bulkhead_complete_node and
 // bulkhead_complete_task calls (or one bulkhead_complete_tasks call for
-// two completions of tasks or more), which PostgreSQL runs as one implicit
+// two completions of tasks or more, or one that ends its run), which PostgreSQL runs as one implicit
 // transaction: one round trip and one commit for the group. WithCommitters
 // (default 2) groups commit at once, on connections of their own, so the
 // completions that arrive while a group waits for its flush form the next

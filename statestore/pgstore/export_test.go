@@ -36,6 +36,34 @@ func CompleteTogether(ctx context.Context, s *Store, cs ...statestore.Completion
 	return kept, results, nil
 }
 
+// EndTogether commits the completions cs in one group, as
+// CompleteTaskEnd would each with its end in ends (nil: CompleteTask),
+// and returns each one's error and whether it ended its run.
+func EndTogether(ctx context.Context, s *Store, cs []statestore.Completion, ends []func(*statestore.Run) error) ([]bool, []error, error) {
+	ops := make([]*op, len(cs))
+	for i, c := range cs {
+		o, err := s.taskOp(ctx, c)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ends[i] != nil {
+			s.addEnd(o, ends[i])
+		}
+		ops[i] = o
+	}
+	results, err := s.runGroup(ops)
+	if err != nil {
+		return nil, nil, err
+	}
+	ended := make([]bool, len(cs))
+	for i, o := range ops {
+		if results[i] == nil {
+			_, ended[i], _ = s.ended(o)
+		}
+	}
+	return ended, results, nil
+}
+
 // CompleteTogetherScans is CompleteTogether in a transaction of its own
 // that also returns how many sequential scans of each table it made.
 func CompleteTogetherScans(ctx context.Context, s *Store, cs ...statestore.Completion) ([]error, map[string]int64, error) {

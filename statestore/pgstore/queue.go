@@ -410,19 +410,6 @@ func (t *taskOp) args(body []byte) []any {
 		ready.nodes, ready.blocks, ready.nneeds, ready.needs, t.now, t.c.Keep, micros(t.c.Lease)}
 }
 
-// completeTaskEndSQL is completeTaskSQL that, when the completion is
-// stored (code 0), also writes the run's end as UpdateRun does: over the
-// version $13 created at $14, or not at all.
-const completeTaskEndSQL = `WITH c AS MATERIALIZED (
-	SELECT code, k_node, k_token, k_first, k_lease
-	FROM bulkhead_complete_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-), u AS (
-	UPDATE runs SET status = $15, finished_ns = $16, body = $17, rev = rev + 1
-	WHERE id = $1 AND rev = $13 AND created_ns = $14 AND (SELECT code FROM c) = 0
-	RETURNING 1
-)
-SELECT code, k_node, k_token, k_first, k_lease, (SELECT count(*) FROM u) FROM c`
-
 // scan reads bulkhead_complete_task's answer: the op's result, or the
 // error that failed the call.
 func (t *taskOp) scan(row pgx.Row) (result, err error) {
@@ -431,16 +418,8 @@ func (t *taskOp) scan(row pgx.Row) (result, err error) {
 	var token *int64
 	var first *int32
 	var until *time.Time
-	dest := []any{&code, &node, &token, &first, &until}
-	var ended int
-	if t.end != nil {
-		dest = append(dest, &ended)
-	}
-	if err := row.Scan(dest...); err != nil {
+	if err := row.Scan(&code, &node, &token, &first, &until); err != nil {
 		return nil, err
-	}
-	if t.end != nil {
-		t.end.done = ended == 1
 	}
 	return t.result(code, node, token, first, until), nil
 }
@@ -511,32 +490,53 @@ func (s *Store) CompleteTaskEnd(ctx context.Context, c statestore.Completion, en
 	if err != nil {
 		return statestore.Run{}, false, err
 	}
-	if cached, ok := s.runs.get(c.Fence.RunID); ok {
-		var old statestore.Run
-		if err := decode("run "+c.Fence.RunID, cached.body, &old); err == nil {
-			// The run returned is as a read returns it: no monotonic
-			// clock reading, UTC.
-			if r, err := rules.ApplyUpdate(old, end, s.opts.now().Round(0).UTC()); err == nil {
-				if body, err := json.Marshal(r); err == nil {
-					o.task.end = &endOp{rev: cached.rev, created: old.CreatedAt.UnixNano(), run: r,
-						finished: finishedNS(r), body: body}
-				}
-			}
-		}
-	}
+	s.addEnd(o, end)
 	err = s.commitTask(ctx, o)
 	if err != nil {
 		return statestore.Run{}, false, err
 	}
+	return s.ended(o)
+}
+
+// addEnd gives o, a completion, the run's end: end applied to the
+// version of the run this store last wrote or read, if it holds one.
+func (s *Store) addEnd(o *op, end func(*statestore.Run) error) {
+	id := o.task.c.Fence.RunID
+	cached, ok := s.runs.get(id)
+	if !ok {
+		return
+	}
+	var old statestore.Run
+	if err := decode("run "+id, cached.body, &old); err != nil {
+		return
+	}
+	// The run returned is as a read returns it: no monotonic clock
+	// reading, UTC.
+	r, err := rules.ApplyUpdate(old, end, s.opts.now().Round(0).UTC())
+	if err != nil {
+		return
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		return
+	}
+	o.task.end = &endOp{rev: cached.rev, created: old.CreatedAt.UnixNano(), run: r,
+		finished: finishedNS(r), body: body}
+}
+
+// ended returns the run as o, a stored completion, ended it, or false
+// when it did not, and keeps the store's version of the run in step.
+func (s *Store) ended(o *op) (statestore.Run, bool, error) {
+	id := o.task.c.Fence.RunID
 	e := o.task.end
 	if e == nil || !e.done {
-		s.runs.drop(c.Fence.RunID)
+		s.runs.drop(id)
 		return statestore.Run{}, false, nil
 	}
 	if e.run.Status.Finished() {
-		s.runs.drop(c.Fence.RunID)
+		s.runs.drop(id)
 	} else {
-		s.runs.put(c.Fence.RunID, e.body, e.rev+1)
+		s.runs.put(id, e.body, e.rev+1)
 	}
 	return e.run.Clone(), true, nil
 }

@@ -10,10 +10,12 @@ import (
 	"github.com/bulkhead-run/bulkhead/statestore/internal/rules"
 )
 
-// completeTasksSQL journals a group's completions in one call
-// (bulkhead_complete_tasks, migration 5), one row per completion.
-const completeTasksSQL = `SELECT r_code, r_node, r_token, r_first, r_lease
-FROM bulkhead_complete_tasks($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+// completeTasksSQL journals a group's completions and the run ends they
+// carry in one call (bulkhead_complete_tasks, migration 9), one row per
+// completion.
+const completeTasksSQL = `SELECT r_code, r_node, r_token, r_first, r_lease, r_ended
+FROM bulkhead_complete_tasks($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+	$14, $15, $16, $17, $18, $19)`
 
 // tasksCall is the arguments of one bulkhead_complete_tasks call: the
 // completions as parallel arrays, their dependents and the dependents'
@@ -28,7 +30,13 @@ type tasksCall struct {
 	needDep                     []int32
 	needNodes                   [][]byte
 	now                         int64
-	ops                         []*op
+	// The run ends: end k is written by completion endComp[k].
+	endComp            []int32
+	endRev, endCreated []int64
+	endStatus          []string
+	endFinished        []*int64
+	endBodies          [][]byte
+	ops                []*op
 }
 
 // add appends o, a CompleteTask, to the call.
@@ -47,6 +55,14 @@ func (c *tasksCall) add(o *op) {
 	// Completions created in one group are a few milliseconds apart; the
 	// attempts they start are stamped with the latest.
 	c.now = max(c.now, t.now)
+	if e := t.end; e != nil {
+		c.endComp = append(c.endComp, ci)
+		c.endRev = append(c.endRev, e.rev)
+		c.endCreated = append(c.endCreated, e.created)
+		c.endStatus = append(c.endStatus, string(e.run.Status))
+		c.endFinished = append(c.endFinished, e.finished)
+		c.endBodies = append(c.endBodies, e.body)
+	}
 	for _, n := range t.c.Next {
 		c.depComp = append(c.depComp, ci)
 		c.depNodes = append(c.depNodes, []byte(n.Node))
@@ -66,7 +82,8 @@ func (c *tasksCall) add(o *op) {
 
 func (c *tasksCall) queue(b *pgx.Batch) {
 	b.Queue(completeTasksSQL, c.runs, c.nodes, c.owners, c.tokens, c.bodies, c.keep, c.leases,
-		nonNil(c.depComp), nonNil(c.depNodes), nonNil(c.depBlocks), nonNil(c.needDep), nonNil(c.needNodes), c.now)
+		nonNil(c.depComp), nonNil(c.depNodes), nonNil(c.depBlocks), nonNil(c.needDep), nonNil(c.needNodes), c.now,
+		nonNil(c.endComp), nonNil(c.endRev), nonNil(c.endCreated), nonNil(c.endStatus), nonNil(c.endFinished), nonNil(c.endBodies))
 }
 
 // nonNil is s, or an empty slice when s is nil: pgx sends a nil slice as
@@ -78,25 +95,25 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-// scan reads one row per completion into results, at the positions of the
-// call's ops in ops' order (index[o]).
-func (c *tasksCall) scan(br pgx.BatchResults, results []error, index map[*op]int) error {
-	rows, err := br.Query()
-	if err != nil {
-		return err
-	}
+// scan reads one row per completion from rows into results, at the
+// positions of the call's ops in ops' order (index[o]).
+func (c *tasksCall) scan(rows pgx.Rows, results []error, index map[*op]int) error {
 	i := 0
 	var code int
 	var node []byte
 	var token *int64
 	var first *int32
 	var until *time.Time
-	_, err = pgx.ForEachRow(rows, []any{&code, &node, &token, &first, &until}, func() error {
+	var ended bool
+	_, err := pgx.ForEachRow(rows, []any{&code, &node, &token, &first, &until, &ended}, func() error {
 		if i >= len(c.ops) {
 			return fmt.Errorf("%w: bulkhead_complete_tasks returned more than %d rows", errServer, len(c.ops))
 		}
 		o := c.ops[i]
 		i++
+		if o.task.end != nil {
+			o.task.end.done = ended
+		}
 		results[index[o]] = o.task.result(code, node, token, first, until)
 		return nil
 	})

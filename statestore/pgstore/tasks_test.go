@@ -289,6 +289,17 @@ func TestStore_CompletionReadsByKeyAfterVacuum(t *testing.T) {
 	}
 }
 
+// startOne submits run id with one root, a, and claims it for h1.
+func startOne(t *testing.T, s *pgstore.Store, id string, lease time.Duration) statestore.Task {
+	t.Helper()
+	submitRoots(t, s, id, "a")
+	tasks, err := s.ClaimRunTasks(context.Background(), "h1", id, 10, lease)
+	if err != nil || len(tasks) != 1 {
+		t.Fatalf("ClaimRunTasks(%s) = %v, %v", id, tasks, err)
+	}
+	return tasks[0]
+}
+
 // TestStore_CompleteTaskEnd: the run's last completion records the run's
 // end in its commit while the run is as this store last saw it; when
 // another host changed the run meanwhile, or the completion is refused,
@@ -304,15 +315,7 @@ func TestStore_CompleteTaskEnd(t *testing.T) {
 		r.Status, r.Output = statestore.StatusSucceeded, []byte("out")
 		return nil
 	}
-	start := func(id string) statestore.Task {
-		t.Helper()
-		submitRoots(t, s, id, "a")
-		tasks, err := s.ClaimRunTasks(ctx, "h1", id, 10, lease)
-		if err != nil || len(tasks) != 1 {
-			t.Fatalf("ClaimRunTasks(%s) = %v, %v", id, tasks, err)
-		}
-		return tasks[0]
-	}
+	start := func(id string) statestore.Task { return startOne(t, s, id, lease) }
 	done := func(f statestore.Fence) statestore.Completion {
 		return statestore.Completion{Fence: f, Lease: lease,
 			Result: statestore.NodeResult{RunID: f.RunID, Node: f.Node, Output: []byte("a")}}
@@ -382,5 +385,77 @@ func TestStore_CompleteTaskEnd(t *testing.T) {
 	}
 	if r := status("four"); r.Status.Finished() {
 		t.Fatalf("run after a conflict = %s, want unfinished", r.Status)
+	}
+}
+
+// TestStore_EndsInGroup: completions that end their runs commit in one
+// group with completions that do not, and each end is written only when
+// its completion is stored and its run is still at the version the end
+// was made from.
+func TestStore_EndsInGroup(t *testing.T) {
+	s, other, _ := hosts(t)
+	ctx := context.Background()
+	const lease = time.Minute
+	succeed := func(r *statestore.Run) error {
+		r.Status, r.Output = statestore.StatusSucceeded, []byte(r.ID)
+		return nil
+	}
+	start := func(id string) statestore.Task { return startOne(t, s, id, lease) }
+	done := func(f statestore.Fence, next ...statestore.ReadyNode) statestore.Completion {
+		return statestore.Completion{Fence: f, Keep: true, Lease: lease, Next: next,
+			Result: statestore.NodeResult{RunID: f.RunID, Node: f.Node, Output: []byte(f.RunID)}}
+	}
+	ends, plain, cancelled, stale, journaled := start("ends"), start("plain"), start("cancelled"), start("stale"), start("journaled")
+	if _, err := other.UpdateRun(ctx, "cancelled", func(r *statestore.Run) error {
+		r.Status = statestore.StatusCancelled
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.CompleteNode(ctx, statestore.NodeResult{RunID: "journaled", Node: "a", Output: []byte("first")}); err != nil {
+		t.Fatal(err)
+	}
+	f := stale.Fence()
+	f.Token += 1000
+
+	ended, errs, err := pgstore.EndTogether(ctx, s,
+		[]statestore.Completion{done(ends.Fence()), done(plain.Fence(), statestore.ReadyNode{Node: "b", Needs: []string{"a"}, Block: 1}),
+			done(cancelled.Fence()), done(f), done(journaled.Fence())},
+		[]func(*statestore.Run) error{succeed, nil, succeed, succeed, succeed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantErr := []error{nil, nil, nil, statestore.ErrFenced, statestore.ErrConflict}
+	wantEnded := []bool{true, false, false, false, false}
+	for i := range wantErr {
+		if (wantErr[i] == nil) != (errs[i] == nil) || (wantErr[i] != nil && !errors.Is(errs[i], wantErr[i])) || ended[i] != wantEnded[i] {
+			t.Errorf("member %d: %v, ended %v; want %v, ended %v", i, errs[i], ended[i], wantErr[i], wantEnded[i])
+		}
+	}
+	for id, want := range map[string]statestore.RunStatus{"ends": statestore.StatusSucceeded, "plain": statestore.StatusRunning,
+		"cancelled": statestore.StatusCancelled, "stale": statestore.StatusRunning, "journaled": statestore.StatusRunning} {
+		r, err := other.GetRun(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != want {
+			t.Errorf("run %s: %s, want %s", id, r.Status, want)
+		}
+		if want == statestore.StatusSucceeded && (string(r.Output) != id || r.FinishedAt.IsZero()) {
+			t.Errorf("run %s ended as %+v, want its output and end time", id, r)
+		}
+	}
+	for id, want := range map[string]string{"ends": "ends", "plain": "plain", "cancelled": "cancelled", "stale": "", "journaled": "first"} {
+		res, err := other.NodeResults(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(res["a"].Output) != want {
+			t.Errorf("run %s: journaled %q, want %q", id, res["a"].Output, want)
+		}
+	}
+	// The plain member's dependent was queued and kept.
+	if tasks, err := other.ClaimRunTasks(ctx, "h2", "plain", 10, lease); err != nil || len(tasks) != 0 {
+		t.Errorf("ClaimRunTasks(plain) = %v, %v; want b kept by h1", tasks, err)
 	}
 }
