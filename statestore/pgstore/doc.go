@@ -22,7 +22,9 @@
 // schema_migrations. A database whose recorded migration has another
 // checksum, or that records versions this binary does not have, is refused
 // with an error matching ErrSchema and left as it is; WithoutMigrate also
-// refuses a database that lacks migrations. Migrations only ever add.
+// refuses a database that lacks migrations. Migrations never remove data:
+// they add tables, indexes, functions and triggers, replace functions,
+// and (version 11) trade two foreign keys for the lock protocol below.
 //
 // # Schema
 //
@@ -45,8 +47,14 @@
 // (status, created_ns, id) when filtered, so a page costs its size whatever
 // the table holds; UnfinishedRuns reads a partial index of pending and
 // running runs. StateUsage adds up size over the plugin's primary-key
-// entries, which include it (an index-only scan). Results, attempts,
-// checkpoints and tasks reference their run.
+// entries, which include it (an index-only scan). Checkpoints and tasks
+// reference their run (foreign keys). Results and attempts are written
+// only under their run's row lock (FOR NO KEY UPDATE or FOR KEY SHARE),
+// under a claimed task of the run, or with the run's own insert; deleting
+// runs locks them FOR UPDATE, and the trigger runs_deleted removes their
+// results and attempts in the same statement. Checked by the lock rather
+// than by a foreign key's query per row, a completion costs the server
+// about a tenth less.
 //
 // # Queue
 //

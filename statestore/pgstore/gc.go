@@ -47,7 +47,8 @@ func (s *Store) gcLoop() {
 
 // CollectGarbage removes every run that finished more than the retention
 // ago, with its journal, attempts, checkpoints and tasks (the schema's
-// cascades); runs that still have dead letters are kept. It returns how
+// cascades and its trigger runs_deleted); runs that still have dead
+// letters are kept. It returns how
 // many runs it removed. Plugin state, modules and hosts are not runs'
 // and stay.
 func (s *Store) CollectGarbage(ctx context.Context) (int, error) {

@@ -47,23 +47,27 @@ func (s *Store) CompleteNode(ctx context.Context, res statestore.NodeResult, nex
 }
 
 // StartAttempt implements statestore.Journal: one conditional upsert, which
-// the row lock of (run, node) serializes.
+// the row lock of (run, node) serializes, of a run whose row it locks
+// FOR KEY SHARE (so the run cannot be removed meanwhile).
 func (s *Store) StartAttempt(ctx context.Context, a statestore.NodeAttempt) error {
 	a, err := rules.PrepareAttempt(a, s.opts.now())
 	if err != nil {
 		return err
 	}
 	return s.do(ctx, func(ctx context.Context) error {
-		tag, err := s.pool.Exec(ctx, `INSERT INTO node_attempts (run_id, node, attempt, started_ns) VALUES ($1, $2, $3, $4)
-ON CONFLICT (run_id, node) DO UPDATE SET attempt = EXCLUDED.attempt, started_ns = EXCLUDED.started_ns
-WHERE node_attempts.attempt < EXCLUDED.attempt`, []byte(a.RunID), []byte(a.Node), a.Attempt, a.StartedAt.UnixNano())
-		if err != nil {
-			if errors.Is(translate(err), statestore.ErrNotFound) {
-				return rules.RunNotFound(a.RunID)
-			}
+		var run, wrote bool
+		err := s.pool.QueryRow(ctx, `WITH r AS MATERIALIZED (SELECT id FROM runs WHERE id = $1 FOR KEY SHARE), w AS (
+	INSERT INTO node_attempts (run_id, node, attempt, started_ns) SELECT id, $2, $3, $4 FROM r
+	ON CONFLICT (run_id, node) DO UPDATE SET attempt = EXCLUDED.attempt, started_ns = EXCLUDED.started_ns
+	WHERE node_attempts.attempt < EXCLUDED.attempt
+	RETURNING 1)
+SELECT EXISTS (SELECT 1 FROM r), EXISTS (SELECT 1 FROM w)`, []byte(a.RunID), []byte(a.Node), a.Attempt, a.StartedAt.UnixNano()).Scan(&run, &wrote)
+		switch {
+		case err != nil:
 			return err
-		}
-		if tag.RowsAffected() == 1 {
+		case !run:
+			return rules.RunNotFound(a.RunID)
+		case wrote:
 			return nil
 		}
 		last, err := lastAttempt(ctx, s.pool, a.RunID, a.Node)

@@ -57,6 +57,13 @@ func TestStore_Retention(t *testing.T) {
 		if _, err := s.SaveCheckpoint(ctx, id, "a", []byte("cp")); err != nil {
 			t.Fatal(err)
 		}
+		if err := s.StartAttempt(ctx, statestore.NodeAttempt{RunID: id, Node: "a", Attempt: 2}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CompleteNode(ctx, statestore.NodeResult{RunID: id, Node: "a", Output: []byte("out")},
+			statestore.NodeAttempt{RunID: id, Node: "b", Attempt: 1}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := s.StateSet(ctx, "p", "k", []byte("v")); err != nil {
 		t.Fatal(err)
@@ -82,6 +89,25 @@ func TestStore_Retention(t *testing.T) {
 	}
 	if cps, _ := s.ListCheckpoints(ctx, "old", ""); len(cps) != 0 {
 		t.Errorf("old run's checkpoints kept: %v", cps)
+	}
+	// Its journal and attempts went with it: the same ID submitted again
+	// starts clean.
+	if _, created, err := s.SubmitRun(ctx, statestore.Run{ID: "old", Workflow: "wf"}, []statestore.ReadyNode{{Node: "a", Block: 1}}); err != nil || !created {
+		t.Fatalf("SubmitRun(old) again = %v, %v", created, err)
+	}
+	if res, err := s.NodeResults(ctx, "old"); err != nil || len(res) != 0 {
+		t.Errorf("old run's journal kept: %v, %v", res, err)
+	}
+	if a, err := s.LastAttempt(ctx, "old", "b"); err != nil || a != 0 {
+		t.Errorf("old run's attempt of b kept: %d, %v", a, err)
+	}
+	if a, err := s.LastAttempt(ctx, "old", "a"); err != nil || a != 1 {
+		t.Errorf("old run's attempt of a: %d, %v; want 1, from the new submit", a, err)
+	}
+	for _, id := range []string{"old-dl", "unfinished", "new"} {
+		if res, err := s.NodeResults(ctx, id); err != nil || string(res["a"].Output) != "out" {
+			t.Errorf("run %s's journal: %v, %v; want kept", id, res, err)
+		}
 	}
 	for _, id := range []string{"old-dl", "unfinished", "new"} {
 		if _, err := s.GetRun(ctx, id); err != nil {
