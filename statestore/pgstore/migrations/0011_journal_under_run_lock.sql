@@ -9,7 +9,7 @@
 -- keys' checks, one query per row written, a completion's result and
 -- its dependent's attempt, only repeated what the lock already holds.
 -- With 16 ten-node runs in flight, dropping them cut the server's CPU
--- per completion by 0 to 21% in six paired runs, 8% on average
+-- per completion by -1% to 21% in six paired runs, 8% on average
 -- (bench/dbos).
 --
 -- The cascades they carried stay, as a trigger: a statement that
