@@ -11,8 +11,8 @@
 -- query per row written (three per completion: its result, its
 -- dependent's attempt and task), only repeated what the lock already
 -- holds. With 16 ten-node runs in flight, dropping the first two cut the
--- server's CPU per completion by -1% to 21% in six paired runs, 8% on
--- average (bench/dbos).
+-- server's CPU per completion by 8% on average in six paired runs (from
+-- 1% more to 21% less; bench/dbos).
 --
 -- The cascades they carried stay, as a trigger: a statement that
 -- deletes runs deletes their results, attempts and tasks too, with a
