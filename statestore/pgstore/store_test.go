@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
 	"github.com/bulkhead-run/bulkhead/statestore"
@@ -116,5 +117,30 @@ func TestStore_Retention(t *testing.T) {
 	}
 	if v, err := s.StateGet(ctx, "p", "k"); err != nil || string(v) != "v" {
 		t.Errorf("plugin state: %q %v, want kept", v, err)
+	}
+}
+
+// A submit over attempt rows left under its run's ID (written without a
+// run, as a host of an earlier schema version could) starts the run at
+// attempt one.
+func TestStore_SubmitOverLeftoverAttempt(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	s := open(t, url)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "INSERT INTO node_attempts (run_id, node, attempt, started_ns) VALUES ('ghost', 'a', 7, 0)"); err != nil {
+		t.Fatal(err)
+	}
+	submitRoots(t, s, "ghost", "a")
+	if a, err := s.LastAttempt(ctx, "ghost", "a"); err != nil || a != 1 {
+		t.Fatalf("LastAttempt = %d, %v; want 1", a, err)
+	}
+	tasks, err := s.ClaimRunTasks(ctx, "h1", "ghost", 10, time.Minute)
+	if err != nil || len(tasks) != 1 || tasks[0].First != 1 {
+		t.Fatalf("ClaimRunTasks = %+v, %v; want a at attempt 1", tasks, err)
 	}
 }

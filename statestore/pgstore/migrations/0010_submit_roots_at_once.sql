@@ -12,7 +12,10 @@
 -- pg_stat_statements).
 --
 -- A root that lists needs is not queued, as before (bulkhead's hosts
--- never send one). Signatures and answers are unchanged.
+-- never send one). Signatures and answers are unchanged. An attempt row
+-- left under the new run's ID (a host of an earlier version recording an
+-- attempt of a run being removed, once version 11 no longer refuses it
+-- by foreign key) is overwritten: the run starts at attempt one.
 
 CREATE OR REPLACE FUNCTION bulkhead_submit_run_claim(
 	p_id bytea, p_status text, p_created bigint, p_finished bigint, p_body bytea,
@@ -37,8 +40,10 @@ BEGIN
 		FROM generate_subscripts(p_nodes, 1) AS i
 		WHERE coalesce(p_nneeds[i], 0) = 0
 	), att AS (
-		INSERT INTO node_attempts (run_id, node, attempt, started_ns)
+		INSERT INTO node_attempts AS a (run_id, node, attempt, started_ns)
 		SELECT p_id, node, block, p_now FROM r ORDER BY node
+		ON CONFLICT (run_id, node) DO UPDATE
+			SET attempt = EXCLUDED.attempt, started_ns = EXCLUDED.started_ns
 	), ins AS (
 		INSERT INTO tasks (run_id, node, first_attempt, owner, token, claims, lease_until)
 		SELECT p_id, node, 1,
