@@ -144,3 +144,66 @@ func TestStore_SubmitOverLeftoverAttempt(t *testing.T) {
 		t.Fatalf("ClaimRunTasks = %+v, %v; want a at attempt 1", tasks, err)
 	}
 }
+
+// Deleting a run that a writer holds locked waits for the writer, then
+// removes what it wrote too: the rows runs_deleted removes are read after
+// the run's lock was won, not when the DELETE began.
+func TestStore_RunDeleteWaitsForWriter(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	s := open(t, url)
+	submitRoots(t, s, "w", "a")
+	writer, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close(ctx)
+	deleter, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer deleter.Close(ctx)
+
+	tx, err := writer.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	// As a completion does: the run's row lock, then its rows.
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM runs WHERE id = 'w' FOR NO KEY UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"INSERT INTO node_results (run_id, node, body) VALUES ('w', 'late', '{}')",
+		"INSERT INTO node_attempts (run_id, node, attempt, started_ns) VALUES ('w', 'late', 1, 0)",
+		"INSERT INTO tasks (run_id, node, first_attempt) VALUES ('w', 'late', 1)",
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deleted := make(chan error, 1)
+	go func() {
+		_, err := deleter.Exec(ctx, "DELETE FROM runs WHERE id = 'w'")
+		deleted <- err
+	}()
+	select {
+	case err := <-deleted:
+		t.Fatalf("DELETE did not wait for the writer's lock: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-deleted; err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := deleter.QueryRow(ctx, `SELECT (SELECT count(*) FROM node_results WHERE run_id = 'w')
+	+ (SELECT count(*) FROM node_attempts WHERE run_id = 'w') + (SELECT count(*) FROM tasks WHERE run_id = 'w')`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d rows of the deleted run left", n)
+	}
+}
