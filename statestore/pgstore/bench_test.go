@@ -70,11 +70,7 @@ func BenchmarkStateUsage(b *testing.B) {
 		}()
 	}
 	wg.Wait()
-	conn, err := pgx.Connect(ctx, u)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(b, u)
 	if _, err := conn.Exec(ctx, "VACUUM ANALYZE plugin_state"); err != nil {
 		b.Fatal(err)
 	}
@@ -95,13 +91,9 @@ func BenchmarkListRuns(b *testing.B) {
 	u := pgtest.URL(b)
 	s := open(b, u)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, u)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(b, u)
 	const runs = 100000
-	_, err = conn.Exec(ctx, `INSERT INTO runs (id, status, created_ns, body)
+	_, err := conn.Exec(ctx, `INSERT INTO runs (id, status, created_ns, body)
 SELECT convert_to('run-' || i, 'UTF8'), st, i,
 	convert_to(json_build_object('id', 'run-' || i, 'workflow', 'wf', 'status', st)::text, 'UTF8')
 FROM (SELECT i, CASE WHEN i % 100 = 0 THEN 'failed' ELSE 'succeeded' END AS st FROM generate_series(1, $1) i) g`, runs)

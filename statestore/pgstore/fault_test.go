@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/pgstore"
 	"github.com/bulkhead-run/bulkhead/statestore/pgstore/pgtest"
@@ -268,11 +266,7 @@ func TestMigrate(t *testing.T) {
 	}
 	s.Close()
 
-	conn, err := pgx.Connect(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, u)
 	exec := func(sql string) {
 		t.Helper()
 		if _, err := conn.Exec(ctx, sql); err != nil {

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/pgstore/pgtest"
 	"github.com/bulkhead-run/bulkhead/statestore/storetest"
@@ -56,11 +54,7 @@ func TestStore_GetModuleRefusesTamperedBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, url)
 	if _, err := conn.Exec(ctx, "UPDATE modules SET wasm = $1 WHERE sha256 = $2", []byte("\x00asm evil"), v); err != nil {
 		t.Fatal(err)
 	}

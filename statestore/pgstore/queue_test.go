@@ -53,6 +53,19 @@ func submitRoots(t testing.TB, s *pgstore.Store, id string, roots ...string) {
 	}
 }
 
+// connect opens a connection of its own to the database at url, closed
+// when the test ends.
+func connect(t testing.TB, url string) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	return conn
+}
+
 // dbNow reads the database server's clock.
 func dbNow(t testing.TB, url string) time.Time {
 	t.Helper()
@@ -330,11 +343,7 @@ func TestStore_ClaimSkipsSleepers(t *testing.T) {
 		}
 	}
 	submitRoots(t, s, "due", "a")
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, url)
 	// On a table this small the planner may read it whole; what matters is
 	// that an index serves the claim's order without reading sleepers.
 	if _, err := conn.Exec(ctx, "ANALYZE tasks; SET enable_seqscan = off"); err != nil {
@@ -398,11 +407,7 @@ func TestStore_HeartbeatDoesNotWait(t *testing.T) {
 		return u
 	}
 	beforeA, beforeB := until("a"), until("b")
-	locker, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer locker.Close(ctx)
+	locker := connect(t, url)
 	tx, err := locker.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/bulkhead-run/bulkhead/statestore"
 )
 
@@ -55,11 +53,7 @@ func TestStore_UpdateRunAfterOtherHost(t *testing.T) {
 		t.Fatalf("a's update after b's = %+v, %v", got, err)
 	}
 	// The run is deleted and created again, at its first version once more.
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, url)
 	if _, _, err := a.CreateRun(ctx, statestore.Run{ID: "s", Workflow: "old", Status: statestore.StatusRunning}); err != nil {
 		t.Fatal(err)
 	}

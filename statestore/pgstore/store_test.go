@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
 	"github.com/bulkhead-run/bulkhead/statestore"
@@ -127,11 +126,7 @@ func TestStore_SubmitOverLeftoverAttempt(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.URL(t)
 	s := open(t, url)
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, url)
 	if _, err := conn.Exec(ctx, "INSERT INTO node_attempts (run_id, node, attempt, started_ns) VALUES ('ghost', 'a', 7, 0)"); err != nil {
 		t.Fatal(err)
 	}
@@ -153,16 +148,8 @@ func TestStore_RunDeleteWaitsForWriter(t *testing.T) {
 	url := pgtest.URL(t)
 	s := open(t, url)
 	submitRoots(t, s, "w", "a")
-	writer, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close(ctx)
-	deleter, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer deleter.Close(ctx)
+	writer := connect(t, url)
+	deleter := connect(t, url)
 
 	tx, err := writer.Begin(ctx)
 	if err != nil {

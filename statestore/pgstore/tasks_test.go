@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/bulkhead-run/bulkhead/statestore"
 	"github.com/bulkhead-run/bulkhead/statestore/pgstore"
 )
@@ -249,11 +247,7 @@ func TestStore_GroupCompletionReadsByKey(t *testing.T) {
 func TestStore_CompletionReadsByKeyAfterVacuum(t *testing.T) {
 	s, _, url := hosts(t)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, url)
 	if _, err := conn.Exec(ctx, "VACUUM"); err != nil {
 		t.Fatal(err)
 	}
