@@ -307,13 +307,12 @@ const groupTimeout = 30 * time.Second
 
 // runGroup commits ops in one transaction and returns each op's result, or
 // the error that failed the transaction.
-func (s *Store) runGroup(ops []*op) ([]error, error) { return s.runGroupOn(s.pool, ops) }
+func (s *Store) runGroup(ops []*op) ([]error, error) { return s.runGroupOn(s.writes, ops) }
 
 // batchSender sends a batch or a query: the pool, or a transaction of its
 // own.
 type batchSender interface {
 	SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
-	Query(context.Context, string, ...any) (pgx.Rows, error)
 	QueryRow(context.Context, string, ...any) pgx.Row
 }
 
@@ -358,16 +357,6 @@ func (s *Store) runGroupOn(bs batchSender, ops []*op) ([]error, error) {
 		// One statement: sent as a query, in one write, where a batch
 		// takes two (its statements, then the sync that ends it).
 		q := b.QueuedQueries[0]
-		if len(tasks.ops) > 0 {
-			rows, err := bs.Query(ctx, q.SQL, q.Arguments...)
-			if err != nil {
-				return nil, err
-			}
-			if err := tasks.scan(rows, results, index); err != nil {
-				return nil, err
-			}
-			return results, nil
-		}
 		res, err := ops[0].scan(bs.QueryRow(ctx, q.SQL, q.Arguments...))
 		if err != nil {
 			return nil, err
@@ -378,11 +367,7 @@ func (s *Store) runGroupOn(bs batchSender, ops []*op) ([]error, error) {
 	// when the server reaches the batch's end: one round trip per group.
 	br := bs.SendBatch(ctx, b)
 	if len(tasks.ops) > 0 {
-		rows, err := br.Query()
-		if err == nil {
-			err = tasks.scan(rows, results, index)
-		}
-		if err != nil {
+		if err := tasks.scan(br, results, index); err != nil {
 			_ = br.Close()
 			return nil, err
 		}

@@ -4,13 +4,15 @@
 //
 // # Lifecycle
 //
-// Open(ctx, url, opts...) connects a pgxpool to url (a postgres:// URL or
-// a key=value string), applies the embedded schema migrations and starts
-// the committers, goroutines owned by the Store. Close stops taking calls,
-// lets the committers commit every completion already queued and the calls
-// in progress return, and closes the pool; it is idempotent, waits at most
-// WithCloseTimeout (default 10 s) and then cancels what still runs and
-// returns an error. Every call after Close returns statestore.ErrClosed.
+// Open(ctx, url, opts...) connects to url (a postgres:// URL or a
+// key=value string) with two pgxpools, one for calls and one with a
+// connection per committer for the group transactions (Group commit; with
+// grouping off, the size of the first), applies the embedded schema
+// migrations and starts the committers, goroutines owned by the Store.
+// Close stops taking calls, lets the committers commit every completion
+// already queued and the calls in progress return, and closes the pools;
+// it is idempotent, waits at most WithCloseTimeout (default 10 s) and then
+// cancels what still runs and returns an error. Every call after Close returns statestore.ErrClosed.
 //
 // # Migrations
 //
@@ -81,9 +83,9 @@
 //     instead of waiting for it, and counts that claim as holding by the
 //     row as its snapshot has it; the next heartbeat extends its lease.
 //   - CompleteTaskEnd (statestore.EndingCompleter) is CompleteTask with
-//     the run's end written in the same call of bulkhead_complete_tasks
-//     (alone or with its group), conditional on the completion being
-//     stored and on the run's version this store holds.
+//     the run's end written by the same statement as a group's
+//     completions (alone or with its group), conditional on the completion
+//     being stored and on the run's version this store holds.
 //   - CompleteTask is a call of bulkhead_complete_task, grouped by the
 //     committer with CompleteNode's calls. It locks the run row FOR NO KEY
 //     UPDATE, deletes the task only while the claim holds (else nothing is
@@ -92,22 +94,24 @@
 //     dependents whose needs are all journaled (bulkhead_queue_nodes),
 //     raising each one's attempt by its block; with Keep the first is
 //     claimed for the same owner in the same transaction. A group of
-//     two completions or more is one call of bulkhead_complete_tasks
-//     instead, which does the same for every member in six statements:
-//     it locks the members' runs in ID order, deletes the tasks whose
-//     claims hold (locked in key order), journals their results, writes
-//     the run ends they carry, then queues and keeps the dependents;
-//     each member gets its own answer, as from its own call.
+//     two completions or more does the same for every member in two
+//     statements instead: the first locks the members' runs in ID order;
+//     the second, whose snapshot is taken once those locks are held,
+//     deletes the tasks whose claims hold (locked in key order), journals
+//     their results, writes the run ends they carry, then queues and
+//     keeps the dependents. Its parts do not see each other's writes, so
+//     its readiness checks count the group's own stored completions beside
+//     the journal. Each member gets its own answer, as from its own call.
 //   - The run row lock serializes everything that may queue a node of one
 //     run (CompleteTask, EnqueueNodes, DropTasks): of two needs of a node
 //     completing at once on two hosts, the second to take the lock sees the
 //     first's result and queues the node, once. Completions of runs lock
 //     their runs in ID order, as the committer sorts its groups, so hosts
 //     do not deadlock.
-//   - SubmitRun is bulkhead_submit_run: the run and its roots' tasks in one
-//     statement; an existing run queues nothing. SubmitRunClaim
-//     (statestore.SubmitClaimer) is bulkhead_submit_run_claim, which also
-//     claims the first root for the submitter.
+//   - SubmitRun is one statement: the run and its roots' tasks; an
+//     existing run queues nothing. SubmitRunClaim (statestore.SubmitClaimer)
+//     is the same statement, which also claims the first root for the
+//     submitter.
 //   - Under statestore.WithFence, SaveCheckpoint, StateSet and StateDelete
 //     write only if the fence's task row, locked FOR SHARE in the same
 //     statement, still holds the claim; otherwise nothing is written and
@@ -148,10 +152,11 @@
 // CompleteNode and CompleteTask calls are queued to the committers. A
 // committer takes everything queued (up to WithMaxBatch, default 256) and
 // sends one pipelined batch of bulkhead_complete_node and
-// bulkhead_complete_task calls (or one bulkhead_complete_tasks call for
-// two completions of tasks or more, or one that ends its run), which PostgreSQL runs as one implicit
-// transaction: one round trip and one commit for the group. WithCommitters
-// (default 2) groups commit at once, on connections of their own, so the
+// bulkhead_complete_task calls (or the two set-based statements for two
+// completions of tasks or more, or for one that ends its run), submits and
+// run updates, which PostgreSQL runs as one implicit transaction: one
+// round trip and one commit for the group. WithCommitters (default 2)
+// groups commit at once, on connections of their own, so the
 // completions that arrive while a group waits for its flush form the next
 // group instead of waiting behind it. One committer at a time takes the
 // next group, and while another group is in flight it waits until its
@@ -170,6 +175,16 @@
 // deadlock by rolling it back; claims and DropTasks are too.
 // WithMaxBatch(1) turns grouping off: each CompleteNode and CompleteTask
 // then commits on the caller's goroutine.
+//
+// Sessions of the calls' pool plan every statement for its values
+// (plan_cache_mode = force_custom_plan), which listings need. The group
+// transactions' sessions plan each statement once and keep the plan
+// (force_generic_plan), without sequential scans, hash or merge joins:
+// their statements find every row through a primary key whatever the
+// values, and a plan made while the tables were small still reads only
+// the rows of its group once they are large. Sent by the host rather than
+// run inside a PL/pgSQL function, the set-based completion and the submit
+// cost the server about a tenth less CPU per step (docs/performance.md).
 //
 // # Errors
 //

@@ -75,7 +75,7 @@ func CompleteTogetherScans(ctx context.Context, s *Store, cs ...statestore.Compl
 		}
 		ops[i] = o
 	}
-	tx, err := s.pool.Begin(ctx)
+	tx, err := s.writes.Begin(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

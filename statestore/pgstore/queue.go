@@ -69,8 +69,8 @@ func fenceArgs(f statestore.Fence) []any {
 	return []any{[]byte(f.RunID), []byte(f.Node), []byte(f.Owner), f.Token}
 }
 
-// SubmitRun implements statestore.Queue: bulkhead_submit_run creates the
-// run and queues its roots in one statement.
+// SubmitRun implements statestore.Queue: one statement (submitSQL)
+// creates the run and queues its roots.
 func (s *Store) SubmitRun(ctx context.Context, r statestore.Run, roots []statestore.ReadyNode) (statestore.Run, bool, error) {
 	out, created, _, _, err := s.submit(ctx, r, roots, "", 0)
 	return out, created, err
@@ -78,15 +78,53 @@ func (s *Store) SubmitRun(ctx context.Context, r statestore.Run, roots []statest
 
 var _ statestore.SubmitClaimer = (*Store)(nil)
 
-// SubmitRunClaim implements statestore.SubmitClaimer:
-// bulkhead_submit_run_claim creates the run, queues its roots and claims
-// the first one in one statement.
+// SubmitRunClaim implements statestore.SubmitClaimer: one statement
+// (submitSQL) creates the run, queues its roots and claims the first one.
 func (s *Store) SubmitRunClaim(ctx context.Context, r statestore.Run, roots []statestore.ReadyNode, owner string, lease time.Duration) (statestore.Run, bool, statestore.Task, bool, error) {
 	if err := rules.CheckClaim(owner, 1, lease); err != nil {
 		return statestore.Run{}, false, statestore.Task{}, false, err
 	}
 	return s.submit(ctx, r, roots, owner, lease)
 }
+
+// submitSQL creates run $1 (status $2, created_ns $3, finished_ns $4,
+// body $5) and queues its roots (submit refuses a root with needs): node
+// $6[i] with $7[i] attempts reserved, started at $8. With an owner ($9)
+// the first root is claimed for it, leased for $10 microseconds. A run
+// that exists already is left as it is and nothing is queued. It answers
+// one row: whether the run was created, and the claimed root's node,
+// token and lease.
+//
+// A run just created has no results, tasks or attempts, so no root is held
+// back; an attempt row left under its ID (a host of an earlier version
+// recording an attempt of a run being removed) is overwritten, so the run
+// starts at attempt one. The statement runs on the committers' sessions,
+// planned once (Open).
+const submitSQL = `WITH run AS (
+	INSERT INTO runs (id, status, created_ns, finished_ns, body) VALUES ($1, $2, $3, $4, $5)
+	ON CONFLICT (id) DO NOTHING
+	RETURNING id
+), r AS MATERIALIZED (
+	SELECT ($6::bytea[])[i] AS node, ($7::int[])[i] AS block, i,
+		$9::bytea IS NOT NULL AND row_number() OVER (ORDER BY i) = 1 AS keep
+	FROM run, generate_subscripts($6::bytea[], 1) AS i
+), att AS (
+	INSERT INTO node_attempts AS a (run_id, node, attempt, started_ns)
+	SELECT $1, node, block, $8::bigint FROM r ORDER BY node
+	ON CONFLICT (run_id, node) DO UPDATE
+		SET attempt = EXCLUDED.attempt, started_ns = EXCLUDED.started_ns
+), ins AS (
+	INSERT INTO tasks (run_id, node, first_attempt, owner, token, claims, lease_until)
+	SELECT $1, node, 1,
+		CASE WHEN keep THEN $9 END,
+		CASE WHEN keep THEN nextval('task_tokens') ELSE 0 END,
+		CASE WHEN keep THEN 1 ELSE 0 END,
+		CASE WHEN keep THEN now() + $10::bigint * interval '1 microsecond' END
+	FROM r ORDER BY i
+	RETURNING node, token, lease_until, owner
+)
+SELECT EXISTS (SELECT 1 FROM run), k.node, k.token, k.lease_until
+FROM (SELECT 1) AS one LEFT JOIN ins AS k ON k.owner IS NOT NULL`
 
 // submit is SubmitRun, and with an owner SubmitRunClaim.
 func (s *Store) submit(ctx context.Context, r statestore.Run, roots []statestore.ReadyNode, owner string, lease time.Duration) (statestore.Run, bool, statestore.Task, bool, error) {
@@ -115,32 +153,28 @@ func (s *Store) submit(ctx context.Context, r statestore.Run, roots []statestore
 	var out statestore.Run
 	var created, claimed bool
 	args := []any{[]byte(r.ID), string(r.Status), r.CreatedAt.UnixNano(), finishedNS(r), body,
-		a.nodes, a.blocks, a.nneeds, a.needs, now.UnixNano()}
+		a.nodes, a.blocks, now.UnixNano()}
 	call := &callOp{
-		sql:  "SELECT bulkhead_submit_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-		args: args,
-		scan: func(row pgx.Row) (error, error) { return nil, row.Scan(&created) },
-	}
-	if owner != "" {
-		call.sql = `SELECT created, k_node, k_token, k_first, k_lease
-FROM bulkhead_submit_run_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
-		call.args = append(args, []byte(owner), micros(lease))
-		call.scan = func(row pgx.Row) (error, error) {
+		sql:  submitSQL,
+		args: append(args, []byte(nil), int64(0)),
+		scan: func(row pgx.Row) (error, error) {
 			var node []byte
 			var token *int64
-			var first *int32
 			var until *time.Time
 			t, claimed = statestore.Task{}, false // a group retried member by member scans again
-			if err := row.Scan(&created, &node, &token, &first, &until); err != nil {
+			if err := row.Scan(&created, &node, &token, &until); err != nil {
 				return nil, err
 			}
-			if node != nil && token != nil && first != nil && until != nil {
+			if owner != "" && node != nil && token != nil && until != nil {
 				t = statestore.Task{RunID: r.ID, Node: string(node), Owner: owner, Token: *token,
-					Claims: 1, First: int(*first), LeaseUntil: *until}
+					Claims: 1, First: 1, LeaseUntil: *until}
 				claimed = true
 			}
 			return nil, nil
-		}
+		},
+	}
+	if owner != "" {
+		call.args = append(args, []byte(owner), micros(lease))
 	}
 	// The run and its roots commit with the committer's next group.
 	err = s.group(ctx, r.ID, call)

@@ -87,7 +87,10 @@ func WithClock(now func() time.Time) Option {
 type Store struct {
 	opts options
 	pool *pgxpool.Pool
-	addr string // host:port, for messages
+	// writes holds the sessions of the group transactions (runGroup),
+	// which plan their statements once (Open).
+	writes *pgxpool.Pool
+	addr   string // host:port, for messages
 
 	life   context.Context // cancelled when Close gives up waiting
 	cancel context.CancelFunc
@@ -208,10 +211,35 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("pgstore: %s: %w", addr, err)
 	}
+	// The group transactions have sessions of their own, one per
+	// committer (with group commit off, as many as the calls' pool):
+	// their statements find every row through a primary key, whatever the
+	// values, so these sessions plan each statement once, and without
+	// sequential scans, hash or merge joins, so that a plan made while the
+	// tables were new and small still reads only the rows of its group
+	// once they are large.
+	wcfg := cfg.Copy()
+	if o.maxBatch > 1 {
+		wcfg.MaxConns = int32(o.committers)
+	}
+	for k, v := range map[string]string{
+		"plan_cache_mode":  "force_generic_plan",
+		"enable_seqscan":   "off",
+		"enable_hashjoin":  "off",
+		"enable_mergejoin": "off",
+	} {
+		wcfg.ConnConfig.RuntimeParams[k] = v
+	}
+	writes, err := pgxpool.NewWithConfig(ctx, wcfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pgstore: open %s: %w", addr, translate(err))
+	}
 	life, cancel := context.WithCancel(context.Background())
 	s := &Store{
 		opts:          o,
 		pool:          pool,
+		writes:        writes,
 		addr:          addr,
 		life:          life,
 		cancel:        cancel,
@@ -272,6 +300,7 @@ func (s *Store) Close() error {
 		}
 		poolDone := make(chan struct{})
 		go func() {
+			s.writes.Close()
 			s.pool.Close()
 			close(poolDone)
 		}()
