@@ -546,6 +546,74 @@ func BenchmarkBulkhead_Completions(b *testing.B) {
 	}
 }
 
+// alternating measures both systems in rounds at the same number in
+// flight, b.N steps each per round, DBOS first in even rounds and
+// bulkhead first in odd ones, and reports the median, lowest and highest
+// of the rounds' ratios (bulkhead's completions/s over DBOS's). The
+// machine's speed drifts by a fifth or more within minutes; a ratio of
+// two measures taken seconds apart, in either order, is what each round
+// compares, and the median of several is steadier than one ratio of two
+// benchmarks run a minute apart.
+func alternating(b *testing.B, inflight, rounds int) {
+	systems := []system{dbosEnv(b), bulkheadEnv(b)}
+	runs := max(1, (b.N+steps-1)/steps)
+	// Warm up with a whole round's workflows, unmeasured: DBOS's rate
+	// still rose over the first rounds after completions' warm-up of a
+	// tenth.
+	for _, sys := range systems {
+		if err := drive(sys, inflight, max(inflight, runs)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	measure := func(sys system) float64 {
+		settle(b, sys.url())
+		start := time.Now()
+		if err := drive(sys, inflight, runs); err != nil {
+			b.Fatal(err)
+		}
+		return float64(runs*steps) / time.Since(start).Seconds()
+	}
+	b.ResetTimer()
+	var ratios, dbosRates, bhRates []float64
+	for r := range rounds {
+		var d, h float64
+		if r%2 == 0 {
+			d = measure(systems[0])
+			h = measure(systems[1])
+		} else {
+			h = measure(systems[1])
+			d = measure(systems[0])
+		}
+		ratios, dbosRates, bhRates = append(ratios, h/d), append(dbosRates, d), append(bhRates, h)
+		b.Logf("round %d: bulkhead %.0f, DBOS %.0f completions/s: %.2f×", r+1, h, d, h/d)
+	}
+	b.StopTimer()
+	median := func(v []float64) float64 {
+		v = slices.Clone(v)
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	b.ReportMetric(median(bhRates), "bulkhead-completions/s")
+	b.ReportMetric(median(dbosRates), "dbos-completions/s")
+	b.ReportMetric(median(ratios), "ratio-median")
+	b.ReportMetric(slices.Min(ratios), "ratio-min")
+	b.ReportMetric(slices.Max(ratios), "ratio-max")
+}
+
+// BenchmarkAlternating_Completions runs seven alternating rounds at 16
+// and 256 in flight (one round for the benchmark's first, one-step call).
+func BenchmarkAlternating_Completions(b *testing.B) {
+	for _, n := range []int{16, 256} {
+		b.Run(fmt.Sprintf("inflight=%d", n), func(b *testing.B) {
+			rounds := 7
+			if b.N < 100 {
+				rounds = 1
+			}
+			alternating(b, n, rounds)
+		})
+	}
+}
+
 func BenchmarkDBOS_Run10Latency(b *testing.B)     { latency(b, dbosEnv(b)) }
 func BenchmarkBulkhead_Run10Latency(b *testing.B) { latency(b, bulkheadEnv(b)) }
 
