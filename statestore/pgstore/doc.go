@@ -185,6 +185,9 @@
 // the rows of its group once they are large. Sent by the host rather than
 // run inside a PL/pgSQL function, the set-based completion and the submit
 // cost the server about a tenth less CPU per step (docs/performance.md).
+// The functions they replace, bulkhead_complete_tasks and
+// bulkhead_submit_run_claim, stay in the schema: hosts of an earlier
+// version still call them while a cluster is upgraded host by host.
 //
 // # Errors
 //
