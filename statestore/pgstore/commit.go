@@ -60,14 +60,15 @@ func (s *Store) group(ctx context.Context, runID string, c *callOp) error {
 const completeSQL = "SELECT code, idx, last FROM bulkhead_complete_node($1, $2, $3, $4, $5, $6)"
 
 // setGroupMin is the fewest completions of claimed tasks a group commits
-// in one call of bulkhead_complete_tasks; fewer are a call of
-// bulkhead_complete_task each, except a completion that ends its run,
-// which is always written by the set-based call (the only one that
-// writes run ends). The set-based call runs the same few
-// statements whatever the group's size: with 16 runs in flight
-// (bench/dbos, pg_stat_statements) a group of about 10 took 1.2 ms of
-// server time against 0.2 ms for each single call, and groups of 2 to 5
-// about what their members' single calls took.
+// with the set-based statements (lockRunsSQL, completeTasksSQL); fewer
+// are a call of bulkhead_complete_task each, except a completion that
+// ends its run, which is always written by the set-based statements (the
+// only ones that write run ends). Those run the same plan whatever the
+// group's size: with 16 runs in flight (bench/dbos, pg_stat_statements) a
+// group of about 8 took 0.5-0.75 ms of server time against 0.23-0.30 ms
+// for each single call. A lone completion through them was slower
+// (10-step p50 6.0-7.0 ms against 5.2-6.5 ms): two statements where the
+// call is one.
 const setGroupMin = 2
 
 // queue adds o's call to b.
@@ -240,10 +241,10 @@ func (s *Store) gather(batch []*op) []*op {
 	return batch
 }
 
-// commitGroup runs the group's calls of bulkhead_complete_node, its one
-// call of bulkhead_complete_tasks and its other writes in one pipelined
-// batch, which the server runs as one transaction. Each call settles its own conflicts without
-// raising, so one member's conflict does not undo the others. When the
+// commitGroup runs the group's calls of bulkhead_complete_node, its
+// set-based statements and its other writes in one pipelined batch, which
+// the server runs as one transaction. Each call settles its own conflicts
+// without raising, so one member's conflict does not undo the others. When the
 // transaction fails anyway (a deadlock with another host's writes, a lost
 // connection), every member is retried in a transaction of its own.
 func (s *Store) commitGroup(batch []*op) {
@@ -325,8 +326,8 @@ func (s *Store) runGroupOn(bs batchSender, ops []*op) ([]error, error) {
 		stop := context.AfterFunc(ops[0].ctx, cancel)
 		defer stop()
 	}
-	// A group of setGroupMin CompleteTasks or more commits them in one
-	// call of bulkhead_complete_tasks, queued first, and so does a
+	// A group of setGroupMin CompleteTasks or more commits them with the
+	// set-based statements, queued first, and so does a
 	// completion that ends its run; every other op is a call of its own.
 	b := &pgx.Batch{}
 	var tasks tasksCall

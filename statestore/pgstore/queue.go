@@ -152,11 +152,15 @@ func (s *Store) submit(ctx context.Context, r statestore.Run, roots []statestore
 	a := newReadyArgs(roots)
 	var out statestore.Run
 	var created, claimed bool
-	args := []any{[]byte(r.ID), string(r.Status), r.CreatedAt.UnixNano(), finishedNS(r), body,
-		a.nodes, a.blocks, now.UnixNano()}
+	var ownerArg []byte // NULL: claim nothing
+	leaseArg := int64(0)
+	if owner != "" {
+		ownerArg, leaseArg = []byte(owner), micros(lease)
+	}
 	call := &callOp{
-		sql:  submitSQL,
-		args: append(args, []byte(nil), int64(0)),
+		sql: submitSQL,
+		args: []any{[]byte(r.ID), string(r.Status), r.CreatedAt.UnixNano(), finishedNS(r), body,
+			a.nodes, a.blocks, now.UnixNano(), ownerArg, leaseArg},
 		scan: func(row pgx.Row) (error, error) {
 			var node []byte
 			var token *int64
@@ -172,9 +176,6 @@ func (s *Store) submit(ctx context.Context, r statestore.Run, roots []statestore
 			}
 			return nil, nil
 		},
-	}
-	if owner != "" {
-		call.args = append(args, []byte(owner), micros(lease))
 	}
 	// The run and its roots commit with the committer's next group.
 	err = s.group(ctx, r.ID, call)
@@ -436,7 +437,7 @@ const completeTaskSQL = `SELECT code, k_node, k_token, k_first, k_lease
 FROM bulkhead_complete_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
 
 // args are bulkhead_complete_task's arguments for t, the completion of a
-// group too small for bulkhead_complete_tasks (setGroupMin).
+// group too small for the set-based statements (setGroupMin).
 func (t *taskOp) args(body []byte) []any {
 	f := t.c.Fence
 	ready := newReadyArgs(t.c.Next)
@@ -479,8 +480,8 @@ type endOp struct {
 }
 
 // CompleteTask implements statestore.Queue. The committer journals the
-// completions of its group in one call of bulkhead_complete_tasks, in the
-// transaction of the group, with CompleteNode's.
+// completions of its group with the set-based statements (completeTasksSQL),
+// in the transaction of the group, with CompleteNode's.
 func (s *Store) CompleteTask(ctx context.Context, c statestore.Completion) (statestore.Task, bool, error) {
 	o, err := s.taskOp(ctx, c)
 	if err != nil {

@@ -118,7 +118,7 @@ LEFT JOIN (
 	WHERE q.keep
 ) k ON k.ci = c.i`
 
-// tasksCall is the arguments of one bulkhead_complete_tasks call: the
+// tasksCall is the arguments of one completeTasksSQL statement: the
 // completions as parallel arrays, their dependents and the dependents'
 // needs flattened, each pointing back at its completion or dependent
 // (1-based, as SQL arrays are).
